@@ -1,0 +1,1 @@
+//! Criterion benchmarks of the pure core live in benches/.

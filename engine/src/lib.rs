@@ -1,0 +1,1 @@
+//! Warren: a ZooKeeper-compatible coordination service.
