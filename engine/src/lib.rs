@@ -1,1 +1,15 @@
 //! Warren: a ZooKeeper-compatible coordination service.
+//!
+//! The pure core (no sockets, files, clocks, threads or global randomness) is `proto`,
+//! `path`, `acl`, `tree`, `txn`, `prep`, `watch`, `session` and `machine`; `server` is the
+//! glommio shell that feeds it events and performs the I/O it asks for.
+
+pub mod acl;
+pub mod machine;
+pub mod path;
+pub mod prep;
+pub mod proto;
+pub mod session;
+pub mod tree;
+pub mod txn;
+pub mod watch;

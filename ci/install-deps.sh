@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the black-box test harness (tests/python) needs: the real Apache ZooKeeper
+# (reference server + Java zkCli) and the Python client/test tools. Idempotent and quiet:
+# prints one line per thing it installs, nothing when all is present.
+set -euo pipefail
+
+PY="${PYTHON:-python3}"
+
+if [ ! -f /usr/share/java/zookeeper.jar ]; then
+    log="$(mktemp)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends zookeeper zookeeper-bin netcat-openbsd; } >"$log" 2>&1; then
+        cat "$log" >&2; rm -f "$log"; exit 1
+    fi
+    rm -f "$log"
+    echo "installed: zookeeper zookeeper-bin netcat-openbsd (apt)"
+fi
+
+pip_install() { # module-to-import  pip-requirement
+    if ! "$PY" -c "import $1" >/dev/null 2>&1; then
+        local log; log="$(mktemp)"
+        if ! "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore "$2" >"$log" 2>&1; then
+            cat "$log" >&2; rm -f "$log"; exit 1
+        fi
+        rm -f "$log"
+        echo "installed: $2 (pip)"
+    fi
+}
+
+pip_install kazoo 'kazoo==2.11.0'
+pip_install pytest 'pytest==8.*'
+pip_install pytest_timeout 'pytest-timeout'

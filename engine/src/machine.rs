@@ -1,0 +1,902 @@
+//! The standalone server's state machine: connections, sessions, requests, watches and the
+//! tree, with no I/O. Events go in (`open`, `connect`, `request`, `disconnected`, `tick`,
+//! `durable`); a `Ready` comes out: transactions to append to the log, frames to send,
+//! connections to close.
+//!
+//! The write path is shaped for durability: a write is prepared into a Txn and handed out in
+//! `Ready::appends`; it is applied and answered only when the shell reports it durable with
+//! `durable(zxid)`. Reads are answered at once from applied state, except that a read waits
+//! behind its own connection's unapplied writes (a session reads its own writes), never
+//! behind another session's.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use tracing::{info, warn};
+
+use crate::acl::{self, AuthInfo};
+use crate::path;
+use crate::prep::{Caller, Pending, Prep, PrepOptions, WriteOp};
+use crate::proto::{
+    encode_reply, event, op, state, xid, ConnectRequest, ConnectResponse, ErrorCode, MultiOp, MultiResult,
+    ReplyHeader, Request, RequestHeader, Response, SetWatches, WatcherEvent,
+};
+use crate::session::{self, SessionTracker};
+use crate::tree::{DataTree, OpResult, Trigger};
+use crate::txn::{owner_kind, OwnerKind, Txn, TxnHeader, TxnOp};
+use crate::watch::{add_watch_mode, Kind, WatchManager};
+
+pub type ConnId = u64;
+
+/// Settings the machine needs (a subset of the config, in its own units).
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    pub tick_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// Connections per client IP; 0 means unlimited.
+    pub max_client_cnxns: u32,
+    pub super_digest: Option<String>,
+    pub ttl_enabled: bool,
+    pub container_check_interval_ms: i64,
+    pub myid: u8,
+    /// Requests a connection may have queued before it is closed as misbehaving.
+    pub max_queued_per_conn: usize,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            tick_ms: 2000,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40000,
+            max_client_cnxns: 60,
+            super_digest: None,
+            ttl_enabled: true,
+            container_check_interval_ms: 60_000,
+            myid: 0,
+            max_queued_per_conn: 100_000,
+        }
+    }
+}
+
+/// Clock readings supplied by the shell: `mono_ms` drives expiry, `wall_ms` stamps znodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Now {
+    pub mono_ms: i64,
+    pub wall_ms: i64,
+}
+
+/// What the shell must do after an event.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Append these to the log, then call `durable` with the last zxid once they are synced.
+    pub appends: Vec<Txn>,
+    /// Frames to write, in order per connection.
+    pub sends: Vec<(ConnId, Vec<u8>)>,
+    /// Connections to close once their queued frames are written.
+    pub closes: Vec<ConnId>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.appends.is_empty() && self.sends.is_empty() && self.closes.is_empty()
+    }
+}
+
+/// Per-connection counters for `cons` and `stat`.
+#[derive(Debug, Clone, Default)]
+pub struct ConnStats {
+    pub received: u64,
+    pub sent: u64,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_latency_ms: i64,
+    pub min_latency_ms: i64,
+    pub max_latency_ms: i64,
+    pub total_latency_ms: i64,
+    pub replies: u64,
+    pub established_ms: i64,
+}
+
+struct Conn {
+    ip: IpAddr,
+    session_id: i64,
+    auth: AuthInfo,
+    queue: VecDeque<Queued>,
+    inflight_writes: usize,
+    last_write_zxid: i64,
+    stats: ConnStats,
+}
+
+struct Queued {
+    hdr: RequestHeader,
+    req: Request,
+    wait_zxid: i64,
+    arrived_ms: i64,
+}
+
+/// Who waits on an appended transaction, and how to answer.
+enum Waiter {
+    Request { conn: ConnId, xid: i32, arrived_ms: i64 },
+    Connect { conn: ConnId, timeout_ms: i32, read_only: Option<bool> },
+    Nobody,
+}
+
+/// Server-wide counters for the four-letter words.
+#[derive(Debug, Clone, Default)]
+pub struct ServerCounters {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub min_latency_ms: i64,
+    pub max_latency_ms: i64,
+    pub total_latency_ms: i64,
+    pub replies: u64,
+}
+
+pub struct Machine {
+    cfg: MachineConfig,
+    tree: DataTree,
+    sessions: SessionTracker,
+    watches: WatchManager,
+    pending: Pending,
+    conns: HashMap<ConnId, Conn>,
+    session_conn: HashMap<i64, ConnId>,
+    per_ip: HashMap<IpAddr, u32>,
+    unapplied: VecDeque<(Txn, Waiter)>,
+    next_zxid: i64,
+    ready: Ready,
+    counters: ServerCounters,
+    last_container_check_ms: i64,
+}
+
+impl Machine {
+    pub fn new(cfg: MachineConfig, tree: DataTree, now: Now) -> Machine {
+        let first_session = session::initial_session_id(cfg.myid, now.wall_ms);
+        let next_zxid = tree.last_zxid + 1;
+        Machine {
+            sessions: SessionTracker::new(cfg.tick_ms, first_session),
+            cfg,
+            tree,
+            watches: WatchManager::default(),
+            pending: Pending::default(),
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            per_ip: HashMap::new(),
+            unapplied: VecDeque::new(),
+            next_zxid,
+            ready: Ready::default(),
+            counters: ServerCounters::default(),
+            last_container_check_ms: now.mono_ms,
+        }
+    }
+
+    pub fn take_ready(&mut self) -> Ready {
+        std::mem::take(&mut self.ready)
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+
+    pub fn counters(&self) -> &ServerCounters {
+        &self.counters
+    }
+
+    pub fn reset_counters(&mut self) {
+        self.counters = ServerCounters::default();
+    }
+
+    pub fn reset_conn_stats(&mut self) {
+        for c in self.conns.values_mut() {
+            c.stats = ConnStats { established_ms: c.stats.established_ms, ..ConnStats::default() };
+        }
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.tree.last_zxid
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.unapplied.len() + self.conns.values().map(|c| c.queue.len()).sum::<usize>()
+    }
+
+    /// (connection, peer ip, session id, stats) for every connection.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, IpAddr, i64, &ConnStats)> {
+        self.conns.iter().map(|(id, c)| (*id, c.ip, c.session_id, &c.stats))
+    }
+
+    pub fn session_of(&self, conn: ConnId) -> Option<i64> {
+        self.conns.get(&conn).map(|c| c.session_id)
+    }
+
+    // ---- events -------------------------------------------------------------------------
+
+    /// A new TCP connection. False means refuse it (too many from this address).
+    pub fn open(&mut self, conn: ConnId, ip: IpAddr, now: Now) -> bool {
+        let count = self.per_ip.entry(ip).or_insert(0);
+        if self.cfg.max_client_cnxns != 0 && *count >= self.cfg.max_client_cnxns {
+            warn!("Too many connections from {ip} - max is {}", self.cfg.max_client_cnxns);
+            return false;
+        }
+        *count += 1;
+        let stats = ConnStats { established_ms: now.wall_ms, min_latency_ms: i64::MAX, ..Default::default() };
+        let conn_state = Conn {
+            ip,
+            session_id: 0,
+            auth: AuthInfo::for_connection(ip),
+            queue: VecDeque::new(),
+            inflight_writes: 0,
+            last_write_zxid: 0,
+            stats,
+        };
+        self.conns.insert(conn, conn_state);
+        true
+    }
+
+    /// The connection is gone (closed by the peer or by us). Its session lives on until it
+    /// expires; its watches are dropped (clients re-register them with setWatches).
+    pub fn disconnected(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        if let Some(n) = self.per_ip.get_mut(&c.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&c.ip);
+            }
+        }
+        if self.session_conn.get(&c.session_id) == Some(&conn) {
+            self.session_conn.remove(&c.session_id);
+        }
+        self.watches.remove_watcher(conn);
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.disconnected(conn);
+            self.ready.closes.push(conn);
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.counters.packets_sent += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.sent += 1;
+        }
+        self.ready.sends.push((conn, frame));
+    }
+
+    /// The first packet of a connection.
+    pub fn connect(&mut self, conn: ConnId, req: ConnectRequest, now: Now) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.stats.received += 1;
+        self.counters.packets_received += 1;
+        if req.last_zxid_seen > self.tree.last_zxid {
+            info!(
+                "Refusing session request for client as it has seen zxid {:#x} our last zxid is {:#x}",
+                req.last_zxid_seen, self.tree.last_zxid
+            );
+            self.close(conn);
+            return;
+        }
+        let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
+        if req.session_id == 0 {
+            let id = self.sessions.next_id();
+            self.sessions.add(id, timeout, now.mono_ms);
+            self.bind_session(conn, id);
+            let waiter = Waiter::Connect { conn, timeout_ms: timeout, read_only: req.read_only };
+            self.append(id, 0, TxnOp::CreateSession { timeout_ms: timeout }, now, waiter);
+            return;
+        }
+        let valid = self.sessions.is_live(req.session_id) && req.passwd == session::password(req.session_id);
+        if !valid {
+            info!("Invalid session {:#x} for client, probably expired", req.session_id);
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                passwd: vec![0; session::PASSWD_LEN],
+                read_only: req.read_only.map(|_| false),
+            };
+            self.send(conn, resp.encode());
+            self.close(conn);
+            return;
+        }
+        if let Some(old) = self.session_conn.get(&req.session_id).copied() {
+            if old != conn {
+                info!("session {:#x} moved to a new connection; closing the old one", req.session_id);
+                self.close(old);
+            }
+        }
+        self.bind_session(conn, req.session_id);
+        self.sessions.set_timeout(req.session_id, timeout);
+        self.sessions.touch(req.session_id, now.mono_ms);
+        self.send_connect_response(conn, req.session_id, timeout, req.read_only);
+    }
+
+    fn bind_session(&mut self, conn: ConnId, session_id: i64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session_id = session_id;
+        }
+        self.session_conn.insert(session_id, conn);
+    }
+
+    fn send_connect_response(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, read_only: Option<bool>) {
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            passwd: session::password(session_id),
+            read_only: read_only.map(|_| false),
+        };
+        self.send(conn, resp.encode());
+    }
+
+    /// A request after the handshake.
+    pub fn request(&mut self, conn: ConnId, hdr: RequestHeader, req: Request, now: Now) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.stats.received += 1;
+        self.counters.packets_received += 1;
+        let session_id = c.session_id;
+        if session_id == 0 {
+            warn!("request before a session was established on connection {conn}; closing it");
+            self.close(conn);
+            return;
+        }
+        self.sessions.touch(session_id, now.mono_ms);
+        if let Request::Auth { scheme, auth, .. } = &req {
+            self.auth(conn, scheme, auth);
+            return;
+        }
+        if is_write(&req) {
+            self.write(conn, session_id, hdr, req, now);
+            return;
+        }
+        let c = self.conns.get_mut(&conn).expect("present");
+        if c.inflight_writes > 0 || !c.queue.is_empty() {
+            if c.queue.len() >= self.cfg.max_queued_per_conn {
+                warn!("connection {conn} exceeded {} queued requests; closing it", self.cfg.max_queued_per_conn);
+                self.close(conn);
+                return;
+            }
+            let wait_zxid = c.last_write_zxid;
+            c.queue.push_back(Queued { hdr, req, wait_zxid, arrived_ms: now.mono_ms });
+            return;
+        }
+        self.read(conn, hdr, req, now.mono_ms, now.mono_ms);
+    }
+
+    /// Timers: session expiry and container/TTL clean-up.
+    pub fn tick(&mut self, now: Now) {
+        for id in self.sessions.expired(now.mono_ms) {
+            info!("Expiring session {id:#x}, timeout of {}ms exceeded", self.sessions.get(id).map_or(0, |s| s.timeout_ms));
+            self.close_session(id, 0, now, Waiter::Nobody);
+        }
+        if now.mono_ms - self.last_container_check_ms >= self.cfg.container_check_interval_ms {
+            self.last_container_check_ms = now.mono_ms;
+            self.sweep_containers(now);
+        }
+    }
+
+    /// The log has made everything up to `zxid` durable: apply and answer in order.
+    pub fn durable(&mut self, zxid: i64, now: Now) {
+        while self.unapplied.front().is_some_and(|(t, _)| t.hdr.zxid <= zxid) {
+            let (txn, waiter) = self.unapplied.pop_front().expect("checked");
+            self.apply(&txn, waiter, now);
+        }
+    }
+
+    // ---- writes -------------------------------------------------------------------------
+
+    fn write(&mut self, conn: ConnId, session_id: i64, hdr: RequestHeader, req: Request, now: Now) {
+        let waiter = Waiter::Request { conn, xid: hdr.xid, arrived_ms: now.mono_ms };
+        if !self.sessions.is_live(session_id) {
+            // ZooKeeper answers SessionExpired for work on a closing session.
+            self.reply_error(conn, hdr.xid, ErrorCode::SessionExpired, now.mono_ms, now.mono_ms);
+            return;
+        }
+        if let Request::CloseSession = req {
+            self.close_session(session_id, hdr.xid, now, waiter);
+            return;
+        }
+        let zxid = self.next_zxid;
+        let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
+        let c = self.conns.get(&conn).expect("present");
+        let who = Caller { session_id, auth: &c.auth, super_digest: self.cfg.super_digest.as_deref() };
+        let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
+        let txn_op = match &req {
+            Request::Multi(ops) => match ops.iter().map(WriteOp::from_multi).collect::<Option<Vec<_>>>() {
+                Some(w) => prep.multi(&w, &who),
+                None => TxnOp::Error(ErrorCode::BadArguments),
+            },
+            other => {
+                let w = single_write(other).expect("is_write checked");
+                prep.op(&w, &who).unwrap_or_else(TxnOp::Error)
+            }
+        };
+        if !matches!(txn_op, TxnOp::Error(_)) {
+            prep.commit();
+        }
+        self.append(session_id, hdr.xid, txn_op, now, waiter);
+    }
+
+    fn close_session(&mut self, session_id: i64, cxid: i32, now: Now, waiter: Waiter) {
+        let zxid = self.next_zxid;
+        let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
+        let auth = AuthInfo::empty();
+        let who = Caller { session_id, auth: &auth, super_digest: None };
+        let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
+        let op = prep.op(&WriteOp::CloseSession, &who).expect("closeSession cannot fail");
+        prep.commit();
+        self.sessions.set_closing(session_id);
+        self.append(session_id, cxid, op, now, waiter);
+    }
+
+    fn append(&mut self, session_id: i64, cxid: i32, op: TxnOp, now: Now, waiter: Waiter) {
+        let zxid = self.next_zxid;
+        self.next_zxid += 1;
+        let conn = match &waiter {
+            Waiter::Request { conn, .. } | Waiter::Connect { conn, .. } => Some(*conn),
+            Waiter::Nobody => None,
+        };
+        if let Some(c) = conn.and_then(|id| self.conns.get_mut(&id)) {
+            c.inflight_writes += 1;
+            c.last_write_zxid = zxid;
+        }
+        let txn = Txn { hdr: TxnHeader { session_id, cxid, zxid, time_ms: now.wall_ms }, op };
+        self.ready.appends.push(txn.clone());
+        self.unapplied.push_back((txn, waiter));
+    }
+
+    fn apply(&mut self, txn: &Txn, waiter: Waiter, now: Now) {
+        let mut triggers = Vec::new();
+        let result = self.tree.apply(txn, &mut triggers);
+        self.pending.applied(txn.hdr.zxid);
+        self.fire(&triggers);
+        match &txn.op {
+            TxnOp::CloseSession => self.session_closed(txn.hdr.session_id),
+            TxnOp::CreateSession { .. } => {}
+            _ => {}
+        }
+        let zxid = txn.hdr.zxid;
+        match waiter {
+            Waiter::Nobody => {}
+            Waiter::Connect { conn, timeout_ms, read_only } => {
+                self.write_done(conn, zxid);
+                if self.conns.contains_key(&conn) {
+                    self.send_connect_response(conn, txn.hdr.session_id, timeout_ms, read_only);
+                }
+                self.drain(conn, zxid, now);
+            }
+            Waiter::Request { conn, xid: request_xid, arrived_ms } => {
+                self.write_done(conn, zxid);
+                let (err, body) = write_reply(result);
+                let frame = encode_reply(ReplyHeader { xid: request_xid, zxid, err: err.code() }, &body);
+                self.record_reply(conn, txn_opname(&txn.op), request_xid, zxid, arrived_ms, now.mono_ms);
+                if self.conns.contains_key(&conn) {
+                    self.send(conn, frame);
+                }
+                if matches!(txn.op, TxnOp::CloseSession) {
+                    self.close(conn);
+                } else {
+                    self.drain(conn, zxid, now);
+                }
+            }
+        }
+    }
+
+    fn write_done(&mut self, conn: ConnId, _zxid: i64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.inflight_writes = c.inflight_writes.saturating_sub(1);
+        }
+    }
+
+    /// Answers the reads that were waiting for this connection's writes up to `zxid`.
+    fn drain(&mut self, conn: ConnId, zxid: i64, now: Now) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else { return };
+            if !c.queue.front().is_some_and(|q| q.wait_zxid <= zxid) {
+                return;
+            }
+            let q = c.queue.pop_front().expect("checked");
+            self.read(conn, q.hdr, q.req, q.arrived_ms, now.mono_ms);
+        }
+    }
+
+    fn session_closed(&mut self, session_id: i64) {
+        self.sessions.remove(session_id);
+        if let Some(conn) = self.session_conn.remove(&session_id) {
+            // An expired session's connection is closed; a client-closed one is closed after
+            // its reply (see apply).
+            if self.conns.get(&conn).is_some_and(|c| c.inflight_writes == 0) {
+                self.close(conn);
+            }
+        }
+    }
+
+    fn fire(&mut self, triggers: &[Trigger]) {
+        for t in triggers {
+            for w in self.watches.trigger(&t.path, t.event_type) {
+                let ev = WatcherEvent { event_type: t.event_type, state: state::SYNC_CONNECTED, path: t.path.clone() };
+                if self.conns.contains_key(&w) {
+                    self.send(w, ev.encode());
+                }
+            }
+        }
+    }
+
+    fn sweep_containers(&mut self, now: Now) {
+        let mut doomed = Vec::new();
+        for p in self.tree.containers() {
+            let n = self.tree.get(p).expect("indexed");
+            if n.stat.cversion > 0 && n.children.is_empty() && !self.pending.touches(p) {
+                doomed.push(p.clone());
+            }
+        }
+        for p in self.tree.ttls() {
+            let n = self.tree.get(p).expect("indexed");
+            if let OwnerKind::Ttl(ttl) = owner_kind(n.stat.ephemeral_owner) {
+                if n.children.is_empty() && now.wall_ms - n.stat.mtime > ttl && !self.pending.touches(p) {
+                    doomed.push(p.clone());
+                }
+            }
+        }
+        doomed.sort();
+        for p in doomed {
+            let zxid = self.next_zxid;
+            let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
+            let auth = AuthInfo::empty();
+            let who = Caller { session_id: 0, auth: &auth, super_digest: None };
+            let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
+            if let Ok(op) = prep.op(&WriteOp::DeleteContainer { path: p }, &who) {
+                prep.commit();
+                self.append(0, 0, op, now, Waiter::Nobody);
+            }
+        }
+    }
+
+    // ---- reads and session-local requests -------------------------------------------------
+
+    fn auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) {
+        let c = self.conns.get_mut(&conn).expect("present");
+        let err = match c.auth.add_auth(scheme, auth) {
+            Ok(()) => ErrorCode::Ok,
+            Err(_) => ErrorCode::AuthFailed,
+        };
+        let frame = encode_reply(ReplyHeader { xid: xid::AUTH, zxid: 0, err: err.code() }, &Response::Empty);
+        self.send(conn, frame);
+        if err != ErrorCode::Ok {
+            warn!("authentication failed for scheme {scheme:?} on connection {conn}; closing it");
+            self.close(conn);
+        }
+    }
+
+    fn reply_error(&mut self, conn: ConnId, request_xid: i32, err: ErrorCode, arrived_ms: i64, now_ms: i64) {
+        let zxid = self.tree.last_zxid;
+        let frame = encode_reply(ReplyHeader { xid: request_xid, zxid, err: err.code() }, &Response::Empty);
+        self.record_reply(conn, "ERR", request_xid, zxid, arrived_ms, now_ms);
+        self.send(conn, frame);
+    }
+
+    fn read(&mut self, conn: ConnId, hdr: RequestHeader, req: Request, arrived_ms: i64, now_ms: i64) {
+        let opname = request_opname(&req);
+        let result = self.read_result(conn, &req);
+        let zxid = self.tree.last_zxid;
+        let reply_xid = match req {
+            Request::Ping => xid::PING,
+            Request::SetWatches(_) => xid::SET_WATCHES,
+            _ => hdr.xid,
+        };
+        let (err, body) = match result {
+            Ok(b) => (ErrorCode::Ok, b),
+            Err(e) => (e, Response::Empty),
+        };
+        if !matches!(req, Request::Ping) {
+            self.record_reply(conn, opname, hdr.xid, zxid, arrived_ms, now_ms);
+        }
+        let frame = encode_reply(ReplyHeader { xid: reply_xid, zxid, err: err.code() }, &body);
+        self.send(conn, frame);
+    }
+
+    fn can(&self, conn: ConnId, node_acl: &[acl::Acl], perm: i32) -> bool {
+        let c = &self.conns[&conn];
+        acl::check(node_acl, perm, &c.auth, self.cfg.super_digest.as_deref())
+    }
+
+    fn read_result(&mut self, conn: ConnId, req: &Request) -> Result<Response, ErrorCode> {
+        let valid = |p: &str| path::validate(p).map_err(|_| ErrorCode::BadArguments);
+        match req {
+            Request::Ping => Ok(Response::Empty),
+            Request::Exists { path, watch } => {
+                valid(path)?;
+                if *watch {
+                    self.watches.add(path, conn, Kind::Data);
+                }
+                self.tree.get(path).map(|n| Response::Stat(n.stat())).ok_or(ErrorCode::NoNode)
+            }
+            Request::GetData { path, watch } => {
+                valid(path)?;
+                let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+                if !self.can(conn, &n.acl, acl::perms::READ) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                let resp = Response::GetData { data: n.data.clone(), stat: n.stat() };
+                if *watch {
+                    self.watches.add(path, conn, Kind::Data);
+                }
+                Ok(resp)
+            }
+            Request::GetChildren { path, watch } | Request::GetChildren2 { path, watch } => {
+                valid(path)?;
+                let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+                if !self.can(conn, &n.acl, acl::perms::READ) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                let children: Vec<String> = n.children.iter().cloned().collect();
+                let resp = if matches!(req, Request::GetChildren2 { .. }) {
+                    Response::Children2 { children, stat: n.stat() }
+                } else {
+                    Response::Children(children)
+                };
+                if *watch {
+                    self.watches.add(path, conn, Kind::Child);
+                }
+                Ok(resp)
+            }
+            Request::GetAcl { path } => {
+                valid(path)?;
+                let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+                if !self.can(conn, &n.acl, acl::perms::READ | acl::perms::ADMIN) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                Ok(Response::GetAcl { acl: n.acl.to_vec(), stat: n.stat() })
+            }
+            Request::Sync { path } => {
+                valid(path)?;
+                Ok(Response::Sync { path: path.clone() })
+            }
+            Request::SetWatches(sw) => {
+                self.set_watches(conn, sw);
+                Ok(Response::Empty)
+            }
+            Request::AddWatch { path, mode } => {
+                valid(path)?;
+                let kind = match *mode {
+                    add_watch_mode::PERSISTENT => Kind::Persistent,
+                    add_watch_mode::PERSISTENT_RECURSIVE => Kind::Recursive,
+                    _ => return Err(ErrorCode::BadArguments),
+                };
+                self.watches.add(path, conn, kind);
+                Ok(Response::Empty)
+            }
+            Request::CheckWatches { path, watch_type } => {
+                valid(path)?;
+                if self.watches.contains(path, conn, *watch_type) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::RemoveWatches { path, watch_type } => {
+                valid(path)?;
+                if self.watches.remove(path, conn, *watch_type) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::GetEphemerals { prefix } => {
+                let session = self.conns[&conn].session_id;
+                let mut list: Vec<String> =
+                    self.tree.ephemerals_of(session).filter(|p| p.starts_with(prefix.as_str())).cloned().collect();
+                list.sort();
+                Ok(Response::Ephemerals(list))
+            }
+            Request::GetAllChildrenNumber { path } => {
+                valid(path)?;
+                let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+                if !self.can(conn, &n.acl, acl::perms::READ) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                Ok(Response::AllChildrenNumber(self.tree.descendant_count(path) as i32))
+            }
+            Request::WhoAmI => Ok(Response::WhoAmI(client_infos(&self.conns[&conn].auth))),
+            Request::MultiRead(ops) => Ok(Response::Multi(ops.iter().map(|o| self.multi_read_op(conn, o)).collect())),
+            Request::Unimplemented(opcode) => {
+                warn!("unimplemented opcode {opcode} on connection {conn}");
+                Err(ErrorCode::Unimplemented)
+            }
+            _ => Err(ErrorCode::Unimplemented),
+        }
+    }
+
+    fn multi_read_op(&mut self, conn: ConnId, o: &MultiOp) -> MultiResult {
+        let req = match o {
+            MultiOp::GetData { path } => Request::GetData { path: path.clone(), watch: false },
+            MultiOp::GetChildren { path } => Request::GetChildren { path: path.clone(), watch: false },
+            _ => return MultiResult::Error(ErrorCode::BadArguments),
+        };
+        match self.read_result(conn, &req) {
+            Ok(Response::GetData { data, stat }) => MultiResult::GetData { data, stat },
+            Ok(Response::Children(children)) => MultiResult::GetChildren { children },
+            Ok(_) => MultiResult::Error(ErrorCode::SystemError),
+            Err(e) => MultiResult::Error(e),
+        }
+    }
+
+    /// Re-registers a reconnecting client's watches, firing at once those whose change it
+    /// missed while disconnected (ZooKeeper's DataTree.setWatches).
+    fn set_watches(&mut self, conn: ConnId, sw: &SetWatches) {
+        let rel = sw.relative_zxid;
+        let mut events = Vec::new();
+        for p in &sw.data {
+            match self.tree.get(p) {
+                None => events.push((p.clone(), event::NODE_DELETED)),
+                Some(n) if n.stat.mzxid > rel => events.push((p.clone(), event::NODE_DATA_CHANGED)),
+                Some(_) => self.watches.add(p, conn, Kind::Data),
+            }
+        }
+        for p in &sw.exist {
+            match self.tree.get(p) {
+                Some(_) => events.push((p.clone(), event::NODE_CREATED)),
+                None => self.watches.add(p, conn, Kind::Data),
+            }
+        }
+        for p in &sw.child {
+            match self.tree.get(p) {
+                None => events.push((p.clone(), event::NODE_DELETED)),
+                Some(n) if n.stat.pzxid > rel => events.push((p.clone(), event::NODE_CHILDREN_CHANGED)),
+                Some(_) => self.watches.add(p, conn, Kind::Child),
+            }
+        }
+        for p in &sw.persistent {
+            self.watches.add(p, conn, Kind::Persistent);
+        }
+        for p in &sw.persistent_recursive {
+            self.watches.add(p, conn, Kind::Recursive);
+        }
+        for (p, t) in events {
+            let ev = WatcherEvent { event_type: t, state: state::SYNC_CONNECTED, path: p };
+            self.send(conn, ev.encode());
+        }
+    }
+
+    fn record_reply(&mut self, conn: ConnId, opname: &'static str, cxid: i32, zxid: i64, arrived_ms: i64, now_ms: i64) {
+        let latency = (now_ms - arrived_ms).max(0);
+        let k = &mut self.counters;
+        k.min_latency_ms = if k.replies == 0 { latency } else { k.min_latency_ms.min(latency) };
+        k.max_latency_ms = k.max_latency_ms.max(latency);
+        k.total_latency_ms += latency;
+        k.replies += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let s = &mut c.stats;
+            s.last_op = opname;
+            s.last_cxid = cxid;
+            s.last_zxid = zxid;
+            s.last_latency_ms = latency;
+            s.min_latency_ms = s.min_latency_ms.min(latency);
+            s.max_latency_ms = s.max_latency_ms.max(latency);
+            s.total_latency_ms += latency;
+            s.replies += 1;
+        }
+    }
+}
+
+/// whoAmI's (scheme, user) pairs: a digest id shows its user name only, as ZooKeeper does.
+fn client_infos(auth: &AuthInfo) -> Vec<(String, String)> {
+    auth.ids()
+        .iter()
+        .map(|id| {
+            let user = match id.scheme.as_str() {
+                "digest" => id.id.split(':').next().unwrap_or_default().to_string(),
+                _ => id.id.clone(),
+            };
+            (id.scheme.clone(), user)
+        })
+        .collect()
+}
+
+fn is_write(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Create(_)
+            | Request::Delete { .. }
+            | Request::DeleteContainer { .. }
+            | Request::SetData { .. }
+            | Request::SetAcl { .. }
+            | Request::Check { .. }
+            | Request::Multi(_)
+            | Request::CloseSession
+    )
+}
+
+fn single_write(req: &Request) -> Option<WriteOp> {
+    Some(match req {
+        Request::Create(c) => WriteOp::Create(c.clone()),
+        Request::Delete { path, version } => WriteOp::Delete { path: path.clone(), version: *version },
+        Request::DeleteContainer { path } => WriteOp::DeleteContainer { path: path.clone() },
+        Request::SetData { path, data, version } => {
+            WriteOp::SetData { path: path.clone(), data: data.clone(), version: *version }
+        }
+        Request::SetAcl { path, acl, version } => WriteOp::SetAcl { path: path.clone(), acl: acl.clone(), version: *version },
+        Request::Check { path, version } => WriteOp::Check { path: path.clone(), version: *version },
+        _ => return None,
+    })
+}
+
+/// The reply to an applied write: (header error, body).
+fn write_reply(result: OpResult) -> (ErrorCode, Response) {
+    match result {
+        OpResult::Created { kind, path, stat } => match kind {
+            crate::proto::CreateKind::Create => (ErrorCode::Ok, Response::Create { path }),
+            _ => (ErrorCode::Ok, Response::Create2 { path, stat }),
+        },
+        OpResult::SetData(stat) | OpResult::SetAcl(stat) => (ErrorCode::Ok, Response::Stat(stat)),
+        OpResult::Deleted | OpResult::Checked | OpResult::SessionClosed | OpResult::SessionCreated => {
+            (ErrorCode::Ok, Response::Empty)
+        }
+        OpResult::Multi(results) => (ErrorCode::Ok, Response::Multi(results.into_iter().map(multi_result).collect())),
+        OpResult::Error(e) => (e, Response::Empty),
+    }
+}
+
+fn multi_result(r: OpResult) -> MultiResult {
+    match r {
+        OpResult::Created { kind: crate::proto::CreateKind::Create, path, .. } => MultiResult::Create { path },
+        OpResult::Created { path, stat, .. } => MultiResult::Create2 { path, stat },
+        OpResult::Deleted => MultiResult::Delete,
+        OpResult::SetData(stat) | OpResult::SetAcl(stat) => MultiResult::SetData { stat },
+        OpResult::Checked => MultiResult::Check,
+        OpResult::Error(e) => MultiResult::Error(e),
+        OpResult::Multi(_) | OpResult::SessionClosed | OpResult::SessionCreated => {
+            MultiResult::Error(ErrorCode::SystemError)
+        }
+    }
+}
+
+/// Short op names as ZooKeeper's `cons` shows them.
+fn request_opname(req: &Request) -> &'static str {
+    match req.opcode() {
+        op::EXISTS => "EXIS",
+        op::GET_DATA => "GETD",
+        op::GET_CHILDREN => "GETC",
+        op::GET_CHILDREN2 => "GETC",
+        op::GET_ACL => "GETA",
+        op::SYNC => "SYNC",
+        op::PING => "PING",
+        op::SET_WATCHES | op::SET_WATCHES2 => "SETW",
+        op::MULTI_READ => "MLTR",
+        op::ADD_WATCH => "ADDW",
+        op::CHECK_WATCHES => "CHKW",
+        op::REMOVE_WATCHES => "REMW",
+        op::WHO_AM_I => "HOMI",
+        op::GET_EPHEMERALS => "GETE",
+        op::GET_ALL_CHILDREN_NUMBER => "GETACN",
+        _ => "UNKN",
+    }
+}
+
+fn txn_opname(op: &TxnOp) -> &'static str {
+    match op {
+        TxnOp::Create { .. } => "CREA",
+        TxnOp::Delete { .. } | TxnOp::DeleteContainer { .. } => "DELE",
+        TxnOp::SetData { .. } => "SETD",
+        TxnOp::SetAcl { .. } => "SETA",
+        TxnOp::Check { .. } => "CHEC",
+        TxnOp::Multi(_) => "MULT",
+        TxnOp::CloseSession => "CLOS",
+        TxnOp::CreateSession { .. } => "SESS",
+        TxnOp::Error(_) => "ERR",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,345 @@
+//! Scripted scenarios against the pure state machine: connect, write, "fsync", read.
+
+use super::*;
+use crate::acl::open_acl_unsafe;
+use crate::proto::{CreateKind, CreateRequest, Reader, Stat};
+use std::net::Ipv4Addr;
+
+const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+struct Harness {
+    m: Machine,
+    now: Now,
+    log: Vec<Txn>,
+    /// Frames received per connection, decoded lazily by the tests.
+    inbox: HashMap<ConnId, Vec<Vec<u8>>>,
+    closed: Vec<ConnId>,
+    /// When false, appended txns stay "unsynced" until `sync()`.
+    auto_sync: bool,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(MachineConfig::default())
+    }
+
+    fn with(cfg: MachineConfig) -> Harness {
+        let now = Now { mono_ms: 1_000, wall_ms: 1_700_000_000_000 };
+        Harness {
+            m: Machine::new(cfg, DataTree::new(), now),
+            now,
+            log: vec![],
+            inbox: HashMap::new(),
+            closed: vec![],
+            auto_sync: true,
+        }
+    }
+
+    fn pump(&mut self) {
+        loop {
+            let r = self.m.take_ready();
+            if r.is_empty() {
+                return;
+            }
+            let last = r.appends.last().map(|t| t.hdr.zxid);
+            self.log.extend(r.appends);
+            for (c, f) in r.sends {
+                self.inbox.entry(c).or_default().push(f);
+            }
+            self.closed.extend(r.closes);
+            if let (Some(z), true) = (last, self.auto_sync) {
+                self.m.durable(z, self.now);
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        let z = self.log.last().map(|t| t.hdr.zxid).unwrap_or(0);
+        self.m.durable(z, self.now);
+        self.pump();
+    }
+
+    fn connect(&mut self, conn: ConnId) -> i64 {
+        assert!(self.m.open(conn, IP, self.now));
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 10_000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+        };
+        self.m.connect(conn, req, self.now);
+        self.pump();
+        let f = self.take(conn).remove(0);
+        let resp = ConnectResponse::decode(&f[4..]).unwrap();
+        assert_eq!(resp.timeout_ms, 10_000);
+        resp.session_id
+    }
+
+    fn send(&mut self, conn: ConnId, xid: i32, req: Request) {
+        self.m.request(conn, RequestHeader { xid, op: req.opcode() }, req, self.now);
+        self.pump();
+    }
+
+    fn take(&mut self, conn: ConnId) -> Vec<Vec<u8>> {
+        self.inbox.remove(&conn).unwrap_or_default()
+    }
+
+    /// Sends one request and returns (reply header, body reader bytes).
+    fn call(&mut self, conn: ConnId, xid: i32, req: Request) -> (ReplyHeader, Vec<u8>) {
+        self.send(conn, xid, req);
+        let frames = self.take(conn);
+        let f = frames.into_iter().find(|f| header(f).xid == xid).expect("reply");
+        (header(&f), f[20..].to_vec())
+    }
+}
+
+fn header(f: &[u8]) -> ReplyHeader {
+    let mut r = Reader::new(&f[4..]);
+    ReplyHeader { xid: r.i32().unwrap(), zxid: r.i64().unwrap(), err: r.i32().unwrap() }
+}
+
+fn create(path: &str, flags: i32) -> Request {
+    Request::Create(CreateRequest {
+        kind: CreateKind::Create2,
+        path: path.into(),
+        data: b"v".to_vec(),
+        acl: open_acl_unsafe(),
+        flags,
+        ttl_ms: -1,
+    })
+}
+
+fn stat_of(body: &[u8]) -> Stat {
+    Stat::read(&mut Reader::new(body)).unwrap()
+}
+
+#[test]
+fn session_creation_consumes_a_zxid() {
+    let mut h = Harness::new();
+    h.connect(1);
+    assert_eq!(h.log.len(), 1);
+    assert_eq!(h.m.last_zxid(), 1);
+    let (hdr, _) = h.call(1, 1, create("/a", 0));
+    assert_eq!((hdr.err, hdr.zxid), (0, 2));
+}
+
+#[test]
+fn write_is_answered_only_after_durable() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.auto_sync = false;
+    h.send(1, 1, create("/a", 0));
+    h.send(1, 2, Request::Exists { path: "/a".into(), watch: false });
+    assert!(h.take(1).is_empty(), "nothing may be answered before the fsync");
+    h.sync();
+    let frames = h.take(1);
+    assert_eq!(frames.len(), 2);
+    assert_eq!(header(&frames[0]).xid, 1);
+    // The read waited for its own session's write and sees it.
+    assert_eq!((header(&frames[1]).xid, header(&frames[1]).err), (2, 0));
+}
+
+#[test]
+fn reads_of_other_sessions_do_not_wait() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.connect(2);
+    h.auto_sync = false;
+    h.send(1, 1, create("/a", 0));
+    let (hdr, _) = h.call(2, 1, Request::Exists { path: "/a".into(), watch: false });
+    assert_eq!(hdr.err, ErrorCode::NoNode.code(), "unsynced writes are invisible to others");
+}
+
+#[test]
+fn failed_write_consumes_a_zxid_and_reports_error() {
+    let mut h = Harness::new();
+    h.connect(1);
+    let (hdr, _) = h.call(1, 1, create("/x/y", 0));
+    assert_eq!((hdr.err, hdr.zxid), (ErrorCode::NoNode.code(), 2));
+}
+
+#[test]
+fn watch_event_precedes_reply_and_fires_once() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.connect(2);
+    h.call(1, 1, create("/w", 0));
+    h.call(2, 1, Request::GetData { path: "/w".into(), watch: true });
+    h.send(1, 2, Request::SetData { path: "/w".into(), data: b"n".to_vec(), version: -1 });
+    let f2 = h.take(2);
+    assert_eq!(f2.len(), 1);
+    let mut r = Reader::new(&f2[0][4..]);
+    assert_eq!(r.i32().unwrap(), xid::NOTIFICATION);
+    r.i64().unwrap();
+    r.i32().unwrap();
+    let ev = WatcherEvent::read(&mut r).unwrap();
+    assert_eq!((ev.event_type, ev.path.as_str()), (event::NODE_DATA_CHANGED, "/w"));
+    h.call(1, 3, Request::SetData { path: "/w".into(), data: b"m".to_vec(), version: -1 });
+    assert!(h.take(2).is_empty(), "one-shot watch fired twice");
+}
+
+#[test]
+fn ephemerals_vanish_on_close_and_on_expiry() {
+    let mut h = Harness::new();
+    let s1 = h.connect(1);
+    h.connect(2);
+    let (hdr, body) = h.call(1, 1, create("/e", 1));
+    assert_eq!(hdr.err, 0);
+    let mut r = Reader::new(&body);
+    assert_eq!(r.string().unwrap(), "/e");
+    assert_eq!(Stat::read(&mut r).unwrap().ephemeral_owner, s1);
+    h.call(2, 1, Request::Exists { path: "/e".into(), watch: true });
+    let (hdr, _) = h.call(1, 2, Request::CloseSession);
+    assert_eq!(hdr.err, 0);
+    assert!(h.closed.contains(&1));
+    assert!(h.m.tree().get("/e").is_none());
+    assert_eq!(h.take(2).len(), 1, "NodeDeleted delivered");
+
+    let s3 = h.connect(3);
+    h.call(3, 1, create("/e3", 1));
+    h.m.disconnected(3);
+    h.now.mono_ms += 30_000;
+    h.m.tick(h.now);
+    h.pump();
+    assert!(h.m.tree().get("/e3").is_none());
+    assert!(h.m.sessions().get(s3).is_none());
+}
+
+#[test]
+fn reconnect_with_wrong_password_is_refused_and_right_one_resumes() {
+    let mut h = Harness::new();
+    let s = h.connect(1);
+    h.m.disconnected(1);
+    assert!(h.m.open(2, IP, h.now));
+    let bad = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 10_000,
+        session_id: s,
+        passwd: vec![1; 16],
+        read_only: None,
+    };
+    h.m.connect(2, bad.clone(), h.now);
+    h.pump();
+    let resp = ConnectResponse::decode(&h.take(2)[0][4..]).unwrap();
+    assert_eq!((resp.session_id, resp.timeout_ms, resp.read_only), (0, 0, None));
+    assert!(h.closed.contains(&2));
+    assert!(h.m.open(3, IP, h.now));
+    h.m.connect(3, ConnectRequest { passwd: session::password(s), ..bad }, h.now);
+    h.pump();
+    let resp = ConnectResponse::decode(&h.take(3)[0][4..]).unwrap();
+    assert_eq!(resp.session_id, s);
+}
+
+#[test]
+fn client_ahead_of_server_is_refused() {
+    let mut h = Harness::new();
+    assert!(h.m.open(1, IP, h.now));
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 99,
+        timeout_ms: 10_000,
+        session_id: 0,
+        passwd: vec![0; 16],
+        read_only: None,
+    };
+    h.m.connect(1, req, h.now);
+    h.pump();
+    assert!(h.closed.contains(&1));
+    assert!(h.take(1).is_empty());
+}
+
+#[test]
+fn max_client_cnxns_per_ip() {
+    let mut h = Harness::new();
+    for c in 0..60 {
+        assert!(h.m.open(c, IP, h.now));
+    }
+    assert!(!h.m.open(60, IP, h.now));
+    h.m.disconnected(0);
+    assert!(h.m.open(61, IP, h.now));
+}
+
+#[test]
+fn sequential_and_stat_rules() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.call(1, 1, create("/abc", 0));
+    let (_, b) = h.call(1, 2, create("/abc/aaa", 2));
+    assert_eq!(Reader::new(&b).string().unwrap(), "/abc/aaa0000000000");
+    let (_, b) = h.call(1, 3, create("/abc/aaa", 2));
+    assert_eq!(Reader::new(&b).string().unwrap(), "/abc/aaa0000000001");
+    let (_, b) = h.call(1, 4, Request::Exists { path: "/abc".into(), watch: false });
+    let s = stat_of(&b);
+    assert_eq!((s.cversion, s.num_children, s.pzxid), (2, 2, 4));
+}
+
+#[test]
+fn setwatches_fires_missed_changes() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.call(1, 1, create("/a", 0));
+    let zxid_before = h.m.last_zxid();
+    h.call(1, 2, Request::SetData { path: "/a".into(), data: vec![], version: -1 });
+    let sw = SetWatches {
+        relative_zxid: zxid_before,
+        data: vec!["/a".into(), "/gone".into()],
+        exist: vec!["/a".into(), "/later".into()],
+        ..Default::default()
+    };
+    let frames = {
+        h.send(1, xid::SET_WATCHES, Request::SetWatches(sw));
+        h.take(1)
+    };
+    // NodeDataChanged(/a), NodeDeleted(/gone), NodeCreated(/a), then the reply.
+    assert_eq!(frames.len(), 4);
+    assert_eq!(header(&frames[3]).xid, xid::SET_WATCHES);
+    h.call(1, 3, create("/later", 0));
+}
+
+#[test]
+fn auth_failure_closes_and_digest_acl_protects() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(1, xid::AUTH, Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() });
+    assert_eq!(header(&h.take(1)[0]).err, 0);
+    let acl = vec![crate::acl::Acl { perms: 31, id: crate::acl::Id { scheme: "auth".into(), id: "".into() } }];
+    let req = Request::Create(CreateRequest {
+        kind: CreateKind::Create,
+        path: "/sec".into(),
+        data: b"s".to_vec(),
+        acl,
+        flags: 0,
+        ttl_ms: -1,
+    });
+    assert_eq!(h.call(1, 1, req).0.err, 0);
+    h.connect(2);
+    let (hdr, _) = h.call(2, 1, Request::GetData { path: "/sec".into(), watch: false });
+    assert_eq!(hdr.err, ErrorCode::NoAuth.code());
+    h.send(2, xid::AUTH, Request::Auth { auth_type: 0, scheme: "bogus".into(), auth: vec![] });
+    assert_eq!(header(&h.take(2)[0]).err, ErrorCode::AuthFailed.code());
+    assert!(h.closed.contains(&2));
+}
+
+#[test]
+fn containers_are_swept_once_emptied() {
+    let mut h = Harness::with(MachineConfig { container_check_interval_ms: 5_000, ..MachineConfig::default() });
+    h.connect(1);
+    let mut req = create("/c", 4);
+    if let Request::Create(c) = &mut req {
+        c.kind = CreateKind::Container;
+    }
+    h.call(1, 1, req);
+    h.now.mono_ms += 6_000;
+    h.m.tick(h.now);
+    h.pump();
+    assert!(h.m.tree().get("/c").is_some(), "never-used container stays");
+    h.call(1, 2, create("/c/x", 0));
+    h.call(1, 3, Request::Delete { path: "/c/x".into(), version: -1 });
+    h.now.mono_ms += 6_000;
+    h.m.tick(h.now);
+    h.pump();
+    assert!(h.m.tree().get("/c").is_none());
+}

@@ -1,0 +1,189 @@
+//! The session table and its expiry queue, bucketed by tick like ZooKeeper's ExpiryQueue:
+//! a session touched at `now` expires at the first tick boundary after `now + timeout`, so
+//! expiry work happens once per tick for a whole bucket rather than per session.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sha1::{Digest, Sha1};
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: i64,
+    pub timeout_ms: i32,
+    pub expire_at_ms: i64,
+    /// Set once a closeSession was prepared: no new work is accepted for it.
+    pub closing: bool,
+}
+
+#[derive(Debug)]
+pub struct SessionTracker {
+    sessions: HashMap<i64, Session>,
+    buckets: BTreeMap<i64, HashSet<i64>>,
+    tick_ms: i64,
+    next_id: i64,
+}
+
+/// Session passwords are derived from the id and a fixed secret, as ZooKeeper does, so that
+/// any server of an ensemble can check a reconnecting client without shared state.
+const PASSWD_SECRET: &[u8] = b"warren-session-secret-v1";
+pub const PASSWD_LEN: usize = 16;
+
+pub fn password(session_id: i64) -> Vec<u8> {
+    let mut h = Sha1::new();
+    h.update(PASSWD_SECRET);
+    h.update(session_id.to_be_bytes());
+    h.finalize()[..PASSWD_LEN].to_vec()
+}
+
+/// The first session id for a server: its myid in the top byte and a time-derived counter
+/// below, like ZooKeeper's initializeNextSessionId, so ids stay unique across restarts.
+pub fn initial_session_id(myid: u8, wall_ms: i64) -> i64 {
+    let base = ((wall_ms as u64) << 24) >> 8;
+    let id = (base | ((myid as u64) << 56)) as i64;
+    if id == crate::txn::CONTAINER_OWNER {
+        id + 1
+    } else {
+        id
+    }
+}
+
+impl SessionTracker {
+    pub fn new(tick_ms: i64, first_id: i64) -> Self {
+        SessionTracker { sessions: HashMap::new(), buckets: BTreeMap::new(), tick_ms: tick_ms.max(1), next_id: first_id }
+    }
+
+    pub fn next_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn bucket_for(&self, t: i64) -> i64 {
+        (t / self.tick_ms + 1) * self.tick_ms
+    }
+
+    pub fn add(&mut self, id: i64, timeout_ms: i32, now_ms: i64) {
+        self.sessions.insert(id, Session { id, timeout_ms, expire_at_ms: 0, closing: false });
+        self.touch(id, now_ms);
+    }
+
+    pub fn get(&self, id: i64) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    pub fn is_live(&self, id: i64) -> bool {
+        self.sessions.get(&id).is_some_and(|s| !s.closing)
+    }
+
+    pub fn set_timeout(&mut self, id: i64, timeout_ms: i32) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.timeout_ms = timeout_ms;
+        }
+    }
+
+    /// Moves a session's expiry forward; false if it is unknown or closing.
+    pub fn touch(&mut self, id: i64, now_ms: i64) -> bool {
+        let Some(s) = self.sessions.get(&id) else { return false };
+        if s.closing {
+            return false;
+        }
+        let new_at = self.bucket_for(now_ms + s.timeout_ms as i64);
+        let old_at = s.expire_at_ms;
+        if new_at == old_at {
+            return true;
+        }
+        if let Some(b) = self.buckets.get_mut(&old_at) {
+            b.remove(&id);
+            if b.is_empty() {
+                self.buckets.remove(&old_at);
+            }
+        }
+        self.buckets.entry(new_at).or_default().insert(id);
+        self.sessions.get_mut(&id).expect("present").expire_at_ms = new_at;
+        true
+    }
+
+    pub fn set_closing(&mut self, id: i64) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.closing = true;
+        }
+    }
+
+    pub fn remove(&mut self, id: i64) {
+        if let Some(s) = self.sessions.remove(&id) {
+            if let Some(b) = self.buckets.get_mut(&s.expire_at_ms) {
+                b.remove(&id);
+                if b.is_empty() {
+                    self.buckets.remove(&s.expire_at_ms);
+                }
+            }
+        }
+    }
+
+    /// Sessions whose bucket time has passed and that are not already closing, in id order.
+    pub fn expired(&mut self, now_ms: i64) -> Vec<i64> {
+        let mut out = Vec::new();
+        let due: Vec<i64> = self.buckets.range(..=now_ms).map(|(t, _)| *t).collect();
+        for t in due {
+            if let Some(ids) = self.buckets.remove(&t) {
+                out.extend(ids.into_iter().filter(|id| self.sessions.get(id).is_some_and(|s| !s.closing)));
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_bucketed_by_tick() {
+        let mut t = SessionTracker::new(2000, 100);
+        t.add(1, 4000, 500); // 4500 rounds up to 6000
+        assert_eq!(t.get(1).unwrap().expire_at_ms, 6000);
+        assert!(t.expired(5999).is_empty());
+        assert_eq!(t.expired(6000), vec![1]);
+    }
+
+    #[test]
+    fn touch_moves_expiry() {
+        let mut t = SessionTracker::new(2000, 100);
+        t.add(1, 4000, 0);
+        assert!(t.touch(1, 3000));
+        assert!(t.expired(6000).is_empty());
+        assert_eq!(t.expired(8000), vec![1]);
+    }
+
+    #[test]
+    fn closing_sessions_neither_touch_nor_expire_twice() {
+        let mut t = SessionTracker::new(2000, 100);
+        t.add(1, 4000, 0);
+        t.set_closing(1);
+        assert!(!t.touch(1, 10));
+        assert!(t.expired(100_000).is_empty());
+        assert!(!t.is_live(1));
+    }
+
+    #[test]
+    fn passwords_are_stable_and_distinct() {
+        assert_eq!(password(5), password(5));
+        assert_ne!(password(5), password(6));
+        assert_eq!(password(5).len(), PASSWD_LEN);
+        let id = initial_session_id(1, 1_700_000_000_000);
+        assert_eq!((id as u64) >> 56, 1);
+    }
+}

@@ -1,0 +1,363 @@
+//! The DataTree: znodes, their Stat, ephemeral/container/TTL indexes. Pure and single-owner.
+//!
+//! `apply` executes a committed Txn and reports which watches it triggers; reads borrow.
+//! Nothing here validates permissions or versions: that was decided by `prep` before the Txn
+//! was logged, so replaying the log reproduces the same tree.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::acl::{self, Acl};
+use crate::path;
+use crate::proto::{event, CreateKind, ErrorCode, Stat};
+use crate::txn::{owner_kind, OwnerKind, Txn, TxnOp};
+
+/// The persisted part of a Stat (dataLength and numChildren are derived).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStat {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub data: Vec<u8>,
+    pub acl: Arc<Vec<Acl>>,
+    pub stat: NodeStat,
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    pub fn stat(&self) -> Stat {
+        let s = &self.stat;
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: s.ephemeral_owner,
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// A watch-triggering change: `path` changed in the way `event_type` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub path: String,
+    pub event_type: i32,
+}
+
+/// The outcome of one applied op (a multi has one per sub-op).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    Created { kind: CreateKind, path: String, stat: Stat },
+    Deleted,
+    SetData(Stat),
+    SetAcl(Stat),
+    Checked,
+    SessionCreated,
+    SessionClosed,
+    Multi(Vec<OpResult>),
+    Error(ErrorCode),
+}
+
+pub const ZOOKEEPER: &str = "/zookeeper";
+pub const QUOTA: &str = "/zookeeper/quota";
+pub const CONFIG: &str = "/zookeeper/config";
+
+#[derive(Debug)]
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    containers: HashSet<String>,
+    ttls: HashSet<String>,
+    acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+    pub last_zxid: i64,
+    data_bytes: u64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A tree holding "/", "/zookeeper", "/zookeeper/quota" and "/zookeeper/config", as a fresh
+    /// ZooKeeper has.
+    pub fn new() -> DataTree {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: HashSet::new(),
+            ttls: HashSet::new(),
+            acl_cache: HashMap::new(),
+            last_zxid: 0,
+            data_bytes: 0,
+        };
+        let open = t.intern_acl(acl::open_acl_unsafe());
+        let read = t.intern_acl(acl::read_acl_unsafe());
+        let system = [("/", &open), (ZOOKEEPER, &open), (QUOTA, &open), (CONFIG, &read)];
+        for (p, a) in system {
+            let node = Node { data: Vec::new(), acl: a.clone(), stat: NodeStat::default(), children: BTreeSet::new() };
+            t.nodes.insert(p.to_string(), node);
+            if p != "/" {
+                let parent = path::parent(p).to_string();
+                t.nodes.get_mut(&parent).expect("system parent").children.insert(path::name(p).to_string());
+            }
+        }
+        t
+    }
+
+    pub fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
+        if let Some(a) = self.acl_cache.get(&acl) {
+            return a.clone();
+        }
+        let a = Arc::new(acl.clone());
+        self.acl_cache.insert(acl, a.clone());
+        a
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_bytes
+    }
+
+    pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &String> {
+        self.ephemerals.get(&session_id).into_iter().flatten()
+    }
+
+    pub fn ephemeral_sessions(&self) -> impl Iterator<Item = (&i64, &BTreeSet<String>)> {
+        self.ephemerals.iter()
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = &String> {
+        self.containers.iter()
+    }
+
+    pub fn ttls(&self) -> impl Iterator<Item = &String> {
+        self.ttls.iter()
+    }
+
+    /// Number of descendants of `path` (getAllChildrenNumber).
+    pub fn descendant_count(&self, path: &str) -> usize {
+        let mut count = 0;
+        let mut stack = vec![path.to_string()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(&p) {
+                count += n.children.len();
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        count
+    }
+
+    /// Every node, for snapshots and dumps.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// Applies a committed transaction. Never panics on a Txn that does not fit the tree (a
+    /// replay over a fuzzy snapshot can produce those): it reports an error result instead.
+    pub fn apply(&mut self, txn: &Txn, triggers: &mut Vec<Trigger>) -> OpResult {
+        let r = self.apply_op(txn, &txn.op, triggers);
+        self.last_zxid = self.last_zxid.max(txn.hdr.zxid);
+        r
+    }
+
+    fn apply_op(&mut self, txn: &Txn, op: &TxnOp, triggers: &mut Vec<Trigger>) -> OpResult {
+        let zxid = txn.hdr.zxid;
+        let time = txn.hdr.time_ms;
+        match op {
+            TxnOp::CreateSession { .. } => OpResult::SessionCreated,
+            TxnOp::CloseSession => {
+                self.kill_session(txn.hdr.session_id, zxid, triggers);
+                OpResult::SessionClosed
+            }
+            TxnOp::Create { kind, path, data, acl, ephemeral_owner, parent_cversion } => {
+                match self.create(path, data, acl, *ephemeral_owner, *parent_cversion, zxid, time, triggers) {
+                    Ok(stat) => OpResult::Created { kind: *kind, path: path.clone(), stat },
+                    Err(e) => OpResult::Error(e),
+                }
+            }
+            TxnOp::Delete { path } | TxnOp::DeleteContainer { path } => match self.delete(path, zxid, triggers) {
+                Ok(()) => OpResult::Deleted,
+                Err(e) => OpResult::Error(e),
+            },
+            TxnOp::SetData { path, data, version } => match self.set_data(path, data, *version, zxid, time, triggers) {
+                Ok(stat) => OpResult::SetData(stat),
+                Err(e) => OpResult::Error(e),
+            },
+            TxnOp::SetAcl { path, acl, version } => match self.set_acl(path, acl, *version) {
+                Ok(stat) => OpResult::SetAcl(stat),
+                Err(e) => OpResult::Error(e),
+            },
+            TxnOp::Check { .. } => OpResult::Checked,
+            TxnOp::Multi(ops) => OpResult::Multi(ops.iter().map(|o| self.apply_op(txn, o, triggers)).collect()),
+            TxnOp::Error(e) => OpResult::Error(*e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        owner: i64,
+        parent_cversion: i32,
+        zxid: i64,
+        time: i64,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<Stat, ErrorCode> {
+        if path == "/" {
+            return Err(ErrorCode::NodeExists);
+        }
+        let parent_path = path::parent(path);
+        if !self.nodes.contains_key(parent_path) {
+            return Err(ErrorCode::NoNode);
+        }
+        if self.nodes.contains_key(path) {
+            return Err(ErrorCode::NodeExists);
+        }
+        let acl = self.intern_acl(acl.to_vec());
+        let parent = self.nodes.get_mut(parent_path).expect("checked above");
+        parent.children.insert(path::name(path).to_string());
+        // Replaying over a fuzzy snapshot may see an older cversion: never move it backwards.
+        if parent_cversion > parent.stat.cversion {
+            parent.stat.cversion = parent_cversion;
+            parent.stat.pzxid = zxid;
+        }
+        let stat = NodeStat {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            pzxid: zxid,
+        };
+        let node = Node { data: data.to_vec(), acl, stat, children: BTreeSet::new() };
+        let out = node.stat();
+        self.data_bytes += (path.len() + data.len()) as u64;
+        self.nodes.insert(path.to_string(), node);
+        match owner_kind(owner) {
+            OwnerKind::Persistent => {}
+            OwnerKind::Container => {
+                self.containers.insert(path.to_string());
+            }
+            OwnerKind::Ttl(_) => {
+                self.ttls.insert(path.to_string());
+            }
+            OwnerKind::Ephemeral(s) => {
+                self.ephemerals.entry(s).or_default().insert(path.to_string());
+            }
+        }
+        triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_CREATED });
+        triggers.push(Trigger { path: parent_path.to_string(), event_type: event::NODE_CHILDREN_CHANGED });
+        Ok(out)
+    }
+
+    fn delete(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> Result<(), ErrorCode> {
+        let parent_path = path::parent(path);
+        if path == "/" || !self.nodes.contains_key(parent_path) {
+            return Err(ErrorCode::NoNode);
+        }
+        let Some(node) = self.nodes.remove(path) else {
+            return Err(ErrorCode::NoNode);
+        };
+        let parent = self.nodes.get_mut(parent_path).expect("checked above");
+        parent.children.remove(path::name(path));
+        // A delete is a change to the parent's children: cversion moves, like a create.
+        parent.stat.cversion += 1;
+        if zxid > parent.stat.pzxid {
+            parent.stat.pzxid = zxid;
+        }
+        self.data_bytes = self.data_bytes.saturating_sub((path.len() + node.data.len()) as u64);
+        match owner_kind(node.stat.ephemeral_owner) {
+            OwnerKind::Persistent => {}
+            OwnerKind::Container => {
+                self.containers.remove(path);
+            }
+            OwnerKind::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            OwnerKind::Ephemeral(s) => {
+                if let Some(set) = self.ephemerals.get_mut(&s) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&s);
+                    }
+                }
+            }
+        }
+        triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_DELETED });
+        triggers.push(Trigger { path: parent_path.to_string(), event_type: event::NODE_CHILDREN_CHANGED });
+        Ok(())
+    }
+
+    fn set_data(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        version: i32,
+        zxid: i64,
+        time: i64,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<Stat, ErrorCode> {
+        let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        self.data_bytes = self.data_bytes.saturating_sub(node.data.len() as u64) + data.len() as u64;
+        node.data = data.to_vec();
+        node.stat.version = version;
+        node.stat.mzxid = zxid;
+        node.stat.mtime = time;
+        triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_DATA_CHANGED });
+        Ok(node.stat())
+    }
+
+    fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
+        let acl = self.intern_acl(acl.to_vec());
+        let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        node.acl = acl;
+        node.stat.aversion = version;
+        Ok(node.stat())
+    }
+
+    fn kill_session(&mut self, session_id: i64, zxid: i64, triggers: &mut Vec<Trigger>) {
+        let paths: Vec<String> = self.ephemerals_of(session_id).cloned().collect();
+        for p in paths {
+            // Deepest first is not needed (ephemerals have no children), but keep order stable.
+            let _ = self.delete(&p, zxid, triggers);
+        }
+        self.ephemerals.remove(&session_id);
+    }
+}
+
+#[cfg(test)]
+mod tests;

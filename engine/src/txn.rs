@@ -1,0 +1,78 @@
+//! Transactions: what `prep` produces, the log makes durable, and the tree applies.
+//!
+//! A Txn is idempotent-enough to replay: it carries the outcome decided at prep time (the new
+//! version, the parent's new cversion, the final sequential path), never a conditional.
+
+use crate::acl::Acl;
+use crate::proto::{CreateKind, ErrorCode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnHeader {
+    pub session_id: i64,
+    pub cxid: i32,
+    pub zxid: i64,
+    /// Wall-clock milliseconds chosen by the leader at prep time (ctime/mtime come from it).
+    pub time_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOp {
+    CreateSession { timeout_ms: i32 },
+    CloseSession,
+    Create {
+        kind: CreateKind,
+        path: String,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+    },
+    Delete { path: String },
+    /// Removal of an empty container or expired TTL node (op deleteContainer).
+    DeleteContainer { path: String },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    /// A multi's check op: validated at prep, nothing to apply.
+    Check { path: String },
+    /// A multi: all ops succeed, or every entry is an Error (see `prep::multi`).
+    Multi(Vec<TxnOp>),
+    /// A write that failed at prep; it still consumes a zxid, as in ZooKeeper.
+    Error(ErrorCode),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    pub hdr: TxnHeader,
+    pub op: TxnOp,
+}
+
+/// ephemeralOwner of a container node (ZooKeeper's EphemeralType.CONTAINER).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// High byte marking an extended ephemeralOwner; TTL nodes keep their TTL in the low 40 bits.
+pub const EXTENDED_MASK: i64 = 0xff00_0000_0000_0000u64 as i64;
+pub const TTL_MAX_MS: i64 = (1 << 40) - 1;
+
+/// What kind of node an ephemeralOwner value describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    Persistent,
+    Ephemeral(i64),
+    Container,
+    Ttl(i64),
+}
+
+pub fn owner_kind(owner: i64) -> OwnerKind {
+    if owner == 0 {
+        OwnerKind::Persistent
+    } else if owner == CONTAINER_OWNER {
+        OwnerKind::Container
+    } else if owner & EXTENDED_MASK == EXTENDED_MASK {
+        OwnerKind::Ttl(owner & TTL_MAX_MS)
+    } else {
+        OwnerKind::Ephemeral(owner)
+    }
+}
+
+pub fn ttl_owner(ttl_ms: i64) -> i64 {
+    EXTENDED_MASK | (ttl_ms & TTL_MAX_MS)
+}

@@ -1,0 +1,165 @@
+"""pytest fixtures for Warren's black-box tests.
+
+Servers:
+  zookeeper        session-scoped real Apache ZooKeeper 3.8 (the reference)
+  warren           session-scoped Warren ($WARREN_BIN, default <repo>/target/release/warren)
+  target           the server under test: Warren, or a second independent real ZooKeeper when
+                   WARREN_TEST_TARGET=zookeeper (to validate the tests themselves)
+  fresh_target     function-scoped server of the target's kind, empty tree
+  fresh_zookeeper  function-scoped real ZooKeeper, empty tree
+
+Clients:
+  kazoo_client     factory: kazoo_client(server, timeout=10.0, **kw) -> started KazooClient,
+                   stopped and closed at teardown
+  unique_path      a fresh root path for this test ("/t-<test>-<random>"); prefer it to a
+                   fresh server (a server start costs about a second)
+
+When a test fails, the tail of every live server's log is attached to the report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from servers import (  # noqa: E402
+    ServerStartError,
+    WarrenServer,
+    ZooKeeperServer,
+    four_letter,  # noqa: F401  (re-exported for tests)
+    free_port,  # noqa: F401
+    make_server,
+    target_kind,
+)
+
+_LIVE_SERVERS: list = []
+
+
+def _start(server):
+    _LIVE_SERVERS.append(server)
+    try:
+        server.start()
+    except ServerStartError as e:
+        server.cleanup()
+        _LIVE_SERVERS.remove(server)
+        pytest.fail(f"could not start {server.name}: {e}", pytrace=False)
+    return server
+
+
+def _finish(server):
+    try:
+        server.cleanup()
+    finally:
+        if server in _LIVE_SERVERS:
+            _LIVE_SERVERS.remove(server)
+
+
+def pytest_report_header(config):
+    kind = target_kind()
+    extra = ""
+    if kind == "warren":
+        extra = f" ({os.environ.get('WARREN_BIN') or 'target/release/warren'})"
+    return f"warren black-box tests: target = {kind}{extra}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _LIVE_SERVERS:
+        for s in list(_LIVE_SERVERS):
+            try:
+                report.sections.append((f"log tail of {s.name} {s.host_port}", s.log_tail(40)))
+            except Exception as e:  # pragma: no cover - diagnostics only
+                report.sections.append((f"log tail of {s.name}", f"<unavailable: {e!r}>"))
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory):
+    server = ZooKeeperServer(base_dir=tmp_path_factory.mktemp("zookeeper"), name="zookeeper")
+    _start(server)
+    yield server
+    _finish(server)
+
+
+@pytest.fixture(scope="session")
+def warren(tmp_path_factory):
+    server = WarrenServer(base_dir=tmp_path_factory.mktemp("warren"), name="warren")
+    _start(server)
+    yield server
+    _finish(server)
+
+
+@pytest.fixture(scope="session")
+def target(request, tmp_path_factory):
+    if target_kind() == "warren":
+        yield request.getfixturevalue("warren")
+        return
+    # A second, independent real ZooKeeper: the differential tests then compare two
+    # separate servers exactly as they will compare ZooKeeper with Warren.
+    server = ZooKeeperServer(base_dir=tmp_path_factory.mktemp("target-zookeeper"),
+                             name="target(zookeeper)")
+    _start(server)
+    yield server
+    _finish(server)
+
+
+@pytest.fixture
+def fresh_target(tmp_path):
+    kind = target_kind()
+    server = make_server(kind, base_dir=tmp_path / f"fresh-{kind}", name=f"fresh-target({kind})")
+    _start(server)
+    yield server
+    _finish(server)
+
+
+@pytest.fixture
+def fresh_zookeeper(tmp_path):
+    server = ZooKeeperServer(base_dir=tmp_path / "fresh-zookeeper", name="fresh-zookeeper")
+    _start(server)
+    yield server
+    _finish(server)
+
+
+@pytest.fixture
+def kazoo_client():
+    from kazoo.client import KazooClient
+
+    clients = []
+
+    def make(server, timeout: float = 10.0, start_timeout: float = 15.0, **kw):
+        client = KazooClient(hosts=server.host_port, timeout=timeout, **kw)
+        clients.append(client)
+        client.start(timeout=start_timeout)
+        return client
+
+    yield make
+    for c in clients:
+        try:
+            c.stop()
+        except Exception:
+            pass
+        try:
+            c.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def unique_path(request):
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)[:40]
+    return f"/t-{name}-{uuid.uuid4().hex[:8]}"
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests that start their own servers or wait on session timeouts are "slow".
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if {"fresh_target", "fresh_zookeeper"} & names:
+            item.add_marker(pytest.mark.slow)
