@@ -546,7 +546,10 @@ mod tests {
         assert_eq!(digest("user:password"), "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=");
         // The example from the ZooKeeper admin guide (superDigest for super:admin).
         assert_eq!(digest("super:admin"), "super:xQJmxLMiHGwaqBvst5y6rkB6HQs=");
-        assert_eq!(digest("super:superpw"), "super:g9oN2HttPfn8MMWJZ2r45Np/LIA=");
+        assert_eq!(
+            digest("super:superpw"),
+            "super:g9oN2HttPfn8MMWJZ2r45Np/LIA="
+        );
         // Split at the first colon only; the whole string is hashed.
         assert_eq!(
             digest("bob:secret:with:colons"),
@@ -615,8 +618,14 @@ mod tests {
             a.add_auth("sasl", b"x"),
             Err(AuthFailed::UnknownScheme("sasl".into()))
         );
-        assert_eq!(a.add_auth("digest", b"nocolon"), Err(AuthFailed::MissingColon));
-        assert_eq!(a.add_auth("digest", &[0xff, b':', 0xfe]), Err(AuthFailed::InvalidUtf8));
+        assert_eq!(
+            a.add_auth("digest", b"nocolon"),
+            Err(AuthFailed::MissingColon)
+        );
+        assert_eq!(
+            a.add_auth("digest", &[0xff, b':', 0xfe]),
+            Err(AuthFailed::InvalidUtf8)
+        );
         assert_eq!(a.ids().len(), 2);
         // Empty password is fine.
         a.add_auth("digest", b"u:").unwrap();
@@ -651,16 +660,30 @@ mod tests {
         assert!(check(&ro, perms::READ | perms::WRITE, &a, None));
         assert!(!check(&ro, 0, &a, None));
         // world with another id is not "anyone".
-        assert!(!check(&[acl(31, "world", "everyone")], perms::READ, &a, None));
+        assert!(!check(
+            &[acl(31, "world", "everyone")],
+            perms::READ,
+            &a,
+            None
+        ));
         // auth entries and unknown schemes never match at check time.
         assert!(!check(&[acl(31, "auth", "")], perms::READ, &a, None));
-        assert!(!check(&[acl(31, "bogus", "1.2.3.4")], perms::READ, &a, None));
+        assert!(!check(
+            &[acl(31, "bogus", "1.2.3.4")],
+            perms::READ,
+            &a,
+            None
+        ));
     }
 
     #[test]
     fn check_digest() {
         let mut a = AuthInfo::for_connection(v4(1, 2, 3, 4));
-        let stored = vec![acl(perms::READ | perms::WRITE, "digest", &digest("user:password"))];
+        let stored = vec![acl(
+            perms::READ | perms::WRITE,
+            "digest",
+            &digest("user:password"),
+        )];
         assert!(!check(&stored, perms::READ, &a, None));
         a.add_auth("digest", b"user:wrong").unwrap();
         assert!(!check(&stored, perms::READ, &a, None));
@@ -707,8 +730,18 @@ mod tests {
         assert!(ip_matches("10.0.0.1", "10.0.0.0/+8"));
         // Malformed expressions never match.
         for bad in [
-            "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/", "10.0.0.0/x", "10.0.0", "10.0.0.0.0",
-            "256.0.0.1", "10..0.1", "", "/8", "localhost", "10.0.0.0/8/8",
+            "10.0.0.0/33",
+            "10.0.0.0/-1",
+            "10.0.0.0/",
+            "10.0.0.0/x",
+            "10.0.0",
+            "10.0.0.0.0",
+            "256.0.0.1",
+            "10..0.1",
+            "",
+            "/8",
+            "localhost",
+            "10.0.0.0/8/8",
         ] {
             assert!(!ip_matches("10.0.0.1", bad), "{bad}");
         }
@@ -732,14 +765,27 @@ mod tests {
         assert!(!ip_matches("0:0:0:0:0:0:0:1", "0.0.0.0/0"));
         // End to end through check().
         let a = AuthInfo::for_connection("2001:db8::7".parse().unwrap());
-        assert!(check(&[acl(31, "ip", "2001:db8::/64")], perms::READ, &a, None));
-        assert!(!check(&[acl(31, "ip", "2001:db9::/64")], perms::READ, &a, None));
+        assert!(check(
+            &[acl(31, "ip", "2001:db8::/64")],
+            perms::READ,
+            &a,
+            None
+        ));
+        assert!(!check(
+            &[acl(31, "ip", "2001:db9::/64")],
+            perms::READ,
+            &a,
+            None
+        ));
     }
 
     #[test]
     fn check_ip_end_to_end() {
         let a = AuthInfo::for_connection(v4(10, 20, 30, 40));
-        let stored = vec![acl(perms::READ, "ip", "10.0.0.0/8"), acl(perms::ALL, "ip", "10.20.30.40")];
+        let stored = vec![
+            acl(perms::READ, "ip", "10.0.0.0/8"),
+            acl(perms::ALL, "ip", "10.20.30.40"),
+        ];
         assert!(check(&stored, perms::READ, &a, None));
         assert!(check(&stored, perms::DELETE, &a, None));
         let b = AuthInfo::for_connection(v4(10, 20, 30, 41));
@@ -765,8 +811,14 @@ mod tests {
             Err(InvalidAcl::UnknownScheme("x509".into()))
         );
         // Perms are not validated.
-        assert_eq!(fix_acl(&[acl(0, "world", "anyone")], &a), Ok(vec![acl(0, "world", "anyone")]));
-        assert_eq!(fix_acl(&[acl(999, "world", "anyone")], &a), Ok(vec![acl(999, "world", "anyone")]));
+        assert_eq!(
+            fix_acl(&[acl(0, "world", "anyone")], &a),
+            Ok(vec![acl(0, "world", "anyone")])
+        );
+        assert_eq!(
+            fix_acl(&[acl(999, "world", "anyone")], &a),
+            Ok(vec![acl(999, "world", "anyone")])
+        );
         // One bad entry spoils the list.
         assert!(fix_acl(&[acl(31, "world", "anyone"), acl(1, "ip", "nope")], &a).is_err());
     }
@@ -783,7 +835,11 @@ mod tests {
         ];
         assert_eq!(
             fix_acl(&input, &a).unwrap(),
-            vec![acl(1, "ip", "10.0.0.0/8"), acl(31, "world", "anyone"), acl(2, "ip", "10.0.0.0/8")]
+            vec![
+                acl(1, "ip", "10.0.0.0/8"),
+                acl(31, "world", "anyone"),
+                acl(2, "ip", "10.0.0.0/8")
+            ]
         );
     }
 
@@ -791,7 +847,10 @@ mod tests {
     fn fix_acl_auth_expansion() {
         let mut a = AuthInfo::for_connection(v4(1, 2, 3, 4));
         // Only an ip id: not authenticated, so auth is invalid.
-        assert_eq!(fix_acl(&creator_all_acl(), &a), Err(InvalidAcl::NoAuthenticatedIds));
+        assert_eq!(
+            fix_acl(&creator_all_acl(), &a),
+            Err(InvalidAcl::NoAuthenticatedIds)
+        );
         a.add_auth("digest", b"alice:pw1").unwrap();
         a.add_auth("digest", b"bob:pw2").unwrap();
         let got = fix_acl(&[acl(perms::READ | perms::WRITE, "auth", "ignored")], &a).unwrap();
@@ -810,7 +869,10 @@ mod tests {
         // x509 / sasl session ids count as authenticated.
         let mut b = AuthInfo::for_connection(v4(1, 2, 3, 4));
         b.add_id(Id::new("x509", "CN=c"));
-        assert_eq!(fix_acl(&creator_all_acl(), &b), Ok(vec![acl(31, "x509", "CN=c")]));
+        assert_eq!(
+            fix_acl(&creator_all_acl(), &b),
+            Ok(vec![acl(31, "x509", "CN=c")])
+        );
         // Empty AuthInfo.
         assert_eq!(
             fix_acl(&creator_all_acl(), &AuthInfo::empty()),
@@ -821,11 +883,26 @@ mod tests {
     #[test]
     fn fix_acl_digest_validation() {
         let a = AuthInfo::for_connection(v4(1, 2, 3, 4));
-        let ok = ["user:hash", ":hash", "user:hash:", "user:hash::", "u:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY="];
+        let ok = [
+            "user:hash",
+            ":hash",
+            "user:hash:",
+            "user:hash::",
+            "u:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=",
+        ];
         for id in ok {
             assert!(fix_acl(&[acl(31, "digest", id)], &a).is_ok(), "{id}");
         }
-        let bad = ["", "user", "user:", ":", "::", "a:b:c", "a::b", "user:hash:extra"];
+        let bad = [
+            "",
+            "user",
+            "user:",
+            ":",
+            "::",
+            "a:b:c",
+            "a::b",
+            "user:hash:extra",
+        ];
         for id in bad {
             assert_eq!(
                 fix_acl(&[acl(31, "digest", id)], &a),
@@ -838,11 +915,32 @@ mod tests {
     #[test]
     fn fix_acl_ip_validation() {
         let a = AuthInfo::empty();
-        for id in ["10.0.0.1", "10.0.0.0/8", "0.0.0.0/0", "1.2.3.4/32", "::1", "2001:db8::/32", "::/0"] {
+        for id in [
+            "10.0.0.1",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "1.2.3.4/32",
+            "::1",
+            "2001:db8::/32",
+            "::/0",
+        ] {
             assert!(fix_acl(&[acl(31, "ip", id)], &a).is_ok(), "{id}");
         }
-        for id in ["", "10.0.0", "10.0.0.1/33", "10.0.0.1/", "host", "::1/129", "1.2.3.4/a", "1.2.3.999"] {
-            assert_eq!(fix_acl(&[acl(31, "ip", id)], &a), Err(InvalidAcl::BadIpId(id.to_string())), "{id}");
+        for id in [
+            "",
+            "10.0.0",
+            "10.0.0.1/33",
+            "10.0.0.1/",
+            "host",
+            "::1/129",
+            "1.2.3.4/a",
+            "1.2.3.999",
+        ] {
+            assert_eq!(
+                fix_acl(&[acl(31, "ip", id)], &a),
+                Err(InvalidAcl::BadIpId(id.to_string())),
+                "{id}"
+            );
         }
     }
 
@@ -865,8 +963,18 @@ mod tests {
     #[test]
     fn no_panics_on_odd_input() {
         let weird = [
-            "", ":", "/", "//", "::::", "1.2.3.4/999999999999", "é", "\0", "1.2.3.4/-2147483648",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", "[::1]", "::1%lo",
+            "",
+            ":",
+            "/",
+            "//",
+            "::::",
+            "1.2.3.4/999999999999",
+            "é",
+            "\0",
+            "1.2.3.4/-2147483648",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+            "[::1]",
+            "::1%lo",
         ];
         let mut a = AuthInfo::for_connection(v4(0, 0, 0, 0));
         for w in weird {

@@ -114,19 +114,37 @@ pub const IGNORED_KEY_PREFIXES: &[&str] = &[
 /// Keys whose feature Warren lacks, with the consequence the operator must
 /// know about; they are accepted with a warning.
 const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    ("dynamicConfigFile", "dynamic reconfiguration is not supported; the file is not read"),
-    ("secureClientPort", "TLS client connections are not supported; no secure port is opened"),
-    ("secureClientPortAddress", "TLS client connections are not supported"),
+    (
+        "dynamicConfigFile",
+        "dynamic reconfiguration is not supported; the file is not read",
+    ),
+    (
+        "secureClientPort",
+        "TLS client connections are not supported; no secure port is opened",
+    ),
+    (
+        "secureClientPortAddress",
+        "TLS client connections are not supported",
+    ),
     ("sslQuorum", "quorum TLS is not supported"),
-    ("portUnification", "TLS client connections are not supported"),
+    (
+        "portUnification",
+        "TLS client connections are not supported",
+    ),
     ("sslQuorumReloadCertFiles", "quorum TLS is not supported"),
 ];
 
 /// Prefixes of unsupported settings, see [`UNSUPPORTED_KEYS`].
 const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
     ("ssl.", "TLS is not supported"),
-    ("authProvider.", "only the digest and world authentication schemes are built in"),
-    ("quorum.auth.", "quorum SASL authentication is not supported"),
+    (
+        "authProvider.",
+        "only the digest and world authentication schemes are built in",
+    ),
+    (
+        "quorum.auth.",
+        "quorum SASL authentication is not supported",
+    ),
 ];
 
 /// Keys Warren reads, used to suggest the right spelling of a mistyped key.
@@ -153,6 +171,8 @@ const USED_KEYS: &[&str] = &[
     "peerType",
     "warren.cores",
     "warren.ioMemoryKb",
+    "warren.containerCheckIntervalMs",
+    "extendedTypesEnabled",
     "admin.enableServer",
     "skipACL",
     "requireClientAuthScheme",
@@ -272,6 +292,12 @@ pub struct Config {
     pub warren_cores: usize,
     /// `warren.ioMemoryKb`: io_uring registered memory per executor, KiB.
     pub warren_io_memory_kb: usize,
+    /// `warren.containerCheckIntervalMs`: how often empty containers and expired TTL nodes
+    /// are looked for (ZooKeeper's `znode.container.checkIntervalMs`, default 60000).
+    pub warren_container_check_interval_ms: u64,
+    /// `extendedTypesEnabled`: TTL nodes. ZooKeeper needs the system property
+    /// `zookeeper.extendedTypesEnabled=true`; Warren enables them by default.
+    pub extended_types_enabled: bool,
     /// `admin.enableServer`: accepted for compatibility; Warren has no HTTP
     /// admin server.
     pub admin_enable_server: bool,
@@ -309,7 +335,12 @@ pub enum ConfigError {
 
 impl Default for FourLetterWhitelist {
     fn default() -> Self {
-        Self::Only(DEFAULT_FOUR_LETTER_WORDS.iter().map(|w| (*w).to_string()).collect())
+        Self::Only(
+            DEFAULT_FOUR_LETTER_WORDS
+                .iter()
+                .map(|w| (*w).to_string())
+                .collect(),
+        )
     }
 }
 
@@ -391,6 +422,8 @@ impl Config {
             peer_type_observer: false,
             warren_cores: DEFAULT_WARREN_CORES,
             warren_io_memory_kb: DEFAULT_WARREN_IO_MEMORY_KB,
+            warren_container_check_interval_ms: 60_000,
+            extended_types_enabled: true,
             admin_enable_server: false,
         }
     }
@@ -406,6 +439,11 @@ impl Config {
 
     /// Parses `zoo.cfg` text. Returns the configuration and the warnings
     /// (each naming its line) the caller should log.
+    ///
+    /// # Errors
+    /// An invalid value, a malformed `\uXXXX` escape or `server.N` line, a
+    /// missing `dataDir`, minSessionTimeout above maxSessionTimeout, or a key
+    /// asking for client authentication enforcement.
     pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
         let mut parser = Parser::new();
         for entry in lex(text)? {
@@ -416,6 +454,9 @@ impl Config {
 
     /// Reads and parses a `zoo.cfg` file. Relative `dataDir`/`dataLogDir`
     /// stay relative, i.e. to the process's working directory, as in ZooKeeper.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] if the file cannot be read, else as [`Config::parse`].
     pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
@@ -430,8 +471,14 @@ impl Config {
     }
 
     /// The answer to the `conf` four-letter word, in the order and with the
-    /// keys ZooKeeper 3.8's standalone server prints (`dumpConf`). Directory
-    /// sizes need the disk, so the caller measures them.
+    /// keys ZooKeeper 3.8's standalone server prints (`dumpConf`; checked
+    /// byte for byte against ZooKeeper 3.8.0). Directory sizes need the disk,
+    /// so the caller measures them (bytes, recursively). ZooKeeper prints the
+    /// port it actually bound, so with `clientPort=0` the caller should set
+    /// `client_port` to the bound port first.
+    /// Note: ZooKeeper 3.8 measures `dataDirSize` on the transaction log
+    /// directory and `dataLogSize` on the snapshot directory (swapped); the
+    /// two only differ when `dataLogDir` is set.
     pub fn to_conf_text(&self, data_dir_size: u64, data_log_size: u64) -> String {
         let log_dir = self.data_log_dir.as_deref().unwrap_or(&self.data_dir);
         let mut out = String::new();
@@ -439,9 +486,9 @@ impl Config {
         let _ = writeln!(out, "clientPort={}", self.client_port);
         // No TLS port: ZooKeeper prints -1 when it has none.
         let _ = writeln!(out, "secureClientPort=-1");
-        let _ = writeln!(out, "dataDir={}", version_dir(&self.data_dir).display());
+        let _ = writeln!(out, "dataDir={}", version_dir(&self.data_dir));
         let _ = writeln!(out, "dataDirSize={data_dir_size}");
-        let _ = writeln!(out, "dataLogDir={}", version_dir(log_dir).display());
+        let _ = writeln!(out, "dataLogDir={}", version_dir(log_dir));
         let _ = writeln!(out, "dataLogSize={data_log_size}");
         let _ = writeln!(out, "tickTime={}", self.tick_time_ms);
         let _ = writeln!(out, "maxClientCnxns={}", self.max_client_cnxns);
@@ -455,12 +502,43 @@ impl Config {
     }
 }
 
-/// `dir/version-2` made absolute against the working directory, as
-/// ZooKeeper prints it.
-fn version_dir(dir: &Path) -> PathBuf {
-    std::path::absolute(dir)
-        .unwrap_or_else(|_| dir.to_path_buf())
-        .join(VERSION_DIR)
+/// `dir/version-2` as ZooKeeper prints it: Java's `File.getAbsolutePath`,
+/// which prefixes the working directory to a relative path and collapses
+/// repeated and trailing slashes but keeps `.` and `..` components
+/// (`./warren-data` becomes `/cwd/./warren-data/version-2`).
+fn version_dir(dir: &Path) -> String {
+    let path = collapse_slashes(&dir.to_string_lossy());
+    let absolute = if dir.is_absolute() {
+        path
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => join_path(&collapse_slashes(&cwd.to_string_lossy()), &path),
+            Err(_) => path,
+        }
+    };
+    join_path(&absolute, VERSION_DIR)
+}
+
+fn join_path(parent: &str, child: &str) -> String {
+    match (parent.is_empty() || parent.ends_with('/'), child.is_empty()) {
+        (_, true) => parent.to_string(),
+        (true, false) => format!("{parent}{child}"),
+        (false, false) => format!("{parent}/{child}"),
+    }
+}
+
+/// `a//b/` to `a/b`, keeping a lone `/`.
+fn collapse_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    if out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    out
 }
 
 /// File bytes to text. Java reads properties files as ISO-8859-1; UTF-8 is
@@ -632,10 +710,14 @@ fn escape_char(c: char) -> char {
 fn hex_unit(chars: &mut std::str::Chars<'_>, line: usize) -> Result<u32, ConfigError> {
     let mut unit = 0u32;
     for _ in 0..4 {
-        let digit = chars.next().and_then(|c| c.to_digit(16)).ok_or(ConfigError::Syntax {
-            line,
-            message: "malformed \\uxxxx escape".to_string(),
-        })?;
+        let digit =
+            chars
+                .next()
+                .and_then(|c| c.to_digit(16))
+                .ok_or_else(|| ConfigError::Syntax {
+                    line,
+                    message: "malformed \\uxxxx escape".to_string(),
+                })?;
         unit = unit * 16 + digit;
     }
     Ok(unit)
@@ -698,13 +780,14 @@ impl Parser {
     }
 
     fn warn(&mut self, line: usize, message: impl fmt::Display) {
-        self.warnings.push(format!("zoo.cfg line {line}: {message}"));
+        self.warnings
+            .push(format!("zoo.cfg line {line}: {message}"));
     }
 
     fn apply(&mut self, e: &Entry) -> Result<(), ConfigError> {
-        self.note_duplicate(e);
+        let repeated_key = self.note_duplicate(e);
         if let Some(id) = e.key.strip_prefix("server.") {
-            return self.apply_server(e, id);
+            return self.apply_server(e, id, repeated_key);
         }
         if self.apply_core(e)?
             || self.apply_storage(e)?
@@ -713,18 +796,25 @@ impl Parser {
         {
             return Ok(());
         }
-        self.apply_other(e)
+        self.apply_other(e);
+        Ok(())
     }
 
     /// Java properties keep the last value of a repeated key; say so, since
     /// a repeated key is usually an editing mistake.
-    fn note_duplicate(&mut self, e: &Entry) {
-        if let Some(previous) = self.seen.insert(e.key.clone(), e.line) {
-            self.warn(
-                e.line,
-                format_args!("{} already set on line {previous}; the last value wins", e.key),
-            );
-        }
+    /// Returns whether the key was seen before.
+    fn note_duplicate(&mut self, e: &Entry) -> bool {
+        let Some(previous) = self.seen.insert(e.key.clone(), e.line) else {
+            return false;
+        };
+        self.warn(
+            e.line,
+            format_args!(
+                "{} already set on line {previous}; the last value wins",
+                e.key
+            ),
+        );
+        true
     }
 
     /// Network, timing and session keys.
@@ -779,12 +869,18 @@ impl Parser {
             "admin.enableServer" => {
                 self.cfg.admin_enable_server = true_false(e)?;
                 if self.cfg.admin_enable_server {
-                    self.warn(e.line, "admin.enableServer=true: Warren has no HTTP admin server");
+                    self.warn(
+                        e.line,
+                        "admin.enableServer=true: Warren has no HTTP admin server",
+                    );
                 }
             }
             "skipACL" => {
                 if e.value == "yes" {
-                    self.warn(e.line, "skipACL=yes is not supported: ACLs are always checked");
+                    self.warn(
+                        e.line,
+                        "skipACL=yes is not supported: ACLs are always checked",
+                    );
                 }
             }
             "requireClientAuthScheme" | "sessionRequireClientSASLAuth" | "enforce.auth.enabled" => {
@@ -800,23 +896,32 @@ impl Parser {
         match e.key.as_str() {
             "warren.cores" => self.cfg.warren_cores = positive(e)?,
             "warren.ioMemoryKb" => self.cfg.warren_io_memory_kb = positive(e)?,
+            "warren.containerCheckIntervalMs" => {
+                self.cfg.warren_container_check_interval_ms = positive(e)?
+            }
+            "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
+                self.cfg.extended_types_enabled = true_false(e)?
+            }
             _ => return Ok(false),
         }
         Ok(true)
     }
 
     /// Keys Warren does not use: ignored quietly, warned about, or unknown.
-    fn apply_other(&mut self, e: &Entry) -> Result<(), ConfigError> {
+    fn apply_other(&mut self, e: &Entry) {
         let key = e.key.as_str();
         if let Some(reason) = unsupported_reason(key) {
             self.warn(e.line, format_args!("{key} is not supported: {reason}"));
         } else if is_ignored(key) {
-            tracing::debug!(line = e.line, key, "zoo.cfg key accepted but not used by Warren");
+            tracing::debug!(
+                line = e.line,
+                key,
+                "zoo.cfg key accepted but not used by Warren"
+            );
         } else {
             let hint = spelling_hint(key);
             self.warn(e.line, format_args!("unknown key {key:?} ignored{hint}"));
         }
-        Ok(())
     }
 
     fn directory(&mut self, e: &Entry) -> Result<PathBuf, ConfigError> {
@@ -838,13 +943,19 @@ impl Parser {
         Ok(path)
     }
 
+    /// ZooKeeper raises a snapCount below 2 to 2 (with a warning).
     fn snap_count(&mut self, e: &Entry) -> Result<u64, ConfigError> {
         let count: i64 = number(e, "a positive integer")?;
-        if count < MIN_SNAP_COUNT as i64 {
-            self.warn(e.line, format_args!("snapCount {count} is too small; using {MIN_SNAP_COUNT}"));
-            return Ok(MIN_SNAP_COUNT);
+        match u64::try_from(count) {
+            Ok(n) if n >= MIN_SNAP_COUNT => Ok(n),
+            _ => {
+                self.warn(
+                    e.line,
+                    format_args!("snapCount {count} is too small; using {MIN_SNAP_COUNT}"),
+                );
+                Ok(MIN_SNAP_COUNT)
+            }
         }
-        Ok(count as u64)
     }
 
     /// ZooKeeper clamps a retain count below 3 to 3 (with a warning).
@@ -877,42 +988,49 @@ impl Parser {
     /// characters can never match, which deserves a warning.
     fn super_digest(&mut self, e: &Entry) -> Result<String, ConfigError> {
         const EXPECTED: &str = "user:base64(sha1(user:password))";
-        let (user, digest) = e.value.split_once(':').ok_or_else(|| invalid(e, EXPECTED))?;
+        let (user, digest) = e
+            .value
+            .split_once(':')
+            .ok_or_else(|| invalid(e, EXPECTED))?;
         if user.is_empty() || digest.is_empty() {
             return Err(invalid(e, EXPECTED));
         }
         if !looks_like_sha1_base64(digest) {
             self.warn(
                 e.line,
-                format_args!("{}: digest is not 28 base64 characters, no password will match", e.key),
+                format_args!(
+                    "{}: digest is not 28 base64 characters, no password will match",
+                    e.key
+                ),
             );
         }
         Ok(e.value.clone())
     }
 
-    fn apply_server(&mut self, e: &Entry, id_text: &str) -> Result<(), ConfigError> {
-        let id: u64 = id_text
-            .parse()
-            .map_err(|_| invalid(e, "a server line keyed server.N with N a non-negative integer"))?;
+    fn apply_server(
+        &mut self,
+        e: &Entry,
+        id_text: &str,
+        repeated_key: bool,
+    ) -> Result<(), ConfigError> {
+        let id: u64 = id_text.parse().map_err(|_| {
+            invalid(
+                e,
+                "a server line keyed server.N with N a non-negative integer",
+            )
+        })?;
         let server = parse_server(id, &e.value).ok_or_else(|| invalid(e, SERVER_FORMAT))?;
-        if let Some(previous) = self.server_lines.insert(id, e.line) {
-            if self.seen.get(&e.key) != Some(&e.line) || previous != e.line {
-                self.warn_server_redefined(e, id, previous);
-            }
-        }
-        self.servers.insert(id, server);
-        Ok(())
-    }
-
-    /// `server.1` and `server.01` are different keys but the same server.
-    fn warn_server_redefined(&mut self, e: &Entry, id: u64, previous: usize) {
-        let same_key_warned = self.warnings.last().is_some_and(|w| w.contains("already set"));
-        if !same_key_warned {
+        let previous = self.server_lines.insert(id, e.line);
+        // `server.1` and `server.01` are different keys but the same server;
+        // an identical key was already reported as a repeated key.
+        if let (Some(previous), false) = (previous, repeated_key) {
             self.warn(
                 e.line,
                 format_args!("server id {id} already defined on line {previous}; the last wins"),
             );
         }
+        self.servers.insert(id, server);
+        Ok(())
     }
 
     fn finish(mut self) -> Result<(Config, Vec<String>), ConfigError> {
@@ -954,7 +1072,10 @@ impl Parser {
     }
 
     fn memlock_note(&mut self) {
-        let total = self.cfg.warren_cores.saturating_mul(self.cfg.warren_io_memory_kb);
+        let total = self
+            .cfg
+            .warren_cores
+            .saturating_mul(self.cfg.warren_io_memory_kb);
         if total > MEMLOCK_BUDGET_KB {
             self.warnings.push(format!(
                 "zoo.cfg: warren.cores x warren.ioMemoryKb = {total} KiB of io_uring memory; \
@@ -995,7 +1116,11 @@ fn session_timeout(e: &Entry) -> Result<Option<u32>, ConfigError> {
     if e.value == "-1" {
         return Ok(None);
     }
-    number(e, "a non-negative number of milliseconds (or -1 for the default)").map(Some)
+    number(
+        e,
+        "a non-negative number of milliseconds (or -1 for the default)",
+    )
+    .map(Some)
 }
 
 /// Hours; ZooKeeper treats zero and negative intervals as "disabled".
@@ -1047,9 +1172,12 @@ fn ip_address(e: &Entry) -> Result<IpAddr, ConfigError> {
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
-    unbracketed
-        .parse()
-        .map_err(|_| invalid(e, "an IP address or localhost (host names are not resolved)"))
+    unbracketed.parse().map_err(|_| {
+        invalid(
+            e,
+            "an IP address or localhost (host names are not resolved)",
+        )
+    })
 }
 
 /// Client authentication enforcement cannot be provided; starting anyway
@@ -1070,7 +1198,11 @@ fn refuse_auth_enforcement(e: &Entry) -> Result<(), ConfigError> {
 
 fn unsupported_reason(key: &str) -> Option<&'static str> {
     let exact = UNSUPPORTED_KEYS.iter().find(|(k, _)| *k == key);
-    let prefixed = || UNSUPPORTED_PREFIXES.iter().find(|(p, _)| key.starts_with(p));
+    let prefixed = || {
+        UNSUPPORTED_PREFIXES
+            .iter()
+            .find(|(p, _)| key.starts_with(p))
+    };
     exact.or_else(prefixed).map(|(_, reason)| *reason)
 }
 
@@ -1090,9 +1222,10 @@ fn spelling_hint(key: &str) -> String {
 
 fn looks_like_sha1_base64(digest: &str) -> bool {
     let base64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/';
-    digest.len() == SHA1_BASE64_LEN
-        && digest.ends_with('=')
-        && digest[..SHA1_BASE64_LEN - 1].chars().all(base64)
+    // 20 bytes encode to 27 characters plus one `=` of padding.
+    digest
+        .strip_suffix('=')
+        .is_some_and(|body| body.len() == SHA1_BASE64_LEN - 1 && body.chars().all(base64))
 }
 
 // ---------------------------------------------------------------------------
@@ -1116,7 +1249,14 @@ fn parse_server(id: u64, value: &str) -> Option<ServerEntry> {
         Some(text) => Some(client_address(java_trim(text))?),
         None => None,
     };
-    Some(ServerEntry { id, host, quorum_port, election_port, role, client_addr })
+    Some(ServerEntry {
+        id,
+        host,
+        quorum_port,
+        election_port,
+        role,
+        client_addr,
+    })
 }
 
 fn server_ports(parts: &[&str]) -> Option<(u16, u16, PeerRole)> {
@@ -1215,7 +1355,10 @@ mod tests {
         assert_eq!(c.min_session_timeout_ms, 4000);
         assert_eq!(c.max_session_timeout_ms, 40000);
         assert_eq!(c.jute_max_buffer, 1_048_575);
-        assert_eq!(c.four_letter_words, words(&["ruok", "srvr", "stat", "mntr", "isro"]));
+        assert_eq!(
+            c.four_letter_words,
+            words(&["ruok", "srvr", "stat", "mntr", "isro"])
+        );
         assert_eq!(c.super_digest, None);
         assert_eq!((c.init_limit, c.sync_limit), (10, 5));
         assert_eq!(c.snap_count, 100_000);
@@ -1242,7 +1385,8 @@ mod tests {
 
     #[test]
     fn embedded_default_text_round_trips_without_warnings() {
-        let (parsed, warnings) = Config::parse(EMBEDDED_DEFAULT_CFG).expect("embedded default parses");
+        let (parsed, warnings) =
+            Config::parse(EMBEDDED_DEFAULT_CFG).expect("embedded default parses");
         assert_eq!(parsed, Config::embedded_default());
         assert!(warnings.is_empty(), "{warnings:?}");
     }
@@ -1250,9 +1394,15 @@ mod tests {
     #[test]
     fn session_timeouts_follow_tick_time_wherever_it_is_set() {
         let c = cfg("minSessionTimeout=-1\ntickTime=3000");
-        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (6000, 60000));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (6000, 60000)
+        );
         let c = cfg("maxSessionTimeout=90000\ntickTime=500");
-        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (1000, 90000));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (1000, 90000)
+        );
     }
 
     #[test]
@@ -1290,10 +1440,16 @@ admin.enableServer=false");
         assert_eq!(c.client_port, 2281);
         assert_eq!(c.client_port_address, "10.1.2.3".parse::<IpAddr>().unwrap());
         assert_eq!(c.max_client_cnxns, 0);
-        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (1500, 30000));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (1500, 30000)
+        );
         assert_eq!(c.jute_max_buffer, 4_194_304);
         assert_eq!(c.four_letter_words, words(&["ruok", "conf"]));
-        assert_eq!(c.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
+        assert_eq!(
+            c.super_digest.as_deref(),
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
         assert_eq!((c.init_limit, c.sync_limit), (20, 7));
         assert_eq!(c.snap_count, 5000);
         assert_eq!(c.pre_alloc_size_kb, 1024);
@@ -1317,7 +1473,10 @@ admin.enableServer=false");
     #[test]
     fn zookeeper_spelling_of_super_digest_is_accepted() {
         let c = cfg("DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
-        assert_eq!(c.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
+        assert_eq!(
+            c.super_digest.as_deref(),
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
     }
 
     #[test]
@@ -1334,12 +1493,19 @@ admin.enableServer=false");
             "admin.enableServer" | "requireClientAuthScheme" => "false",
             "sessionRequireClientSASLAuth" | "enforce.auth.enabled" => "false",
             "skipACL" => "no",
+            "warren.cores" => "1",
             "minSessionTimeout" => "4000",
             "maxSessionTimeout" => "40000",
             _ => "10",
         };
         for key in USED_KEYS {
-            let (_, warnings) = ok(&format!("{key}={}", sample(key)));
+            let line = format!("{key}={}", sample(key));
+            // dataDir is tested alone: the helper already sets it.
+            let parsed = match *key {
+                "dataDir" => Config::parse(&line),
+                _ => with_data_dir(&line),
+            };
+            let (_, warnings) = parsed.expect("parses");
             assert!(warnings.is_empty(), "{key}: {warnings:?}");
         }
     }
@@ -1372,7 +1538,10 @@ admin.enableServer=false");
     fn admin_server_true_warns() {
         let (c, warnings) = ok("admin.enableServer=true");
         assert!(c.admin_enable_server);
-        assert!(has_warning(&warnings, "line 2: admin.enableServer=true: Warren has no HTTP admin server"));
+        assert!(has_warning(
+            &warnings,
+            "line 2: admin.enableServer=true: Warren has no HTTP admin server"
+        ));
     }
 
     #[test]
@@ -1380,7 +1549,10 @@ admin.enableServer=false");
         for value in ["0", "2", "-4"] {
             let (c, warnings) = ok(&format!("autopurge.snapRetainCount={value}"));
             assert_eq!(c.autopurge_snap_retain_count, 3);
-            assert!(has_warning(&warnings, "line 2: autopurge.snapRetainCount"), "{warnings:?}");
+            assert!(
+                has_warning(&warnings, "line 2: autopurge.snapRetainCount"),
+                "{warnings:?}"
+            );
         }
     }
 
@@ -1401,7 +1573,10 @@ admin.enableServer=false");
     #[test]
     fn large_io_memory_total_warns() {
         let (_, warnings) = ok("warren.cores=4\nwarren.ioMemoryKb=2048");
-        assert!(has_warning(&warnings, "8192 KiB of io_uring memory"), "{warnings:?}");
+        assert!(
+            has_warning(&warnings, "8192 KiB of io_uring memory"),
+            "{warnings:?}"
+        );
         let (_, warnings) = ok("warren.cores=3\nwarren.ioMemoryKb=2048");
         assert!(warnings.is_empty(), "{warnings:?}");
     }
@@ -1410,7 +1585,10 @@ admin.enableServer=false");
     fn relative_data_dir_is_kept_and_flagged_unless_deliberate() {
         let (c, warnings) = Config::parse("dataDir=data").expect("parses");
         assert_eq!(c.data_dir, PathBuf::from("data"));
-        assert!(has_warning(&warnings, "line 1: dataDir \"data\" is relative"));
+        assert!(has_warning(
+            &warnings,
+            "line 1: dataDir \"data\" is relative"
+        ));
         let (c, warnings) = Config::parse("dataDir=./data\ndataLogDir=../log").expect("parses");
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.data_log_dir, Some(PathBuf::from("../log")));
@@ -1459,7 +1637,10 @@ admin.enableServer=false");
     fn escaped_separator_belongs_to_the_key_and_double_backslash_is_literal() {
         let (c, warnings) = Config::parse("dataDir=C:\\\\zk\\\\data\nodd\\=key=1").expect("parses");
         assert_eq!(c.data_dir, PathBuf::from("C:\\zk\\data"));
-        assert!(has_warning(&warnings, "unknown key \"odd=key\""), "{warnings:?}");
+        assert!(
+            has_warning(&warnings, "unknown key \"odd=key\""),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -1480,19 +1661,27 @@ admin.enableServer=false");
     #[test]
     fn continuation_line_numbers_point_at_the_first_line() {
         let e = Config::parse("dataDir=/d\ntickTime=\\\n  abc").expect_err("bad tickTime");
-        assert!(matches!(e, ConfigError::InvalidValue { line: 2, .. }), "{e:?}");
+        assert!(
+            matches!(e, ConfigError::InvalidValue { line: 2, .. }),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn crlf_and_cr_line_endings() {
-        let c = Config::parse("dataDir=/d\r\ntickTime=100\rclientPort=9").expect("parses").0;
+        let c = Config::parse("dataDir=/d\r\ntickTime=100\rclientPort=9")
+            .expect("parses")
+            .0;
         assert_eq!((c.tick_time_ms, c.client_port), (100, 9));
     }
 
     #[test]
     fn latin1_file_bytes_are_decoded() {
         assert_eq!(decode(b"dataDir=/caf\xe9".to_vec()), "dataDir=/caf\u{e9}");
-        assert_eq!(decode("dataDir=/café".as_bytes().to_vec()), "dataDir=/caf\u{e9}");
+        assert_eq!(
+            decode("dataDir=/café".as_bytes().to_vec()),
+            "dataDir=/caf\u{e9}"
+        );
     }
 
     // ----- warnings -------------------------------------------------------------
@@ -1501,14 +1690,20 @@ admin.enableServer=false");
     fn unknown_key_is_a_warning_naming_line_and_key() {
         let (c, warnings) = ok("\nfrobnicate=7");
         assert_eq!(c.tick_time_ms, 2000);
-        assert_eq!(warnings, vec!["zoo.cfg line 3: unknown key \"frobnicate\" ignored".to_string()]);
+        assert_eq!(
+            warnings,
+            vec!["zoo.cfg line 3: unknown key \"frobnicate\" ignored".to_string()]
+        );
     }
 
     #[test]
     fn miscased_key_gets_a_hint() {
         let (c, warnings) = ok("ticktime=5");
         assert_eq!(c.tick_time_ms, 2000);
-        assert!(has_warning(&warnings, "(did you mean tickTime?)"), "{warnings:?}");
+        assert!(
+            has_warning(&warnings, "(did you mean tickTime?)"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -1536,11 +1731,26 @@ secureClientPort=2182
 ssl.keyStore.location=/k
 authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider
 skipACL=yes");
-        assert!(has_warning(&warnings, "line 2: dynamicConfigFile is not supported"));
-        assert!(has_warning(&warnings, "line 3: secureClientPort is not supported"));
-        assert!(has_warning(&warnings, "line 4: ssl.keyStore.location is not supported"));
-        assert!(has_warning(&warnings, "line 5: authProvider.1 is not supported"));
-        assert!(has_warning(&warnings, "line 6: skipACL=yes is not supported"));
+        assert!(has_warning(
+            &warnings,
+            "line 2: dynamicConfigFile is not supported"
+        ));
+        assert!(has_warning(
+            &warnings,
+            "line 3: secureClientPort is not supported"
+        ));
+        assert!(has_warning(
+            &warnings,
+            "line 4: ssl.keyStore.location is not supported"
+        ));
+        assert!(has_warning(
+            &warnings,
+            "line 5: authProvider.1 is not supported"
+        ));
+        assert!(has_warning(
+            &warnings,
+            "line 6: skipACL=yes is not supported"
+        ));
     }
 
     #[test]
@@ -1551,8 +1761,13 @@ skipACL=yes");
             "enforce.auth.enabled=true",
         ] {
             let e = err(line);
-            assert!(matches!(e, ConfigError::Unsupported { line: 2, .. }), "{e:?}");
-            assert!(e.to_string().contains("cannot enforce client authentication"));
+            assert!(
+                matches!(e, ConfigError::Unsupported { line: 2, .. }),
+                "{e:?}"
+            );
+            assert!(e
+                .to_string()
+                .contains("cannot enforce client authentication"));
         }
         let (_, warnings) = ok("enforce.auth.enabled=false");
         assert!(warnings.is_empty());
@@ -1562,7 +1777,10 @@ skipACL=yes");
     fn duplicate_key_last_wins_with_warning() {
         let (c, warnings) = ok("tickTime=1000\ntickTime=3000");
         assert_eq!(c.tick_time_ms, 3000);
-        assert!(has_warning(&warnings, "line 3: tickTime already set on line 2; the last value wins"));
+        assert!(has_warning(
+            &warnings,
+            "line 3: tickTime already set on line 2; the last value wins"
+        ));
     }
 
     // ----- errors -----------------------------------------------------------------
@@ -1570,7 +1788,10 @@ skipACL=yes");
     #[test]
     fn invalid_value_names_line_key_value_and_expectation() {
         let e = Config::parse("dataDir=/d\n\ntickTime=abc").expect_err("bad");
-        assert_eq!(e.to_string(), "zoo.cfg line 3: tickTime = \"abc\": expected a positive integer");
+        assert_eq!(
+            e.to_string(),
+            "zoo.cfg line 3: tickTime = \"abc\": expected a positive integer"
+        );
     }
 
     #[test]
@@ -1595,7 +1816,10 @@ skipACL=yes");
         ];
         for (line, expected) in cases {
             let e = err(line);
-            assert!(matches!(e, ConfigError::InvalidValue { line: 2, .. }), "{line}: {e:?}");
+            assert!(
+                matches!(e, ConfigError::InvalidValue { line: 2, .. }),
+                "{line}: {e:?}"
+            );
             assert!(e.to_string().contains(expected), "{line}: {e}");
         }
     }
@@ -1622,14 +1846,28 @@ skipACL=yes");
         let e = Config::parse("tickTime=2000\n").expect_err("no dataDir");
         assert!(matches!(e, ConfigError::MissingDataDir));
         assert_eq!(e.to_string(), "zoo.cfg: dataDir is not set");
-        assert!(matches!(Config::parse(""), Err(ConfigError::MissingDataDir)));
+        assert!(matches!(
+            Config::parse(""),
+            Err(ConfigError::MissingDataDir)
+        ));
     }
 
     #[test]
     fn min_session_above_max_is_an_error() {
         let e = err("minSessionTimeout=50000");
-        assert!(matches!(e, ConfigError::SessionTimeoutOrder { min: 50000, max: 40000 }), "{e:?}");
-        assert!(e.to_string().contains("minSessionTimeout (50000 ms) is larger"));
+        assert!(
+            matches!(
+                e,
+                ConfigError::SessionTimeoutOrder {
+                    min: 50000,
+                    max: 40000
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e
+            .to_string()
+            .contains("minSessionTimeout (50000 ms) is larger"));
         let c = cfg("minSessionTimeout=5000\nmaxSessionTimeout=5000");
         assert_eq!(c.min_session_timeout_ms, 5000);
     }
@@ -1668,8 +1906,14 @@ skipACL=yes");
         let (c, warnings) = ok("4lw.commands.whitelist=RUOK, stat, ruok stat");
         assert!(!c.four_letter_word_allowed("ruok"));
         assert!(c.four_letter_word_allowed("stat"));
-        assert!(has_warning(&warnings, "unknown four-letter word \"RUOK\""), "{warnings:?}");
-        assert!(has_warning(&warnings, "unknown four-letter word \"ruok stat\""), "{warnings:?}");
+        assert!(
+            has_warning(&warnings, "unknown four-letter word \"RUOK\""),
+            "{warnings:?}"
+        );
+        assert!(
+            has_warning(&warnings, "unknown four-letter word \"ruok stat\""),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -1709,7 +1953,10 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
         assert_eq!(c.servers[2].role, PeerRole::Observer);
         assert_eq!(c.servers[2].host, "zk3.example.com");
         assert_eq!(c.servers[3].client_addr, Some(("127.0.0.1".into(), 2191)));
-        assert!(has_warning(&warnings, "4 server.N line(s) parsed but ignored"), "{warnings:?}");
+        assert!(
+            has_warning(&warnings, "4 server.N line(s) parsed but ignored"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -1747,8 +1994,14 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
             "",
         ] {
             let e = err(&format!("\nserver.1={value}"));
-            assert!(matches!(e, ConfigError::InvalidValue { line: 3, .. }), "{value:?}: {e:?}");
-            assert!(e.to_string().contains("host:quorumPort:electionPort"), "{e}");
+            assert!(
+                matches!(e, ConfigError::InvalidValue { line: 3, .. }),
+                "{value:?}: {e:?}"
+            );
+            assert!(
+                e.to_string().contains("host:quorumPort:electionPort"),
+                "{e}"
+            );
         }
     }
 
@@ -1756,7 +2009,10 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
     fn bad_server_ids_are_errors() {
         for key in ["server.", "server.x", "server.-1", "server.1.5"] {
             let e = err(&format!("{key}=zk1:2888:3888"));
-            assert!(matches!(e, ConfigError::InvalidValue { line: 2, .. }), "{key}: {e:?}");
+            assert!(
+                matches!(e, ConfigError::InvalidValue { line: 2, .. }),
+                "{key}: {e:?}"
+            );
             assert!(e.to_string().contains("server.N"), "{e}");
         }
     }
@@ -1766,7 +2022,10 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
         let (c, warnings) = ok("server.1=a:1:2\nserver.01=b:1:2");
         assert_eq!(c.servers.len(), 1);
         assert_eq!(c.servers[0].host, "b");
-        assert!(has_warning(&warnings, "line 3: server id 1 already defined on line 2"), "{warnings:?}");
+        assert!(
+            has_warning(&warnings, "line 3: server id 1 already defined on line 2"),
+            "{warnings:?}"
+        );
         let (_, warnings) = ok("server.1=a:1:2\nserver.1=b:1:2");
         let mentions = warnings.iter().filter(|w| w.contains("line 3")).count();
         assert_eq!(mentions, 1, "{warnings:?}");
@@ -1794,15 +2053,27 @@ serverId=0
     }
 
     #[test]
-    fn conf_text_uses_data_dir_for_log_and_absolute_paths() {
+    fn conf_text_paths_are_absolute_like_java() {
+        // ZooKeeper 3.8 with dataDir=./data run from /tmp/zkref printed
+        // dataDir=/tmp/zkref/./data/version-2 (checked against a real server).
         let text = Config::embedded_default().to_conf_text(0, 0);
         let cwd = std::env::current_dir().expect("cwd");
-        let dir = cwd.join("warren-data").join("version-2");
-        assert!(text.contains(&format!("\ndataDir={}\n", dir.display())), "{text}");
-        assert!(text.contains(&format!("\ndataLogDir={}\n", dir.display())), "{text}");
+        let dir = format!("{}/./warren-data/version-2", cwd.display());
+        assert!(text.contains(&format!("\ndataDir={dir}\n")), "{text}");
+        assert!(text.contains(&format!("\ndataLogDir={dir}\n")), "{text}");
     }
 
-    // ----- files ---------------------------------------------------------------------------
+    #[test]
+    fn java_path_normalisation() {
+        assert_eq!(
+            version_dir(Path::new("/var//lib/zk/")),
+            "/var/lib/zk/version-2"
+        );
+        assert_eq!(version_dir(Path::new("/")), "/version-2");
+        assert_eq!(version_dir(Path::new("/a/../b")), "/a/../b/version-2");
+        assert_eq!(collapse_slashes("//"), "/");
+        assert_eq!(join_path("/a", ""), "/a");
+    }
 
     #[test]
     fn load_reads_a_file_and_reports_missing_ones() {
@@ -1811,7 +2082,10 @@ serverId=0
         let path = dir.join("zoo.cfg");
         std::fs::write(&path, "dataDir=/srv/zk\nclientPort=3000\n").expect("write");
         let (c, _) = Config::load(&path).expect("loads");
-        assert_eq!((c.client_port, c.data_dir.clone()), (3000, PathBuf::from("/srv/zk")));
+        assert_eq!(
+            (c.client_port, c.data_dir.clone()),
+            (3000, PathBuf::from("/srv/zk"))
+        );
         let missing = dir.join("absent.cfg");
         let e = Config::load(&missing).expect_err("missing file");
         assert!(matches!(e, ConfigError::Io { .. }));
@@ -1868,8 +2142,33 @@ serverId=0
     #[test]
     fn pseudo_random_text_never_panics() {
         const ALPHABET: &[char] = &[
-            'a', 'Z', '0', '9', '=', ':', ' ', '\t', '\\', 'u', 'D', '8', '\n', '\r', '#', '!', '.',
-            ';', '[', ']', '|', '*', ',', '-', 'é', '\u{0}', '\u{10FFFF}',
+            'a',
+            'Z',
+            '0',
+            '9',
+            '=',
+            ':',
+            ' ',
+            '\t',
+            '\\',
+            'u',
+            'D',
+            '8',
+            '\n',
+            '\r',
+            '#',
+            '!',
+            '.',
+            ';',
+            '[',
+            ']',
+            '|',
+            '*',
+            ',',
+            '-',
+            'é',
+            '\u{0}',
+            '\u{10FFFF}',
         ];
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {
@@ -1879,7 +2178,12 @@ serverId=0
             state ^= state << 17;
             state
         };
-        let prefixes = ["", "dataDir=/d\n", "dataDir=/d\nserver.1=", "dataDir=/d\ntickTime="];
+        let prefixes = [
+            "",
+            "dataDir=/d\n",
+            "dataDir=/d\nserver.1=",
+            "dataDir=/d\ntickTime=",
+        ];
         for round in 0..4000 {
             let len = (next() % 40) as usize;
             let body: String = (0..len)

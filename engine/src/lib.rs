@@ -5,10 +5,13 @@
 //! glommio shell that feeds it events and performs the I/O it asks for.
 
 pub mod acl;
+pub mod admin;
+pub mod config;
 pub mod machine;
 pub mod path;
 pub mod prep;
 pub mod proto;
+pub mod server;
 pub mod session;
 pub mod tree;
 pub mod txn;

@@ -49,7 +49,12 @@ pub fn initial_session_id(myid: u8, wall_ms: i64) -> i64 {
 
 impl SessionTracker {
     pub fn new(tick_ms: i64, first_id: i64) -> Self {
-        SessionTracker { sessions: HashMap::new(), buckets: BTreeMap::new(), tick_ms: tick_ms.max(1), next_id: first_id }
+        SessionTracker {
+            sessions: HashMap::new(),
+            buckets: BTreeMap::new(),
+            tick_ms: tick_ms.max(1),
+            next_id: first_id,
+        }
     }
 
     pub fn next_id(&mut self) -> i64 {
@@ -63,7 +68,15 @@ impl SessionTracker {
     }
 
     pub fn add(&mut self, id: i64, timeout_ms: i32, now_ms: i64) {
-        self.sessions.insert(id, Session { id, timeout_ms, expire_at_ms: 0, closing: false });
+        self.sessions.insert(
+            id,
+            Session {
+                id,
+                timeout_ms,
+                expire_at_ms: 0,
+                closing: false,
+            },
+        );
         self.touch(id, now_ms);
     }
 
@@ -83,7 +96,9 @@ impl SessionTracker {
 
     /// Moves a session's expiry forward; false if it is unknown or closing.
     pub fn touch(&mut self, id: i64, now_ms: i64) -> bool {
-        let Some(s) = self.sessions.get(&id) else { return false };
+        let Some(s) = self.sessions.get(&id) else {
+            return false;
+        };
         if s.closing {
             return false;
         }
@@ -126,7 +141,10 @@ impl SessionTracker {
         let due: Vec<i64> = self.buckets.range(..=now_ms).map(|(t, _)| *t).collect();
         for t in due {
             if let Some(ids) = self.buckets.remove(&t) {
-                out.extend(ids.into_iter().filter(|id| self.sessions.get(id).is_some_and(|s| !s.closing)));
+                out.extend(
+                    ids.into_iter()
+                        .filter(|id| self.sessions.get(id).is_some_and(|s| !s.closing)),
+                );
             }
         }
         out.sort_unstable();

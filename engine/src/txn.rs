@@ -17,7 +17,9 @@ pub struct TxnHeader {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnOp {
-    CreateSession { timeout_ms: i32 },
+    CreateSession {
+        timeout_ms: i32,
+    },
     CloseSession,
     Create {
         kind: CreateKind,
@@ -27,13 +29,27 @@ pub enum TxnOp {
         ephemeral_owner: i64,
         parent_cversion: i32,
     },
-    Delete { path: String },
+    Delete {
+        path: String,
+    },
     /// Removal of an empty container or expired TTL node (op deleteContainer).
-    DeleteContainer { path: String },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    DeleteContainer {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
     /// A multi's check op: validated at prep, nothing to apply.
-    Check { path: String },
+    Check {
+        path: String,
+    },
     /// A multi: all ops succeed, or every entry is an Error (see `prep::multi`).
     Multi(Vec<TxnOp>),
     /// A write that failed at prep; it still consumes a zxid, as in ZooKeeper.

@@ -47,16 +47,28 @@ pub struct WatchManager {
 
 impl WatchManager {
     pub fn add(&mut self, path: &str, watcher: WatcherId, kind: Kind) {
-        let set = self.by_path.entry(path.to_string()).or_default().entry(kind).or_default();
+        let set = self
+            .by_path
+            .entry(path.to_string())
+            .or_default()
+            .entry(kind)
+            .or_default();
         if set.insert(watcher) && kind == Kind::Recursive {
             self.recursive_count += 1;
         }
-        self.by_watcher.entry(watcher).or_default().insert((path.to_string(), kind));
+        self.by_watcher
+            .entry(watcher)
+            .or_default()
+            .insert((path.to_string(), kind));
     }
 
     fn remove_one(&mut self, path: &str, watcher: WatcherId, kind: Kind) -> bool {
-        let Some(kinds) = self.by_path.get_mut(path) else { return false };
-        let Some(set) = kinds.get_mut(&kind) else { return false };
+        let Some(kinds) = self.by_path.get_mut(path) else {
+            return false;
+        };
+        let Some(set) = kinds.get_mut(&kind) else {
+            return false;
+        };
         let removed = set.remove(&watcher);
         if set.is_empty() {
             kinds.remove(&kind);
@@ -100,13 +112,19 @@ impl WatchManager {
 
     /// checkWatches: true if the watcher holds a watch of that type on the path.
     pub fn contains(&self, path: &str, watcher: WatcherId, watcher_type: i32) -> bool {
-        let Some(kinds) = self.by_path.get(path) else { return false };
-        Self::kinds_for(watcher_type).iter().any(|k| kinds.get(k).is_some_and(|s| s.contains(&watcher)))
+        let Some(kinds) = self.by_path.get(path) else {
+            return false;
+        };
+        Self::kinds_for(watcher_type)
+            .iter()
+            .any(|k| kinds.get(k).is_some_and(|s| s.contains(&watcher)))
     }
 
     /// Drops every watch of a connection (it closed; clients re-register with setWatches).
     pub fn remove_watcher(&mut self, watcher: WatcherId) {
-        let Some(entries) = self.by_watcher.remove(&watcher) else { return };
+        let Some(entries) = self.by_watcher.remove(&watcher) else {
+            return;
+        };
         for (p, k) in entries {
             if let Some(kinds) = self.by_path.get_mut(&p) {
                 if let Some(set) = kinds.get_mut(&k) {
@@ -146,7 +164,11 @@ impl WatchManager {
                 out.insert(w);
             }
         }
-        if let Some(set) = self.by_path.get(changed).and_then(|k| k.get(&Kind::Persistent)) {
+        if let Some(set) = self
+            .by_path
+            .get(changed)
+            .and_then(|k| k.get(&Kind::Persistent))
+        {
             out.extend(set.iter().copied());
         }
         if self.recursive_count > 0 && event_type != event::NODE_CHILDREN_CHANGED {

@@ -20,6 +20,7 @@ from kazoo.exceptions import (
     BadArgumentsError,
     BadVersionError,
     InvalidACLError,
+    LockTimeout,
     NoAuthError,
     NoChildrenForEphemeralsError,
     NodeExistsError,
@@ -79,6 +80,13 @@ def wait_until(pred, timeout=WAIT, interval=0.02, what="condition"):
             break
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def nchildren(client, path) -> int:
+    try:
+        return len(client.get_children(path))
+    except NoNodeError:
+        return 0
 
 
 def session_id(client) -> int:
@@ -150,7 +158,8 @@ def test_lock_released_when_holder_session_closes(target, kazoo_client, unique_p
     path = unique_path + "/lock"
     assert a.Lock(path, "A").acquire(timeout=WAIT)
     lb = b.Lock(path, "B")
-    assert not lb.acquire(timeout=0.3)
+    with pytest.raises(LockTimeout):
+        lb.acquire(timeout=0.3)
     w = Worker(lambda: lb.acquire(timeout=WAIT))
     w.start()
     wait_until(lambda: len(b.get_children(path)) == 2, what="B waiting")
@@ -166,7 +175,8 @@ def test_semaphore_limits_holders(target, kazoo_client, unique_path):
     sems = [c.Semaphore(path, identifier=f"s{i}", max_leases=2) for i, c in enumerate(clients)]
     assert sems[0].acquire(timeout=WAIT)
     assert sems[1].acquire(timeout=WAIT)
-    assert not sems[2].acquire(timeout=0.5)
+    with pytest.raises(LockTimeout):
+        sems[2].acquire(timeout=0.5)
     assert sorted(sems[0].lease_holders()) == ["s0", "s1"]
     sems[0].release()
     assert sems[2].acquire(timeout=WAIT)
@@ -203,7 +213,7 @@ def test_election_leader_and_successor(target, kazoo_client, unique_path):
     for i in range(3):
         workers.append(Worker(run, i, name=f"n{i}"))
         workers[-1].start()
-        wait_until(lambda: len(clients[0].get_children(path)) == i + 1, what=f"n{i} enrolled")
+        wait_until(lambda: nchildren(clients[0], path) == i + 1, what=f"n{i} enrolled")
     wait_until(lambda: len(leaders) == 1, what="a leader")
     assert leaders == [0]
     assert clients[1].Election(path).contenders() == ["n0", "n1", "n2"]
@@ -263,7 +273,7 @@ def test_double_barrier(target, kazoo_client, unique_path):
     for i in range(2):
         workers.append(Worker(participant, i))
         workers[-1].start()
-    wait_until(lambda: len(clients[0].get_children(path)) == 2, what="two participants")
+    wait_until(lambda: nchildren(clients[0], path) == 2, what="two participants")
     time.sleep(0.3)
     assert entered == []  # only 2 of 3 arrived
     workers.append(Worker(participant, 2))
@@ -716,7 +726,9 @@ def test_acls_digest_auth(target, kazoo_client, unique_path):
     with pytest.raises(NoAuthError):
         anon.create(p + "/secret/child")
     assert anon.exists(p + "/secret") is not None  # exists is not ACL-checked
-    acls, stat = anon.get_acls(p + "/secret")  # nor is getACL
+    with pytest.raises(NoAuthError):  # getACL is: it needs READ or ADMIN
+        anon.get_acls(p + "/secret")
+    acls, stat = owner.get_acls(p + "/secret")
     assert acls == [alice_all] and stat.aversion == 0
     anon.delete(p + "/secret")  # delete needs DELETE on the parent only
     assert owner.exists(p + "/secret") is None
@@ -748,23 +760,26 @@ def test_get_set_acls_versions(target, kazoo_client, unique_path):
     c, other = kazoo_client(target), kazoo_client(target)
     p = unique_path
     c.create(p, b"x")
+    c.create(p + "/open")
     acls, stat = c.get_acls(p)
     assert acls == OPEN_ACL_UNSAFE
     assert (acls[0].perms, acls[0].id.scheme, acls[0].id.id) == (31, "world", "anyone")
     assert stat == c.exists(p)
+    with pytest.raises(BadVersionError):
+        c.set_acls(p, READ_ACL_UNSAFE, version=1)
     s1 = c.set_acls(p, READ_ACL_UNSAFE, version=0)
     assert s1.aversion == 1 and s1.version == 0 and s1.mzxid == stat.mzxid
-    with pytest.raises(BadVersionError):
-        c.set_acls(p, OPEN_ACL_UNSAFE, version=0)
+    assert c.get_acls(p)[0] == READ_ACL_UNSAFE
     with pytest.raises(NoAuthError):
         other.set(p, b"y")
-    with pytest.raises(NoAuthError):  # set_acls needs ADMIN, READ_ACL_UNSAFE lacks it
+    # set_acls needs ADMIN, which READ_ACL_UNSAFE lacks; the permission check comes
+    # before the version check (a wrong version still answers NoAuth)
+    with pytest.raises(NoAuthError):
+        c.set_acls(p, OPEN_ACL_UNSAFE, version=0)
+    with pytest.raises(NoAuthError):
         c.set_acls(p, OPEN_ACL_UNSAFE)
     with pytest.raises(NoNodeError):
         c.get_acls(p + "/missing")
-    with pytest.raises(InvalidACLError):
-        c.set_acls(p + "x", [])  if c.exists(p + "x") else (_ for _ in ()).throw(InvalidACLError())
-    c.create(p + "/open")
     with pytest.raises(InvalidACLError):
         c.set_acls(p + "/open", [])
     with pytest.raises(InvalidACLError):
@@ -926,8 +941,11 @@ class Proxy:
 def test_session_survives_short_disconnect_and_expires_after_long_one(target, kazoo_client,
                                                                       unique_path):
     """Through a proxy: a cut shorter than the session timeout resumes the same session
-    (ephemeral and watches kept, SetWatches replays the watch); a cut longer than the
-    timeout makes the server refuse the old session on reconnect (kazoo: LOST)."""
+    (ephemeral kept); a cut longer than the timeout makes the server refuse the old session
+    on reconnect (kazoo: LOST, then a new session).
+
+    kazoo 2.11 never sends SetWatches: on a disconnect it drops its watchers, calling them
+    with a NONE event, so watch re-registration cannot be tested with it."""
     observer = kazoo_client(target)
     observer.ensure_path(unique_path)
     proxy = Proxy(target.port)
@@ -952,10 +970,11 @@ def test_session_survives_short_disconnect_and_expires_after_long_one(target, ka
             proxy.up()
             wait_until(lambda: c.connected, what="reconnect")
             assert session_id(c) == sid
-            assert fired.wait(WAIT), "watch set before the cut did not fire after resume"
-            assert [(e.type, e.path) for e in events] == [(EventType.CREATED,
-                                                           unique_path + "/later")]
+            assert fired.wait(WAIT)
+            assert [(e.type, e.path) for e in events] == [(EventType.NONE, None)]
             assert observer.exists(eph).ephemeralOwner == sid
+            assert c.exists(unique_path + "/later") is not None
+            assert c.get(eph)[0] == b"x"
             assert KazooState.LOST not in states
 
             proxy.down()

@@ -1,7 +1,170 @@
-fn main() {
-    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .make()
-        .unwrap();
-    ex.run(async { println!("glommio ok") });
+//! The `warren` command: run a server, or ask one for its status.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing::{error, info, warn};
+
+use warren::admin;
+use warren::config::Config;
+use warren::machine::MachineConfig;
+use warren::server::{self, AdminContext, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "warren",
+    version,
+    about = "A ZooKeeper-compatible coordination service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a server in the foreground (without a file: 127.0.0.1:2181, dataDir ./warren-data).
+    StartForeground {
+        /// A ZooKeeper zoo.cfg.
+        config: Option<PathBuf>,
+    },
+    /// Print the server's mode, like `zkServer.sh status`.
+    Status { config: Option<PathBuf> },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::StartForeground { config } => start(config.as_deref()),
+        Cmd::Status { config } => status(config.as_deref()),
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<Config, String> {
+    let Some(p) = path else {
+        return Ok(Config::embedded_default());
+    };
+    let (cfg, warnings) = Config::load(p).map_err(|e| e.to_string())?;
+    for w in warnings {
+        warn!("{w}");
+    }
+    Ok(cfg)
+}
+
+fn start(path: Option<&Path>) -> ExitCode {
+    let cfg = match load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match path {
+        Some(p) => info!("Using config: {}", p.display()),
+        None => info!("Using the embedded default configuration"),
+    }
+    if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
+        error!("cannot create dataDir {}: {e}", cfg.data_dir.display());
+        return ExitCode::from(2);
+    }
+    let settings = settings_from(&cfg);
+    if let Err(e) = server::run(settings) {
+        error!("{e}");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn settings_from(cfg: &Config) -> Settings {
+    let tick = cfg.tick_time_ms as i64;
+    let machine = MachineConfig {
+        tick_ms: tick,
+        min_session_timeout_ms: cfg.min_session_timeout_ms as i32,
+        max_session_timeout_ms: cfg.max_session_timeout_ms as i32,
+        max_client_cnxns: cfg.max_client_cnxns,
+        super_digest: cfg.super_digest.clone(),
+        ttl_enabled: cfg.extended_types_enabled,
+        container_check_interval_ms: cfg.warren_container_check_interval_ms as i64,
+        myid: 0,
+        max_queued_per_conn: 100_000,
+    };
+    let data_log_dir = cfg
+        .data_log_dir
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.clone());
+    let version = admin::full_version(env!("CARGO_PKG_VERSION"), "unknown");
+    Settings {
+        addr: SocketAddr::new(cfg.client_port_address, cfg.client_port),
+        max_frame_len: cfg.jute_max_buffer,
+        machine,
+        executors: cfg.warren_cores.max(1),
+        io_memory_bytes: cfg.warren_io_memory_kb * 1024,
+        admin: Arc::new(AdminContext {
+            config: cfg.clone(),
+            data_dir: cfg.data_dir.clone(),
+            data_log_dir,
+            version,
+        }),
+    }
+}
+
+fn status(path: Option<&Path>) -> ExitCode {
+    let cfg = match load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ip = match cfg.client_port_address {
+        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        other => other,
+    };
+    match path {
+        Some(p) => println!("Using config: {}", p.display()),
+        None => println!("Using config: (embedded default)"),
+    }
+    println!(
+        "Client port found: {}. Client address: {ip}. Client SSL: false.",
+        cfg.client_port
+    );
+    match srvr(SocketAddr::new(ip, cfg.client_port)) {
+        Some(text) => match text.lines().find_map(|l| l.strip_prefix("Mode: ")) {
+            Some(mode) => {
+                println!("Mode: {mode}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                println!("Error contacting service. It is probably not running.");
+                ExitCode::from(1)
+            }
+        },
+        None => {
+            println!("Error contacting service. It is probably not running.");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn srvr(addr: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"srvr").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
 }

@@ -63,7 +63,11 @@ pub struct Trigger {
 /// The outcome of one applied op (a multi has one per sub-op).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpResult {
-    Created { kind: CreateKind, path: String, stat: Stat },
+    Created {
+        kind: CreateKind,
+        path: String,
+        stat: Stat,
+    },
     Deleted,
     SetData(Stat),
     SetAcl(Stat),
@@ -110,13 +114,27 @@ impl DataTree {
         };
         let open = t.intern_acl(acl::open_acl_unsafe());
         let read = t.intern_acl(acl::read_acl_unsafe());
-        let system = [("/", &open), (ZOOKEEPER, &open), (QUOTA, &open), (CONFIG, &read)];
+        let system = [
+            ("/", &open),
+            (ZOOKEEPER, &open),
+            (QUOTA, &open),
+            (CONFIG, &read),
+        ];
         for (p, a) in system {
-            let node = Node { data: Vec::new(), acl: a.clone(), stat: NodeStat::default(), children: BTreeSet::new() };
+            let node = Node {
+                data: Vec::new(),
+                acl: a.clone(),
+                stat: NodeStat::default(),
+                children: BTreeSet::new(),
+            };
             t.nodes.insert(p.to_string(), node);
             if p != "/" {
                 let parent = path::parent(p).to_string();
-                t.nodes.get_mut(&parent).expect("system parent").children.insert(path::name(p).to_string());
+                t.nodes
+                    .get_mut(&parent)
+                    .expect("system parent")
+                    .children
+                    .insert(path::name(p).to_string());
             }
         }
         t
@@ -198,17 +216,43 @@ impl DataTree {
                 self.kill_session(txn.hdr.session_id, zxid, triggers);
                 OpResult::SessionClosed
             }
-            TxnOp::Create { kind, path, data, acl, ephemeral_owner, parent_cversion } => {
-                match self.create(path, data, acl, *ephemeral_owner, *parent_cversion, zxid, time, triggers) {
-                    Ok(stat) => OpResult::Created { kind: *kind, path: path.clone(), stat },
+            TxnOp::Create {
+                kind,
+                path,
+                data,
+                acl,
+                ephemeral_owner,
+                parent_cversion,
+            } => {
+                match self.create(
+                    path,
+                    data,
+                    acl,
+                    *ephemeral_owner,
+                    *parent_cversion,
+                    zxid,
+                    time,
+                    triggers,
+                ) {
+                    Ok(stat) => OpResult::Created {
+                        kind: *kind,
+                        path: path.clone(),
+                        stat,
+                    },
                     Err(e) => OpResult::Error(e),
                 }
             }
-            TxnOp::Delete { path } | TxnOp::DeleteContainer { path } => match self.delete(path, zxid, triggers) {
-                Ok(()) => OpResult::Deleted,
-                Err(e) => OpResult::Error(e),
-            },
-            TxnOp::SetData { path, data, version } => match self.set_data(path, data, *version, zxid, time, triggers) {
+            TxnOp::Delete { path } | TxnOp::DeleteContainer { path } => {
+                match self.delete(path, zxid, triggers) {
+                    Ok(()) => OpResult::Deleted,
+                    Err(e) => OpResult::Error(e),
+                }
+            }
+            TxnOp::SetData {
+                path,
+                data,
+                version,
+            } => match self.set_data(path, data, *version, zxid, time, triggers) {
                 Ok(stat) => OpResult::SetData(stat),
                 Err(e) => OpResult::Error(e),
             },
@@ -217,7 +261,11 @@ impl DataTree {
                 Err(e) => OpResult::Error(e),
             },
             TxnOp::Check { .. } => OpResult::Checked,
-            TxnOp::Multi(ops) => OpResult::Multi(ops.iter().map(|o| self.apply_op(txn, o, triggers)).collect()),
+            TxnOp::Multi(ops) => OpResult::Multi(
+                ops.iter()
+                    .map(|o| self.apply_op(txn, o, triggers))
+                    .collect(),
+            ),
             TxnOp::Error(e) => OpResult::Error(*e),
         }
     }
@@ -263,7 +311,12 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        let node = Node { data: data.to_vec(), acl, stat, children: BTreeSet::new() };
+        let node = Node {
+            data: data.to_vec(),
+            acl,
+            stat,
+            children: BTreeSet::new(),
+        };
         let out = node.stat();
         self.data_bytes += (path.len() + data.len()) as u64;
         self.nodes.insert(path.to_string(), node);
@@ -276,15 +329,29 @@ impl DataTree {
                 self.ttls.insert(path.to_string());
             }
             OwnerKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.to_string());
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_string());
             }
         }
-        triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_CREATED });
-        triggers.push(Trigger { path: parent_path.to_string(), event_type: event::NODE_CHILDREN_CHANGED });
+        triggers.push(Trigger {
+            path: path.to_string(),
+            event_type: event::NODE_CREATED,
+        });
+        triggers.push(Trigger {
+            path: parent_path.to_string(),
+            event_type: event::NODE_CHILDREN_CHANGED,
+        });
         Ok(out)
     }
 
-    fn delete(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> Result<(), ErrorCode> {
+    fn delete(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<(), ErrorCode> {
         let parent_path = path::parent(path);
         if path == "/" || !self.nodes.contains_key(parent_path) {
             return Err(ErrorCode::NoNode);
@@ -299,7 +366,9 @@ impl DataTree {
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
-        self.data_bytes = self.data_bytes.saturating_sub((path.len() + node.data.len()) as u64);
+        self.data_bytes = self
+            .data_bytes
+            .saturating_sub((path.len() + node.data.len()) as u64);
         match owner_kind(node.stat.ephemeral_owner) {
             OwnerKind::Persistent => {}
             OwnerKind::Container => {
@@ -317,8 +386,14 @@ impl DataTree {
                 }
             }
         }
-        triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_DELETED });
-        triggers.push(Trigger { path: parent_path.to_string(), event_type: event::NODE_CHILDREN_CHANGED });
+        triggers.push(Trigger {
+            path: path.to_string(),
+            event_type: event::NODE_DELETED,
+        });
+        triggers.push(Trigger {
+            path: parent_path.to_string(),
+            event_type: event::NODE_CHILDREN_CHANGED,
+        });
         Ok(())
     }
 
@@ -332,12 +407,16 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) -> Result<Stat, ErrorCode> {
         let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
-        self.data_bytes = self.data_bytes.saturating_sub(node.data.len() as u64) + data.len() as u64;
+        self.data_bytes =
+            self.data_bytes.saturating_sub(node.data.len() as u64) + data.len() as u64;
         node.data = data.to_vec();
         node.stat.version = version;
         node.stat.mzxid = zxid;
         node.stat.mtime = time;
-        triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_DATA_CHANGED });
+        triggers.push(Trigger {
+            path: path.to_string(),
+            event_type: event::NODE_DATA_CHANGED,
+        });
         Ok(node.stat())
     }
 

@@ -1,0 +1,392 @@
+//! The I/O shell: the only code that touches glommio, sockets and clocks.
+//!
+//! One glommio executor per configured core. Every executor accepts client connections on
+//! the same port (SO_REUSEPORT) and runs their reader and writer tasks. Executor 0 owns the
+//! `Machine` (tree, sessions, watches): connection events from other executors reach it over
+//! bounded glommio shared channels, and its output frames travel back the same way. The
+//! owner turns timers into `tick`s and hands appended transactions to the log; replies to
+//! writes come out of `Machine::durable`, so nothing is acknowledged before the log says so.
+
+mod frame;
+mod outbox;
+mod owner;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use futures_lite::{AsyncRead, AsyncWriteExt};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+use tracing::{info, warn};
+
+use crate::machine::{ConnId, MachineConfig};
+use crate::proto::{ConnectRequest, Request, RequestHeader};
+use frame::{FrameError, FrameReader};
+use outbox::Outbox;
+pub use owner::AdminContext;
+
+/// Everything the shell needs to run, already validated.
+#[derive(Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    /// jute.maxbuffer: the largest frame body accepted.
+    pub max_frame_len: u32,
+    pub machine: MachineConfig,
+    pub executors: usize,
+    pub io_memory_bytes: usize,
+    pub admin: Arc<AdminContext>,
+}
+
+/// A connection event, sent from the connection's executor to the owner.
+pub enum Event {
+    Open {
+        conn: ConnId,
+        ip: IpAddr,
+    },
+    Connect {
+        conn: ConnId,
+        req: ConnectRequest,
+    },
+    Request {
+        conn: ConnId,
+        hdr: RequestHeader,
+        req: Request,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    FourLetter {
+        conn: ConnId,
+        word: String,
+    },
+}
+
+/// An output for a connection, sent from the owner to the connection's executor.
+pub enum Out {
+    Frame(ConnId, Vec<u8>),
+    Close(ConnId),
+}
+
+/// Bits of a ConnId that name the executor that holds the socket.
+const EXECUTOR_SHIFT: u32 = 48;
+const CHANNEL_CAPACITY: usize = 8192;
+
+fn executor_of(conn: ConnId) -> usize {
+    (conn >> EXECUTOR_SHIFT) as usize
+}
+
+/// A queue drained by a task that awaits a cross-executor send for each item.
+struct Forwarder<T> {
+    queue: RefCell<VecDeque<T>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl<T: Send + 'static> Forwarder<T> {
+    fn new() -> Rc<Self> {
+        Rc::new(Forwarder {
+            queue: RefCell::new(VecDeque::new()),
+            waker: RefCell::new(None),
+        })
+    }
+
+    fn push(&self, item: T) {
+        self.queue.borrow_mut().push_back(item);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    async fn run(self: Rc<Self>, tx: ConnectedSender<T>) {
+        loop {
+            let batch: Vec<T> = poll_fn(|cx| {
+                let mut q = self.queue.borrow_mut();
+                if q.is_empty() {
+                    *self.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(q.drain(..).collect())
+                }
+            })
+            .await;
+            for item in batch {
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Per-executor state: the outboxes of the connections this executor holds, and where to
+/// send events.
+pub(crate) struct ExecCtx {
+    index: usize,
+    next_conn: Cell<u64>,
+    outboxes: RefCell<HashMap<ConnId, Rc<Outbox>>>,
+    owner: RefCell<Option<Rc<owner::Owner>>>,
+    to_owner: RefCell<Option<Rc<Forwarder<Event>>>>,
+    settings: Settings,
+}
+
+impl ExecCtx {
+    fn submit(&self, ev: Event) {
+        if let Some(o) = self.owner.borrow().as_ref() {
+            o.dispatch(ev);
+            return;
+        }
+        if let Some(f) = self.to_owner.borrow().as_ref() {
+            f.push(ev);
+        }
+    }
+
+    /// Delivers an owner output to a connection held by this executor.
+    pub(crate) fn deliver(&self, out: Out) {
+        match out {
+            Out::Frame(conn, f) => {
+                if let Some(o) = self.outboxes.borrow().get(&conn) {
+                    o.push(f);
+                }
+            }
+            Out::Close(conn) => {
+                if let Some(o) = self.outboxes.borrow_mut().remove(&conn) {
+                    o.close();
+                }
+            }
+        }
+    }
+}
+
+/// Runs the server until the process is killed.
+pub fn run(settings: Settings) -> io::Result<()> {
+    let n = settings.executors.max(1);
+    let mut to_owner_rx: Vec<SharedReceiver<Event>> = Vec::new();
+    let mut to_owner_tx: Vec<Option<SharedSender<Event>>> = vec![None];
+    let mut from_owner_tx: Vec<Option<SharedSender<Out>>> = vec![None];
+    let mut from_owner_rx: Vec<Option<SharedReceiver<Out>>> = vec![None];
+    for _ in 1..n {
+        let (tx, rx) = shared_channel::new_bounded(CHANNEL_CAPACITY);
+        to_owner_tx.push(Some(tx));
+        to_owner_rx.push(rx);
+        let (tx, rx) = shared_channel::new_bounded(CHANNEL_CAPACITY);
+        from_owner_tx.push(Some(tx));
+        from_owner_rx.push(Some(rx));
+    }
+    info!(
+        "starting {n} executor(s), {} KiB of io_uring registered memory each (memlock limit permitting)",
+        settings.io_memory_bytes / 1024
+    );
+    let mut handles = Vec::new();
+    let mut owner_parts = Some((to_owner_rx, from_owner_tx));
+    for k in 0..n {
+        let s = settings.clone();
+        let builder = LocalExecutorBuilder::new(Placement::Unbound)
+            .name(&format!("warren-{k}"))
+            .io_memory(settings.io_memory_bytes);
+        let handle = if k == 0 {
+            let (rx, tx) = owner_parts.take().expect("once");
+            builder.spawn(move || async move { owner_main(s, rx, tx).await })
+        } else {
+            let tx = to_owner_tx[k].take().expect("once");
+            let rx = from_owner_rx[k].take().expect("once");
+            builder.spawn(move || async move { worker_main(k, s, tx, rx).await })
+        };
+        handles
+            .push(handle.map_err(|e| io::Error::other(format!("cannot start executor {k}: {e}")))?);
+    }
+    for h in handles {
+        h.join()
+            .map_err(|e| io::Error::other(format!("executor failed: {e}")))??;
+    }
+    Ok(())
+}
+
+fn new_ctx(index: usize, settings: Settings) -> Rc<ExecCtx> {
+    Rc::new(ExecCtx {
+        index,
+        next_conn: Cell::new(1),
+        outboxes: RefCell::new(HashMap::new()),
+        owner: RefCell::new(None),
+        to_owner: RefCell::new(None),
+        settings,
+    })
+}
+
+async fn owner_main(
+    settings: Settings,
+    rxs: Vec<SharedReceiver<Event>>,
+    txs: Vec<Option<SharedSender<Out>>>,
+) -> io::Result<()> {
+    let ctx = new_ctx(0, settings.clone());
+    let mut remotes = vec![None];
+    for tx in txs.into_iter().flatten() {
+        let f = Forwarder::new();
+        glommio::spawn_local(f.clone().run(tx.connect().await)).detach();
+        remotes.push(Some(f));
+    }
+    let owner = owner::Owner::new(settings.clone(), ctx.clone(), remotes);
+    *ctx.owner.borrow_mut() = Some(owner.clone());
+    for rx in rxs {
+        let rx: ConnectedReceiver<Event> = rx.connect().await;
+        let owner = owner.clone();
+        glommio::spawn_local(async move {
+            while let Some(ev) = rx.recv().await {
+                owner.dispatch(ev);
+            }
+        })
+        .detach();
+    }
+    glommio::spawn_local(owner.clone().ticker()).detach();
+    accept_loop(ctx).await
+}
+
+async fn worker_main(
+    index: usize,
+    settings: Settings,
+    tx: SharedSender<Event>,
+    rx: SharedReceiver<Out>,
+) -> io::Result<()> {
+    let ctx = new_ctx(index, settings);
+    let f = Forwarder::new();
+    glommio::spawn_local(f.clone().run(tx.connect().await)).detach();
+    *ctx.to_owner.borrow_mut() = Some(f);
+    let rx = rx.connect().await;
+    let c = ctx.clone();
+    glommio::spawn_local(async move {
+        while let Some(out) = rx.recv().await {
+            c.deliver(out);
+        }
+    })
+    .detach();
+    accept_loop(ctx).await
+}
+
+async fn accept_loop(ctx: Rc<ExecCtx>) -> io::Result<()> {
+    let listener = TcpListener::bind(ctx.settings.addr).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("cannot listen on {}: {e}", ctx.settings.addr),
+        )
+    })?;
+    if ctx.index == 0 {
+        info!("binding to port {}", ctx.settings.addr);
+    }
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let id = ctx.next_conn.get();
+                ctx.next_conn.set(id + 1);
+                let conn = ((ctx.index as u64) << EXECUTOR_SHIFT) | id;
+                glommio::spawn_local(serve(ctx.clone(), stream, conn)).detach();
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: log and keep serving the others.
+                warn!("accept failed: {e}");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId) {
+    let peer = match stream.peer_addr() {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    let outbox = Rc::new(Outbox::default());
+    ctx.outboxes.borrow_mut().insert(conn, outbox.clone());
+
+    let writer_box = outbox.clone();
+    let writer = glommio::spawn_local(async move {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        while writer_box.next_batch(&mut buf).await {
+            if wr.write_all(&buf).await.is_err() {
+                break;
+            }
+            buf.clear();
+            if buf.capacity() > 1 << 20 {
+                buf = Vec::with_capacity(64 * 1024);
+            }
+        }
+        let _ = wr.close().await;
+    });
+
+    let reason = read_loop(&ctx, &mut rd, conn, peer).await;
+    match reason {
+        Ok(()) => {}
+        Err(msg) => info!("closing connection {conn:#x} from {peer}: {msg}"),
+    }
+    ctx.submit(Event::Closed { conn });
+    if let Some(o) = ctx.outboxes.borrow_mut().remove(&conn) {
+        o.close();
+    }
+    outbox.close();
+    writer.await;
+}
+
+/// Reads until the peer goes away or sends something malformed. `Err` carries the log line.
+async fn read_loop<R: AsyncRead + Unpin>(
+    ctx: &ExecCtx,
+    rd: &mut R,
+    conn: ConnId,
+    peer: SocketAddr,
+) -> Result<(), String> {
+    let mut frames = FrameReader::new();
+    let max = ctx.settings.max_frame_len;
+    let first = match frames.peek4(rd).await {
+        Ok(b) => b,
+        Err(_) => return Ok(()),
+    };
+    if let Some(word) = crate::admin::parse_word(first) {
+        ctx.submit(Event::FourLetter {
+            conn,
+            word: word.as_str().to_string(),
+        });
+        return Ok(());
+    }
+    ctx.submit(Event::Open {
+        conn,
+        ip: peer.ip(),
+    });
+    let body = frames.next(rd, max).await.map_err(|e| describe(e, max))?;
+    let req = ConnectRequest::decode(body).map_err(|e| format!("malformed ConnectRequest: {e}"))?;
+    ctx.submit(Event::Connect { conn, req });
+    loop {
+        let closing = ctx
+            .outboxes
+            .borrow()
+            .get(&conn)
+            .is_none_or(|o| o.is_closing());
+        if closing {
+            return Ok(());
+        }
+        let body = match frames.next(rd, max).await {
+            Ok(b) => b,
+            Err(FrameError::Eof) => return Ok(()),
+            Err(e) => return Err(describe(e, max)),
+        };
+        let (hdr, req) =
+            crate::proto::Request::decode(body).map_err(|e| format!("malformed request: {e}"))?;
+        ctx.submit(Event::Request { conn, hdr, req });
+    }
+}
+
+fn describe(e: FrameError, max: u32) -> String {
+    match e {
+        FrameError::Eof => "peer closed the connection".into(),
+        FrameError::Io(e) => format!("read error: {e}"),
+        FrameError::BadLength(n) => {
+            format!("Len error {n}: greater than jute.maxbuffer ({max}) or negative")
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The executor that owns the Machine: applies events, routes its output, runs its timers.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tracing::info;
+
+use super::{executor_of, Event, ExecCtx, Forwarder, Out, Settings};
+use crate::admin::{self, FourLetterWord};
+use crate::machine::{Machine, Now, Ready};
+use crate::tree::DataTree;
+use crate::txn::Txn;
+
+/// What the four-letter words report that the machine does not know.
+pub struct AdminContext {
+    pub config: crate::config::Config,
+    pub data_dir: std::path::PathBuf,
+    pub data_log_dir: std::path::PathBuf,
+    pub version: String,
+}
+
+/// Where transactions become durable. Standalone Warren without persistence keeps them in
+/// memory and reports them durable at once; the durable log replaces this (issue: durability).
+#[derive(Default)]
+struct MemoryLog {
+    last_zxid: i64,
+    records: u64,
+}
+
+impl MemoryLog {
+    fn append(&mut self, txns: &[Txn]) -> Option<i64> {
+        let last = txns.last()?.hdr.zxid;
+        self.records += txns.len() as u64;
+        self.last_zxid = last;
+        Some(last)
+    }
+}
+
+pub struct Owner {
+    machine: RefCell<Machine>,
+    log: RefCell<MemoryLog>,
+    local: Rc<ExecCtx>,
+    remotes: Vec<Option<Rc<Forwarder<Out>>>>,
+    settings: Settings,
+    start: Instant,
+    start_wall_ms: i64,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Owner {
+    pub(crate) fn new(
+        settings: Settings,
+        local: Rc<ExecCtx>,
+        remotes: Vec<Option<Rc<Forwarder<Out>>>>,
+    ) -> Rc<Owner> {
+        let start = Instant::now();
+        let now = Now {
+            mono_ms: 0,
+            wall_ms: wall_ms(),
+        };
+        let machine = Machine::new(settings.machine.clone(), DataTree::new(), now);
+        Rc::new(Owner {
+            machine: RefCell::new(machine),
+            log: RefCell::new(MemoryLog::default()),
+            local,
+            remotes,
+            settings,
+            start,
+            start_wall_ms: now.wall_ms,
+        })
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            mono_ms: self.start.elapsed().as_millis() as i64,
+            wall_ms: wall_ms(),
+        }
+    }
+
+    pub(crate) fn dispatch(&self, ev: Event) {
+        let now = self.now();
+        {
+            let mut m = self.machine.borrow_mut();
+            match ev {
+                Event::Open { conn, ip } => {
+                    if !m.open(conn, ip, now) {
+                        drop(m);
+                        self.route(Out::Close(conn));
+                        return;
+                    }
+                }
+                Event::Connect { conn, req } => m.connect(conn, req, now),
+                Event::Request { conn, hdr, req } => m.request(conn, hdr, req, now),
+                Event::Closed { conn } => m.disconnected(conn),
+                Event::FourLetter { conn, word } => {
+                    drop(m);
+                    let text = self.four_letter(&word);
+                    self.route(Out::Frame(conn, text.into_bytes()));
+                    self.route(Out::Close(conn));
+                    return;
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Moves the machine's output to sockets and the log until it has nothing more to say.
+    fn pump(&self, now: Now) {
+        loop {
+            let ready: Ready = self.machine.borrow_mut().take_ready();
+            if ready.is_empty() {
+                return;
+            }
+            for (conn, frame) in ready.sends {
+                self.route(Out::Frame(conn, frame));
+            }
+            for conn in ready.closes {
+                self.route(Out::Close(conn));
+            }
+            if let Some(durable) = self.log.borrow_mut().append(&ready.appends) {
+                self.machine.borrow_mut().durable(durable, now);
+            }
+        }
+    }
+
+    fn route(&self, out: Out) {
+        let conn = match &out {
+            Out::Frame(c, _) | Out::Close(c) => *c,
+        };
+        match executor_of(conn) {
+            0 => self.local.deliver(out),
+            k => {
+                if let Some(Some(f)) = self.remotes.get(k) {
+                    f.push(out);
+                }
+            }
+        }
+    }
+
+    /// Session expiry and container sweeps, every tenth of a tick (ZooKeeper checks
+    /// expiry once per tick; a finer timer keeps expiry close to its bucket boundary).
+    pub(crate) async fn ticker(self: Rc<Self>) {
+        let period =
+            Duration::from_millis((self.settings.machine.tick_ms / 10).clamp(10, 200) as u64);
+        loop {
+            glommio::timer::sleep(period).await;
+            let now = self.now();
+            self.machine.borrow_mut().tick(now);
+            self.pump(now);
+        }
+    }
+
+    fn four_letter(&self, word: &str) -> String {
+        let Some(w) = FourLetterWord::from_name(word) else {
+            return String::new();
+        };
+        if !self.settings.admin.config.four_letter_word_allowed(word) {
+            return admin::not_whitelisted(w);
+        }
+        let mut m = self.machine.borrow_mut();
+        match w {
+            FourLetterWord::Ruok => admin::ruok().to_string(),
+            FourLetterWord::Srvr => admin::srvr(&self.stats(&m)),
+            FourLetterWord::Stat => admin::stat(&self.stats(&m)),
+            FourLetterWord::Mntr => admin::mntr(&self.stats(&m)),
+            FourLetterWord::Cons => admin::cons(&self.stats(&m).connections),
+            FourLetterWord::Isro => admin::isro(false).to_string(),
+            FourLetterWord::Crst => {
+                m.reset_conn_stats();
+                admin::crst().to_string()
+            }
+            FourLetterWord::Srst => {
+                m.reset_counters();
+                admin::srst().to_string()
+            }
+            FourLetterWord::Conf => {
+                let a = &self.settings.admin;
+                a.config
+                    .to_conf_text(dir_size(&a.data_log_dir), dir_size(&a.data_dir))
+            }
+            FourLetterWord::Envi => {
+                admin::envi(&admin::EnvInfo::new(self.settings.admin.version.clone()))
+            }
+            FourLetterWord::Dirs => admin::dirs(
+                dir_size(&self.settings.admin.data_dir),
+                dir_size(&self.settings.admin.data_log_dir),
+            ),
+            FourLetterWord::Wchs | FourLetterWord::Wchc | FourLetterWord::Wchp => {
+                self.watch_report(&m, w)
+            }
+            FourLetterWord::Dump => admin::dump(&self.dump_info(&m)),
+            other => format!("{} is not supported by Warren.\n", other.as_str()),
+        }
+    }
+
+    fn stats(&self, m: &Machine) -> admin::ServerStats {
+        let k = m.counters();
+        let connections = m
+            .connections()
+            .map(|(id, ip, session, s)| {
+                let mut c = admin::ConnectionStats::new(SocketAddr::new(ip, (id & 0xffff) as u16));
+                c.session_id = session;
+                c.received = s.received;
+                c.sent = s.sent;
+                c.last_op = if s.last_op.is_empty() {
+                    "NA".into()
+                } else {
+                    s.last_op.to_string()
+                };
+                c.established_ms = s.established_ms;
+                c.last_cxid = s.last_cxid as i64;
+                c.last_zxid = s.last_zxid;
+                c.last_latency_ms = s.last_latency_ms;
+                if s.replies > 0 {
+                    c.min_latency_ms = s.min_latency_ms;
+                    c.max_latency_ms = s.max_latency_ms;
+                    c.avg_latency_ms = s.total_latency_ms / s.replies as i64;
+                }
+                c.session_timeout_ms = m.sessions().get(session).map_or(0, |x| x.timeout_ms);
+                c
+            })
+            .collect::<Vec<_>>();
+        admin::ServerStats {
+            version: self.settings.admin.version.clone(),
+            latency_min_ms: k.min_latency_ms,
+            latency_avg_ms: admin::avg_latency(k.total_latency_ms as u64, k.replies),
+            latency_max_ms: k.max_latency_ms,
+            packets_received: k.packets_received,
+            packets_sent: k.packets_sent,
+            num_alive_connections: connections.len() as u64,
+            outstanding_requests: m.outstanding() as u64,
+            zxid: m.last_zxid(),
+            mode: "standalone".into(),
+            node_count: m.tree().node_count() as u64,
+            connections,
+            watch_count: m.watches().watch_count() as u64,
+            ephemerals_count: m.tree().ephemeral_count() as u64,
+            approximate_data_size: m.tree().approximate_data_size(),
+            open_file_descriptor_count: open_fds(),
+            max_file_descriptor_count: max_fds(),
+            global_sessions: m.sessions().len() as u64,
+            uptime_ms: (wall_ms() - self.start_wall_ms).max(0) as u64,
+            ..Default::default()
+        }
+    }
+
+    fn watch_report(&self, m: &Machine, w: FourLetterWord) -> String {
+        let session = |conn: u64| m.session_of(conn).unwrap_or(0);
+        let by_session: Vec<(i64, Vec<String>)> = m
+            .watches()
+            .by_watcher()
+            .into_iter()
+            .map(|(c, paths)| (session(c), paths))
+            .collect();
+        match w {
+            FourLetterWord::Wchs => admin::wchs(&admin::WatchSummary::from_by_session(&by_session)),
+            FourLetterWord::Wchc => admin::wchc(&by_session),
+            _ => {
+                let by_path: Vec<(String, Vec<i64>)> = m
+                    .watches()
+                    .by_path()
+                    .into_iter()
+                    .map(|(p, conns)| (p, conns.into_iter().map(session).collect()))
+                    .collect();
+                admin::wchp(&by_path)
+            }
+        }
+    }
+
+    fn dump_info(&self, m: &Machine) -> admin::DumpInfo {
+        let mut buckets: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for s in m.sessions().iter() {
+            let wall = self.start_wall_ms + s.expire_at_ms;
+            buckets.entry(wall).or_default().push(s.id);
+        }
+        let sessions = admin::SessionDump::Standalone(
+            buckets
+                .into_iter()
+                .map(|(t, mut ids)| {
+                    ids.sort_unstable();
+                    admin::ExpiryBucket {
+                        expire_at_ms: t,
+                        session_ids: ids,
+                    }
+                })
+                .collect(),
+        );
+        let mut ephemerals: Vec<(i64, Vec<String>)> = m
+            .tree()
+            .ephemeral_sessions()
+            .map(|(s, set)| (*s, set.iter().cloned().collect()))
+            .collect();
+        ephemerals.sort();
+        admin::DumpInfo {
+            sessions,
+            ephemerals,
+            connections: None,
+        }
+    }
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn open_fds() -> i64 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as i64)
+        .unwrap_or(-1)
+}
+
+fn max_fds() -> i64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(-1)
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        info!(
+            "owner stopped after {} logged transactions",
+            self.log.borrow().records
+        );
+    }
+}
