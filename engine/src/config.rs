@@ -1493,6 +1493,7 @@ admin.enableServer=false");
             "admin.enableServer" | "requireClientAuthScheme" => "false",
             "sessionRequireClientSASLAuth" | "enforce.auth.enabled" => "false",
             "skipACL" => "no",
+            "extendedTypesEnabled" => "true",
             "warren.cores" => "1",
             "minSessionTimeout" => "4000",
             "maxSessionTimeout" => "40000",
