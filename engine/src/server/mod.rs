@@ -226,6 +226,12 @@ async fn owner_main(
     txs: Vec<Option<SharedSender<Out>>>,
 ) -> io::Result<()> {
     let ctx = new_ctx(0, settings.clone());
+    // Channel ends pair up in the order the workers connect theirs: each worker connects its
+    // sender to us first, then its receiver. Connecting in another order deadlocks.
+    let mut receivers = Vec::new();
+    for rx in rxs {
+        receivers.push(rx.connect().await);
+    }
     let mut remotes = vec![None];
     for tx in txs.into_iter().flatten() {
         let f = Forwarder::new();
@@ -234,8 +240,8 @@ async fn owner_main(
     }
     let owner = owner::Owner::new(settings.clone(), ctx.clone(), remotes);
     *ctx.owner.borrow_mut() = Some(owner.clone());
-    for rx in rxs {
-        let rx: ConnectedReceiver<Event> = rx.connect().await;
+    for rx in receivers {
+        let rx: ConnectedReceiver<Event> = rx;
         let owner = owner.clone();
         glommio::spawn_local(async move {
             while let Some(ev) = rx.recv().await {
@@ -321,9 +327,14 @@ async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId) {
         let _ = wr.close().await;
     });
 
-    let reason = read_loop(&ctx, &mut rd, conn, peer).await;
-    match reason {
-        Ok(()) => {}
+    match read_loop(&ctx, &mut rd, conn, peer).await {
+        Ok(Ended::PeerDone) => {}
+        // The answer comes from the owner, possibly on another executor: wait for it, but
+        // not forever (the owner closes the outbox right after the text).
+        Ok(Ended::AwaitOwner) => {
+            let timeout = glommio::timer::sleep(std::time::Duration::from_secs(10));
+            futures_lite::future::or(outbox.closed(), timeout).await;
+        }
         Err(msg) => info!("closing connection {conn:#x} from {peer}: {msg}"),
     }
     ctx.submit(Event::Closed { conn });
@@ -334,25 +345,32 @@ async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId) {
     writer.await;
 }
 
+/// How a connection's reading ended, when it ended cleanly.
+enum Ended {
+    PeerDone,
+    /// A four-letter word was asked; the owner answers and closes.
+    AwaitOwner,
+}
+
 /// Reads until the peer goes away or sends something malformed. `Err` carries the log line.
 async fn read_loop<R: AsyncRead + Unpin>(
     ctx: &ExecCtx,
     rd: &mut R,
     conn: ConnId,
     peer: SocketAddr,
-) -> Result<(), String> {
+) -> Result<Ended, String> {
     let mut frames = FrameReader::new();
     let max = ctx.settings.max_frame_len;
     let first = match frames.peek4(rd).await {
         Ok(b) => b,
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(Ended::PeerDone),
     };
     if let Some(word) = crate::admin::parse_word(first) {
         ctx.submit(Event::FourLetter {
             conn,
             word: word.as_str().to_string(),
         });
-        return Ok(());
+        return Ok(Ended::AwaitOwner);
     }
     ctx.submit(Event::Open {
         conn,
@@ -368,11 +386,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             .get(&conn)
             .is_none_or(|o| o.is_closing());
         if closing {
-            return Ok(());
+            return Ok(Ended::PeerDone);
         }
         let body = match frames.next(rd, max).await {
             Ok(b) => b,
-            Err(FrameError::Eof) => return Ok(()),
+            Err(FrameError::Eof) => return Ok(Ended::PeerDone),
             Err(e) => return Err(describe(e, max)),
         };
         let (hdr, req) =

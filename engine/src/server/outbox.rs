@@ -12,6 +12,7 @@ pub struct Outbox {
     bytes: Cell<usize>,
     closing: Cell<bool>,
     waker: RefCell<Option<Waker>>,
+    close_waker: RefCell<Option<Waker>>,
 }
 
 impl Outbox {
@@ -38,6 +39,23 @@ impl Outbox {
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
+        if self.closing.get() {
+            if let Some(w) = self.close_waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Resolves once `close` was called (the owner is done with this connection).
+    pub async fn closed(&self) {
+        poll_fn(|cx| {
+            if self.closing.get() {
+                return Poll::Ready(());
+            }
+            *self.close_waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
     }
 
     /// Waits for frames; appends them all to `buf`. Returns false once closing and drained.
