@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run) and as a developer runs it on a fresh machine:
+#   1. installs what the black-box tests need (Debian's zookeeper packages for the real
+#      server, Java zkCli and C client; kazoo and pytest from PyPI) when missing;
+#   2. builds everything in release mode once;
+#   3. runs the Rust unit, property and integration tests (cargo nextest, or cargo test);
+#   4. runs the black-box suite in tests/python against the release `warren` binary, side by
+#      side with a real ZooKeeper 3.8 where a test compares the two.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== installing test dependencies (skipped when present)"
+bash ci/install-deps.sh
+
+echo "== building (release)"
+cargo build --release --workspace --all-targets
+
+echo "== Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --release --no-fail-fast
+else
+    cargo test --workspace --release --no-fail-fast
+fi
+
+echo "== black-box tests (kazoo, zkCli, differential against ZooKeeper 3.8)"
+export WARREN_BIN="$PWD/target/release/warren"
+python3 -m pytest tests/python -q -p no:cacheprovider
