@@ -180,9 +180,13 @@ pub fn run(settings: Settings) -> io::Result<()> {
         from_owner_tx.push(Some(tx));
         from_owner_rx.push(Some(rx));
     }
+    let io_memory = io_memory_budget(settings.io_memory_bytes, n, memlock_limit());
     info!(
-        "starting {n} executor(s), {} KiB of io_uring registered memory each (memlock limit permitting)",
-        settings.io_memory_bytes / 1024
+        "starting {n} executor(s); io_uring registered memory {} KiB per executor ({} KiB locked in all: \
+         glommio registers it in 3 rings; memlock limit {})",
+        io_memory / 1024,
+        io_memory * RINGS_PER_EXECUTOR * n / 1024,
+        memlock_limit().map_or("unlimited".to_string(), |l| format!("{} KiB", l / 1024)),
     );
     let mut handles = Vec::new();
     let mut owner_parts = Some((to_owner_rx, from_owner_tx));
@@ -190,7 +194,7 @@ pub fn run(settings: Settings) -> io::Result<()> {
         let s = settings.clone();
         let builder = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("warren-{k}"))
-            .io_memory(settings.io_memory_bytes);
+            .io_memory(io_memory);
         let handle = if k == 0 {
             let (rx, tx) = owner_parts.take().expect("once");
             builder.spawn(move || async move { owner_main(s, rx, tx).await })
@@ -207,6 +211,33 @@ pub fn run(settings: Settings) -> io::Result<()> {
             .map_err(|e| io::Error::other(format!("executor failed: {e}")))??;
     }
     Ok(())
+}
+
+/// glommio registers each executor's I/O memory with its main, poll and latency rings, and
+/// each registration is charged against RLIMIT_MEMLOCK.
+const RINGS_PER_EXECUTOR: usize = 3;
+/// glommio's own floor.
+const IO_MEMORY_MIN: usize = 64 * 1024;
+
+/// The configured per-executor I/O memory, shrunk so that every executor's registrations fit
+/// under the memlock limit: past it, registration fails and glommio silently falls back to
+/// unregistered buffers (seen here: two executors of 2 MiB under an 8 MiB limit).
+fn io_memory_budget(configured: usize, executors: usize, limit: Option<usize>) -> usize {
+    let Some(limit) = limit else {
+        return configured.max(IO_MEMORY_MIN);
+    };
+    // Keep a quarter of the limit for everything else that locks memory.
+    let share = (limit - limit / 4) / (RINGS_PER_EXECUTOR * executors.max(1));
+    configured.min(share / 4096 * 4096).max(IO_MEMORY_MIN)
+}
+
+/// RLIMIT_MEMLOCK in bytes, None when unlimited or unknown (read from /proc: no libc needed).
+fn memlock_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 fn new_ctx(index: usize, settings: Settings) -> Rc<ExecCtx> {
@@ -406,5 +437,22 @@ fn describe(e: FrameError, max: u32) -> String {
         FrameError::BadLength(n) => {
             format!("Len error {n}: greater than jute.maxbuffer ({max}) or negative")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_memory_fits_under_memlock() {
+        let mib = 1024 * 1024;
+        // One executor of 2 MiB: 6 MiB locked, under 8 MiB with room to spare.
+        assert_eq!(io_memory_budget(2 * mib, 1, Some(8 * mib)), 2 * mib);
+        // Two executors must shrink: 3 rings x 2 x budget <= 6 MiB.
+        let b = io_memory_budget(2 * mib, 2, Some(8 * mib));
+        assert!(b * RINGS_PER_EXECUTOR * 2 <= 6 * mib && b >= mib, "{b}");
+        assert_eq!(io_memory_budget(2 * mib, 64, Some(8 * mib)), IO_MEMORY_MIN);
+        assert_eq!(io_memory_budget(2 * mib, 2, None), 2 * mib);
     }
 }
