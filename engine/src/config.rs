@@ -295,8 +295,9 @@ pub struct Config {
     /// `warren.containerCheckIntervalMs`: how often empty containers and expired TTL nodes
     /// are looked for (ZooKeeper's `znode.container.checkIntervalMs`, default 60000).
     pub warren_container_check_interval_ms: u64,
-    /// `extendedTypesEnabled`: TTL nodes. ZooKeeper needs the system property
-    /// `zookeeper.extendedTypesEnabled=true`; Warren enables them by default.
+    /// `extendedTypesEnabled`: TTL nodes (ZooKeeper's system property
+    /// `zookeeper.extendedTypesEnabled`). Off by default, as in ZooKeeper: createTTL then
+    /// answers Unimplemented.
     pub extended_types_enabled: bool,
     /// `admin.enableServer`: accepted for compatibility; Warren has no HTTP
     /// admin server.
@@ -423,7 +424,7 @@ impl Config {
             warren_cores: DEFAULT_WARREN_CORES,
             warren_io_memory_kb: DEFAULT_WARREN_IO_MEMORY_KB,
             warren_container_check_interval_ms: 60_000,
-            extended_types_enabled: true,
+            extended_types_enabled: false,
             admin_enable_server: false,
         }
     }

@@ -52,7 +52,7 @@ impl Default for MachineConfig {
             max_session_timeout_ms: 40000,
             max_client_cnxns: 60,
             super_digest: None,
-            ttl_enabled: true,
+            ttl_enabled: false,
             container_check_interval_ms: 60_000,
             myid: 0,
             max_queued_per_conn: 100_000,
@@ -655,17 +655,28 @@ impl Machine {
         }
     }
 
+    /// Delivers watch events. A watcher that may not READ the node does not hear of the
+    /// change, though its one-shot watch is used up (ZooKeeper 3.8, CVE-2024-23944 fix).
     fn fire(&mut self, triggers: &[Trigger]) {
         for t in triggers {
             for w in self.watches.trigger(&t.path, t.event_type) {
+                let Some(c) = self.conns.get(&w) else {
+                    continue;
+                };
+                if !acl::check(
+                    &t.acl,
+                    acl::perms::READ,
+                    &c.auth,
+                    self.cfg.super_digest.as_deref(),
+                ) {
+                    continue;
+                }
                 let ev = WatcherEvent {
                     event_type: t.event_type,
                     state: state::SYNC_CONNECTED,
                     path: t.path.clone(),
                 };
-                if self.conns.contains_key(&w) {
-                    self.send(w, ev.encode());
-                }
+                self.send(w, ev.encode());
             }
         }
     }
@@ -911,6 +922,8 @@ impl Machine {
             Request::MultiRead(ops) => Ok(Response::Multi(
                 ops.iter().map(|o| self.multi_read_op(conn, o)).collect(),
             )),
+            // ZooKeeper's default (reconfigEnabled=false) answers reconfig this way.
+            Request::Unimplemented(op::RECONFIG) => Err(ErrorCode::ReconfigDisabled),
             Request::Unimplemented(opcode) => {
                 warn!("unimplemented opcode {opcode} on connection {conn}");
                 Err(ErrorCode::Unimplemented)

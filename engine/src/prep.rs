@@ -286,13 +286,18 @@ impl<'a> Prep<'a> {
 
     fn remove_node(&mut self, parent_path: &str, parent: &mut Record, p: &str) {
         parent.child_count -= 1;
-        parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
         parent.stat.pzxid = self.zxid;
         self.set(parent_path, Some(parent.clone()));
         self.set(p, None);
     }
 
-    fn set_data(&mut self, p: &str, data: &[u8], version: i32, who: &Caller) -> PrepResult<TxnOp> {
+    fn set_data(
+        &mut self,
+        p: &str,
+        data: &Option<Vec<u8>>,
+        version: i32,
+        who: &Caller,
+    ) -> PrepResult<TxnOp> {
         path::validate(p).map_err(|_| ErrorCode::BadArguments)?;
         let mut node = self.existing(p)?;
         if !acl::check(&node.acl, acl::perms::WRITE, who.auth, who.super_digest) {
@@ -304,7 +309,7 @@ impl<'a> Prep<'a> {
         self.set(p, Some(node));
         Ok(TxnOp::SetData {
             path: p.to_string(),
-            data: data.to_vec(),
+            data: data.clone(),
             version: new_version,
         })
     }
@@ -395,7 +400,7 @@ pub enum WriteOp {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     SetAcl {

@@ -24,7 +24,7 @@ pub enum TxnOp {
     Create {
         kind: CreateKind,
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -38,7 +38,7 @@ pub enum TxnOp {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     SetAcl {

@@ -122,7 +122,7 @@ fn create(path: &str, flags: i32) -> Request {
     Request::Create(CreateRequest {
         kind: CreateKind::Create2,
         path: path.into(),
-        data: b"v".to_vec(),
+        data: Some(b"v".to_vec()),
         acl: open_acl_unsafe(),
         flags,
         ttl_ms: -1,
@@ -218,7 +218,7 @@ fn watch_event_precedes_reply_and_fires_once() {
         2,
         Request::SetData {
             path: "/w".into(),
-            data: b"n".to_vec(),
+            data: Some(b"n".to_vec()),
             version: -1,
         },
     );
@@ -238,7 +238,7 @@ fn watch_event_precedes_reply_and_fires_once() {
         3,
         Request::SetData {
             path: "/w".into(),
-            data: b"m".to_vec(),
+            data: Some(b"m".to_vec()),
             version: -1,
         },
     );
@@ -376,7 +376,7 @@ fn setwatches_fires_missed_changes() {
         2,
         Request::SetData {
             path: "/a".into(),
-            data: vec![],
+            data: Some(vec![]),
             version: -1,
         },
     );
@@ -420,7 +420,7 @@ fn auth_failure_closes_and_digest_acl_protects() {
     let req = Request::Create(CreateRequest {
         kind: CreateKind::Create,
         path: "/sec".into(),
-        data: b"s".to_vec(),
+        data: Some(b"s".to_vec()),
         acl,
         flags: 0,
         ttl_ms: -1,
@@ -478,4 +478,138 @@ fn containers_are_swept_once_emptied() {
     h.m.tick(h.now);
     h.pump();
     assert!(h.m.tree().get("/c").is_none());
+}
+
+/// Observed on ZooKeeper 3.8.0: create /u/c, delete it → cversion 2; the next sequential child
+/// is s0000000001 (suffixes count creates) and cversion then reads 3. A session close that
+/// removes an ephemeral child behaves the same.
+#[test]
+fn sequence_suffix_counts_creates_while_cversion_counts_changes() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.call(1, 1, create("/u", 0));
+    h.call(1, 2, create("/u/c", 0));
+    h.call(
+        1,
+        3,
+        Request::Delete {
+            path: "/u/c".into(),
+            version: -1,
+        },
+    );
+    let (_, b) = h.call(
+        1,
+        4,
+        Request::Exists {
+            path: "/u".into(),
+            watch: false,
+        },
+    );
+    assert_eq!(stat_of(&b).cversion, 2);
+    let (_, b) = h.call(1, 5, create("/u/s", 2));
+    assert_eq!(Reader::new(&b).string().unwrap(), "/u/s0000000001");
+    let (_, b) = h.call(
+        1,
+        6,
+        Request::Exists {
+            path: "/u".into(),
+            watch: false,
+        },
+    );
+    assert_eq!(stat_of(&b).cversion, 3);
+
+    h.call(1, 7, create("/t", 0));
+    h.connect(2);
+    h.call(2, 1, create("/t/e", 1));
+    h.call(2, 2, Request::CloseSession);
+    let (_, b) = h.call(
+        1,
+        8,
+        Request::Exists {
+            path: "/t".into(),
+            watch: false,
+        },
+    );
+    assert_eq!(stat_of(&b).cversion, 2);
+    let (_, b) = h.call(1, 9, create("/t/s", 2));
+    assert_eq!(Reader::new(&b).string().unwrap(), "/t/s0000000001");
+}
+
+/// A watcher that may not READ a node is not told of its changes (ZooKeeper 3.8 with the
+/// CVE-2024-23944 fix), and its one-shot watch is used up all the same.
+#[test]
+fn watch_events_need_read_permission() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(
+        1,
+        xid::AUTH,
+        Request::Auth {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: b"u:p".to_vec(),
+        },
+    );
+    h.take(1);
+    let acl = vec![crate::acl::Acl {
+        perms: 31,
+        id: crate::acl::Id {
+            scheme: "auth".into(),
+            id: "".into(),
+        },
+    }];
+    let req = Request::Create(CreateRequest {
+        kind: CreateKind::Create,
+        path: "/p".into(),
+        data: None,
+        acl,
+        flags: 0,
+        ttl_ms: -1,
+    });
+    assert_eq!(h.call(1, 1, req).0.err, 0);
+    h.connect(2);
+    h.call(
+        2,
+        1,
+        Request::Exists {
+            path: "/p".into(),
+            watch: true,
+        },
+    );
+    h.call(
+        1,
+        2,
+        Request::Delete {
+            path: "/p".into(),
+            version: -1,
+        },
+    );
+    assert!(h.take(2).is_empty(), "no event without READ");
+    assert_eq!(h.m.watches().watch_count(), 0, "the watch was consumed");
+}
+
+#[test]
+fn null_data_stays_null() {
+    let mut h = Harness::new();
+    h.connect(1);
+    let req = Request::Create(CreateRequest {
+        kind: CreateKind::Create,
+        path: "/n".into(),
+        data: None,
+        acl: open_acl_unsafe(),
+        flags: 0,
+        ttl_ms: -1,
+    });
+    h.call(1, 1, req);
+    let (_, body) = h.call(
+        1,
+        2,
+        Request::GetData {
+            path: "/n".into(),
+            watch: false,
+        },
+    );
+    let mut r = Reader::new(&body);
+    assert_eq!(r.opt_buffer().unwrap(), None);
+    assert_eq!(Stat::read(&mut r).unwrap().data_length, 0);
 }

@@ -6,7 +6,7 @@ fn create(path: &str, flags: i32) -> WriteOp {
     WriteOp::Create(CreateRequest {
         kind: CreateKind::Create2,
         path: path.into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: open_acl_unsafe(),
         flags,
         ttl_ms: -1,
@@ -103,7 +103,7 @@ fn error_order_matches_zookeeper() {
         p.op(
             &WriteOp::SetData {
                 path: "/e".into(),
-                data: vec![],
+                data: Some(vec![]),
                 version: 3
             },
             &who
@@ -162,7 +162,7 @@ fn ttl_rules() {
         WriteOp::Create(CreateRequest {
             kind: CreateKind::Ttl,
             path: "/t".into(),
-            data: vec![],
+            data: Some(vec![]),
             acl: open_acl_unsafe(),
             flags,
             ttl_ms,

@@ -198,7 +198,8 @@ impl CreateKind {
 pub struct CreateRequest {
     pub kind: CreateKind,
     pub path: String,
-    pub data: Vec<u8>,
+    /// None is jute's null buffer (length -1): ZooKeeper keeps it and reads it back as null.
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub flags: i32,
     /// Only for CreateKind::Ttl.
@@ -226,7 +227,7 @@ pub enum MultiOp {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     Check {
@@ -262,7 +263,7 @@ pub enum Request {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     GetAcl {
@@ -358,7 +359,7 @@ impl Request {
             },
             op::SET_DATA => Request::SetData {
                 path: r.string()?,
-                data: r.buffer()?,
+                data: r.opt_buffer()?,
                 version: r.i32()?,
             },
             op::GET_ACL => Request::GetAcl { path: r.string()? },
@@ -493,7 +494,7 @@ impl Request {
                 data,
                 version,
             } => {
-                w.string(path).buffer(data).i32(*version);
+                w.string(path).opt_buffer(data.as_deref()).i32(*version);
             }
             Request::SetAcl { path, acl, version } => {
                 w.string(path);
@@ -532,7 +533,7 @@ impl Request {
 
 fn read_create(r: &mut Reader, kind: CreateKind) -> DecodeResult<CreateRequest> {
     let path = r.string()?;
-    let data = r.buffer()?;
+    let data = r.opt_buffer()?;
     let acl = read_acls(r)?;
     let flags = r.i32()?;
     let ttl_ms = if kind == CreateKind::Ttl {
@@ -551,7 +552,7 @@ fn read_create(r: &mut Reader, kind: CreateKind) -> DecodeResult<CreateRequest> 
 }
 
 fn write_create(w: &mut Writer, c: &CreateRequest) {
-    w.string(&c.path).buffer(&c.data);
+    w.string(&c.path).opt_buffer(c.data.as_deref());
     write_acls(w, &c.acl);
     w.i32(c.flags);
     if c.kind == CreateKind::Ttl {
@@ -588,7 +589,7 @@ fn read_multi(r: &mut Reader, read_only: bool) -> DecodeResult<Vec<MultiOp>> {
             },
             (op::SET_DATA, false) => MultiOp::SetData {
                 path: r.string()?,
-                data: r.buffer()?,
+                data: r.opt_buffer()?,
                 version: r.i32()?,
             },
             (op::CHECK, false) => MultiOp::Check {
@@ -632,7 +633,7 @@ fn write_multi(w: &mut Writer, ops: &[MultiOp]) {
                 data,
                 version,
             } => {
-                w.string(path).buffer(data).i32(*version);
+                w.string(path).opt_buffer(data.as_deref()).i32(*version);
             }
             MultiOp::GetData { path } | MultiOp::GetChildren { path } => {
                 w.string(path).bool(false);
@@ -660,7 +661,7 @@ pub enum MultiResult {
     },
     Check,
     GetData {
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         stat: Stat,
     },
     GetChildren {
@@ -676,7 +677,7 @@ pub enum Response {
     Create { path: String },
     Create2 { path: String, stat: Stat },
     Stat(Stat),
-    GetData { data: Vec<u8>, stat: Stat },
+    GetData { data: Option<Vec<u8>>, stat: Stat },
     GetAcl { acl: Vec<Acl>, stat: Stat },
     Children(Vec<String>),
     Children2 { children: Vec<String>, stat: Stat },
@@ -700,7 +701,7 @@ impl Response {
             }
             Response::Stat(s) => s.write(w),
             Response::GetData { data, stat } => {
-                w.buffer(data);
+                w.opt_buffer(data.as_deref());
                 stat.write(w);
             }
             Response::GetAcl { acl, stat } => {
@@ -751,7 +752,7 @@ fn write_multi_results(w: &mut Writer, results: &[MultiResult]) {
             }
             MultiResult::SetData { stat } => stat.write(w),
             MultiResult::GetData { data, stat } => {
-                w.buffer(data);
+                w.opt_buffer(data.as_deref());
                 stat.write(w);
             }
             MultiResult::GetChildren { children } => {
@@ -788,7 +789,7 @@ pub fn read_multi_results(r: &mut Reader) -> DecodeResult<Vec<MultiResult>> {
             },
             op::CHECK => MultiResult::Check,
             op::GET_DATA => MultiResult::GetData {
-                data: r.buffer()?,
+                data: r.opt_buffer()?,
                 stat: Stat::read(r)?,
             },
             op::GET_CHILDREN => MultiResult::GetChildren {

@@ -13,6 +13,10 @@ use crate::proto::{event, CreateKind, ErrorCode, Stat};
 use crate::txn::{owner_kind, OwnerKind, Txn, TxnOp};
 
 /// The persisted part of a Stat (dataLength and numChildren are derived).
+///
+/// `cversion` here counts *creates* of children, as ZooKeeper stores it: sequential suffixes
+/// come from it. Clients see `cversion * 2 - numChildren` (every create that is no longer
+/// there was a delete), which counts every change to the children (see `Node::stat`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeStat {
     pub czxid: i64,
@@ -28,36 +32,47 @@ pub struct NodeStat {
 
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub data: Vec<u8>,
+    /// None is a null buffer: ZooKeeper keeps null data apart from empty data.
+    pub data: Option<Vec<u8>>,
     pub acl: Arc<Vec<Acl>>,
     pub stat: NodeStat,
     pub children: BTreeSet<String>,
 }
 
 impl Node {
+    /// The Stat clients see: cversion counts creates and deletes of children, and the
+    /// internal ephemeralOwner of container and TTL nodes shows as 0 (ZooKeeper's copyStat).
     pub fn stat(&self) -> Stat {
         let s = &self.stat;
+        let num_children = self.children.len() as i32;
+        let ephemeral_owner = match owner_kind(s.ephemeral_owner) {
+            OwnerKind::Container | OwnerKind::Ttl(_) => 0,
+            _ => s.ephemeral_owner,
+        };
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
-            data_length: self.data.len() as i32,
-            num_children: self.children.len() as i32,
+            ephemeral_owner,
+            data_length: data_len(&self.data) as i32,
+            num_children,
             pzxid: s.pzxid,
         }
     }
 }
 
-/// A watch-triggering change: `path` changed in the way `event_type` says.
+/// A watch-triggering change: `path` changed in the way `event_type` says. `acl` is the ACL of
+/// the node the event is about (the parent's for NodeChildrenChanged): only watchers allowed
+/// to READ it are told (ZooKeeper 3.8 with the CVE-2024-23944 fix).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
     pub path: String,
     pub event_type: i32,
+    pub acl: Arc<Vec<Acl>>,
 }
 
 /// The outcome of one applied op (a multi has one per sub-op).
@@ -76,6 +91,11 @@ pub enum OpResult {
     SessionClosed,
     Multi(Vec<OpResult>),
     Error(ErrorCode),
+}
+
+/// Length of possibly-null data (null counts as 0, as in ZooKeeper's Stat).
+pub fn data_len(d: &Option<Vec<u8>>) -> usize {
+    d.as_ref().map_or(0, Vec::len)
 }
 
 pub const ZOOKEEPER: &str = "/zookeeper";
@@ -122,7 +142,8 @@ impl DataTree {
         ];
         for (p, a) in system {
             let node = Node {
-                data: Vec::new(),
+                // ZooKeeper's system nodes hold empty (not null) data.
+                data: Some(Vec::new()),
                 acl: a.clone(),
                 stat: NodeStat::default(),
                 children: BTreeSet::new(),
@@ -274,7 +295,7 @@ impl DataTree {
     fn create(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: &Option<Vec<u8>>,
         acl: &[Acl],
         owner: i64,
         parent_cversion: i32,
@@ -293,7 +314,9 @@ impl DataTree {
             return Err(ErrorCode::NodeExists);
         }
         let acl = self.intern_acl(acl.to_vec());
+        let node_acl = acl.clone();
         let parent = self.nodes.get_mut(parent_path).expect("checked above");
+        let parent_acl = parent.acl.clone();
         parent.children.insert(path::name(path).to_string());
         // Replaying over a fuzzy snapshot may see an older cversion: never move it backwards.
         if parent_cversion > parent.stat.cversion {
@@ -312,13 +335,13 @@ impl DataTree {
             pzxid: zxid,
         };
         let node = Node {
-            data: data.to_vec(),
+            data: data.clone(),
             acl,
             stat,
             children: BTreeSet::new(),
         };
         let out = node.stat();
-        self.data_bytes += (path.len() + data.len()) as u64;
+        self.data_bytes += (path.len() + data_len(data)) as u64;
         self.nodes.insert(path.to_string(), node);
         match owner_kind(owner) {
             OwnerKind::Persistent => {}
@@ -338,10 +361,12 @@ impl DataTree {
         triggers.push(Trigger {
             path: path.to_string(),
             event_type: event::NODE_CREATED,
+            acl: node_acl,
         });
         triggers.push(Trigger {
             path: parent_path.to_string(),
             event_type: event::NODE_CHILDREN_CHANGED,
+            acl: parent_acl,
         });
         Ok(out)
     }
@@ -360,15 +385,15 @@ impl DataTree {
             return Err(ErrorCode::NoNode);
         };
         let parent = self.nodes.get_mut(parent_path).expect("checked above");
+        let parent_acl = parent.acl.clone();
         parent.children.remove(path::name(path));
-        // A delete is a change to the parent's children: cversion moves, like a create.
-        parent.stat.cversion += 1;
+        // The stored cversion counts creates only; the delete shows in the derived value.
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
         self.data_bytes = self
             .data_bytes
-            .saturating_sub((path.len() + node.data.len()) as u64);
+            .saturating_sub((path.len() + data_len(&node.data)) as u64);
         match owner_kind(node.stat.ephemeral_owner) {
             OwnerKind::Persistent => {}
             OwnerKind::Container => {
@@ -389,10 +414,12 @@ impl DataTree {
         triggers.push(Trigger {
             path: path.to_string(),
             event_type: event::NODE_DELETED,
+            acl: node.acl,
         });
         triggers.push(Trigger {
             path: parent_path.to_string(),
             event_type: event::NODE_CHILDREN_CHANGED,
+            acl: parent_acl,
         });
         Ok(())
     }
@@ -400,7 +427,7 @@ impl DataTree {
     fn set_data(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: &Option<Vec<u8>>,
         version: i32,
         zxid: i64,
         time: i64,
@@ -408,14 +435,15 @@ impl DataTree {
     ) -> Result<Stat, ErrorCode> {
         let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
         self.data_bytes =
-            self.data_bytes.saturating_sub(node.data.len() as u64) + data.len() as u64;
-        node.data = data.to_vec();
+            self.data_bytes.saturating_sub(data_len(&node.data) as u64) + data_len(data) as u64;
+        node.data = data.clone();
         node.stat.version = version;
         node.stat.mzxid = zxid;
         node.stat.mtime = time;
         triggers.push(Trigger {
             path: path.to_string(),
             event_type: event::NODE_DATA_CHANGED,
+            acl: node.acl.clone(),
         });
         Ok(node.stat())
     }

@@ -17,7 +17,7 @@ fn create(path: &str, owner: i64, parent_cversion: i32) -> TxnOp {
     TxnOp::Create {
         kind: CreateKind::Create2,
         path: path.into(),
-        data: b"d".to_vec(),
+        data: Some(b"d".to_vec()),
         acl: acl::open_acl_unsafe(),
         ephemeral_owner: owner,
         parent_cversion,
@@ -56,13 +56,14 @@ fn create_sets_stat_and_parent() {
         (0, 0, 0, 1)
     );
     let root = t.get("/").unwrap().stat();
-    assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 5, 2));
+    // "/zookeeper" was never counted as a create: a fresh root shows cversion -1, as in ZooKeeper.
+    assert_eq!((root.cversion, root.pzxid, root.num_children), (0, 5, 2));
     assert_eq!(trig.len(), 2);
     assert_eq!(t.last_zxid, 5);
 }
 
 #[test]
-fn delete_bumps_parent_cversion_and_pzxid() {
+fn delete_shows_in_cversion_and_moves_pzxid() {
     let mut t = DataTree::new();
     let mut trig = Vec::new();
     t.apply(&txn(1, create("/a", 0, 1)), &mut trig);
@@ -79,7 +80,10 @@ fn delete_bumps_parent_cversion_and_pzxid() {
         ),
         OpResult::Deleted
     );
-    let a = t.get("/a").unwrap().stat();
+    let a = t.get("/a").unwrap();
+    // One create stored; shown as create + delete.
+    assert_eq!(a.stat.cversion, 1);
+    let a = a.stat();
     assert_eq!((a.cversion, a.pzxid, a.num_children), (2, 3, 0));
     assert_eq!(
         t.apply(
@@ -105,7 +109,7 @@ fn set_data_and_acl() {
             2,
             TxnOp::SetData {
                 path: "/a".into(),
-                data: b"xyz".to_vec(),
+                data: Some(b"xyz".to_vec()),
                 version: 1,
             },
         ),
@@ -139,6 +143,11 @@ fn ephemerals_containers_and_session_close() {
     t.apply(&txn(2, create("/c", CONTAINER_OWNER, 2)), &mut trig);
     assert_eq!(t.ephemerals_of(7).count(), 1);
     assert_eq!(t.containers().count(), 1);
+    assert_eq!(
+        t.get("/c").unwrap().stat().ephemeral_owner,
+        0,
+        "clients see 0 for containers"
+    );
     trig.clear();
     assert_eq!(
         t.apply(&txn(3, TxnOp::CloseSession), &mut trig),
@@ -147,12 +156,10 @@ fn ephemerals_containers_and_session_close() {
     assert!(t.get("/e").is_none());
     assert_eq!(t.ephemerals_of(7).count(), 0);
     assert_eq!(
-        trig[0],
-        Trigger {
-            path: "/e".into(),
-            event_type: event::NODE_DELETED
-        }
+        (trig[0].path.as_str(), trig[0].event_type),
+        ("/e", event::NODE_DELETED)
     );
+    assert_eq!(*trig[0].acl, acl::open_acl_unsafe());
 }
 
 #[test]
