@@ -149,6 +149,7 @@ impl DataTree {
                 children: BTreeSet::new(),
             };
             t.nodes.insert(p.to_string(), node);
+            t.data_bytes += p.len() as u64;
             if p != "/" {
                 let parent = path::parent(p).to_string();
                 t.nodes
@@ -159,6 +160,68 @@ impl DataTree {
             }
         }
         t
+    }
+
+    /// Rebuilds a tree from its nodes (a snapshot's content): children sets, the ephemeral,
+    /// container and TTL indexes and the ACL cache are derived, never trusted from the input.
+    /// Fails, naming the path, if a node's parent is missing or "/" is absent.
+    pub fn from_nodes(
+        nodes: impl IntoIterator<Item = (String, Option<Vec<u8>>, Vec<Acl>, NodeStat)>,
+        last_zxid: i64,
+    ) -> Result<DataTree, String> {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: HashSet::new(),
+            ttls: HashSet::new(),
+            acl_cache: HashMap::new(),
+            last_zxid,
+            data_bytes: 0,
+        };
+        for (p, data, acl, stat) in nodes {
+            let acl = t.intern_acl(acl);
+            t.data_bytes += (p.len() + data_len(&data)) as u64;
+            match owner_kind(stat.ephemeral_owner) {
+                OwnerKind::Persistent => {}
+                OwnerKind::Container => {
+                    t.containers.insert(p.clone());
+                }
+                OwnerKind::Ttl(_) => {
+                    t.ttls.insert(p.clone());
+                }
+                OwnerKind::Ephemeral(s) => {
+                    t.ephemerals.entry(s).or_default().insert(p.clone());
+                }
+            }
+            t.nodes.insert(
+                p,
+                Node {
+                    data,
+                    acl,
+                    stat,
+                    children: BTreeSet::new(),
+                },
+            );
+        }
+        if !t.nodes.contains_key("/") {
+            return Err("the tree has no root node".into());
+        }
+        let paths: Vec<String> = t
+            .nodes
+            .keys()
+            .filter(|p| p.as_str() != "/")
+            .cloned()
+            .collect();
+        for p in paths {
+            let parent = path::parent(&p);
+            match t.nodes.get_mut(parent) {
+                Some(n) => {
+                    n.children.insert(path::name(&p).to_string());
+                }
+                None => return Err(format!("node {p} has no parent {parent}")),
+            }
+        }
+        Ok(t)
     }
 
     pub fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {

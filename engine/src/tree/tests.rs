@@ -172,3 +172,26 @@ fn descendant_count_counts_all_levels() {
     assert_eq!(t.descendant_count("/a"), 2);
     assert_eq!(t.descendant_count("/"), 6);
 }
+
+#[test]
+fn from_nodes_rebuilds_indexes_and_rejects_orphans() {
+    let mut t = DataTree::new();
+    let mut trig = Vec::new();
+    t.apply(&txn(1, create("/a", 0, 1)), &mut trig);
+    t.apply(&txn(2, create("/a/e", 7, 1)), &mut trig);
+    t.apply(&txn(3, create("/c", CONTAINER_OWNER, 2)), &mut trig);
+    let parts: Vec<_> = t
+        .iter()
+        .map(|(p, n)| (p.clone(), n.data.clone(), n.acl.to_vec(), n.stat))
+        .collect();
+    let r = DataTree::from_nodes(parts.clone(), t.last_zxid).unwrap();
+    assert_eq!(r.node_count(), t.node_count());
+    assert_eq!(r.get("/a").unwrap().stat(), t.get("/a").unwrap().stat());
+    assert_eq!(r.ephemerals_of(7).count(), 1);
+    assert_eq!(r.containers().count(), 1);
+    assert_eq!(r.approximate_data_size(), t.approximate_data_size());
+    let orphan: Vec<_> = parts.into_iter().filter(|(p, ..)| p != "/a").collect();
+    assert!(DataTree::from_nodes(orphan, 3)
+        .unwrap_err()
+        .contains("/a/e"));
+}
