@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod admin;
 pub mod config;
+pub mod log;
 pub mod machine;
 pub mod path;
 pub mod prep;
