@@ -39,8 +39,8 @@ clientPortAddress=127.0.0.1
 
 /// Every four-letter word ZooKeeper 3.8 knows.
 pub const KNOWN_FOUR_LETTER_WORDS: &[&str] = &[
-    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "icfg", "isro", "mntr", "ruok",
-    "srst", "srvr", "stat", "stmk", "sysp", "wchc", "wchp", "wchs",
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "icfg", "isro", "mntr", "ruok", "srst", "srvr",
+    "stat", "stmk", "sysp", "wchc", "wchp", "wchs",
 ];
 
 /// Whitelist used when `4lw.commands.whitelist` is absent. Wider than
@@ -72,7 +72,6 @@ pub const IGNORED_KEYS: &[&str] = &[
     "snapSizeLimitInKb",
     "txnLogSizeLimitInKb",
     "commitLogCount",
-    "fsync.warningthresholdms",
     "flushDelay",
     "maxWriteQueuePollTime",
     "maxBatchSize",
@@ -114,37 +113,19 @@ pub const IGNORED_KEY_PREFIXES: &[&str] = &[
 /// Keys whose feature Warren lacks, with the consequence the operator must
 /// know about; they are accepted with a warning.
 const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    (
-        "dynamicConfigFile",
-        "dynamic reconfiguration is not supported; the file is not read",
-    ),
-    (
-        "secureClientPort",
-        "TLS client connections are not supported; no secure port is opened",
-    ),
-    (
-        "secureClientPortAddress",
-        "TLS client connections are not supported",
-    ),
+    ("dynamicConfigFile", "dynamic reconfiguration is not supported; the file is not read"),
+    ("secureClientPort", "TLS client connections are not supported; no secure port is opened"),
+    ("secureClientPortAddress", "TLS client connections are not supported"),
     ("sslQuorum", "quorum TLS is not supported"),
-    (
-        "portUnification",
-        "TLS client connections are not supported",
-    ),
+    ("portUnification", "TLS client connections are not supported"),
     ("sslQuorumReloadCertFiles", "quorum TLS is not supported"),
 ];
 
 /// Prefixes of unsupported settings, see [`UNSUPPORTED_KEYS`].
 const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
     ("ssl.", "TLS is not supported"),
-    (
-        "authProvider.",
-        "only the digest and world authentication schemes are built in",
-    ),
-    (
-        "quorum.auth.",
-        "quorum SASL authentication is not supported",
-    ),
+    ("authProvider.", "only the digest and world authentication schemes are built in"),
+    ("quorum.auth.", "quorum SASL authentication is not supported"),
 ];
 
 /// Keys Warren reads, used to suggest the right spelling of a mistyped key.
@@ -172,6 +153,7 @@ const USED_KEYS: &[&str] = &[
     "warren.cores",
     "warren.ioMemoryKb",
     "warren.containerCheckIntervalMs",
+    "fsync.warningthresholdms",
     "extendedTypesEnabled",
     "admin.enableServer",
     "skipACL",
@@ -295,6 +277,9 @@ pub struct Config {
     /// `warren.containerCheckIntervalMs`: how often empty containers and expired TTL nodes
     /// are looked for (ZooKeeper's `znode.container.checkIntervalMs`, default 60000).
     pub warren_container_check_interval_ms: u64,
+    /// `fsync.warningthresholdms`: a log fsync slower than this is logged as a warning and
+    /// counted (ZooKeeper's default 1000).
+    pub fsync_warning_threshold_ms: u64,
     /// `extendedTypesEnabled`: TTL nodes (ZooKeeper's system property
     /// `zookeeper.extendedTypesEnabled`). Off by default, as in ZooKeeper: createTTL then
     /// answers Unimplemented.
@@ -308,26 +293,13 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("zoo.cfg line {line}: {message}")]
     Syntax { line: usize, message: String },
     #[error("zoo.cfg line {line}: {key} = {value:?}: expected {expected}")]
-    InvalidValue {
-        line: usize,
-        key: String,
-        value: String,
-        expected: String,
-    },
+    InvalidValue { line: usize, key: String, value: String, expected: String },
     #[error("zoo.cfg line {line}: {key} = {value:?}: {reason}")]
-    Unsupported {
-        line: usize,
-        key: String,
-        value: String,
-        reason: String,
-    },
+    Unsupported { line: usize, key: String, value: String, reason: String },
     #[error("zoo.cfg: dataDir is not set")]
     MissingDataDir,
     #[error("zoo.cfg: minSessionTimeout ({min} ms) is larger than maxSessionTimeout ({max} ms)")]
@@ -336,12 +308,7 @@ pub enum ConfigError {
 
 impl Default for FourLetterWhitelist {
     fn default() -> Self {
-        Self::Only(
-            DEFAULT_FOUR_LETTER_WORDS
-                .iter()
-                .map(|w| (*w).to_string())
-                .collect(),
-        )
+        Self::Only(DEFAULT_FOUR_LETTER_WORDS.iter().map(|w| (*w).to_string()).collect())
     }
 }
 
@@ -424,6 +391,7 @@ impl Config {
             warren_cores: DEFAULT_WARREN_CORES,
             warren_io_memory_kb: DEFAULT_WARREN_IO_MEMORY_KB,
             warren_container_check_interval_ms: 60_000,
+            fsync_warning_threshold_ms: 1000,
             extended_types_enabled: false,
             admin_enable_server: false,
         }
@@ -432,10 +400,7 @@ impl Config {
     /// Defaults for a file: as ZooKeeper, a file binds all interfaces unless
     /// it says otherwise.
     fn file_defaults() -> Config {
-        Config {
-            client_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            ..Self::embedded_default()
-        }
+        Config { client_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED), ..Self::embedded_default() }
     }
 
     /// Parses `zoo.cfg` text. Returns the configuration and the warnings
@@ -459,10 +424,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Io`] if the file cannot be read, else as [`Config::parse`].
     pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
         Self::parse(&decode(bytes))
     }
 
@@ -566,10 +528,7 @@ struct Entry {
 }
 
 fn lex(text: &str) -> Result<Vec<Entry>, ConfigError> {
-    logical_lines(text)
-        .into_iter()
-        .map(|(line, raw)| entry_from_line(line, &raw))
-        .collect()
+    logical_lines(text).into_iter().map(|(line, raw)| entry_from_line(line, &raw)).collect()
 }
 
 /// Whitespace as `java.util.Properties` sees it.
@@ -711,14 +670,10 @@ fn escape_char(c: char) -> char {
 fn hex_unit(chars: &mut std::str::Chars<'_>, line: usize) -> Result<u32, ConfigError> {
     let mut unit = 0u32;
     for _ in 0..4 {
-        let digit =
-            chars
-                .next()
-                .and_then(|c| c.to_digit(16))
-                .ok_or_else(|| ConfigError::Syntax {
-                    line,
-                    message: "malformed \\uxxxx escape".to_string(),
-                })?;
+        let digit = chars
+            .next()
+            .and_then(|c| c.to_digit(16))
+            .ok_or_else(|| ConfigError::Syntax { line, message: "malformed \\uxxxx escape".to_string() })?;
         unit = unit * 16 + digit;
     }
     Ok(unit)
@@ -781,8 +736,7 @@ impl Parser {
     }
 
     fn warn(&mut self, line: usize, message: impl fmt::Display) {
-        self.warnings
-            .push(format!("zoo.cfg line {line}: {message}"));
+        self.warnings.push(format!("zoo.cfg line {line}: {message}"));
     }
 
     fn apply(&mut self, e: &Entry) -> Result<(), ConfigError> {
@@ -790,11 +744,7 @@ impl Parser {
         if let Some(id) = e.key.strip_prefix("server.") {
             return self.apply_server(e, id, repeated_key);
         }
-        if self.apply_core(e)?
-            || self.apply_storage(e)?
-            || self.apply_access(e)?
-            || self.apply_warren(e)?
-        {
+        if self.apply_core(e)? || self.apply_storage(e)? || self.apply_access(e)? || self.apply_warren(e)? {
             return Ok(());
         }
         self.apply_other(e);
@@ -808,13 +758,7 @@ impl Parser {
         let Some(previous) = self.seen.insert(e.key.clone(), e.line) else {
             return false;
         };
-        self.warn(
-            e.line,
-            format_args!(
-                "{} already set on line {previous}; the last value wins",
-                e.key
-            ),
-        );
+        self.warn(e.line, format_args!("{} already set on line {previous}; the last value wins", e.key));
         true
     }
 
@@ -829,9 +773,7 @@ impl Parser {
             "dataLogDir" => self.cfg.data_log_dir = Some(self.directory(e)?),
             "clientPort" => self.cfg.client_port = number(e, "a port number (0-65535)")?,
             "clientPortAddress" => self.cfg.client_port_address = ip_address(e)?,
-            "maxClientCnxns" => {
-                self.cfg.max_client_cnxns = number(e, "a non-negative integer (0 = unlimited)")?
-            }
+            "maxClientCnxns" => self.cfg.max_client_cnxns = number(e, "a non-negative integer (0 = unlimited)")?,
             "minSessionTimeout" => self.min_session = session_timeout(e)?,
             "maxSessionTimeout" => self.max_session = session_timeout(e)?,
             "initLimit" => self.cfg.init_limit = number(e, "a non-negative number of ticks")?,
@@ -848,12 +790,8 @@ impl Parser {
             "snapCount" => self.cfg.snap_count = self.snap_count(e)?,
             "preAllocSize" => self.cfg.pre_alloc_size_kb = positive(e)?,
             "forceSync" => self.cfg.force_sync = yes_no(e)?,
-            "autopurge.snapRetainCount" => {
-                self.cfg.autopurge_snap_retain_count = self.snap_retain_count(e)?
-            }
-            "autopurge.purgeInterval" => {
-                self.cfg.autopurge_purge_interval_hours = purge_interval(e)?
-            }
+            "autopurge.snapRetainCount" => self.cfg.autopurge_snap_retain_count = self.snap_retain_count(e)?,
+            "autopurge.purgeInterval" => self.cfg.autopurge_purge_interval_hours = purge_interval(e)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -870,18 +808,12 @@ impl Parser {
             "admin.enableServer" => {
                 self.cfg.admin_enable_server = true_false(e)?;
                 if self.cfg.admin_enable_server {
-                    self.warn(
-                        e.line,
-                        "admin.enableServer=true: Warren has no HTTP admin server",
-                    );
+                    self.warn(e.line, "admin.enableServer=true: Warren has no HTTP admin server");
                 }
             }
             "skipACL" => {
                 if e.value == "yes" {
-                    self.warn(
-                        e.line,
-                        "skipACL=yes is not supported: ACLs are always checked",
-                    );
+                    self.warn(e.line, "skipACL=yes is not supported: ACLs are always checked");
                 }
             }
             "requireClientAuthScheme" | "sessionRequireClientSASLAuth" | "enforce.auth.enabled" => {
@@ -897,9 +829,8 @@ impl Parser {
         match e.key.as_str() {
             "warren.cores" => self.cfg.warren_cores = positive(e)?,
             "warren.ioMemoryKb" => self.cfg.warren_io_memory_kb = positive(e)?,
-            "warren.containerCheckIntervalMs" => {
-                self.cfg.warren_container_check_interval_ms = positive(e)?
-            }
+            "fsync.warningthresholdms" => self.cfg.fsync_warning_threshold_ms = positive(e)?,
+            "warren.containerCheckIntervalMs" => self.cfg.warren_container_check_interval_ms = positive(e)?,
             "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
                 self.cfg.extended_types_enabled = true_false(e)?
             }
@@ -914,11 +845,7 @@ impl Parser {
         if let Some(reason) = unsupported_reason(key) {
             self.warn(e.line, format_args!("{key} is not supported: {reason}"));
         } else if is_ignored(key) {
-            tracing::debug!(
-                line = e.line,
-                key,
-                "zoo.cfg key accepted but not used by Warren"
-            );
+            tracing::debug!(line = e.line, key, "zoo.cfg key accepted but not used by Warren");
         } else {
             let hint = spelling_hint(key);
             self.warn(e.line, format_args!("unknown key {key:?} ignored{hint}"));
@@ -950,10 +877,7 @@ impl Parser {
         match u64::try_from(count) {
             Ok(n) if n >= MIN_SNAP_COUNT => Ok(n),
             _ => {
-                self.warn(
-                    e.line,
-                    format_args!("snapCount {count} is too small; using {MIN_SNAP_COUNT}"),
-                );
+                self.warn(e.line, format_args!("snapCount {count} is too small; using {MIN_SNAP_COUNT}"));
                 Ok(MIN_SNAP_COUNT)
             }
         }
@@ -965,9 +889,7 @@ impl Parser {
         if count < i64::from(MIN_SNAP_RETAIN_COUNT) {
             self.warn(
                 e.line,
-                format_args!(
-                    "autopurge.snapRetainCount {count} is below the minimum; using {MIN_SNAP_RETAIN_COUNT}"
-                ),
+                format_args!("autopurge.snapRetainCount {count} is below the minimum; using {MIN_SNAP_RETAIN_COUNT}"),
             );
             return Ok(MIN_SNAP_RETAIN_COUNT);
         }
@@ -977,10 +899,7 @@ impl Parser {
     fn whitelist(&mut self, e: &Entry) -> FourLetterWhitelist {
         let (list, unknown) = FourLetterWhitelist::parse(&e.value);
         for word in unknown {
-            self.warn(
-                e.line,
-                format_args!("4lw.commands.whitelist: unknown four-letter word {word:?}"),
-            );
+            self.warn(e.line, format_args!("4lw.commands.whitelist: unknown four-letter word {word:?}"));
         }
         list
     }
@@ -989,46 +908,25 @@ impl Parser {
     /// characters can never match, which deserves a warning.
     fn super_digest(&mut self, e: &Entry) -> Result<String, ConfigError> {
         const EXPECTED: &str = "user:base64(sha1(user:password))";
-        let (user, digest) = e
-            .value
-            .split_once(':')
-            .ok_or_else(|| invalid(e, EXPECTED))?;
+        let (user, digest) = e.value.split_once(':').ok_or_else(|| invalid(e, EXPECTED))?;
         if user.is_empty() || digest.is_empty() {
             return Err(invalid(e, EXPECTED));
         }
         if !looks_like_sha1_base64(digest) {
-            self.warn(
-                e.line,
-                format_args!(
-                    "{}: digest is not 28 base64 characters, no password will match",
-                    e.key
-                ),
-            );
+            self.warn(e.line, format_args!("{}: digest is not 28 base64 characters, no password will match", e.key));
         }
         Ok(e.value.clone())
     }
 
-    fn apply_server(
-        &mut self,
-        e: &Entry,
-        id_text: &str,
-        repeated_key: bool,
-    ) -> Result<(), ConfigError> {
-        let id: u64 = id_text.parse().map_err(|_| {
-            invalid(
-                e,
-                "a server line keyed server.N with N a non-negative integer",
-            )
-        })?;
+    fn apply_server(&mut self, e: &Entry, id_text: &str, repeated_key: bool) -> Result<(), ConfigError> {
+        let id: u64 =
+            id_text.parse().map_err(|_| invalid(e, "a server line keyed server.N with N a non-negative integer"))?;
         let server = parse_server(id, &e.value).ok_or_else(|| invalid(e, SERVER_FORMAT))?;
         let previous = self.server_lines.insert(id, e.line);
         // `server.1` and `server.01` are different keys but the same server;
         // an identical key was already reported as a repeated key.
         if let (Some(previous), false) = (previous, repeated_key) {
-            self.warn(
-                e.line,
-                format_args!("server id {id} already defined on line {previous}; the last wins"),
-            );
+            self.warn(e.line, format_args!("server id {id} already defined on line {previous}; the last wins"));
         }
         self.servers.insert(id, server);
         Ok(())
@@ -1062,21 +960,15 @@ impl Parser {
     fn standalone_notes(&mut self) {
         let count = self.cfg.servers.len();
         if count > 0 {
-            self.warnings.push(format!(
-                "zoo.cfg: {count} server.N line(s) parsed but ignored: Warren runs standalone"
-            ));
+            self.warnings.push(format!("zoo.cfg: {count} server.N line(s) parsed but ignored: Warren runs standalone"));
         }
         if self.cfg.peer_type_observer {
-            self.warnings
-                .push("zoo.cfg: peerType=observer ignored: Warren runs standalone".to_string());
+            self.warnings.push("zoo.cfg: peerType=observer ignored: Warren runs standalone".to_string());
         }
     }
 
     fn memlock_note(&mut self) {
-        let total = self
-            .cfg
-            .warren_cores
-            .saturating_mul(self.cfg.warren_io_memory_kb);
+        let total = self.cfg.warren_cores.saturating_mul(self.cfg.warren_io_memory_kb);
         if total > MEMLOCK_BUDGET_KB {
             self.warnings.push(format!(
                 "zoo.cfg: warren.cores x warren.ioMemoryKb = {total} KiB of io_uring memory; \
@@ -1117,11 +1009,7 @@ fn session_timeout(e: &Entry) -> Result<Option<u32>, ConfigError> {
     if e.value == "-1" {
         return Ok(None);
     }
-    number(
-        e,
-        "a non-negative number of milliseconds (or -1 for the default)",
-    )
-    .map(Some)
+    number(e, "a non-negative number of milliseconds (or -1 for the default)").map(Some)
 }
 
 /// Hours; ZooKeeper treats zero and negative intervals as "disabled".
@@ -1169,16 +1057,8 @@ fn ip_address(e: &Entry) -> Result<IpAddr, ConfigError> {
     if text.eq_ignore_ascii_case("localhost") {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
-    let unbracketed = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    unbracketed.parse().map_err(|_| {
-        invalid(
-            e,
-            "an IP address or localhost (host names are not resolved)",
-        )
-    })
+    let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    unbracketed.parse().map_err(|_| invalid(e, "an IP address or localhost (host names are not resolved)"))
 }
 
 /// Client authentication enforcement cannot be provided; starting anyway
@@ -1192,18 +1072,13 @@ fn refuse_auth_enforcement(e: &Entry) -> Result<(), ConfigError> {
         line: e.line,
         key: e.key.clone(),
         value: e.value.clone(),
-        reason: "Warren cannot enforce client authentication; remove the key to start without it"
-            .to_string(),
+        reason: "Warren cannot enforce client authentication; remove the key to start without it".to_string(),
     })
 }
 
 fn unsupported_reason(key: &str) -> Option<&'static str> {
     let exact = UNSUPPORTED_KEYS.iter().find(|(k, _)| *k == key);
-    let prefixed = || {
-        UNSUPPORTED_PREFIXES
-            .iter()
-            .find(|(p, _)| key.starts_with(p))
-    };
+    let prefixed = || UNSUPPORTED_PREFIXES.iter().find(|(p, _)| key.starts_with(p));
     exact.or_else(prefixed).map(|(_, reason)| *reason)
 }
 
@@ -1224,9 +1099,7 @@ fn spelling_hint(key: &str) -> String {
 fn looks_like_sha1_base64(digest: &str) -> bool {
     let base64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/';
     // 20 bytes encode to 27 characters plus one `=` of padding.
-    digest
-        .strip_suffix('=')
-        .is_some_and(|body| body.len() == SHA1_BASE64_LEN - 1 && body.chars().all(base64))
+    digest.strip_suffix('=').is_some_and(|body| body.len() == SHA1_BASE64_LEN - 1 && body.chars().all(base64))
 }
 
 // ---------------------------------------------------------------------------
@@ -1250,14 +1123,7 @@ fn parse_server(id: u64, value: &str) -> Option<ServerEntry> {
         Some(text) => Some(client_address(java_trim(text))?),
         None => None,
     };
-    Some(ServerEntry {
-        id,
-        host,
-        quorum_port,
-        election_port,
-        role,
-        client_addr,
-    })
+    Some(ServerEntry { id, host, quorum_port, election_port, role, client_addr })
 }
 
 fn server_ports(parts: &[&str]) -> Option<(u16, u16, PeerRole)> {
@@ -1356,10 +1222,7 @@ mod tests {
         assert_eq!(c.min_session_timeout_ms, 4000);
         assert_eq!(c.max_session_timeout_ms, 40000);
         assert_eq!(c.jute_max_buffer, 1_048_575);
-        assert_eq!(
-            c.four_letter_words,
-            words(&["ruok", "srvr", "stat", "mntr", "isro"])
-        );
+        assert_eq!(c.four_letter_words, words(&["ruok", "srvr", "stat", "mntr", "isro"]));
         assert_eq!(c.super_digest, None);
         assert_eq!((c.init_limit, c.sync_limit), (10, 5));
         assert_eq!(c.snap_count, 100_000);
@@ -1386,8 +1249,7 @@ mod tests {
 
     #[test]
     fn embedded_default_text_round_trips_without_warnings() {
-        let (parsed, warnings) =
-            Config::parse(EMBEDDED_DEFAULT_CFG).expect("embedded default parses");
+        let (parsed, warnings) = Config::parse(EMBEDDED_DEFAULT_CFG).expect("embedded default parses");
         assert_eq!(parsed, Config::embedded_default());
         assert!(warnings.is_empty(), "{warnings:?}");
     }
@@ -1395,15 +1257,9 @@ mod tests {
     #[test]
     fn session_timeouts_follow_tick_time_wherever_it_is_set() {
         let c = cfg("minSessionTimeout=-1\ntickTime=3000");
-        assert_eq!(
-            (c.min_session_timeout_ms, c.max_session_timeout_ms),
-            (6000, 60000)
-        );
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (6000, 60000));
         let c = cfg("maxSessionTimeout=90000\ntickTime=500");
-        assert_eq!(
-            (c.min_session_timeout_ms, c.max_session_timeout_ms),
-            (1000, 90000)
-        );
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (1000, 90000));
     }
 
     #[test]
@@ -1441,16 +1297,10 @@ admin.enableServer=false");
         assert_eq!(c.client_port, 2281);
         assert_eq!(c.client_port_address, "10.1.2.3".parse::<IpAddr>().unwrap());
         assert_eq!(c.max_client_cnxns, 0);
-        assert_eq!(
-            (c.min_session_timeout_ms, c.max_session_timeout_ms),
-            (1500, 30000)
-        );
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (1500, 30000));
         assert_eq!(c.jute_max_buffer, 4_194_304);
         assert_eq!(c.four_letter_words, words(&["ruok", "conf"]));
-        assert_eq!(
-            c.super_digest.as_deref(),
-            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
-        );
+        assert_eq!(c.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
         assert_eq!((c.init_limit, c.sync_limit), (20, 7));
         assert_eq!(c.snap_count, 5000);
         assert_eq!(c.pre_alloc_size_kb, 1024);
@@ -1474,10 +1324,7 @@ admin.enableServer=false");
     #[test]
     fn zookeeper_spelling_of_super_digest_is_accepted() {
         let c = cfg("DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
-        assert_eq!(
-            c.super_digest.as_deref(),
-            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
-        );
+        assert_eq!(c.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
     }
 
     #[test]
@@ -1486,9 +1333,7 @@ admin.enableServer=false");
             "dataDir" | "dataLogDir" => "/x",
             "clientPortAddress" => "127.0.0.1",
             "4lw.commands.whitelist" => "ruok",
-            "superDigest" | "DigestAuthenticationProvider.superDigest" => {
-                "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
-            }
+            "superDigest" | "DigestAuthenticationProvider.superDigest" => "super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
             "forceSync" => "yes",
             "peerType" => "participant",
             "admin.enableServer" | "requireClientAuthScheme" => "false",
@@ -1517,10 +1362,7 @@ admin.enableServer=false");
         let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
         assert_eq!(cfg("clientPortAddress=::1").client_port_address, v6);
         assert_eq!(cfg("clientPortAddress=[::1]").client_port_address, v6);
-        assert_eq!(
-            cfg("clientPortAddress=localhost").client_port_address,
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        );
+        assert_eq!(cfg("clientPortAddress=localhost").client_port_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
         let text = err_text("clientPortAddress=zk1.example.com");
         assert!(text.contains("host names are not resolved"), "{text}");
     }
@@ -1540,10 +1382,7 @@ admin.enableServer=false");
     fn admin_server_true_warns() {
         let (c, warnings) = ok("admin.enableServer=true");
         assert!(c.admin_enable_server);
-        assert!(has_warning(
-            &warnings,
-            "line 2: admin.enableServer=true: Warren has no HTTP admin server"
-        ));
+        assert!(has_warning(&warnings, "line 2: admin.enableServer=true: Warren has no HTTP admin server"));
     }
 
     #[test]
@@ -1551,10 +1390,7 @@ admin.enableServer=false");
         for value in ["0", "2", "-4"] {
             let (c, warnings) = ok(&format!("autopurge.snapRetainCount={value}"));
             assert_eq!(c.autopurge_snap_retain_count, 3);
-            assert!(
-                has_warning(&warnings, "line 2: autopurge.snapRetainCount"),
-                "{warnings:?}"
-            );
+            assert!(has_warning(&warnings, "line 2: autopurge.snapRetainCount"), "{warnings:?}");
         }
     }
 
@@ -1575,10 +1411,7 @@ admin.enableServer=false");
     #[test]
     fn large_io_memory_total_warns() {
         let (_, warnings) = ok("warren.cores=4\nwarren.ioMemoryKb=2048");
-        assert!(
-            has_warning(&warnings, "8192 KiB of io_uring memory"),
-            "{warnings:?}"
-        );
+        assert!(has_warning(&warnings, "8192 KiB of io_uring memory"), "{warnings:?}");
         let (_, warnings) = ok("warren.cores=3\nwarren.ioMemoryKb=2048");
         assert!(warnings.is_empty(), "{warnings:?}");
     }
@@ -1587,10 +1420,7 @@ admin.enableServer=false");
     fn relative_data_dir_is_kept_and_flagged_unless_deliberate() {
         let (c, warnings) = Config::parse("dataDir=data").expect("parses");
         assert_eq!(c.data_dir, PathBuf::from("data"));
-        assert!(has_warning(
-            &warnings,
-            "line 1: dataDir \"data\" is relative"
-        ));
+        assert!(has_warning(&warnings, "line 1: dataDir \"data\" is relative"));
         let (c, warnings) = Config::parse("dataDir=./data\ndataLogDir=../log").expect("parses");
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.data_log_dir, Some(PathBuf::from("../log")));
@@ -1639,10 +1469,7 @@ admin.enableServer=false");
     fn escaped_separator_belongs_to_the_key_and_double_backslash_is_literal() {
         let (c, warnings) = Config::parse("dataDir=C:\\\\zk\\\\data\nodd\\=key=1").expect("parses");
         assert_eq!(c.data_dir, PathBuf::from("C:\\zk\\data"));
-        assert!(
-            has_warning(&warnings, "unknown key \"odd=key\""),
-            "{warnings:?}"
-        );
+        assert!(has_warning(&warnings, "unknown key \"odd=key\""), "{warnings:?}");
     }
 
     #[test]
@@ -1663,27 +1490,19 @@ admin.enableServer=false");
     #[test]
     fn continuation_line_numbers_point_at_the_first_line() {
         let e = Config::parse("dataDir=/d\ntickTime=\\\n  abc").expect_err("bad tickTime");
-        assert!(
-            matches!(e, ConfigError::InvalidValue { line: 2, .. }),
-            "{e:?}"
-        );
+        assert!(matches!(e, ConfigError::InvalidValue { line: 2, .. }), "{e:?}");
     }
 
     #[test]
     fn crlf_and_cr_line_endings() {
-        let c = Config::parse("dataDir=/d\r\ntickTime=100\rclientPort=9")
-            .expect("parses")
-            .0;
+        let c = Config::parse("dataDir=/d\r\ntickTime=100\rclientPort=9").expect("parses").0;
         assert_eq!((c.tick_time_ms, c.client_port), (100, 9));
     }
 
     #[test]
     fn latin1_file_bytes_are_decoded() {
         assert_eq!(decode(b"dataDir=/caf\xe9".to_vec()), "dataDir=/caf\u{e9}");
-        assert_eq!(
-            decode("dataDir=/café".as_bytes().to_vec()),
-            "dataDir=/caf\u{e9}"
-        );
+        assert_eq!(decode("dataDir=/café".as_bytes().to_vec()), "dataDir=/caf\u{e9}");
     }
 
     // ----- warnings -------------------------------------------------------------
@@ -1692,25 +1511,20 @@ admin.enableServer=false");
     fn unknown_key_is_a_warning_naming_line_and_key() {
         let (c, warnings) = ok("\nfrobnicate=7");
         assert_eq!(c.tick_time_ms, 2000);
-        assert_eq!(
-            warnings,
-            vec!["zoo.cfg line 3: unknown key \"frobnicate\" ignored".to_string()]
-        );
+        assert_eq!(warnings, vec!["zoo.cfg line 3: unknown key \"frobnicate\" ignored".to_string()]);
     }
 
     #[test]
     fn miscased_key_gets_a_hint() {
         let (c, warnings) = ok("ticktime=5");
         assert_eq!(c.tick_time_ms, 2000);
-        assert!(
-            has_warning(&warnings, "(did you mean tickTime?)"),
-            "{warnings:?}"
-        );
+        assert!(has_warning(&warnings, "(did you mean tickTime?)"), "{warnings:?}");
     }
 
     #[test]
     fn ignored_zookeeper_keys_are_quiet() {
-        let (_, warnings) = ok("metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
+        let (_, warnings) =
+            ok("metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
 metricsProvider.httpPort=7000
 standaloneEnabled=false
 reconfigEnabled=true
@@ -1733,43 +1547,19 @@ secureClientPort=2182
 ssl.keyStore.location=/k
 authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider
 skipACL=yes");
-        assert!(has_warning(
-            &warnings,
-            "line 2: dynamicConfigFile is not supported"
-        ));
-        assert!(has_warning(
-            &warnings,
-            "line 3: secureClientPort is not supported"
-        ));
-        assert!(has_warning(
-            &warnings,
-            "line 4: ssl.keyStore.location is not supported"
-        ));
-        assert!(has_warning(
-            &warnings,
-            "line 5: authProvider.1 is not supported"
-        ));
-        assert!(has_warning(
-            &warnings,
-            "line 6: skipACL=yes is not supported"
-        ));
+        assert!(has_warning(&warnings, "line 2: dynamicConfigFile is not supported"));
+        assert!(has_warning(&warnings, "line 3: secureClientPort is not supported"));
+        assert!(has_warning(&warnings, "line 4: ssl.keyStore.location is not supported"));
+        assert!(has_warning(&warnings, "line 5: authProvider.1 is not supported"));
+        assert!(has_warning(&warnings, "line 6: skipACL=yes is not supported"));
     }
 
     #[test]
     fn auth_enforcement_is_refused() {
-        for line in [
-            "requireClientAuthScheme=sasl",
-            "sessionRequireClientSASLAuth=true",
-            "enforce.auth.enabled=true",
-        ] {
+        for line in ["requireClientAuthScheme=sasl", "sessionRequireClientSASLAuth=true", "enforce.auth.enabled=true"] {
             let e = err(line);
-            assert!(
-                matches!(e, ConfigError::Unsupported { line: 2, .. }),
-                "{e:?}"
-            );
-            assert!(e
-                .to_string()
-                .contains("cannot enforce client authentication"));
+            assert!(matches!(e, ConfigError::Unsupported { line: 2, .. }), "{e:?}");
+            assert!(e.to_string().contains("cannot enforce client authentication"));
         }
         let (_, warnings) = ok("enforce.auth.enabled=false");
         assert!(warnings.is_empty());
@@ -1779,10 +1569,7 @@ skipACL=yes");
     fn duplicate_key_last_wins_with_warning() {
         let (c, warnings) = ok("tickTime=1000\ntickTime=3000");
         assert_eq!(c.tick_time_ms, 3000);
-        assert!(has_warning(
-            &warnings,
-            "line 3: tickTime already set on line 2; the last value wins"
-        ));
+        assert!(has_warning(&warnings, "line 3: tickTime already set on line 2; the last value wins"));
     }
 
     // ----- errors -----------------------------------------------------------------
@@ -1790,10 +1577,7 @@ skipACL=yes");
     #[test]
     fn invalid_value_names_line_key_value_and_expectation() {
         let e = Config::parse("dataDir=/d\n\ntickTime=abc").expect_err("bad");
-        assert_eq!(
-            e.to_string(),
-            "zoo.cfg line 3: tickTime = \"abc\": expected a positive integer"
-        );
+        assert_eq!(e.to_string(), "zoo.cfg line 3: tickTime = \"abc\": expected a positive integer");
     }
 
     #[test]
@@ -1818,10 +1602,7 @@ skipACL=yes");
         ];
         for (line, expected) in cases {
             let e = err(line);
-            assert!(
-                matches!(e, ConfigError::InvalidValue { line: 2, .. }),
-                "{line}: {e:?}"
-            );
+            assert!(matches!(e, ConfigError::InvalidValue { line: 2, .. }), "{line}: {e:?}");
             assert!(e.to_string().contains(expected), "{line}: {e}");
         }
     }
@@ -1848,28 +1629,14 @@ skipACL=yes");
         let e = Config::parse("tickTime=2000\n").expect_err("no dataDir");
         assert!(matches!(e, ConfigError::MissingDataDir));
         assert_eq!(e.to_string(), "zoo.cfg: dataDir is not set");
-        assert!(matches!(
-            Config::parse(""),
-            Err(ConfigError::MissingDataDir)
-        ));
+        assert!(matches!(Config::parse(""), Err(ConfigError::MissingDataDir)));
     }
 
     #[test]
     fn min_session_above_max_is_an_error() {
         let e = err("minSessionTimeout=50000");
-        assert!(
-            matches!(
-                e,
-                ConfigError::SessionTimeoutOrder {
-                    min: 50000,
-                    max: 40000
-                }
-            ),
-            "{e:?}"
-        );
-        assert!(e
-            .to_string()
-            .contains("minSessionTimeout (50000 ms) is larger"));
+        assert!(matches!(e, ConfigError::SessionTimeoutOrder { min: 50000, max: 40000 }), "{e:?}");
+        assert!(e.to_string().contains("minSessionTimeout (50000 ms) is larger"));
         let c = cfg("minSessionTimeout=5000\nmaxSessionTimeout=5000");
         assert_eq!(c.min_session_timeout_ms, 5000);
     }
@@ -1908,14 +1675,8 @@ skipACL=yes");
         let (c, warnings) = ok("4lw.commands.whitelist=RUOK, stat, ruok stat");
         assert!(!c.four_letter_word_allowed("ruok"));
         assert!(c.four_letter_word_allowed("stat"));
-        assert!(
-            has_warning(&warnings, "unknown four-letter word \"RUOK\""),
-            "{warnings:?}"
-        );
-        assert!(
-            has_warning(&warnings, "unknown four-letter word \"ruok stat\""),
-            "{warnings:?}"
-        );
+        assert!(has_warning(&warnings, "unknown four-letter word \"RUOK\""), "{warnings:?}");
+        assert!(has_warning(&warnings, "unknown four-letter word \"ruok stat\""), "{warnings:?}");
     }
 
     #[test]
@@ -1955,10 +1716,7 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
         assert_eq!(c.servers[2].role, PeerRole::Observer);
         assert_eq!(c.servers[2].host, "zk3.example.com");
         assert_eq!(c.servers[3].client_addr, Some(("127.0.0.1".into(), 2191)));
-        assert!(
-            has_warning(&warnings, "4 server.N line(s) parsed but ignored"),
-            "{warnings:?}"
-        );
+        assert!(has_warning(&warnings, "4 server.N line(s) parsed but ignored"), "{warnings:?}");
     }
 
     #[test]
@@ -1996,14 +1754,8 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
             "",
         ] {
             let e = err(&format!("\nserver.1={value}"));
-            assert!(
-                matches!(e, ConfigError::InvalidValue { line: 3, .. }),
-                "{value:?}: {e:?}"
-            );
-            assert!(
-                e.to_string().contains("host:quorumPort:electionPort"),
-                "{e}"
-            );
+            assert!(matches!(e, ConfigError::InvalidValue { line: 3, .. }), "{value:?}: {e:?}");
+            assert!(e.to_string().contains("host:quorumPort:electionPort"), "{e}");
         }
     }
 
@@ -2011,10 +1763,7 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
     fn bad_server_ids_are_errors() {
         for key in ["server.", "server.x", "server.-1", "server.1.5"] {
             let e = err(&format!("{key}=zk1:2888:3888"));
-            assert!(
-                matches!(e, ConfigError::InvalidValue { line: 2, .. }),
-                "{key}: {e:?}"
-            );
+            assert!(matches!(e, ConfigError::InvalidValue { line: 2, .. }), "{key}: {e:?}");
             assert!(e.to_string().contains("server.N"), "{e}");
         }
     }
@@ -2024,10 +1773,7 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
         let (c, warnings) = ok("server.1=a:1:2\nserver.01=b:1:2");
         assert_eq!(c.servers.len(), 1);
         assert_eq!(c.servers[0].host, "b");
-        assert!(
-            has_warning(&warnings, "line 3: server id 1 already defined on line 2"),
-            "{warnings:?}"
-        );
+        assert!(has_warning(&warnings, "line 3: server id 1 already defined on line 2"), "{warnings:?}");
         let (_, warnings) = ok("server.1=a:1:2\nserver.1=b:1:2");
         let mentions = warnings.iter().filter(|w| w.contains("line 3")).count();
         assert_eq!(mentions, 1, "{warnings:?}");
@@ -2067,10 +1813,7 @@ serverId=0
 
     #[test]
     fn java_path_normalisation() {
-        assert_eq!(
-            version_dir(Path::new("/var//lib/zk/")),
-            "/var/lib/zk/version-2"
-        );
+        assert_eq!(version_dir(Path::new("/var//lib/zk/")), "/var/lib/zk/version-2");
         assert_eq!(version_dir(Path::new("/")), "/version-2");
         assert_eq!(version_dir(Path::new("/a/../b")), "/a/../b/version-2");
         assert_eq!(collapse_slashes("//"), "/");
@@ -2084,10 +1827,7 @@ serverId=0
         let path = dir.join("zoo.cfg");
         std::fs::write(&path, "dataDir=/srv/zk\nclientPort=3000\n").expect("write");
         let (c, _) = Config::load(&path).expect("loads");
-        assert_eq!(
-            (c.client_port, c.data_dir.clone()),
-            (3000, PathBuf::from("/srv/zk"))
-        );
+        assert_eq!((c.client_port, c.data_dir.clone()), (3000, PathBuf::from("/srv/zk")));
         let missing = dir.join("absent.cfg");
         let e = Config::load(&missing).expect_err("missing file");
         assert!(matches!(e, ConfigError::Io { .. }));
@@ -2180,17 +1920,10 @@ serverId=0
             state ^= state << 17;
             state
         };
-        let prefixes = [
-            "",
-            "dataDir=/d\n",
-            "dataDir=/d\nserver.1=",
-            "dataDir=/d\ntickTime=",
-        ];
+        let prefixes = ["", "dataDir=/d\n", "dataDir=/d\nserver.1=", "dataDir=/d\ntickTime="];
         for round in 0..4000 {
             let len = (next() % 40) as usize;
-            let body: String = (0..len)
-                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
-                .collect();
+            let body: String = (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize]).collect();
             let text = format!("{}{body}", prefixes[round % prefixes.len()]);
             if let Ok((c, _)) = Config::parse(&text) {
                 let _ = c.to_conf_text(0, 0);

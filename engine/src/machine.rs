@@ -18,8 +18,8 @@ use crate::acl::{self, AuthInfo};
 use crate::path;
 use crate::prep::{Caller, Pending, Prep, PrepOptions, WriteOp};
 use crate::proto::{
-    encode_reply, event, op, state, xid, ConnectRequest, ConnectResponse, ErrorCode, MultiOp,
-    MultiResult, ReplyHeader, Request, RequestHeader, Response, SetWatches, WatcherEvent,
+    encode_reply, event, op, state, xid, ConnectRequest, ConnectResponse, ErrorCode, MultiOp, MultiResult, ReplyHeader,
+    Request, RequestHeader, Response, SetWatches, WatcherEvent,
 };
 use crate::session::{self, SessionTracker};
 use crate::tree::{DataTree, OpResult, Trigger};
@@ -119,16 +119,8 @@ struct Queued {
 
 /// Who waits on an appended transaction, and how to answer.
 enum Waiter {
-    Request {
-        conn: ConnId,
-        xid: i32,
-        arrived_ms: i64,
-    },
-    Connect {
-        conn: ConnId,
-        timeout_ms: i32,
-        read_only: Option<bool>,
-    },
+    Request { conn: ConnId, xid: i32, arrived_ms: i64 },
+    Connect { conn: ConnId, timeout_ms: i32, read_only: Option<bool> },
     Nobody,
 }
 
@@ -157,6 +149,8 @@ pub struct Machine {
     ready: Ready,
     counters: ServerCounters,
     last_container_check_ms: i64,
+    /// Set when the log failed: nothing more can be made durable, so no write is accepted.
+    log_failure: Option<String>,
 }
 
 impl Machine {
@@ -177,7 +171,52 @@ impl Machine {
             ready: Ready::default(),
             counters: ServerCounters::default(),
             last_container_check_ms: now.mono_ms,
+            log_failure: None,
         }
+    }
+
+    /// Sessions found on disk at start-up: live again, each with a full timeout from now (as
+    /// ZooKeeper does), so clients have time to reconnect.
+    pub fn restore_sessions(&mut self, sessions: &[(i64, i32)], now: Now) {
+        for &(id, timeout) in sessions {
+            self.sessions.add(id, timeout, now.mono_ms);
+        }
+    }
+
+    /// Applies a transaction read back from the log during recovery (no replies, no watches).
+    pub fn replay(&mut self, txn: &Txn, now: Now) {
+        let mut triggers = Vec::new();
+        self.tree.apply(txn, &mut triggers);
+        match txn.op {
+            TxnOp::CreateSession { timeout_ms } => self.sessions.add(txn.hdr.session_id, timeout_ms, now.mono_ms),
+            TxnOp::CloseSession => self.sessions.remove(txn.hdr.session_id),
+            _ => {}
+        }
+        self.next_zxid = self.next_zxid.max(txn.hdr.zxid + 1);
+    }
+
+    /// The log cannot make anything durable any more (failed write or fsync, full disk). The
+    /// writes waiting on it can neither be acknowledged nor applied: their connections are
+    /// closed, so their clients see ConnectionLoss and learn the outcome after a restart. From
+    /// now on writes fail with NotReadOnly and reads keep serving the durable state.
+    pub fn log_failed(&mut self, reason: &str) {
+        if self.log_failure.is_some() {
+            return;
+        }
+        tracing::error!("transaction log failed: {reason}; refusing writes until restarted");
+        self.log_failure = Some(reason.to_string());
+        let waiting: Vec<Waiter> = self.unapplied.drain(..).map(|(_, w)| w).collect();
+        self.pending = Pending::default();
+        self.next_zxid = self.tree.last_zxid + 1;
+        for w in waiting {
+            if let Waiter::Request { conn, .. } | Waiter::Connect { conn, .. } = w {
+                self.close(conn);
+            }
+        }
+    }
+
+    pub fn log_failure(&self) -> Option<&str> {
+        self.log_failure.as_deref()
     }
 
     pub fn take_ready(&mut self) -> Ready {
@@ -206,10 +245,7 @@ impl Machine {
 
     pub fn reset_conn_stats(&mut self) {
         for c in self.conns.values_mut() {
-            c.stats = ConnStats {
-                established_ms: c.stats.established_ms,
-                ..ConnStats::default()
-            };
+            c.stats = ConnStats { established_ms: c.stats.established_ms, ..ConnStats::default() };
         }
     }
 
@@ -223,9 +259,7 @@ impl Machine {
 
     /// (connection, peer ip, session id, stats) for every connection.
     pub fn connections(&self) -> impl Iterator<Item = (ConnId, IpAddr, i64, &ConnStats)> {
-        self.conns
-            .iter()
-            .map(|(id, c)| (*id, c.ip, c.session_id, &c.stats))
+        self.conns.iter().map(|(id, c)| (*id, c.ip, c.session_id, &c.stats))
     }
 
     pub fn session_of(&self, conn: ConnId) -> Option<i64> {
@@ -238,18 +272,11 @@ impl Machine {
     pub fn open(&mut self, conn: ConnId, ip: IpAddr, now: Now) -> bool {
         let count = self.per_ip.entry(ip).or_insert(0);
         if self.cfg.max_client_cnxns != 0 && *count >= self.cfg.max_client_cnxns {
-            warn!(
-                "Too many connections from {ip} - max is {}",
-                self.cfg.max_client_cnxns
-            );
+            warn!("Too many connections from {ip} - max is {}", self.cfg.max_client_cnxns);
             return false;
         }
         *count += 1;
-        let stats = ConnStats {
-            established_ms: now.wall_ms,
-            min_latency_ms: i64::MAX,
-            ..Default::default()
-        };
+        let stats = ConnStats { established_ms: now.wall_ms, min_latency_ms: i64::MAX, ..Default::default() };
         let conn_state = Conn {
             ip,
             session_id: 0,
@@ -311,37 +338,23 @@ impl Machine {
             self.close(conn);
             return;
         }
-        let timeout = req.timeout_ms.clamp(
-            self.cfg.min_session_timeout_ms,
-            self.cfg.max_session_timeout_ms,
-        );
+        let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
+        if req.session_id == 0 && self.log_failure.is_some() {
+            info!("refusing a new session: the transaction log has failed");
+            self.close(conn);
+            return;
+        }
         if req.session_id == 0 {
             let id = self.sessions.next_id();
             self.sessions.add(id, timeout, now.mono_ms);
             self.bind_session(conn, id);
-            let waiter = Waiter::Connect {
-                conn,
-                timeout_ms: timeout,
-                read_only: req.read_only,
-            };
-            self.append(
-                id,
-                0,
-                TxnOp::CreateSession {
-                    timeout_ms: timeout,
-                },
-                now,
-                waiter,
-            );
+            let waiter = Waiter::Connect { conn, timeout_ms: timeout, read_only: req.read_only };
+            self.append(id, 0, TxnOp::CreateSession { timeout_ms: timeout }, now, waiter);
             return;
         }
-        let valid = self.sessions.is_live(req.session_id)
-            && req.passwd == session::password(req.session_id);
+        let valid = self.sessions.is_live(req.session_id) && req.passwd == session::password(req.session_id);
         if !valid {
-            info!(
-                "Invalid session {:#x} for client, probably expired",
-                req.session_id
-            );
+            info!("Invalid session {:#x} for client, probably expired", req.session_id);
             let resp = ConnectResponse {
                 protocol_version: 0,
                 timeout_ms: 0,
@@ -355,10 +368,7 @@ impl Machine {
         }
         if let Some(old) = self.session_conn.get(&req.session_id).copied() {
             if old != conn {
-                info!(
-                    "session {:#x} moved to a new connection; closing the old one",
-                    req.session_id
-                );
+                info!("session {:#x} moved to a new connection; closing the old one", req.session_id);
                 self.close(old);
             }
         }
@@ -375,13 +385,7 @@ impl Machine {
         self.session_conn.insert(session_id, conn);
     }
 
-    fn send_connect_response(
-        &mut self,
-        conn: ConnId,
-        session_id: i64,
-        timeout_ms: i32,
-        read_only: Option<bool>,
-    ) {
+    fn send_connect_response(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, read_only: Option<bool>) {
         let resp = ConnectResponse {
             protocol_version: 0,
             timeout_ms,
@@ -417,20 +421,12 @@ impl Machine {
         let c = self.conns.get_mut(&conn).expect("present");
         if c.inflight_writes > 0 || !c.queue.is_empty() {
             if c.queue.len() >= self.cfg.max_queued_per_conn {
-                warn!(
-                    "connection {conn} exceeded {} queued requests; closing it",
-                    self.cfg.max_queued_per_conn
-                );
+                warn!("connection {conn} exceeded {} queued requests; closing it", self.cfg.max_queued_per_conn);
                 self.close(conn);
                 return;
             }
             let wait_zxid = c.last_write_zxid;
-            c.queue.push_back(Queued {
-                hdr,
-                req,
-                wait_zxid,
-                arrived_ms: now.mono_ms,
-            });
+            c.queue.push_back(Queued { hdr, req, wait_zxid, arrived_ms: now.mono_ms });
             return;
         }
         self.read(conn, hdr, req, now.mono_ms, now.mono_ms);
@@ -438,6 +434,10 @@ impl Machine {
 
     /// Timers: session expiry and container/TTL clean-up.
     pub fn tick(&mut self, now: Now) {
+        if self.log_failure.is_some() {
+            // Expiring a session is a write; with no log, sessions stay until restart.
+            return;
+        }
         for id in self.sessions.expired(now.mono_ms) {
             info!(
                 "Expiring session {id:#x}, timeout of {}ms exceeded",
@@ -453,11 +453,7 @@ impl Machine {
 
     /// The log has made everything up to `zxid` durable: apply and answer in order.
     pub fn durable(&mut self, zxid: i64, now: Now) {
-        while self
-            .unapplied
-            .front()
-            .is_some_and(|(t, _)| t.hdr.zxid <= zxid)
-        {
+        while self.unapplied.front().is_some_and(|(t, _)| t.hdr.zxid <= zxid) {
             let (txn, waiter) = self.unapplied.pop_front().expect("checked");
             self.apply(&txn, waiter, now);
         }
@@ -466,20 +462,10 @@ impl Machine {
     // ---- writes -------------------------------------------------------------------------
 
     fn write(&mut self, conn: ConnId, session_id: i64, hdr: RequestHeader, req: Request, now: Now) {
-        let waiter = Waiter::Request {
-            conn,
-            xid: hdr.xid,
-            arrived_ms: now.mono_ms,
-        };
+        let waiter = Waiter::Request { conn, xid: hdr.xid, arrived_ms: now.mono_ms };
         if !self.sessions.is_live(session_id) {
             // ZooKeeper answers SessionExpired for work on a closing session.
-            self.reply_error(
-                conn,
-                hdr.xid,
-                ErrorCode::SessionExpired,
-                now.mono_ms,
-                now.mono_ms,
-            );
+            self.reply_error(conn, hdr.xid, ErrorCode::SessionExpired, now.mono_ms, now.mono_ms);
             return;
         }
         if let Request::CloseSession = req {
@@ -487,22 +473,12 @@ impl Machine {
             return;
         }
         let zxid = self.next_zxid;
-        let opts = PrepOptions {
-            ttl_enabled: self.cfg.ttl_enabled,
-        };
+        let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
         let c = self.conns.get(&conn).expect("present");
-        let who = Caller {
-            session_id,
-            auth: &c.auth,
-            super_digest: self.cfg.super_digest.as_deref(),
-        };
+        let who = Caller { session_id, auth: &c.auth, super_digest: self.cfg.super_digest.as_deref() };
         let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
         let txn_op = match &req {
-            Request::Multi(ops) => match ops
-                .iter()
-                .map(WriteOp::from_multi)
-                .collect::<Option<Vec<_>>>()
-            {
+            Request::Multi(ops) => match ops.iter().map(WriteOp::from_multi).collect::<Option<Vec<_>>>() {
                 Some(w) => prep.multi(&w, &who),
                 None => TxnOp::Error(ErrorCode::BadArguments),
             },
@@ -519,19 +495,11 @@ impl Machine {
 
     fn close_session(&mut self, session_id: i64, cxid: i32, now: Now, waiter: Waiter) {
         let zxid = self.next_zxid;
-        let opts = PrepOptions {
-            ttl_enabled: self.cfg.ttl_enabled,
-        };
+        let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
         let auth = AuthInfo::empty();
-        let who = Caller {
-            session_id,
-            auth: &auth,
-            super_digest: None,
-        };
+        let who = Caller { session_id, auth: &auth, super_digest: None };
         let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
-        let op = prep
-            .op(&WriteOp::CloseSession, &who)
-            .expect("closeSession cannot fail");
+        let op = prep.op(&WriteOp::CloseSession, &who).expect("closeSession cannot fail");
         prep.commit();
         self.sessions.set_closing(session_id);
         self.append(session_id, cxid, op, now, waiter);
@@ -548,15 +516,7 @@ impl Machine {
             c.inflight_writes += 1;
             c.last_write_zxid = zxid;
         }
-        let txn = Txn {
-            hdr: TxnHeader {
-                session_id,
-                cxid,
-                zxid,
-                time_ms: now.wall_ms,
-            },
-            op,
-        };
+        let txn = Txn { hdr: TxnHeader { session_id, cxid, zxid, time_ms: now.wall_ms }, op };
         self.ready.appends.push(txn.clone());
         self.unapplied.push_back((txn, waiter));
     }
@@ -574,40 +534,18 @@ impl Machine {
         let zxid = txn.hdr.zxid;
         match waiter {
             Waiter::Nobody => {}
-            Waiter::Connect {
-                conn,
-                timeout_ms,
-                read_only,
-            } => {
+            Waiter::Connect { conn, timeout_ms, read_only } => {
                 self.write_done(conn, zxid);
                 if self.conns.contains_key(&conn) {
                     self.send_connect_response(conn, txn.hdr.session_id, timeout_ms, read_only);
                 }
                 self.drain(conn, zxid, now);
             }
-            Waiter::Request {
-                conn,
-                xid: request_xid,
-                arrived_ms,
-            } => {
+            Waiter::Request { conn, xid: request_xid, arrived_ms } => {
                 self.write_done(conn, zxid);
                 let (err, body) = write_reply(result);
-                let frame = encode_reply(
-                    ReplyHeader {
-                        xid: request_xid,
-                        zxid,
-                        err: err.code(),
-                    },
-                    &body,
-                );
-                self.record_reply(
-                    conn,
-                    txn_opname(&txn.op),
-                    request_xid,
-                    zxid,
-                    arrived_ms,
-                    now.mono_ms,
-                );
+                let frame = encode_reply(ReplyHeader { xid: request_xid, zxid, err: err.code() }, &body);
+                self.record_reply(conn, txn_opname(&txn.op), request_xid, zxid, arrived_ms, now.mono_ms);
                 if self.conns.contains_key(&conn) {
                     self.send(conn, frame);
                 }
@@ -645,11 +583,7 @@ impl Machine {
         if let Some(conn) = self.session_conn.remove(&session_id) {
             // An expired session's connection is closed; a client-closed one is closed after
             // its reply (see apply).
-            if self
-                .conns
-                .get(&conn)
-                .is_some_and(|c| c.inflight_writes == 0)
-            {
+            if self.conns.get(&conn).is_some_and(|c| c.inflight_writes == 0) {
                 self.close(conn);
             }
         }
@@ -663,19 +597,10 @@ impl Machine {
                 let Some(c) = self.conns.get(&w) else {
                     continue;
                 };
-                if !acl::check(
-                    &t.acl,
-                    acl::perms::READ,
-                    &c.auth,
-                    self.cfg.super_digest.as_deref(),
-                ) {
+                if !acl::check(&t.acl, acl::perms::READ, &c.auth, self.cfg.super_digest.as_deref()) {
                     continue;
                 }
-                let ev = WatcherEvent {
-                    event_type: t.event_type,
-                    state: state::SYNC_CONNECTED,
-                    path: t.path.clone(),
-                };
+                let ev = WatcherEvent { event_type: t.event_type, state: state::SYNC_CONNECTED, path: t.path.clone() };
                 self.send(w, ev.encode());
             }
         }
@@ -692,10 +617,7 @@ impl Machine {
         for p in self.tree.ttls() {
             let n = self.tree.get(p).expect("indexed");
             if let OwnerKind::Ttl(ttl) = owner_kind(n.stat.ephemeral_owner) {
-                if n.children.is_empty()
-                    && now.wall_ms - n.stat.mtime > ttl
-                    && !self.pending.touches(p)
-                {
+                if n.children.is_empty() && now.wall_ms - n.stat.mtime > ttl && !self.pending.touches(p) {
                     doomed.push(p.clone());
                 }
             }
@@ -703,15 +625,9 @@ impl Machine {
         doomed.sort();
         for p in doomed {
             let zxid = self.next_zxid;
-            let opts = PrepOptions {
-                ttl_enabled: self.cfg.ttl_enabled,
-            };
+            let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
             let auth = AuthInfo::empty();
-            let who = Caller {
-                session_id: 0,
-                auth: &auth,
-                super_digest: None,
-            };
+            let who = Caller { session_id: 0, auth: &auth, super_digest: None };
             let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
             if let Ok(op) = prep.op(&WriteOp::DeleteContainer { path: p }, &who) {
                 prep.commit();
@@ -728,14 +644,7 @@ impl Machine {
             Ok(()) => ErrorCode::Ok,
             Err(_) => ErrorCode::AuthFailed,
         };
-        let frame = encode_reply(
-            ReplyHeader {
-                xid: xid::AUTH,
-                zxid: 0,
-                err: err.code(),
-            },
-            &Response::Empty,
-        );
+        let frame = encode_reply(ReplyHeader { xid: xid::AUTH, zxid: 0, err: err.code() }, &Response::Empty);
         self.send(conn, frame);
         if err != ErrorCode::Ok {
             warn!("authentication failed for scheme {scheme:?} on connection {conn}; closing it");
@@ -743,35 +652,14 @@ impl Machine {
         }
     }
 
-    fn reply_error(
-        &mut self,
-        conn: ConnId,
-        request_xid: i32,
-        err: ErrorCode,
-        arrived_ms: i64,
-        now_ms: i64,
-    ) {
+    fn reply_error(&mut self, conn: ConnId, request_xid: i32, err: ErrorCode, arrived_ms: i64, now_ms: i64) {
         let zxid = self.tree.last_zxid;
-        let frame = encode_reply(
-            ReplyHeader {
-                xid: request_xid,
-                zxid,
-                err: err.code(),
-            },
-            &Response::Empty,
-        );
+        let frame = encode_reply(ReplyHeader { xid: request_xid, zxid, err: err.code() }, &Response::Empty);
         self.record_reply(conn, "ERR", request_xid, zxid, arrived_ms, now_ms);
         self.send(conn, frame);
     }
 
-    fn read(
-        &mut self,
-        conn: ConnId,
-        hdr: RequestHeader,
-        req: Request,
-        arrived_ms: i64,
-        now_ms: i64,
-    ) {
+    fn read(&mut self, conn: ConnId, hdr: RequestHeader, req: Request, arrived_ms: i64, now_ms: i64) {
         let opname = request_opname(&req);
         let result = self.read_result(conn, &req);
         let zxid = self.tree.last_zxid;
@@ -787,14 +675,7 @@ impl Machine {
         if !matches!(req, Request::Ping) {
             self.record_reply(conn, opname, hdr.xid, zxid, arrived_ms, now_ms);
         }
-        let frame = encode_reply(
-            ReplyHeader {
-                xid: reply_xid,
-                zxid,
-                err: err.code(),
-            },
-            &body,
-        );
+        let frame = encode_reply(ReplyHeader { xid: reply_xid, zxid, err: err.code() }, &body);
         self.send(conn, frame);
     }
 
@@ -812,10 +693,7 @@ impl Machine {
                 if *watch {
                     self.watches.add(path, conn, Kind::Data);
                 }
-                self.tree
-                    .get(path)
-                    .map(|n| Response::Stat(n.stat()))
-                    .ok_or(ErrorCode::NoNode)
+                self.tree.get(path).map(|n| Response::Stat(n.stat())).ok_or(ErrorCode::NoNode)
             }
             Request::GetData { path, watch } => {
                 valid(path)?;
@@ -823,10 +701,7 @@ impl Machine {
                 if !self.can(conn, &n.acl, acl::perms::READ) {
                     return Err(ErrorCode::NoAuth);
                 }
-                let resp = Response::GetData {
-                    data: n.data.clone(),
-                    stat: n.stat(),
-                };
+                let resp = Response::GetData { data: n.data.clone(), stat: n.stat() };
                 if *watch {
                     self.watches.add(path, conn, Kind::Data);
                 }
@@ -840,10 +715,7 @@ impl Machine {
                 }
                 let children: Vec<String> = n.children.iter().cloned().collect();
                 let resp = if matches!(req, Request::GetChildren2 { .. }) {
-                    Response::Children2 {
-                        children,
-                        stat: n.stat(),
-                    }
+                    Response::Children2 { children, stat: n.stat() }
                 } else {
                     Response::Children(children)
                 };
@@ -858,10 +730,7 @@ impl Machine {
                 if !self.can(conn, &n.acl, acl::perms::READ | acl::perms::ADMIN) {
                     return Err(ErrorCode::NoAuth);
                 }
-                Ok(Response::GetAcl {
-                    acl: n.acl.to_vec(),
-                    stat: n.stat(),
-                })
+                Ok(Response::GetAcl { acl: n.acl.to_vec(), stat: n.stat() })
             }
             Request::Sync { path } => {
                 valid(path)?;
@@ -899,12 +768,8 @@ impl Machine {
             }
             Request::GetEphemerals { prefix } => {
                 let session = self.conns[&conn].session_id;
-                let mut list: Vec<String> = self
-                    .tree
-                    .ephemerals_of(session)
-                    .filter(|p| p.starts_with(prefix.as_str()))
-                    .cloned()
-                    .collect();
+                let mut list: Vec<String> =
+                    self.tree.ephemerals_of(session).filter(|p| p.starts_with(prefix.as_str())).cloned().collect();
                 list.sort();
                 Ok(Response::Ephemerals(list))
             }
@@ -914,14 +779,10 @@ impl Machine {
                 if !self.can(conn, &n.acl, acl::perms::READ) {
                     return Err(ErrorCode::NoAuth);
                 }
-                Ok(Response::AllChildrenNumber(
-                    self.tree.descendant_count(path) as i32,
-                ))
+                Ok(Response::AllChildrenNumber(self.tree.descendant_count(path) as i32))
             }
             Request::WhoAmI => Ok(Response::WhoAmI(client_infos(&self.conns[&conn].auth))),
-            Request::MultiRead(ops) => Ok(Response::Multi(
-                ops.iter().map(|o| self.multi_read_op(conn, o)).collect(),
-            )),
+            Request::MultiRead(ops) => Ok(Response::Multi(ops.iter().map(|o| self.multi_read_op(conn, o)).collect())),
             // ZooKeeper's default (reconfigEnabled=false) answers reconfig this way.
             Request::Unimplemented(op::RECONFIG) => Err(ErrorCode::ReconfigDisabled),
             Request::Unimplemented(opcode) => {
@@ -934,14 +795,8 @@ impl Machine {
 
     fn multi_read_op(&mut self, conn: ConnId, o: &MultiOp) -> MultiResult {
         let req = match o {
-            MultiOp::GetData { path } => Request::GetData {
-                path: path.clone(),
-                watch: false,
-            },
-            MultiOp::GetChildren { path } => Request::GetChildren {
-                path: path.clone(),
-                watch: false,
-            },
+            MultiOp::GetData { path } => Request::GetData { path: path.clone(), watch: false },
+            MultiOp::GetChildren { path } => Request::GetChildren { path: path.clone(), watch: false },
             _ => return MultiResult::Error(ErrorCode::BadArguments),
         };
         match self.read_result(conn, &req) {
@@ -973,9 +828,7 @@ impl Machine {
         for p in &sw.child {
             match self.tree.get(p) {
                 None => events.push((p.clone(), event::NODE_DELETED)),
-                Some(n) if n.stat.pzxid > rel => {
-                    events.push((p.clone(), event::NODE_CHILDREN_CHANGED))
-                }
+                Some(n) if n.stat.pzxid > rel => events.push((p.clone(), event::NODE_CHILDREN_CHANGED)),
                 Some(_) => self.watches.add(p, conn, Kind::Child),
             }
         }
@@ -986,31 +839,15 @@ impl Machine {
             self.watches.add(p, conn, Kind::Recursive);
         }
         for (p, t) in events {
-            let ev = WatcherEvent {
-                event_type: t,
-                state: state::SYNC_CONNECTED,
-                path: p,
-            };
+            let ev = WatcherEvent { event_type: t, state: state::SYNC_CONNECTED, path: p };
             self.send(conn, ev.encode());
         }
     }
 
-    fn record_reply(
-        &mut self,
-        conn: ConnId,
-        opname: &'static str,
-        cxid: i32,
-        zxid: i64,
-        arrived_ms: i64,
-        now_ms: i64,
-    ) {
+    fn record_reply(&mut self, conn: ConnId, opname: &'static str, cxid: i32, zxid: i64, arrived_ms: i64, now_ms: i64) {
         let latency = (now_ms - arrived_ms).max(0);
         let k = &mut self.counters;
-        k.min_latency_ms = if k.replies == 0 {
-            latency
-        } else {
-            k.min_latency_ms.min(latency)
-        };
+        k.min_latency_ms = if k.replies == 0 { latency } else { k.min_latency_ms.min(latency) };
         k.max_latency_ms = k.max_latency_ms.max(latency);
         k.total_latency_ms += latency;
         k.replies += 1;
@@ -1059,29 +896,15 @@ fn is_write(req: &Request) -> bool {
 fn single_write(req: &Request) -> Option<WriteOp> {
     Some(match req {
         Request::Create(c) => WriteOp::Create(c.clone()),
-        Request::Delete { path, version } => WriteOp::Delete {
-            path: path.clone(),
-            version: *version,
-        },
+        Request::Delete { path, version } => WriteOp::Delete { path: path.clone(), version: *version },
         Request::DeleteContainer { path } => WriteOp::DeleteContainer { path: path.clone() },
-        Request::SetData {
-            path,
-            data,
-            version,
-        } => WriteOp::SetData {
-            path: path.clone(),
-            data: data.clone(),
-            version: *version,
-        },
-        Request::SetAcl { path, acl, version } => WriteOp::SetAcl {
-            path: path.clone(),
-            acl: acl.clone(),
-            version: *version,
-        },
-        Request::Check { path, version } => WriteOp::Check {
-            path: path.clone(),
-            version: *version,
-        },
+        Request::SetData { path, data, version } => {
+            WriteOp::SetData { path: path.clone(), data: data.clone(), version: *version }
+        }
+        Request::SetAcl { path, acl, version } => {
+            WriteOp::SetAcl { path: path.clone(), acl: acl.clone(), version: *version }
+        }
+        Request::Check { path, version } => WriteOp::Check { path: path.clone(), version: *version },
         _ => return None,
     })
 }
@@ -1094,25 +917,17 @@ fn write_reply(result: OpResult) -> (ErrorCode, Response) {
             _ => (ErrorCode::Ok, Response::Create2 { path, stat }),
         },
         OpResult::SetData(stat) | OpResult::SetAcl(stat) => (ErrorCode::Ok, Response::Stat(stat)),
-        OpResult::Deleted
-        | OpResult::Checked
-        | OpResult::SessionClosed
-        | OpResult::SessionCreated => (ErrorCode::Ok, Response::Empty),
-        OpResult::Multi(results) => (
-            ErrorCode::Ok,
-            Response::Multi(results.into_iter().map(multi_result).collect()),
-        ),
+        OpResult::Deleted | OpResult::Checked | OpResult::SessionClosed | OpResult::SessionCreated => {
+            (ErrorCode::Ok, Response::Empty)
+        }
+        OpResult::Multi(results) => (ErrorCode::Ok, Response::Multi(results.into_iter().map(multi_result).collect())),
         OpResult::Error(e) => (e, Response::Empty),
     }
 }
 
 fn multi_result(r: OpResult) -> MultiResult {
     match r {
-        OpResult::Created {
-            kind: crate::proto::CreateKind::Create,
-            path,
-            ..
-        } => MultiResult::Create { path },
+        OpResult::Created { kind: crate::proto::CreateKind::Create, path, .. } => MultiResult::Create { path },
         OpResult::Created { path, stat, .. } => MultiResult::Create2 { path, stat },
         OpResult::Deleted => MultiResult::Delete,
         OpResult::SetData(stat) | OpResult::SetAcl(stat) => MultiResult::SetData { stat },

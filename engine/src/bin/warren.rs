@@ -13,14 +13,10 @@ use tracing::{error, info, warn};
 use warren::admin;
 use warren::config::Config;
 use warren::machine::MachineConfig;
-use warren::server::{self, AdminContext, Settings};
+use warren::server::{self, AdminContext, Settings, Storage};
 
 #[derive(Parser)]
-#[command(
-    name = "warren",
-    version,
-    about = "A ZooKeeper-compatible coordination service"
-)]
+#[command(name = "warren", version, about = "A ZooKeeper-compatible coordination service")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -39,10 +35,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -102,10 +95,7 @@ fn settings_from(cfg: &Config) -> Settings {
         myid: 0,
         max_queued_per_conn: 100_000,
     };
-    let data_log_dir = cfg
-        .data_log_dir
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.clone());
+    let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
     let version = admin::full_version(env!("CARGO_PKG_VERSION"), "unknown");
     Settings {
         addr: SocketAddr::new(cfg.client_port_address, cfg.client_port),
@@ -113,12 +103,14 @@ fn settings_from(cfg: &Config) -> Settings {
         machine,
         executors: cfg.warren_cores.max(1),
         io_memory_bytes: cfg.warren_io_memory_kb * 1024,
-        admin: Arc::new(AdminContext {
-            config: cfg.clone(),
-            data_dir: cfg.data_dir.clone(),
-            data_log_dir,
-            version,
-        }),
+        storage: Storage {
+            snap_dir: cfg.data_dir.join("version-2"),
+            log_dir: data_log_dir.join("version-2"),
+            segment_size: cfg.pre_alloc_size_kb * 1024,
+            force_sync: cfg.force_sync,
+            slow_fsync: Duration::from_millis(cfg.fsync_warning_threshold_ms),
+        },
+        admin: Arc::new(AdminContext { config: cfg.clone(), data_dir: cfg.data_dir.clone(), data_log_dir, version }),
     }
 }
 
@@ -138,10 +130,7 @@ fn status(path: Option<&Path>) -> ExitCode {
         Some(p) => println!("Using config: {}", p.display()),
         None => println!("Using config: (embedded default)"),
     }
-    println!(
-        "Client port found: {}. Client address: {ip}. Client SSL: false.",
-        cfg.client_port
-    );
+    println!("Client port found: {}. Client address: {ip}. Client SSL: false.", cfg.client_port);
     match srvr(SocketAddr::new(ip, cfg.client_port)) {
         Some(text) => match text.lines().find_map(|l| l.strip_prefix("Mode: ")) {
             Some(mode) => {

@@ -24,10 +24,7 @@ impl Harness {
     }
 
     fn with(cfg: MachineConfig) -> Harness {
-        let now = Now {
-            mono_ms: 1_000,
-            wall_ms: 1_700_000_000_000,
-        };
+        let now = Now { mono_ms: 1_000, wall_ms: 1_700_000_000_000 };
         Harness {
             m: Machine::new(cfg, DataTree::new(), now),
             now,
@@ -81,15 +78,7 @@ impl Harness {
     }
 
     fn send(&mut self, conn: ConnId, xid: i32, req: Request) {
-        self.m.request(
-            conn,
-            RequestHeader {
-                xid,
-                op: req.opcode(),
-            },
-            req,
-            self.now,
-        );
+        self.m.request(conn, RequestHeader { xid, op: req.opcode() }, req, self.now);
         self.pump();
     }
 
@@ -101,21 +90,14 @@ impl Harness {
     fn call(&mut self, conn: ConnId, xid: i32, req: Request) -> (ReplyHeader, Vec<u8>) {
         self.send(conn, xid, req);
         let frames = self.take(conn);
-        let f = frames
-            .into_iter()
-            .find(|f| header(f).xid == xid)
-            .expect("reply");
+        let f = frames.into_iter().find(|f| header(f).xid == xid).expect("reply");
         (header(&f), f[20..].to_vec())
     }
 }
 
 fn header(f: &[u8]) -> ReplyHeader {
     let mut r = Reader::new(&f[4..]);
-    ReplyHeader {
-        xid: r.i32().unwrap(),
-        zxid: r.i64().unwrap(),
-        err: r.i32().unwrap(),
-    }
+    ReplyHeader { xid: r.i32().unwrap(), zxid: r.i64().unwrap(), err: r.i32().unwrap() }
 }
 
 fn create(path: &str, flags: i32) -> Request {
@@ -149,18 +131,8 @@ fn write_is_answered_only_after_durable() {
     h.connect(1);
     h.auto_sync = false;
     h.send(1, 1, create("/a", 0));
-    h.send(
-        1,
-        2,
-        Request::Exists {
-            path: "/a".into(),
-            watch: false,
-        },
-    );
-    assert!(
-        h.take(1).is_empty(),
-        "nothing may be answered before the fsync"
-    );
+    h.send(1, 2, Request::Exists { path: "/a".into(), watch: false });
+    assert!(h.take(1).is_empty(), "nothing may be answered before the fsync");
     h.sync();
     let frames = h.take(1);
     assert_eq!(frames.len(), 2);
@@ -176,19 +148,8 @@ fn reads_of_other_sessions_do_not_wait() {
     h.connect(2);
     h.auto_sync = false;
     h.send(1, 1, create("/a", 0));
-    let (hdr, _) = h.call(
-        2,
-        1,
-        Request::Exists {
-            path: "/a".into(),
-            watch: false,
-        },
-    );
-    assert_eq!(
-        hdr.err,
-        ErrorCode::NoNode.code(),
-        "unsynced writes are invisible to others"
-    );
+    let (hdr, _) = h.call(2, 1, Request::Exists { path: "/a".into(), watch: false });
+    assert_eq!(hdr.err, ErrorCode::NoNode.code(), "unsynced writes are invisible to others");
 }
 
 #[test]
@@ -205,23 +166,8 @@ fn watch_event_precedes_reply_and_fires_once() {
     h.connect(1);
     h.connect(2);
     h.call(1, 1, create("/w", 0));
-    h.call(
-        2,
-        1,
-        Request::GetData {
-            path: "/w".into(),
-            watch: true,
-        },
-    );
-    h.send(
-        1,
-        2,
-        Request::SetData {
-            path: "/w".into(),
-            data: Some(b"n".to_vec()),
-            version: -1,
-        },
-    );
+    h.call(2, 1, Request::GetData { path: "/w".into(), watch: true });
+    h.send(1, 2, Request::SetData { path: "/w".into(), data: Some(b"n".to_vec()), version: -1 });
     let f2 = h.take(2);
     assert_eq!(f2.len(), 1);
     let mut r = Reader::new(&f2[0][4..]);
@@ -229,19 +175,8 @@ fn watch_event_precedes_reply_and_fires_once() {
     r.i64().unwrap();
     r.i32().unwrap();
     let ev = WatcherEvent::read(&mut r).unwrap();
-    assert_eq!(
-        (ev.event_type, ev.path.as_str()),
-        (event::NODE_DATA_CHANGED, "/w")
-    );
-    h.call(
-        1,
-        3,
-        Request::SetData {
-            path: "/w".into(),
-            data: Some(b"m".to_vec()),
-            version: -1,
-        },
-    );
+    assert_eq!((ev.event_type, ev.path.as_str()), (event::NODE_DATA_CHANGED, "/w"));
+    h.call(1, 3, Request::SetData { path: "/w".into(), data: Some(b"m".to_vec()), version: -1 });
     assert!(h.take(2).is_empty(), "one-shot watch fired twice");
 }
 
@@ -255,14 +190,7 @@ fn ephemerals_vanish_on_close_and_on_expiry() {
     let mut r = Reader::new(&body);
     assert_eq!(r.string().unwrap(), "/e");
     assert_eq!(Stat::read(&mut r).unwrap().ephemeral_owner, s1);
-    h.call(
-        2,
-        1,
-        Request::Exists {
-            path: "/e".into(),
-            watch: true,
-        },
-    );
+    h.call(2, 1, Request::Exists { path: "/e".into(), watch: true });
     let (hdr, _) = h.call(1, 2, Request::CloseSession);
     assert_eq!(hdr.err, 0);
     assert!(h.closed.contains(&1));
@@ -296,20 +224,10 @@ fn reconnect_with_wrong_password_is_refused_and_right_one_resumes() {
     h.m.connect(2, bad.clone(), h.now);
     h.pump();
     let resp = ConnectResponse::decode(&h.take(2)[0][4..]).unwrap();
-    assert_eq!(
-        (resp.session_id, resp.timeout_ms, resp.read_only),
-        (0, 0, None)
-    );
+    assert_eq!((resp.session_id, resp.timeout_ms, resp.read_only), (0, 0, None));
     assert!(h.closed.contains(&2));
     assert!(h.m.open(3, IP, h.now));
-    h.m.connect(
-        3,
-        ConnectRequest {
-            passwd: session::password(s),
-            ..bad
-        },
-        h.now,
-    );
+    h.m.connect(3, ConnectRequest { passwd: session::password(s), ..bad }, h.now);
     h.pump();
     let resp = ConnectResponse::decode(&h.take(3)[0][4..]).unwrap();
     assert_eq!(resp.session_id, s);
@@ -353,14 +271,7 @@ fn sequential_and_stat_rules() {
     assert_eq!(Reader::new(&b).string().unwrap(), "/abc/aaa0000000000");
     let (_, b) = h.call(1, 3, create("/abc/aaa", 2));
     assert_eq!(Reader::new(&b).string().unwrap(), "/abc/aaa0000000001");
-    let (_, b) = h.call(
-        1,
-        4,
-        Request::Exists {
-            path: "/abc".into(),
-            watch: false,
-        },
-    );
+    let (_, b) = h.call(1, 4, Request::Exists { path: "/abc".into(), watch: false });
     let s = stat_of(&b);
     assert_eq!((s.cversion, s.num_children, s.pzxid), (2, 2, 4));
 }
@@ -371,15 +282,7 @@ fn setwatches_fires_missed_changes() {
     h.connect(1);
     h.call(1, 1, create("/a", 0));
     let zxid_before = h.m.last_zxid();
-    h.call(
-        1,
-        2,
-        Request::SetData {
-            path: "/a".into(),
-            data: Some(vec![]),
-            version: -1,
-        },
-    );
+    h.call(1, 2, Request::SetData { path: "/a".into(), data: Some(vec![]), version: -1 });
     let sw = SetWatches {
         relative_zxid: zxid_before,
         data: vec!["/a".into(), "/gone".into()],
@@ -400,23 +303,9 @@ fn setwatches_fires_missed_changes() {
 fn auth_failure_closes_and_digest_acl_protects() {
     let mut h = Harness::new();
     h.connect(1);
-    h.send(
-        1,
-        xid::AUTH,
-        Request::Auth {
-            auth_type: 0,
-            scheme: "digest".into(),
-            auth: b"u:p".to_vec(),
-        },
-    );
+    h.send(1, xid::AUTH, Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() });
     assert_eq!(header(&h.take(1)[0]).err, 0);
-    let acl = vec![crate::acl::Acl {
-        perms: 31,
-        id: crate::acl::Id {
-            scheme: "auth".into(),
-            id: "".into(),
-        },
-    }];
+    let acl = vec![crate::acl::Acl { perms: 31, id: crate::acl::Id { scheme: "auth".into(), id: "".into() } }];
     let req = Request::Create(CreateRequest {
         kind: CreateKind::Create,
         path: "/sec".into(),
@@ -427,34 +316,16 @@ fn auth_failure_closes_and_digest_acl_protects() {
     });
     assert_eq!(h.call(1, 1, req).0.err, 0);
     h.connect(2);
-    let (hdr, _) = h.call(
-        2,
-        1,
-        Request::GetData {
-            path: "/sec".into(),
-            watch: false,
-        },
-    );
+    let (hdr, _) = h.call(2, 1, Request::GetData { path: "/sec".into(), watch: false });
     assert_eq!(hdr.err, ErrorCode::NoAuth.code());
-    h.send(
-        2,
-        xid::AUTH,
-        Request::Auth {
-            auth_type: 0,
-            scheme: "bogus".into(),
-            auth: vec![],
-        },
-    );
+    h.send(2, xid::AUTH, Request::Auth { auth_type: 0, scheme: "bogus".into(), auth: vec![] });
     assert_eq!(header(&h.take(2)[0]).err, ErrorCode::AuthFailed.code());
     assert!(h.closed.contains(&2));
 }
 
 #[test]
 fn containers_are_swept_once_emptied() {
-    let mut h = Harness::with(MachineConfig {
-        container_check_interval_ms: 5_000,
-        ..MachineConfig::default()
-    });
+    let mut h = Harness::with(MachineConfig { container_check_interval_ms: 5_000, ..MachineConfig::default() });
     h.connect(1);
     let mut req = create("/c", 4);
     if let Request::Create(c) = &mut req {
@@ -466,14 +337,7 @@ fn containers_are_swept_once_emptied() {
     h.pump();
     assert!(h.m.tree().get("/c").is_some(), "never-used container stays");
     h.call(1, 2, create("/c/x", 0));
-    h.call(
-        1,
-        3,
-        Request::Delete {
-            path: "/c/x".into(),
-            version: -1,
-        },
-    );
+    h.call(1, 3, Request::Delete { path: "/c/x".into(), version: -1 });
     h.now.mono_ms += 6_000;
     h.m.tick(h.now);
     h.pump();
@@ -489,47 +353,19 @@ fn sequence_suffix_counts_creates_while_cversion_counts_changes() {
     h.connect(1);
     h.call(1, 1, create("/u", 0));
     h.call(1, 2, create("/u/c", 0));
-    h.call(
-        1,
-        3,
-        Request::Delete {
-            path: "/u/c".into(),
-            version: -1,
-        },
-    );
-    let (_, b) = h.call(
-        1,
-        4,
-        Request::Exists {
-            path: "/u".into(),
-            watch: false,
-        },
-    );
+    h.call(1, 3, Request::Delete { path: "/u/c".into(), version: -1 });
+    let (_, b) = h.call(1, 4, Request::Exists { path: "/u".into(), watch: false });
     assert_eq!(stat_of(&b).cversion, 2);
     let (_, b) = h.call(1, 5, create("/u/s", 2));
     assert_eq!(Reader::new(&b).string().unwrap(), "/u/s0000000001");
-    let (_, b) = h.call(
-        1,
-        6,
-        Request::Exists {
-            path: "/u".into(),
-            watch: false,
-        },
-    );
+    let (_, b) = h.call(1, 6, Request::Exists { path: "/u".into(), watch: false });
     assert_eq!(stat_of(&b).cversion, 3);
 
     h.call(1, 7, create("/t", 0));
     h.connect(2);
     h.call(2, 1, create("/t/e", 1));
     h.call(2, 2, Request::CloseSession);
-    let (_, b) = h.call(
-        1,
-        8,
-        Request::Exists {
-            path: "/t".into(),
-            watch: false,
-        },
-    );
+    let (_, b) = h.call(1, 8, Request::Exists { path: "/t".into(), watch: false });
     assert_eq!(stat_of(&b).cversion, 2);
     let (_, b) = h.call(1, 9, create("/t/s", 2));
     assert_eq!(Reader::new(&b).string().unwrap(), "/t/s0000000001");
@@ -541,23 +377,9 @@ fn sequence_suffix_counts_creates_while_cversion_counts_changes() {
 fn watch_events_need_read_permission() {
     let mut h = Harness::new();
     h.connect(1);
-    h.send(
-        1,
-        xid::AUTH,
-        Request::Auth {
-            auth_type: 0,
-            scheme: "digest".into(),
-            auth: b"u:p".to_vec(),
-        },
-    );
+    h.send(1, xid::AUTH, Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() });
     h.take(1);
-    let acl = vec![crate::acl::Acl {
-        perms: 31,
-        id: crate::acl::Id {
-            scheme: "auth".into(),
-            id: "".into(),
-        },
-    }];
+    let acl = vec![crate::acl::Acl { perms: 31, id: crate::acl::Id { scheme: "auth".into(), id: "".into() } }];
     let req = Request::Create(CreateRequest {
         kind: CreateKind::Create,
         path: "/p".into(),
@@ -568,22 +390,8 @@ fn watch_events_need_read_permission() {
     });
     assert_eq!(h.call(1, 1, req).0.err, 0);
     h.connect(2);
-    h.call(
-        2,
-        1,
-        Request::Exists {
-            path: "/p".into(),
-            watch: true,
-        },
-    );
-    h.call(
-        1,
-        2,
-        Request::Delete {
-            path: "/p".into(),
-            version: -1,
-        },
-    );
+    h.call(2, 1, Request::Exists { path: "/p".into(), watch: true });
+    h.call(1, 2, Request::Delete { path: "/p".into(), version: -1 });
     assert!(h.take(2).is_empty(), "no event without READ");
     assert_eq!(h.m.watches().watch_count(), 0, "the watch was consumed");
 }
@@ -601,15 +409,36 @@ fn null_data_stays_null() {
         ttl_ms: -1,
     });
     h.call(1, 1, req);
-    let (_, body) = h.call(
-        1,
-        2,
-        Request::GetData {
-            path: "/n".into(),
-            watch: false,
-        },
-    );
+    let (_, body) = h.call(1, 2, Request::GetData { path: "/n".into(), watch: false });
     let mut r = Reader::new(&body);
     assert_eq!(r.opt_buffer().unwrap(), None);
     assert_eq!(Stat::read(&mut r).unwrap().data_length, 0);
+}
+
+#[test]
+fn failed_log_drops_unacknowledged_writes_and_refuses_new_ones() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.call(1, 1, create("/kept", 0));
+    h.auto_sync = false;
+    h.send(1, 2, create("/lost", 0));
+    h.m.log_failed("fdatasync: EIO");
+    h.pump();
+    assert!(h.take(1).is_empty(), "the unsynced write is never acknowledged");
+    assert!(h.closed.contains(&1));
+    assert!(h.m.tree().get("/lost").is_none());
+    assert!(h.m.tree().get("/kept").is_some());
+    // A fresh connection: reads work, writes answer NotReadOnly, new sessions are refused.
+    assert!(h.m.open(2, IP, h.now));
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 10_000,
+        session_id: 0,
+        passwd: vec![0; 16],
+        read_only: None,
+    };
+    h.m.connect(2, req, h.now);
+    h.pump();
+    assert!(h.closed.contains(&2));
 }

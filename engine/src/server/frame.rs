@@ -23,11 +23,7 @@ const INITIAL: usize = 64 * 1024;
 
 impl FrameReader {
     pub fn new() -> Self {
-        FrameReader {
-            buf: vec![0; INITIAL],
-            start: 0,
-            end: 0,
-        }
+        FrameReader { buf: vec![0; INITIAL], start: 0, end: 0 }
     }
 
     /// Makes at least `n` bytes available from `start`.
@@ -41,10 +37,7 @@ impl FrameReader {
             if self.buf.len() < n {
                 self.buf.resize(n, 0);
             }
-            let got = rd
-                .read(&mut self.buf[self.end..])
-                .await
-                .map_err(FrameError::Io)?;
+            let got = rd.read(&mut self.buf[self.end..]).await.map_err(FrameError::Io)?;
             if got == 0 {
                 return Err(if self.end == self.start {
                     FrameError::Eof
@@ -65,11 +58,7 @@ impl FrameReader {
     }
 
     /// The next frame's body (without its length prefix).
-    pub async fn next<R: AsyncRead + Unpin>(
-        &mut self,
-        rd: &mut R,
-        max_len: u32,
-    ) -> Result<&[u8], FrameError> {
+    pub async fn next<R: AsyncRead + Unpin>(&mut self, rd: &mut R, max_len: u32) -> Result<&[u8], FrameError> {
         // Give back memory after an unusually large frame, once nothing is buffered.
         if self.start == self.end && self.buf.len() > 4 * INITIAL {
             self.buf = vec![0; INITIAL];

@@ -10,6 +10,8 @@
 mod frame;
 mod outbox;
 mod owner;
+pub mod recovery;
+pub mod wal;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -21,9 +23,7 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use futures_lite::{AsyncRead, AsyncWriteExt};
-use glommio::channels::shared_channel::{
-    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
-};
+use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{info, warn};
@@ -44,30 +44,30 @@ pub struct Settings {
     pub executors: usize,
     pub io_memory_bytes: usize,
     pub admin: Arc<AdminContext>,
+    pub storage: Storage,
+}
+
+/// Where and how the log and snapshots are kept.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    /// `dataDir/version-2`: snapshots.
+    pub snap_dir: std::path::PathBuf,
+    /// `dataLogDir/version-2`: log segments.
+    pub log_dir: std::path::PathBuf,
+    /// preAllocSize: bytes preallocated per log segment.
+    pub segment_size: u64,
+    pub force_sync: bool,
+    /// fsync.warningthresholdms.
+    pub slow_fsync: std::time::Duration,
 }
 
 /// A connection event, sent from the connection's executor to the owner.
 pub enum Event {
-    Open {
-        conn: ConnId,
-        ip: IpAddr,
-    },
-    Connect {
-        conn: ConnId,
-        req: ConnectRequest,
-    },
-    Request {
-        conn: ConnId,
-        hdr: RequestHeader,
-        req: Request,
-    },
-    Closed {
-        conn: ConnId,
-    },
-    FourLetter {
-        conn: ConnId,
-        word: String,
-    },
+    Open { conn: ConnId, ip: IpAddr },
+    Connect { conn: ConnId, req: ConnectRequest },
+    Request { conn: ConnId, hdr: RequestHeader, req: Request },
+    Closed { conn: ConnId },
+    FourLetter { conn: ConnId, word: String },
 }
 
 /// An output for a connection, sent from the owner to the connection's executor.
@@ -92,10 +92,7 @@ struct Forwarder<T> {
 
 impl<T: Send + 'static> Forwarder<T> {
     fn new() -> Rc<Self> {
-        Rc::new(Forwarder {
-            queue: RefCell::new(VecDeque::new()),
-            waker: RefCell::new(None),
-        })
+        Rc::new(Forwarder { queue: RefCell::new(VecDeque::new()), waker: RefCell::new(None) })
     }
 
     fn push(&self, item: T) {
@@ -168,6 +165,11 @@ impl ExecCtx {
 /// Runs the server until the process is killed.
 pub fn run(settings: Settings) -> io::Result<()> {
     let n = settings.executors.max(1);
+    let st = &settings.storage;
+    recovery::prepare_dirs(&[&st.snap_dir, &st.log_dir]).map_err(io::Error::other)?;
+    let now = owner::now();
+    let recovered = recovery::recover(&st.log_dir, None, settings.machine.clone(), now)
+        .map_err(|e| io::Error::other(format!("cannot recover the data in {}: {e}", st.log_dir.display())))?;
     let mut to_owner_rx: Vec<SharedReceiver<Event>> = Vec::new();
     let mut to_owner_tx: Vec<Option<SharedSender<Event>>> = vec![None];
     let mut from_owner_tx: Vec<Option<SharedSender<Out>>> = vec![None];
@@ -190,25 +192,23 @@ pub fn run(settings: Settings) -> io::Result<()> {
     );
     let mut handles = Vec::new();
     let mut owner_parts = Some((to_owner_rx, from_owner_tx));
+    let mut recovered_slot = Some(recovered);
     for k in 0..n {
         let s = settings.clone();
-        let builder = LocalExecutorBuilder::new(Placement::Unbound)
-            .name(&format!("warren-{k}"))
-            .io_memory(io_memory);
+        let builder = LocalExecutorBuilder::new(Placement::Unbound).name(&format!("warren-{k}")).io_memory(io_memory);
         let handle = if k == 0 {
             let (rx, tx) = owner_parts.take().expect("once");
-            builder.spawn(move || async move { owner_main(s, rx, tx).await })
+            let r = recovered_slot.take().expect("once");
+            builder.spawn(move || async move { owner_main(s, r, rx, tx).await })
         } else {
             let tx = to_owner_tx[k].take().expect("once");
             let rx = from_owner_rx[k].take().expect("once");
             builder.spawn(move || async move { worker_main(k, s, tx, rx).await })
         };
-        handles
-            .push(handle.map_err(|e| io::Error::other(format!("cannot start executor {k}: {e}")))?);
+        handles.push(handle.map_err(|e| io::Error::other(format!("cannot start executor {k}: {e}")))?);
     }
     for h in handles {
-        h.join()
-            .map_err(|e| io::Error::other(format!("executor failed: {e}")))??;
+        h.join().map_err(|e| io::Error::other(format!("executor failed: {e}")))??;
     }
     Ok(())
 }
@@ -234,9 +234,7 @@ fn io_memory_budget(configured: usize, executors: usize, limit: Option<usize>) -
 /// RLIMIT_MEMLOCK in bytes, None when unlimited or unknown (read from /proc: no libc needed).
 fn memlock_limit() -> Option<usize> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max locked memory"))?;
+    let line = limits.lines().find(|l| l.starts_with("Max locked memory"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
@@ -253,6 +251,7 @@ fn new_ctx(index: usize, settings: Settings) -> Rc<ExecCtx> {
 
 async fn owner_main(
     settings: Settings,
+    recovered: recovery::Recovered,
     rxs: Vec<SharedReceiver<Event>>,
     txs: Vec<Option<SharedSender<Out>>>,
 ) -> io::Result<()> {
@@ -269,7 +268,7 @@ async fn owner_main(
         glommio::spawn_local(f.clone().run(tx.connect().await)).detach();
         remotes.push(Some(f));
     }
-    let owner = owner::Owner::new(settings.clone(), ctx.clone(), remotes);
+    let owner = owner::Owner::new(settings.clone(), recovered, ctx.clone(), remotes);
     *ctx.owner.borrow_mut() = Some(owner.clone());
     for rx in receivers {
         let rx: ConnectedReceiver<Event> = rx;
@@ -308,10 +307,7 @@ async fn worker_main(
 
 async fn accept_loop(ctx: Rc<ExecCtx>) -> io::Result<()> {
     let listener = TcpListener::bind(ctx.settings.addr).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("cannot listen on {}: {e}", ctx.settings.addr),
-        )
+        io::Error::new(io::ErrorKind::AddrInUse, format!("cannot listen on {}: {e}", ctx.settings.addr))
     })?;
     if ctx.index == 0 {
         info!("binding to port {}", ctx.settings.addr);
@@ -397,25 +393,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
         Err(_) => return Ok(Ended::PeerDone),
     };
     if let Some(word) = crate::admin::parse_word(first) {
-        ctx.submit(Event::FourLetter {
-            conn,
-            word: word.as_str().to_string(),
-        });
+        ctx.submit(Event::FourLetter { conn, word: word.as_str().to_string() });
         return Ok(Ended::AwaitOwner);
     }
-    ctx.submit(Event::Open {
-        conn,
-        ip: peer.ip(),
-    });
+    ctx.submit(Event::Open { conn, ip: peer.ip() });
     let body = frames.next(rd, max).await.map_err(|e| describe(e, max))?;
     let req = ConnectRequest::decode(body).map_err(|e| format!("malformed ConnectRequest: {e}"))?;
     ctx.submit(Event::Connect { conn, req });
     loop {
-        let closing = ctx
-            .outboxes
-            .borrow()
-            .get(&conn)
-            .is_none_or(|o| o.is_closing());
+        let closing = ctx.outboxes.borrow().get(&conn).is_none_or(|o| o.is_closing());
         if closing {
             return Ok(Ended::PeerDone);
         }
@@ -424,8 +410,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Err(FrameError::Eof) => return Ok(Ended::PeerDone),
             Err(e) => return Err(describe(e, max)),
         };
-        let (hdr, req) =
-            crate::proto::Request::decode(body).map_err(|e| format!("malformed request: {e}"))?;
+        let (hdr, req) = crate::proto::Request::decode(body).map_err(|e| format!("malformed request: {e}"))?;
         ctx.submit(Event::Request { conn, hdr, req });
     }
 }

@@ -5,13 +5,11 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tracing::info;
-
+use super::recovery::Recovered;
+use super::wal::Wal;
 use super::{executor_of, Event, ExecCtx, Forwarder, Out, Settings};
 use crate::admin::{self, FourLetterWord};
 use crate::machine::{Machine, Now, Ready};
-use crate::tree::DataTree;
-use crate::txn::Txn;
 
 /// What the four-letter words report that the machine does not know.
 pub struct AdminContext {
@@ -21,68 +19,64 @@ pub struct AdminContext {
     pub version: String,
 }
 
-/// Where transactions become durable. Standalone Warren without persistence keeps them in
-/// memory and reports them durable at once; the durable log replaces this (issue: durability).
-#[derive(Default)]
-struct MemoryLog {
-    last_zxid: i64,
-    records: u64,
-}
-
-impl MemoryLog {
-    fn append(&mut self, txns: &[Txn]) -> Option<i64> {
-        let last = txns.last()?.hdr.zxid;
-        self.records += txns.len() as u64;
-        self.last_zxid = last;
-        Some(last)
-    }
-}
-
 pub struct Owner {
     machine: RefCell<Machine>,
-    log: RefCell<MemoryLog>,
+    wal: Rc<Wal>,
     local: Rc<ExecCtx>,
     remotes: Vec<Option<Rc<Forwarder<Out>>>>,
     settings: Settings,
-    start: Instant,
     start_wall_ms: i64,
 }
 
 fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Clock readings; monotonic time counts from process start (recovery uses it too).
+pub(crate) fn now() -> Now {
+    Now { mono_ms: process_start().elapsed().as_millis() as i64, wall_ms: wall_ms() }
+}
+
+fn process_start() -> Instant {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(Instant::now)
 }
 
 impl Owner {
     pub(crate) fn new(
         settings: Settings,
+        recovered: Recovered,
         local: Rc<ExecCtx>,
         remotes: Vec<Option<Rc<Forwarder<Out>>>>,
     ) -> Rc<Owner> {
-        let start = Instant::now();
-        let now = Now {
-            mono_ms: 0,
-            wall_ms: wall_ms(),
-        };
-        let machine = Machine::new(settings.machine.clone(), DataTree::new(), now);
-        Rc::new(Owner {
-            machine: RefCell::new(machine),
-            log: RefCell::new(MemoryLog::default()),
+        let st = &settings.storage;
+        let wal = Wal::new(st.log_dir.clone(), st.segment_size, st.force_sync, st.slow_fsync, recovered.tail);
+        let owner = Rc::new(Owner {
+            machine: RefCell::new(recovered.machine),
+            wal: wal.clone(),
             local,
             remotes,
+            start_wall_ms: wall_ms(),
             settings,
-            start,
-            start_wall_ms: now.wall_ms,
-        })
+        });
+        let (d, f) = (owner.clone(), owner.clone());
+        glommio::spawn_local(wal.run(move |zxid| d.durable(zxid), move |why| f.log_failed(why))).detach();
+        owner
     }
 
     fn now(&self) -> Now {
-        Now {
-            mono_ms: self.start.elapsed().as_millis() as i64,
-            wall_ms: wall_ms(),
-        }
+        now()
+    }
+
+    fn durable(&self, zxid: i64) {
+        let now = self.now();
+        self.machine.borrow_mut().durable(zxid, now);
+        self.pump();
+    }
+
+    fn log_failed(&self, why: &str) {
+        self.machine.borrow_mut().log_failed(why);
+        self.pump();
     }
 
     pub(crate) fn dispatch(&self, ev: Event) {
@@ -109,11 +103,11 @@ impl Owner {
                 }
             }
         }
-        self.pump(now);
+        self.pump();
     }
 
     /// Moves the machine's output to sockets and the log until it has nothing more to say.
-    fn pump(&self, now: Now) {
+    fn pump(&self) {
         loop {
             let ready: Ready = self.machine.borrow_mut().take_ready();
             if ready.is_empty() {
@@ -125,9 +119,7 @@ impl Owner {
             for conn in ready.closes {
                 self.route(Out::Close(conn));
             }
-            if let Some(durable) = self.log.borrow_mut().append(&ready.appends) {
-                self.machine.borrow_mut().durable(durable, now);
-            }
+            self.wal.append(&ready.appends);
         }
     }
 
@@ -148,13 +140,12 @@ impl Owner {
     /// Session expiry and container sweeps, every tenth of a tick (ZooKeeper checks
     /// expiry once per tick; a finer timer keeps expiry close to its bucket boundary).
     pub(crate) async fn ticker(self: Rc<Self>) {
-        let period =
-            Duration::from_millis((self.settings.machine.tick_ms / 10).clamp(10, 200) as u64);
+        let period = Duration::from_millis((self.settings.machine.tick_ms / 10).clamp(10, 200) as u64);
         loop {
             glommio::timer::sleep(period).await;
             let now = self.now();
             self.machine.borrow_mut().tick(now);
-            self.pump(now);
+            self.pump();
         }
     }
 
@@ -183,19 +174,13 @@ impl Owner {
             }
             FourLetterWord::Conf => {
                 let a = &self.settings.admin;
-                a.config
-                    .to_conf_text(dir_size(&a.data_log_dir), dir_size(&a.data_dir))
+                a.config.to_conf_text(dir_size(&a.data_log_dir), dir_size(&a.data_dir))
             }
-            FourLetterWord::Envi => {
-                admin::envi(&admin::EnvInfo::new(self.settings.admin.version.clone()))
+            FourLetterWord::Envi => admin::envi(&admin::EnvInfo::new(self.settings.admin.version.clone())),
+            FourLetterWord::Dirs => {
+                admin::dirs(dir_size(&self.settings.admin.data_dir), dir_size(&self.settings.admin.data_log_dir))
             }
-            FourLetterWord::Dirs => admin::dirs(
-                dir_size(&self.settings.admin.data_dir),
-                dir_size(&self.settings.admin.data_log_dir),
-            ),
-            FourLetterWord::Wchs | FourLetterWord::Wchc | FourLetterWord::Wchp => {
-                self.watch_report(&m, w)
-            }
+            FourLetterWord::Wchs | FourLetterWord::Wchc | FourLetterWord::Wchp => self.watch_report(&m, w),
             FourLetterWord::Dump => admin::dump(&self.dump_info(&m)),
             other => format!("{} is not supported by Warren.\n", other.as_str()),
         }
@@ -210,11 +195,7 @@ impl Owner {
                 c.session_id = session;
                 c.received = s.received;
                 c.sent = s.sent;
-                c.last_op = if s.last_op.is_empty() {
-                    "NA".into()
-                } else {
-                    s.last_op.to_string()
-                };
+                c.last_op = if s.last_op.is_empty() { "NA".into() } else { s.last_op.to_string() };
                 c.established_ms = s.established_ms;
                 c.last_cxid = s.last_cxid as i64;
                 c.last_zxid = s.last_zxid;
@@ -254,12 +235,8 @@ impl Owner {
 
     fn watch_report(&self, m: &Machine, w: FourLetterWord) -> String {
         let session = |conn: u64| m.session_of(conn).unwrap_or(0);
-        let by_session: Vec<(i64, Vec<String>)> = m
-            .watches()
-            .by_watcher()
-            .into_iter()
-            .map(|(c, paths)| (session(c), paths))
-            .collect();
+        let by_session: Vec<(i64, Vec<String>)> =
+            m.watches().by_watcher().into_iter().map(|(c, paths)| (session(c), paths)).collect();
         match w {
             FourLetterWord::Wchs => admin::wchs(&admin::WatchSummary::from_by_session(&by_session)),
             FourLetterWord::Wchc => admin::wchc(&by_session),
@@ -286,43 +263,25 @@ impl Owner {
                 .into_iter()
                 .map(|(t, mut ids)| {
                     ids.sort_unstable();
-                    admin::ExpiryBucket {
-                        expire_at_ms: t,
-                        session_ids: ids,
-                    }
+                    admin::ExpiryBucket { expire_at_ms: t, session_ids: ids }
                 })
                 .collect(),
         );
-        let mut ephemerals: Vec<(i64, Vec<String>)> = m
-            .tree()
-            .ephemeral_sessions()
-            .map(|(s, set)| (*s, set.iter().cloned().collect()))
-            .collect();
+        let mut ephemerals: Vec<(i64, Vec<String>)> =
+            m.tree().ephemeral_sessions().map(|(s, set)| (*s, set.iter().cloned().collect())).collect();
         ephemerals.sort();
-        admin::DumpInfo {
-            sessions,
-            ephemerals,
-            connections: None,
-        }
+        admin::DumpInfo { sessions, ephemerals, connections: None }
     }
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
     std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
-        })
+        .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
         .unwrap_or(0)
 }
 
 fn open_fds() -> i64 {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count() as i64)
-        .unwrap_or(-1)
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(-1)
 }
 
 fn max_fds() -> i64 {
@@ -334,13 +293,4 @@ fn max_fds() -> i64 {
                 .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(-1)
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        info!(
-            "owner stopped after {} logged transactions",
-            self.log.borrow().records
-        );
-    }
 }

@@ -1,0 +1,274 @@
+//! The transaction log writer: group commit over io_uring (glommio's BufferedFile).
+//!
+//! Appends from the machine are encoded into `pending`. One task writes: it takes everything
+//! pending (up to `BATCH_BYTES_MAX`), writes it with one `write`, makes it durable with one
+//! `fdatasync`, and only then reports the last zxid durable. Whatever arrives while a write
+//! or sync is in flight waits for the next round, so the number of records per fsync grows
+//! with the load by itself. Segments are preallocated with zeros so that an fdatasync rarely
+//! has file metadata to write.
+//!
+//! A failed write or fsync poisons the log: nothing more is reported durable, and the owner
+//! switches the machine to refusing writes (see `Machine::log_failed`).
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use glommio::io::BufferedFile;
+use tracing::{info, warn};
+
+use crate::log::format::{self, HEADER_LEN};
+use crate::txn::Txn;
+
+/// Bound on one group-commit write.
+const BATCH_BYTES_MAX: usize = 8 << 20;
+/// Zero-fill is written in pieces of this size.
+const FILL_CHUNK: usize = 1 << 20;
+
+/// Where appends continue after recovery.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub size: u64,
+}
+
+struct Segment {
+    file: BufferedFile,
+    offset: u64,
+    size: u64,
+}
+
+#[derive(Default)]
+pub struct WalStats {
+    pub fsyncs: Cell<u64>,
+    pub records: Cell<u64>,
+    pub slow_fsyncs: Cell<u64>,
+    pub last_fsync_us: Cell<u64>,
+    pub max_fsync_us: Cell<u64>,
+}
+
+pub struct Wal {
+    dir: PathBuf,
+    segment_size: u64,
+    force_sync: bool,
+    slow_fsync: Duration,
+    pending: RefCell<Vec<u8>>,
+    pending_first_zxid: Cell<i64>,
+    pending_last_zxid: Cell<i64>,
+    pending_records: Cell<u64>,
+    waker: RefCell<Option<Waker>>,
+    segment: RefCell<Option<Segment>>,
+    tail: RefCell<Option<Tail>>,
+    poisoned: RefCell<Option<String>>,
+    pub stats: WalStats,
+}
+
+impl Wal {
+    pub fn new(dir: PathBuf, segment_size: u64, force_sync: bool, slow_fsync: Duration, tail: Option<Tail>) -> Rc<Wal> {
+        if !force_sync {
+            warn!("forceSync=no: writes are acknowledged WITHOUT fsync; a crash or power loss can lose acknowledged writes. Use only for benchmarks.");
+        }
+        Rc::new(Wal {
+            dir,
+            segment_size: segment_size.max(1 << 20),
+            force_sync,
+            slow_fsync,
+            pending: RefCell::new(Vec::new()),
+            pending_first_zxid: Cell::new(0),
+            pending_last_zxid: Cell::new(0),
+            pending_records: Cell::new(0),
+            waker: RefCell::new(None),
+            segment: RefCell::new(None),
+            tail: RefCell::new(tail),
+            poisoned: RefCell::new(None),
+            stats: WalStats::default(),
+        })
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.borrow().is_some()
+    }
+
+    /// Queues transactions for the next group commit.
+    pub fn append(&self, txns: &[Txn]) {
+        if txns.is_empty() || self.is_poisoned() {
+            return;
+        }
+        let mut p = self.pending.borrow_mut();
+        if p.is_empty() {
+            self.pending_first_zxid.set(txns[0].hdr.zxid);
+        }
+        for t in txns {
+            format::append_record(&mut p, t);
+        }
+        self.pending_last_zxid.set(txns[txns.len() - 1].hdr.zxid);
+        self.pending_records.set(self.pending_records.get() + txns.len() as u64);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// The group-commit loop. Calls `durable(zxid)` after each batch is synced, or `failed`
+    /// once if the log breaks.
+    pub async fn run(self: Rc<Self>, durable: impl Fn(i64), failed: impl Fn(&str)) {
+        loop {
+            let (batch, first, last, records) = poll_fn(|cx| {
+                let mut p = self.pending.borrow_mut();
+                if p.is_empty() {
+                    *self.waker.borrow_mut() = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                let batch = std::mem::take(&mut *p);
+                let r =
+                    (batch, self.pending_first_zxid.get(), self.pending_last_zxid.get(), self.pending_records.get());
+                self.pending_records.set(0);
+                Poll::Ready(r)
+            })
+            .await;
+            match self.commit(&batch, first).await {
+                Ok(()) => {
+                    self.stats.records.set(self.stats.records.get() + records);
+                    durable(last);
+                }
+                Err(e) => {
+                    let reason = format!("{e}");
+                    *self.poisoned.borrow_mut() = Some(reason.clone());
+                    self.pending.borrow_mut().clear();
+                    failed(&reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn commit(&self, batch: &[u8], first_zxid: i64) -> std::io::Result<()> {
+        for piece in split_batch(batch) {
+            self.ensure_room(piece.len() as u64, first_zxid).await?;
+            let mut seg = self.segment.borrow_mut().take().expect("ensure_room opened a segment");
+            let res = write_all_at(&seg.file, piece.to_vec(), seg.offset).await;
+            if res.is_ok() {
+                seg.offset += piece.len() as u64;
+            }
+            *self.segment.borrow_mut() = Some(seg);
+            res?;
+        }
+        if self.force_sync {
+            let seg = self.segment.borrow_mut().take().expect("open");
+            let started = Instant::now();
+            let res = seg.file.fdatasync().await;
+            *self.segment.borrow_mut() = Some(seg);
+            res.map_err(|e| std::io::Error::other(format!("fdatasync of the transaction log failed: {e}")))?;
+            self.note_fsync(started.elapsed());
+        }
+        Ok(())
+    }
+
+    fn note_fsync(&self, took: Duration) {
+        let us = took.as_micros() as u64;
+        let s = &self.stats;
+        s.fsyncs.set(s.fsyncs.get() + 1);
+        s.last_fsync_us.set(us);
+        s.max_fsync_us.set(s.max_fsync_us.get().max(us));
+        if took >= self.slow_fsync {
+            s.slow_fsyncs.set(s.slow_fsyncs.get() + 1);
+            warn!(
+                "fsync-ing the write ahead log took {}ms which will adversely effect operation latency. File size is {} bytes.",
+                took.as_millis(),
+                self.segment_size
+            );
+        }
+    }
+
+    /// Opens the recovered tail, or rolls to a new preallocated segment when the current one
+    /// cannot take `len` more bytes.
+    async fn ensure_room(&self, len: u64, first_zxid: i64) -> std::io::Result<()> {
+        if self.segment.borrow().is_none() {
+            if let Some(t) = self.tail.borrow_mut().take() {
+                let file = BufferedFile::open(&t.path).await.map_err(io_err)?;
+                *self.segment.borrow_mut() = Some(Segment { file, offset: t.offset, size: t.size });
+            }
+        }
+        let full = self.segment.borrow().as_ref().is_none_or(|s| s.offset + len > s.size);
+        if full {
+            if let Some(old) = self.segment.borrow_mut().take() {
+                old.file.close().await.map_err(io_err)?;
+            }
+            let size = self.segment_size.max(HEADER_LEN as u64 + len);
+            let seg = create_segment(&self.dir, first_zxid, size).await?;
+            *self.segment.borrow_mut() = Some(seg);
+        }
+        Ok(())
+    }
+}
+
+/// Splits a batch at record boundaries into pieces of at most BATCH_BYTES_MAX (a piece holds
+/// at least one record).
+fn split_batch(batch: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut pos = 0;
+    while pos < batch.len() {
+        let len = u32::from_le_bytes(batch[pos..pos + 4].try_into().expect("framed")) as usize;
+        let next = pos + format::RECORD_HEADER_LEN + len;
+        if next - start > BATCH_BYTES_MAX && pos > start {
+            out.push(&batch[start..pos]);
+            start = pos;
+        }
+        pos = next;
+    }
+    out.push(&batch[start..]);
+    out
+}
+
+fn io_err(e: glommio::GlommioError<()>) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+async fn write_all_at(file: &BufferedFile, mut buf: Vec<u8>, mut pos: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = file
+            .write_at(buf.clone(), pos)
+            .await
+            .map_err(|e| std::io::Error::other(format!("write to the transaction log failed: {e}")))?;
+        if n == 0 {
+            return Err(std::io::Error::other("write to the transaction log wrote nothing (disk full?)"));
+        }
+        buf.drain(..n);
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// Creates `log.<zxid>` full of zeros (so later fdatasyncs have no size change to record),
+/// writes its header and syncs it and the directory.
+async fn create_segment(dir: &Path, first_zxid: i64, size: u64) -> std::io::Result<Segment> {
+    let path = dir.join(format::segment_name(first_zxid));
+    let started = Instant::now();
+    let file = BufferedFile::create(&path).await.map_err(io_err)?;
+    let zeros = vec![0u8; FILL_CHUNK];
+    let mut at = 0;
+    while at < size {
+        let n = FILL_CHUNK.min((size - at) as usize);
+        write_all_at(&file, zeros[..n].to_vec(), at).await?;
+        at += n as u64;
+    }
+    write_all_at(&file, format::encode_header(first_zxid).to_vec(), 0).await?;
+    file.fdatasync().await.map_err(io_err)?;
+    sync_dir(dir)?;
+    info!(
+        "Creating new log file: {} ({} KiB preallocated in {} ms)",
+        path.display(),
+        size / 1024,
+        started.elapsed().as_millis()
+    );
+    Ok(Segment { file, offset: HEADER_LEN as u64, size })
+}
+
+/// Makes a new directory entry durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
