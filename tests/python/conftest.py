@@ -39,16 +39,26 @@ from servers import (  # noqa: E402
 )
 
 _LIVE_SERVERS: list = []
+# kind -> why it could not start: later fixtures of that kind fail at once instead of
+# waiting out the start timeout again for every test
+_START_FAILURES: dict[str, str] = {}
 
 
 def _start(server):
+    if server.kind in _START_FAILURES:
+        pytest.fail(f"not starting {server.name}: an earlier {server.kind} start failed:\n"
+                    f"{_START_FAILURES[server.kind]}", pytrace=False)
     _LIVE_SERVERS.append(server)
+    error = None
     try:
         server.start()
     except ServerStartError as e:
+        error = str(e)
+    if error is not None:
         server.cleanup()
         _LIVE_SERVERS.remove(server)
-        pytest.fail(f"could not start {server.name}: {e}", pytrace=False)
+        _START_FAILURES[server.kind] = error
+        pytest.fail(f"could not start {server.name}: {error}", pytrace=False)
     return server
 
 
@@ -75,7 +85,8 @@ def pytest_runtest_makereport(item, call):
     if report.failed and _LIVE_SERVERS:
         for s in list(_LIVE_SERVERS):
             try:
-                report.sections.append((f"log tail of {s.name} {s.host_port}", s.log_tail(40)))
+                report.sections.append((f"log tail of {s.name} {s.host_port}, {s.status()}",
+                                        s.log_tail(40)))
             except Exception as e:  # pragma: no cover - diagnostics only
                 report.sections.append((f"log tail of {s.name}", f"<unavailable: {e!r}>"))
 

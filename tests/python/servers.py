@@ -17,6 +17,7 @@ Every wait loop here is bounded in time and in iterations.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -45,6 +46,15 @@ STOP_GRACE = 10.0
 
 class ServerStartError(RuntimeError):
     pass
+
+
+def die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the process that started it dies, so servers
+    never outlive a test run that was cut short (e.g. by a hard timeout)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def free_port() -> int:
@@ -181,6 +191,12 @@ class _Server:
     def log_tail(self, lines: int = 60) -> str:
         raise NotImplementedError
 
+    def status(self) -> str:
+        if self.proc is None:
+            return "not running"
+        code = self.proc.poll()
+        return f"running (pid {self.proc.pid})" if code is None else f"EXITED with code {code}"
+
     def four_letter(self, word: str, timeout: float = 5.0) -> str:
         return four_letter(self.host, self.port, word, timeout)
 
@@ -277,7 +293,8 @@ class ZooKeeperServer(_Server):
             raise ServerStartError(f"{ZK_JAR} missing: run ci/install-deps.sh")
         self._out = open(self.out_path, "ab")
         self.proc = subprocess.Popen(self.command(), cwd=self.base_dir, stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=subprocess.STDOUT)
+                                     stdout=self._out, stderr=subprocess.STDOUT,
+                                     preexec_fn=die_with_parent)
 
     def _close_files(self) -> None:
         if self._out is not None:
@@ -318,7 +335,8 @@ class WarrenServer(_Server):
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
         self.proc = subprocess.Popen(self.command(), cwd=self.base_dir, stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=subprocess.STDOUT, env=env)
+                                     stdout=self._out, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=die_with_parent)
 
     def _close_files(self) -> None:
         if self._out is not None:

@@ -42,6 +42,8 @@ from kazoo.security import (
     make_digest_acl_credential,
 )
 
+from servers import die_with_parent
+
 WAIT = 10.0  # generous bound for "should happen promptly"
 
 
@@ -830,7 +832,8 @@ def test_session_expires_when_client_vanishes(target, kazoo_client, unique_path)
     observer.ensure_path(unique_path)
     eph = unique_path + "/eph"
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, target.host_port, eph, "4"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=die_with_parent)
     try:
         line = proc.stdout.readline()
         assert line, f"child failed: {proc.stderr.read() if proc.poll() is not None else ''}"
