@@ -50,10 +50,7 @@ pub struct Id {
 
 impl Id {
     pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Id {
-        Id {
-            scheme: scheme.into(),
-            id: id.into(),
-        }
+        Id { scheme: scheme.into(), id: id.into() }
     }
 }
 
@@ -115,13 +112,9 @@ pub fn creator_all_acl() -> Vec<Acl> {
 /// (`ZKUtil.getPermString`). Unknown bits are ignored; `0` gives `""`.
 pub fn perms_string(perms: i32) -> String {
     let mut s = String::with_capacity(5);
-    for (bit, letter) in [
-        (perms::CREATE, 'c'),
-        (perms::DELETE, 'd'),
-        (perms::READ, 'r'),
-        (perms::WRITE, 'w'),
-        (perms::ADMIN, 'a'),
-    ] {
+    for (bit, letter) in
+        [(perms::CREATE, 'c'), (perms::DELETE, 'd'), (perms::READ, 'r'), (perms::WRITE, 'w'), (perms::ADMIN, 'a')]
+    {
         if perms & bit != 0 {
             s.push(letter);
         }
@@ -151,9 +144,7 @@ pub fn perms_from_string(s: &str) -> i32 {
 /// everything before the FIRST colon; the hash covers the whole input.
 /// (With no colon at all, ZooKeeper returns `"<input>:<hash>"`; so does this.)
 pub fn digest(user_colon_password: &str) -> String {
-    let user = user_colon_password
-        .split_once(':')
-        .map_or(user_colon_password, |(u, _)| u);
+    let user = user_colon_password.split_once(':').map_or(user_colon_password, |(u, _)| u);
     let hash = Sha1::digest(user_colon_password.as_bytes());
     let b64 = base64::engine::general_purpose::STANDARD.encode(hash);
     format!("{user}:{b64}")
@@ -299,11 +290,7 @@ pub fn check(acl: &[Acl], wanted_perm: i32, auth: &AuthInfo, super_digest: Optio
             "ip" => ip_matches,
             _ => continue,
         };
-        if auth
-            .ids()
-            .iter()
-            .any(|held| held.scheme == scheme && matcher(&held.id, &entry.id.id))
-        {
+        if auth.ids().iter().any(|held| held.scheme == scheme && matcher(&held.id, &entry.id.id)) {
             return true;
         }
     }
@@ -546,15 +533,9 @@ mod tests {
         assert_eq!(digest("user:password"), "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=");
         // The example from the ZooKeeper admin guide (superDigest for super:admin).
         assert_eq!(digest("super:admin"), "super:xQJmxLMiHGwaqBvst5y6rkB6HQs=");
-        assert_eq!(
-            digest("super:superpw"),
-            "super:g9oN2HttPfn8MMWJZ2r45Np/LIA="
-        );
+        assert_eq!(digest("super:superpw"), "super:g9oN2HttPfn8MMWJZ2r45Np/LIA=");
         // Split at the first colon only; the whole string is hashed.
-        assert_eq!(
-            digest("bob:secret:with:colons"),
-            "bob:19SUbgVpClnpXew/2fLDw5Dt1fY="
-        );
+        assert_eq!(digest("bob:secret:with:colons"), "bob:19SUbgVpClnpXew/2fLDw5Dt1fY=");
         assert_eq!(digest("nocolon"), "nocolon:Ra+cHr2ZoHvBjtNArFGNGlVie4g=");
         assert_eq!(digest(""), ":2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
     }
@@ -597,35 +578,17 @@ mod tests {
     fn add_auth_rules() {
         let mut a = AuthInfo::for_connection(v4(127, 0, 0, 1));
         a.add_auth("digest", b"user:password").unwrap();
-        assert_eq!(
-            a.ids(),
-            &[
-                Id::new("ip", "127.0.0.1"),
-                Id::new("digest", "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=")
-            ]
-        );
+        assert_eq!(a.ids(), &[Id::new("ip", "127.0.0.1"), Id::new("digest", "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=")]);
         // Same credentials again: no duplicate.
         a.add_auth("digest", b"user:password").unwrap();
         assert_eq!(a.ids().len(), 2);
         // ip re-adds the connection's own address: no change.
         a.add_auth("ip", b"whatever").unwrap();
         assert_eq!(a.ids().len(), 2);
-        assert_eq!(
-            a.add_auth("world", b"anyone"),
-            Err(AuthFailed::UnknownScheme("world".into()))
-        );
-        assert_eq!(
-            a.add_auth("sasl", b"x"),
-            Err(AuthFailed::UnknownScheme("sasl".into()))
-        );
-        assert_eq!(
-            a.add_auth("digest", b"nocolon"),
-            Err(AuthFailed::MissingColon)
-        );
-        assert_eq!(
-            a.add_auth("digest", &[0xff, b':', 0xfe]),
-            Err(AuthFailed::InvalidUtf8)
-        );
+        assert_eq!(a.add_auth("world", b"anyone"), Err(AuthFailed::UnknownScheme("world".into())));
+        assert_eq!(a.add_auth("sasl", b"x"), Err(AuthFailed::UnknownScheme("sasl".into())));
+        assert_eq!(a.add_auth("digest", b"nocolon"), Err(AuthFailed::MissingColon));
+        assert_eq!(a.add_auth("digest", &[0xff, b':', 0xfe]), Err(AuthFailed::InvalidUtf8));
         assert_eq!(a.ids().len(), 2);
         // Empty password is fine.
         a.add_auth("digest", b"u:").unwrap();
@@ -660,30 +623,16 @@ mod tests {
         assert!(check(&ro, perms::READ | perms::WRITE, &a, None));
         assert!(!check(&ro, 0, &a, None));
         // world with another id is not "anyone".
-        assert!(!check(
-            &[acl(31, "world", "everyone")],
-            perms::READ,
-            &a,
-            None
-        ));
+        assert!(!check(&[acl(31, "world", "everyone")], perms::READ, &a, None));
         // auth entries and unknown schemes never match at check time.
         assert!(!check(&[acl(31, "auth", "")], perms::READ, &a, None));
-        assert!(!check(
-            &[acl(31, "bogus", "1.2.3.4")],
-            perms::READ,
-            &a,
-            None
-        ));
+        assert!(!check(&[acl(31, "bogus", "1.2.3.4")], perms::READ, &a, None));
     }
 
     #[test]
     fn check_digest() {
         let mut a = AuthInfo::for_connection(v4(1, 2, 3, 4));
-        let stored = vec![acl(
-            perms::READ | perms::WRITE,
-            "digest",
-            &digest("user:password"),
-        )];
+        let stored = vec![acl(perms::READ | perms::WRITE, "digest", &digest("user:password"))];
         assert!(!check(&stored, perms::READ, &a, None));
         a.add_auth("digest", b"user:wrong").unwrap();
         assert!(!check(&stored, perms::READ, &a, None));
@@ -765,27 +714,14 @@ mod tests {
         assert!(!ip_matches("0:0:0:0:0:0:0:1", "0.0.0.0/0"));
         // End to end through check().
         let a = AuthInfo::for_connection("2001:db8::7".parse().unwrap());
-        assert!(check(
-            &[acl(31, "ip", "2001:db8::/64")],
-            perms::READ,
-            &a,
-            None
-        ));
-        assert!(!check(
-            &[acl(31, "ip", "2001:db9::/64")],
-            perms::READ,
-            &a,
-            None
-        ));
+        assert!(check(&[acl(31, "ip", "2001:db8::/64")], perms::READ, &a, None));
+        assert!(!check(&[acl(31, "ip", "2001:db9::/64")], perms::READ, &a, None));
     }
 
     #[test]
     fn check_ip_end_to_end() {
         let a = AuthInfo::for_connection(v4(10, 20, 30, 40));
-        let stored = vec![
-            acl(perms::READ, "ip", "10.0.0.0/8"),
-            acl(perms::ALL, "ip", "10.20.30.40"),
-        ];
+        let stored = vec![acl(perms::READ, "ip", "10.0.0.0/8"), acl(perms::ALL, "ip", "10.20.30.40")];
         assert!(check(&stored, perms::READ, &a, None));
         assert!(check(&stored, perms::DELETE, &a, None));
         let b = AuthInfo::for_connection(v4(10, 20, 30, 41));
@@ -798,27 +734,12 @@ mod tests {
         let a = AuthInfo::for_connection(v4(1, 2, 3, 4));
         assert_eq!(fix_acl(&[], &a), Err(InvalidAcl::Empty));
         assert_eq!(fix_acl(&open_acl_unsafe(), &a), Ok(open_acl_unsafe()));
-        assert_eq!(
-            fix_acl(&[acl(31, "world", "someone")], &a),
-            Err(InvalidAcl::BadWorldId("someone".into()))
-        );
-        assert_eq!(
-            fix_acl(&[acl(31, "super", "")], &a),
-            Err(InvalidAcl::UnknownScheme("super".into()))
-        );
-        assert_eq!(
-            fix_acl(&[acl(31, "x509", "CN=a")], &a),
-            Err(InvalidAcl::UnknownScheme("x509".into()))
-        );
+        assert_eq!(fix_acl(&[acl(31, "world", "someone")], &a), Err(InvalidAcl::BadWorldId("someone".into())));
+        assert_eq!(fix_acl(&[acl(31, "super", "")], &a), Err(InvalidAcl::UnknownScheme("super".into())));
+        assert_eq!(fix_acl(&[acl(31, "x509", "CN=a")], &a), Err(InvalidAcl::UnknownScheme("x509".into())));
         // Perms are not validated.
-        assert_eq!(
-            fix_acl(&[acl(0, "world", "anyone")], &a),
-            Ok(vec![acl(0, "world", "anyone")])
-        );
-        assert_eq!(
-            fix_acl(&[acl(999, "world", "anyone")], &a),
-            Ok(vec![acl(999, "world", "anyone")])
-        );
+        assert_eq!(fix_acl(&[acl(0, "world", "anyone")], &a), Ok(vec![acl(0, "world", "anyone")]));
+        assert_eq!(fix_acl(&[acl(999, "world", "anyone")], &a), Ok(vec![acl(999, "world", "anyone")]));
         // One bad entry spoils the list.
         assert!(fix_acl(&[acl(31, "world", "anyone"), acl(1, "ip", "nope")], &a).is_err());
     }
@@ -835,11 +756,7 @@ mod tests {
         ];
         assert_eq!(
             fix_acl(&input, &a).unwrap(),
-            vec![
-                acl(1, "ip", "10.0.0.0/8"),
-                acl(31, "world", "anyone"),
-                acl(2, "ip", "10.0.0.0/8")
-            ]
+            vec![acl(1, "ip", "10.0.0.0/8"), acl(31, "world", "anyone"), acl(2, "ip", "10.0.0.0/8")]
         );
     }
 
@@ -847,20 +764,11 @@ mod tests {
     fn fix_acl_auth_expansion() {
         let mut a = AuthInfo::for_connection(v4(1, 2, 3, 4));
         // Only an ip id: not authenticated, so auth is invalid.
-        assert_eq!(
-            fix_acl(&creator_all_acl(), &a),
-            Err(InvalidAcl::NoAuthenticatedIds)
-        );
+        assert_eq!(fix_acl(&creator_all_acl(), &a), Err(InvalidAcl::NoAuthenticatedIds));
         a.add_auth("digest", b"alice:pw1").unwrap();
         a.add_auth("digest", b"bob:pw2").unwrap();
         let got = fix_acl(&[acl(perms::READ | perms::WRITE, "auth", "ignored")], &a).unwrap();
-        assert_eq!(
-            got,
-            vec![
-                acl(3, "digest", &digest("alice:pw1")),
-                acl(3, "digest", &digest("bob:pw2")),
-            ]
-        );
+        assert_eq!(got, vec![acl(3, "digest", &digest("alice:pw1")), acl(3, "digest", &digest("bob:pw2")),]);
         // Mixed with other entries; order kept.
         let got = fix_acl(&[acl(1, "world", "anyone"), acl(31, "auth", "")], &a).unwrap();
         assert_eq!(got.len(), 3);
@@ -869,78 +777,32 @@ mod tests {
         // x509 / sasl session ids count as authenticated.
         let mut b = AuthInfo::for_connection(v4(1, 2, 3, 4));
         b.add_id(Id::new("x509", "CN=c"));
-        assert_eq!(
-            fix_acl(&creator_all_acl(), &b),
-            Ok(vec![acl(31, "x509", "CN=c")])
-        );
+        assert_eq!(fix_acl(&creator_all_acl(), &b), Ok(vec![acl(31, "x509", "CN=c")]));
         // Empty AuthInfo.
-        assert_eq!(
-            fix_acl(&creator_all_acl(), &AuthInfo::empty()),
-            Err(InvalidAcl::NoAuthenticatedIds)
-        );
+        assert_eq!(fix_acl(&creator_all_acl(), &AuthInfo::empty()), Err(InvalidAcl::NoAuthenticatedIds));
     }
 
     #[test]
     fn fix_acl_digest_validation() {
         let a = AuthInfo::for_connection(v4(1, 2, 3, 4));
-        let ok = [
-            "user:hash",
-            ":hash",
-            "user:hash:",
-            "user:hash::",
-            "u:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=",
-        ];
+        let ok = ["user:hash", ":hash", "user:hash:", "user:hash::", "u:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY="];
         for id in ok {
             assert!(fix_acl(&[acl(31, "digest", id)], &a).is_ok(), "{id}");
         }
-        let bad = [
-            "",
-            "user",
-            "user:",
-            ":",
-            "::",
-            "a:b:c",
-            "a::b",
-            "user:hash:extra",
-        ];
+        let bad = ["", "user", "user:", ":", "::", "a:b:c", "a::b", "user:hash:extra"];
         for id in bad {
-            assert_eq!(
-                fix_acl(&[acl(31, "digest", id)], &a),
-                Err(InvalidAcl::BadDigestId(id.to_string())),
-                "{id}"
-            );
+            assert_eq!(fix_acl(&[acl(31, "digest", id)], &a), Err(InvalidAcl::BadDigestId(id.to_string())), "{id}");
         }
     }
 
     #[test]
     fn fix_acl_ip_validation() {
         let a = AuthInfo::empty();
-        for id in [
-            "10.0.0.1",
-            "10.0.0.0/8",
-            "0.0.0.0/0",
-            "1.2.3.4/32",
-            "::1",
-            "2001:db8::/32",
-            "::/0",
-        ] {
+        for id in ["10.0.0.1", "10.0.0.0/8", "0.0.0.0/0", "1.2.3.4/32", "::1", "2001:db8::/32", "::/0"] {
             assert!(fix_acl(&[acl(31, "ip", id)], &a).is_ok(), "{id}");
         }
-        for id in [
-            "",
-            "10.0.0",
-            "10.0.0.1/33",
-            "10.0.0.1/",
-            "host",
-            "::1/129",
-            "1.2.3.4/a",
-            "1.2.3.999",
-        ] {
-            assert_eq!(
-                fix_acl(&[acl(31, "ip", id)], &a),
-                Err(InvalidAcl::BadIpId(id.to_string())),
-                "{id}"
-            );
+        for id in ["", "10.0.0", "10.0.0.1/33", "10.0.0.1/", "host", "::1/129", "1.2.3.4/a", "1.2.3.999"] {
+            assert_eq!(fix_acl(&[acl(31, "ip", id)], &a), Err(InvalidAcl::BadIpId(id.to_string())), "{id}");
         }
     }
 

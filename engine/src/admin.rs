@@ -224,10 +224,7 @@ impl Whitelist {
 /// Reply for a word that is not whitelisted:
 /// `"<word> is not executed because it is not in the whitelist.\n"`.
 pub fn not_whitelisted(word: FourLetterWord) -> String {
-    format!(
-        "{} is not executed because it is not in the whitelist.\n",
-        word.as_str()
-    )
+    format!("{} is not executed because it is not in the whitelist.\n", word.as_str())
 }
 
 /// `"This ZooKeeper instance is not currently serving requests\n"`.
@@ -488,15 +485,12 @@ fn round_half_up_4(x: f64) -> f64 {
     let Ok(int_val) = int_part.parse::<u128>() else {
         return x;
     };
-    let mut scaled = int_val
-        .saturating_mul(10_000)
-        .saturating_add(digit(0) * 1000 + digit(1) * 100 + digit(2) * 10 + digit(3));
+    let mut scaled =
+        int_val.saturating_mul(10_000).saturating_add(digit(0) * 1000 + digit(1) * 100 + digit(2) * 10 + digit(3));
     if digit(4) >= 5 {
         scaled = scaled.saturating_add(1);
     }
-    format!("{}.{:04}", scaled / 10_000, scaled % 10_000)
-        .parse::<f64>()
-        .unwrap_or(x)
+    format!("{}.{:04}", scaled / 10_000, scaled % 10_000).parse::<f64>().unwrap_or(x)
 }
 
 /// Java's `Double.toString(double)`: `NaN`, `Infinity`, `-Infinity`,
@@ -600,10 +594,7 @@ pub fn connection_info(c: &ConnectionStats, brief: bool) -> String {
     s.push_str(&java_socket_address(&c.remote));
     s.push('[');
     s.push_str(&format!("{:x}", c.interest_ops));
-    s.push_str(&format!(
-        "](queued={},recved={},sent={}",
-        c.queued, c.received, c.sent
-    ));
+    s.push_str(&format!("](queued={},recved={},sent={}", c.queued, c.received, c.sent));
     if !brief && c.session_id != 0 {
         s.push_str(&format!(
             ",sid=0x{:x},lop={},est={},to={}",
@@ -641,10 +632,8 @@ pub fn cons(connections: &[ConnectionStats]) -> String {
 pub fn mntr(stats: &ServerStats) -> String {
     use MetricValue::{Float, Int, Text};
     let u = |v: u64| Int(i64::try_from(v).unwrap_or(i64::MAX));
-    let mut lines: Vec<(&str, MetricValue)> = vec![
-        ("version", Text(stats.version.clone())),
-        ("server_state", Text(stats.mode.clone())),
-    ];
+    let mut lines: Vec<(&str, MetricValue)> =
+        vec![("version", Text(stats.version.clone())), ("server_state", Text(stats.mode.clone()))];
     if let Some(ps) = &stats.peer_state {
         lines.push(("peer_state", Text(ps.clone())));
     }
@@ -655,51 +644,24 @@ pub fn mntr(stats: &ServerStats) -> String {
         ("outstanding_requests", u(stats.outstanding_requests)),
         ("znode_count", u(stats.node_count)),
         ("global_sessions", u(stats.global_sessions)),
-        (
-            "non_mtls_remote_conn_count",
-            u(stats.non_mtls_remote_conn_count),
-        ),
-        (
-            "last_client_response_size",
-            Int(stats.last_client_response_size),
-        ),
+        ("non_mtls_remote_conn_count", u(stats.non_mtls_remote_conn_count)),
+        ("last_client_response_size", Int(stats.last_client_response_size)),
         ("packets_sent", u(stats.packets_sent)),
         ("packets_received", u(stats.packets_received)),
-        (
-            "max_client_response_size",
-            Int(stats.max_client_response_size),
-        ),
-        (
-            "connection_drop_probability",
-            Float(stats.connection_drop_probability),
-        ),
+        ("max_client_response_size", Int(stats.max_client_response_size)),
+        ("connection_drop_probability", Float(stats.connection_drop_probability)),
         ("watch_count", u(stats.watch_count)),
         ("auth_failed_count", u(stats.auth_failed_count)),
         ("min_latency", Int(stats.latency_min_ms)),
-        (
-            "max_file_descriptor_count",
-            Int(stats.max_file_descriptor_count),
-        ),
+        ("max_file_descriptor_count", Int(stats.max_file_descriptor_count)),
         ("approximate_data_size", u(stats.approximate_data_size)),
-        (
-            "open_file_descriptor_count",
-            Int(stats.open_file_descriptor_count),
-        ),
+        ("open_file_descriptor_count", Int(stats.open_file_descriptor_count)),
         ("local_sessions", u(stats.local_sessions)),
         ("uptime", u(stats.uptime_ms)),
         ("max_latency", Int(stats.latency_max_ms)),
-        (
-            "outstanding_tls_handshake",
-            u(stats.outstanding_tls_handshake),
-        ),
-        (
-            "min_client_response_size",
-            Int(stats.min_client_response_size),
-        ),
-        (
-            "non_mtls_local_conn_count",
-            u(stats.non_mtls_local_conn_count),
-        ),
+        ("outstanding_tls_handshake", u(stats.outstanding_tls_handshake)),
+        ("min_client_response_size", Int(stats.min_client_response_size)),
+        ("non_mtls_local_conn_count", u(stats.non_mtls_local_conn_count)),
     ]);
     if let Some(q) = stats.quorum_size {
         lines.push(("quorum_size", u(q)));
@@ -708,10 +670,7 @@ pub fn mntr(stats: &ServerStats) -> String {
         lines.extend([
             ("learners", u(l.learners)),
             ("synced_followers", u(l.synced_followers)),
-            (
-                "synced_non_voting_followers",
-                u(l.synced_non_voting_followers),
-            ),
+            ("synced_non_voting_followers", u(l.synced_non_voting_followers)),
             ("synced_observers", u(l.synced_observers)),
             ("pending_syncs", u(l.pending_syncs)),
             ("leader_uptime", u(l.leader_uptime_ms)),
@@ -864,18 +823,11 @@ pub struct WatchSummary {
 impl WatchSummary {
     /// From a session → paths listing (as given to [`wchc`]).
     pub fn from_by_session(by_session: &[(i64, Vec<String>)]) -> WatchSummary {
-        let mut paths: Vec<&str> = by_session
-            .iter()
-            .flat_map(|(_, ps)| ps.iter().map(String::as_str))
-            .collect();
+        let mut paths: Vec<&str> = by_session.iter().flat_map(|(_, ps)| ps.iter().map(String::as_str)).collect();
         let total_watches = paths.len();
         paths.sort_unstable();
         paths.dedup();
-        WatchSummary {
-            connections: by_session.len(),
-            paths: paths.len(),
-            total_watches,
-        }
+        WatchSummary { connections: by_session.len(), paths: paths.len(), total_watches }
     }
 }
 
@@ -935,10 +887,7 @@ pub enum SessionDump {
     Standalone(Vec<ExpiryBucket>),
     /// Leader/learner trackers: optional local-session buckets, then
     /// `Global Sessions(<n>):` with `0x<sid>\t<timeout>ms` lines by id.
-    Quorum {
-        local: Option<Vec<ExpiryBucket>>,
-        global: Vec<(i64, i32)>,
-    },
+    Quorum { local: Option<Vec<ExpiryBucket>>, global: Vec<(i64, i32)> },
 }
 
 /// One bucket of the connection expiry queue (NIO factory).
@@ -983,10 +932,7 @@ pub fn dump(info: &DumpInfo) -> String {
         }
     }
     out.push_str("ephemeral nodes dump:\n");
-    out.push_str(&format!(
-        "Sessions with Ephemerals ({}):\n",
-        info.ephemerals.len()
-    ));
+    out.push_str(&format!("Sessions with Ephemerals ({}):\n", info.ephemerals.len()));
     for (sid, paths) in &info.ephemerals {
         out.push_str(&format!("0x{sid:x}:\n"));
         for p in paths {
@@ -1000,22 +946,11 @@ pub fn dump(info: &DumpInfo) -> String {
         let mut sorted: Vec<&ConnectionBucket> = buckets.iter().collect();
         sorted.sort_by_key(|b| b.expire_at_ms);
         let total: usize = sorted.iter().map(|b| b.connections.len()).sum();
-        out.push_str(&format!(
-            "Connections Sets ({})/({}):\n",
-            sorted.len(),
-            total
-        ));
+        out.push_str(&format!("Connections Sets ({})/({}):\n", sorted.len(), total));
         for b in sorted {
-            out.push_str(&format!(
-                "{} expire at {}:\n",
-                b.connections.len(),
-                java_date_string_utc(b.expire_at_ms)
-            ));
+            out.push_str(&format!("{} expire at {}:\n", b.connections.len(), java_date_string_utc(b.expire_at_ms)));
             for (addr, sid) in &b.connections {
-                out.push_str(&format!(
-                    "\tip: {} sessionId: 0x{sid:x}\n",
-                    java_socket_address(addr)
-                ));
+                out.push_str(&format!("\tip: {} sessionId: 0x{sid:x}\n", java_socket_address(addr)));
             }
         }
     }
@@ -1029,11 +964,7 @@ fn push_expiry_queue(out: &mut String, buckets: &[ExpiryBucket]) {
     let total: usize = sorted.iter().map(|b| b.session_ids.len()).sum();
     out.push_str(&format!("Sets ({})/({}):\n", sorted.len(), total));
     for b in sorted {
-        out.push_str(&format!(
-            "{} expire at {}:\n",
-            b.session_ids.len(),
-            java_date_string_utc(b.expire_at_ms)
-        ));
+        out.push_str(&format!("{} expire at {}:\n", b.session_ids.len(), java_date_string_utc(b.expire_at_ms)));
         for sid in &b.session_ids {
             out.push_str(&format!("\t0x{sid:x}\n"));
         }
@@ -1145,13 +1076,7 @@ pub fn conf(c: &ServerConf) -> String {
         out.push_str(&format!(
             "initLimit={}\nsyncLimit={}\nelectionAlg={}\nelectionPort={}\nquorumPort={}\n\
              peerType={}\nmembership: \n{}",
-            q.init_limit,
-            q.sync_limit,
-            q.election_alg,
-            q.election_port,
-            q.quorum_port,
-            q.peer_type,
-            q.membership
+            q.init_limit, q.sync_limit, q.election_alg, q.election_port, q.quorum_port, q.peer_type, q.membership
         ));
     }
     out
@@ -1184,19 +1109,14 @@ pub fn java_socket_address(addr: &SocketAddr) -> String {
 /// Java's `Date.toString()` in UTC: `EEE MMM dd HH:mm:ss UTC yyyy`.
 pub fn java_date_string_utc(epoch_ms: i64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let secs = epoch_ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
     // 1970-01-01 was a Thursday.
     let dow = (days + 4).rem_euclid(7) as usize;
-    let month_name = MONTHS
-        .get((month as usize).wrapping_sub(1))
-        .copied()
-        .unwrap_or("???");
+    let month_name = MONTHS.get((month as usize).wrapping_sub(1)).copied().unwrap_or("???");
     format!(
         "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
         DAYS.get(dow).copied().unwrap_or("???"),
@@ -1284,10 +1204,7 @@ mod tests {
         assert_eq!(parse_word(*b"ruok"), Some(FourLetterWord::Ruok));
         assert_eq!(parse_word(*b"mntr"), Some(FourLetterWord::Mntr));
         assert_eq!(parse_word(*b"hash"), Some(FourLetterWord::Hash));
-        assert_eq!(
-            parse_word([0xff, 0xf4, 0xff, 0xfd]),
-            Some(FourLetterWord::TelnetClose)
-        );
+        assert_eq!(parse_word([0xff, 0xf4, 0xff, 0xfd]), Some(FourLetterWord::TelnetClose));
         assert_eq!(parse_word(*b"RUOK"), None);
         assert_eq!(parse_word(*b"xyzw"), None);
         assert_eq!(parse_word([0, 0, 0, 45]), None);
@@ -1320,10 +1237,7 @@ mod tests {
             assert!(all.is_enabled(w));
         }
         assert_eq!(Whitelist::all(), all);
-        assert_eq!(
-            not_whitelisted(FourLetterWord::Ruok),
-            "ruok is not executed because it is not in the whitelist.\n"
-        );
+        assert_eq!(not_whitelisted(FourLetterWord::Ruok), "ruok is not executed because it is not in the whitelist.\n");
         assert_eq!(
             not_whitelisted(FourLetterWord::TelnetClose),
             "telnet close is not executed because it is not in the whitelist.\n"
@@ -1334,18 +1248,9 @@ mod tests {
     fn not_serving_texts() {
         let ns = "This ZooKeeper instance is not currently serving requests\n";
         assert_eq!(not_serving(), ns);
-        assert_eq!(
-            not_serving_response(FourLetterWord::Srvr).as_deref(),
-            Some(ns)
-        );
-        assert_eq!(
-            not_serving_response(FourLetterWord::Mntr).as_deref(),
-            Some(ns)
-        );
-        assert_eq!(
-            not_serving_response(FourLetterWord::Isro).as_deref(),
-            Some("null")
-        );
+        assert_eq!(not_serving_response(FourLetterWord::Srvr).as_deref(), Some(ns));
+        assert_eq!(not_serving_response(FourLetterWord::Mntr).as_deref(), Some(ns));
+        assert_eq!(not_serving_response(FourLetterWord::Isro).as_deref(), Some("null"));
         assert_eq!(
             not_serving_response(FourLetterWord::Hash).as_deref(),
             Some("This ZooKeeper instance is not currently serving requests")
@@ -1364,10 +1269,7 @@ mod tests {
         assert_eq!(dirs(1024, 0), "datadir_size: 1024\nlogdir_size: 0\n");
         assert_eq!(gtmk(DEFAULT_TRACE_MASK), "306");
         assert_eq!(stmk(-1), "-1");
-        assert_eq!(
-            hash(&[(0x100000002, 1234567), (0x100000003, -5)]),
-            "100000002: 1234567\n100000003: -5\n"
-        );
+        assert_eq!(hash(&[(0x100000002, 1234567), (0x100000003, -5)]), "100000002: 1234567\n100000003: -5\n");
         assert_eq!(hash(&[]), "");
     }
 
@@ -1429,10 +1331,7 @@ mod tests {
 
     #[test]
     fn srvr_fresh_server_and_leader_and_ro() {
-        let mut st = ServerStats {
-            version: "V".into(),
-            ..ServerStats::default()
-        };
+        let mut st = ServerStats { version: "V".into(), ..ServerStats::default() };
         assert_eq!(
             srvr(&st),
             "Zookeeper version: V\nLatency min/avg/max: 0/0.0/0\nReceived: 0\nSent: 0\n\
@@ -1451,10 +1350,7 @@ mod tests {
         st.read_only = true;
         st.zxid = -1;
         let s = srvr(&st);
-        assert_eq!(
-            lines(&s)[1],
-            "READ-ONLY mode; serving only read-only clients"
-        );
+        assert_eq!(lines(&s)[1], "READ-ONLY mode; serving only read-only clients");
         assert!(s.contains("\nZxid: 0xffffffffffffffff\n"));
         assert!(!s.contains("Proposal"));
     }
@@ -1501,11 +1397,8 @@ mod tests {
         c.max_latency_ms = 2;
         let mut fresh = ConnectionStats::new(sa("[::1]:40000"));
         fresh.session_id = 0x42;
-        let me = ConnectionStats {
-            interest_ops: 0,
-            received: 1,
-            ..ConnectionStats::new(sa("[::ffff:192.168.1.2]:1234"))
-        };
+        let me =
+            ConnectionStats { interest_ops: 0, received: 1, ..ConnectionStats::new(sa("[::ffff:192.168.1.2]:1234")) };
         let s = cons(&[c, fresh, me]);
         assert_eq!(
             lines(&s),
@@ -1521,14 +1414,8 @@ mod tests {
             ]
         );
         assert_eq!(cons(&[]), "\n");
-        let both = ConnectionStats {
-            interest_ops: 5,
-            ..ConnectionStats::new(sa("1.2.3.4:5"))
-        };
-        assert_eq!(
-            connection_info(&both, true),
-            " /1.2.3.4:5[5](queued=0,recved=0,sent=0)"
-        );
+        let both = ConnectionStats { interest_ops: 5, ..ConnectionStats::new(sa("1.2.3.4:5")) };
+        assert_eq!(connection_info(&both, true), " /1.2.3.4:5[5](queued=0,recved=0,sent=0)");
     }
 
     #[test]
@@ -1575,11 +1462,7 @@ mod tests {
             mode: "leader".into(),
             peer_state: Some("leading - broadcast".into()),
             quorum_size: Some(3),
-            leader: Some(LeaderStats {
-                learners: 2,
-                synced_followers: 2,
-                ..LeaderStats::default()
-            }),
+            leader: Some(LeaderStats { learners: 2, synced_followers: 2, ..LeaderStats::default() }),
             extra_metrics: vec![
                 ("fsynctime_avg".into(), MetricValue::Float(0.5)),
                 ("snap_count".into(), MetricValue::Int(7)),
@@ -1597,15 +1480,7 @@ mod tests {
         assert!(l.contains(&"zk_synced_followers\t2"));
         assert!(l.contains(&"zk_min_proposal_size\t-1"));
         assert!(l.contains(&"zk_open_file_descriptor_count\t-1"));
-        assert_eq!(
-            &l[l.len() - 4..],
-            &[
-                "zk_fsynctime_avg\t0.5",
-                "zk_snap_count\t7",
-                "zk_note\tx y",
-                ""
-            ]
-        );
+        assert_eq!(&l[l.len() - 4..], &["zk_fsynctime_avg\t0.5", "zk_snap_count\t7", "zk_note\tx y", ""]);
         // Every line is key<TAB>value.
         for line in &l[..l.len() - 1] {
             let (k, v) = line.split_once('\t').unwrap();
@@ -1656,44 +1531,19 @@ mod tests {
     #[test]
     fn watch_outputs() {
         let by_session = vec![
-            (
-                0x1000_0000_0001i64,
-                vec!["/a".to_string(), "/b".to_string()],
-            ),
+            (0x1000_0000_0001i64, vec!["/a".to_string(), "/b".to_string()]),
             (0x1000_0000_0002i64, vec!["/a".to_string()]),
         ];
         let sum = WatchSummary::from_by_session(&by_session);
-        assert_eq!(
-            sum,
-            WatchSummary {
-                connections: 2,
-                paths: 2,
-                total_watches: 3
-            }
-        );
-        assert_eq!(
-            wchs(&sum),
-            "2 connections watching 2 paths\nTotal watches:3\n"
-        );
-        assert_eq!(
-            wchs(&WatchSummary::default()),
-            "0 connections watching 0 paths\nTotal watches:0\n"
-        );
-        assert_eq!(
-            wchc(&by_session),
-            "0x100000000001\n\t/a\n\t/b\n0x100000000002\n\t/a\n\n"
-        );
+        assert_eq!(sum, WatchSummary { connections: 2, paths: 2, total_watches: 3 });
+        assert_eq!(wchs(&sum), "2 connections watching 2 paths\nTotal watches:3\n");
+        assert_eq!(wchs(&WatchSummary::default()), "0 connections watching 0 paths\nTotal watches:0\n");
+        assert_eq!(wchc(&by_session), "0x100000000001\n\t/a\n\t/b\n0x100000000002\n\t/a\n\n");
         let by_path = vec![
-            (
-                "/a".to_string(),
-                vec![0x1000_0000_0001i64, 0x1000_0000_0002],
-            ),
+            ("/a".to_string(), vec![0x1000_0000_0001i64, 0x1000_0000_0002]),
             ("/b".to_string(), vec![0x1000_0000_0001i64]),
         ];
-        assert_eq!(
-            wchp(&by_path),
-            "/a\n\t0x100000000001\n\t0x100000000002\n/b\n\t0x100000000001\n\n"
-        );
+        assert_eq!(wchp(&by_path), "/a\n\t0x100000000001\n\t0x100000000002\n/b\n\t0x100000000001\n\n");
         assert_eq!(wchc(&[]), "\n");
         assert_eq!(wchp(&[]), "\n");
     }
@@ -1702,14 +1552,8 @@ mod tests {
     fn dump_standalone() {
         let info = DumpInfo {
             sessions: SessionDump::Standalone(vec![
-                ExpiryBucket {
-                    expire_at_ms: 1_700_000_004_000,
-                    session_ids: vec![0x2],
-                },
-                ExpiryBucket {
-                    expire_at_ms: 1_700_000_002_000,
-                    session_ids: vec![0x1, 0x3],
-                },
+                ExpiryBucket { expire_at_ms: 1_700_000_004_000, session_ids: vec![0x2] },
+                ExpiryBucket { expire_at_ms: 1_700_000_002_000, session_ids: vec![0x1, 0x3] },
             ]),
             ephemerals: vec![(0x1, vec!["/e1".into(), "/e2".into()]), (0x3, vec![])],
             connections: Some(vec![ConnectionBucket {
@@ -1742,11 +1586,7 @@ mod tests {
                 "",
             ]
         );
-        let empty = DumpInfo {
-            sessions: SessionDump::Standalone(vec![]),
-            ephemerals: vec![],
-            connections: None,
-        };
+        let empty = DumpInfo { sessions: SessionDump::Standalone(vec![]), ephemerals: vec![], connections: None };
         assert_eq!(
             dump(&empty),
             "SessionTracker dump:\nSession Sets (0)/(0):\nephemeral nodes dump:\n\
@@ -1757,10 +1597,7 @@ mod tests {
     #[test]
     fn dump_quorum() {
         let info = DumpInfo {
-            sessions: SessionDump::Quorum {
-                local: Some(vec![]),
-                global: vec![(0x200, 30000), (0x100, 4000), (-1, 1)],
-            },
+            sessions: SessionDump::Quorum { local: Some(vec![]), global: vec![(0x200, 30000), (0x100, 4000), (-1, 1)] },
             ephemerals: vec![],
             connections: None,
         };
@@ -1824,14 +1661,8 @@ mod tests {
     #[test]
     fn java_dates() {
         assert_eq!(java_date_string_utc(0), "Thu Jan 01 00:00:00 UTC 1970");
-        assert_eq!(
-            java_date_string_utc(951_782_400_000),
-            "Tue Feb 29 00:00:00 UTC 2000"
-        );
-        assert_eq!(
-            java_date_string_utc(1_709_251_199_999),
-            "Thu Feb 29 23:59:59 UTC 2024"
-        );
+        assert_eq!(java_date_string_utc(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+        assert_eq!(java_date_string_utc(1_709_251_199_999), "Thu Feb 29 23:59:59 UTC 2024");
         assert_eq!(java_date_string_utc(-1), "Wed Dec 31 23:59:59 UTC 1969");
         // Extremes do not panic.
         let _ = java_date_string_utc(i64::MAX);
@@ -1840,22 +1671,10 @@ mod tests {
 
     #[test]
     fn socket_addresses() {
-        assert_eq!(
-            java_socket_address(&sa("127.0.0.1:2181")),
-            "/127.0.0.1:2181"
-        );
-        assert_eq!(
-            java_socket_address(&sa("[::1]:2181")),
-            "/[0:0:0:0:0:0:0:1]:2181"
-        );
-        assert_eq!(
-            java_socket_address(&sa("[fe80::1:2]:1")),
-            "/[fe80:0:0:0:0:0:1:2]:1"
-        );
-        assert_eq!(
-            java_socket_address(&sa("[::ffff:10.1.2.3]:9")),
-            "/10.1.2.3:9"
-        );
+        assert_eq!(java_socket_address(&sa("127.0.0.1:2181")), "/127.0.0.1:2181");
+        assert_eq!(java_socket_address(&sa("[::1]:2181")), "/[0:0:0:0:0:0:0:1]:2181");
+        assert_eq!(java_socket_address(&sa("[fe80::1:2]:1")), "/[fe80:0:0:0:0:0:1:2]:1");
+        assert_eq!(java_socket_address(&sa("[::ffff:10.1.2.3]:9")), "/10.1.2.3:9");
     }
 
     #[test]

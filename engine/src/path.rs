@@ -22,11 +22,7 @@ pub fn validate(path: &str) -> Result<(), &'static str> {
             return Err("relative paths not allowed");
         }
         if let Some(bad) = segment.chars().find(|&c| invalid_char(c)) {
-            return Err(if bad == '\0' {
-                "null character not allowed"
-            } else {
-                "invalid character"
-            });
+            return Err(if bad == '\0' { "null character not allowed" } else { "invalid character" });
         }
     }
     Ok(())
@@ -82,16 +78,7 @@ mod tests {
 
     #[test]
     fn zookeeper_rules() {
-        for ok in [
-            "/",
-            "/a",
-            "/a/b",
-            "/.a",
-            "/a./b",
-            "/a..",
-            "/zookeeper",
-            "/ü/日本",
-        ] {
+        for ok in ["/", "/a", "/a/b", "/.a", "/a./b", "/a..", "/zookeeper", "/ü/日本"] {
             assert_eq!(validate(ok), Ok(()), "{ok}");
         }
         assert_eq!(validate(""), Err("Path length must be > 0"));
@@ -113,10 +100,7 @@ mod tests {
         assert_eq!(name("/a/b"), "b");
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(join("/a", "b"), "/a/b");
-        assert_eq!(
-            ancestors_inclusive("/a/b").collect::<Vec<_>>(),
-            vec!["/a/b", "/a", "/"]
-        );
+        assert_eq!(ancestors_inclusive("/a/b").collect::<Vec<_>>(), vec!["/a/b", "/a", "/"]);
         assert_eq!(ancestors_inclusive("/").collect::<Vec<_>>(), vec!["/"]);
     }
 }

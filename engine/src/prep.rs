@@ -91,13 +91,7 @@ type PrepResult<T> = Result<T, ErrorCode>;
 
 impl<'a> Prep<'a> {
     pub fn new(tree: &'a DataTree, pending: &'a mut Pending, zxid: i64, opts: PrepOptions) -> Self {
-        Prep {
-            tree,
-            pending,
-            local: HashMap::new(),
-            zxid,
-            opts,
-        }
+        Prep { tree, pending, local: HashMap::new(), zxid, opts }
     }
 
     pub fn record(&self, p: &str) -> Option<Record> {
@@ -107,11 +101,7 @@ impl<'a> Prep<'a> {
         if let Some((_, r)) = self.pending.records.get(p) {
             return r.clone();
         }
-        self.tree.get(p).map(|n| Record {
-            stat: n.stat,
-            child_count: n.children.len() as i32,
-            acl: n.acl.clone(),
-        })
+        self.tree.get(p).map(|n| Record { stat: n.stat, child_count: n.children.len() as i32, acl: n.acl.clone() })
     }
 
     fn set(&mut self, p: &str, r: Option<Record>) {
@@ -130,11 +120,7 @@ impl<'a> Prep<'a> {
             WriteOp::Create(c) => self.create(c, who),
             WriteOp::Delete { path, version } => self.delete(path, *version, who, false),
             WriteOp::DeleteContainer { path } => self.delete(path, -1, who, true),
-            WriteOp::SetData {
-                path,
-                data,
-                version,
-            } => self.set_data(path, data, *version, who),
+            WriteOp::SetData { path, data, version } => self.set_data(path, data, *version, who),
             WriteOp::SetAcl { path, acl, version } => self.set_acl(path, acl, *version, who),
             WriteOp::Check { path, version } => self.check(path, *version, who),
             WriteOp::CloseSession => Ok(self.close_session(who.session_id)),
@@ -174,11 +160,7 @@ impl<'a> Prep<'a> {
         if mode.ttl != ttl_given || (mode.ttl && !(1..=TTL_MAX_MS).contains(&c.ttl_ms)) {
             return Err(ErrorCode::BadArguments);
         }
-        let probe = if mode.sequential {
-            format!("{}1", c.path)
-        } else {
-            c.path.clone()
-        };
+        let probe = if mode.sequential { format!("{}1", c.path) } else { c.path.clone() };
         path::validate(&probe).map_err(|_| ErrorCode::BadArguments)?;
         if !mode.sequential && c.path == "/" {
             return Err(ErrorCode::NodeExists);
@@ -189,19 +171,12 @@ impl<'a> Prep<'a> {
         if !acl::check(&parent.acl, acl::perms::CREATE, who.auth, who.super_digest) {
             return Err(ErrorCode::NoAuth);
         }
-        let full = if mode.sequential {
-            format!("{}{:010}", c.path, parent.stat.cversion)
-        } else {
-            c.path.clone()
-        };
+        let full = if mode.sequential { format!("{}{:010}", c.path, parent.stat.cversion) } else { c.path.clone() };
         path::validate(&full).map_err(|_| ErrorCode::BadArguments)?;
         if self.record(&full).is_some() {
             return Err(ErrorCode::NodeExists);
         }
-        if matches!(
-            owner_kind(parent.stat.ephemeral_owner),
-            OwnerKind::Ephemeral(_)
-        ) {
+        if matches!(owner_kind(parent.stat.ephemeral_owner), OwnerKind::Ephemeral(_)) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let owner = if mode.container {
@@ -225,14 +200,7 @@ impl<'a> Prep<'a> {
             ephemeral_owner: owner,
             ..Default::default()
         };
-        self.set(
-            &full,
-            Some(Record {
-                stat,
-                child_count: 0,
-                acl: Arc::new(acl.clone()),
-            }),
-        );
+        self.set(&full, Some(Record { stat, child_count: 0, acl: Arc::new(acl.clone()) }));
         Ok(TxnOp::Create {
             kind: c.kind,
             path: full,
@@ -243,13 +211,7 @@ impl<'a> Prep<'a> {
         })
     }
 
-    fn delete(
-        &mut self,
-        p: &str,
-        version: i32,
-        who: &Caller,
-        container: bool,
-    ) -> PrepResult<TxnOp> {
+    fn delete(&mut self, p: &str, version: i32, who: &Caller, container: bool) -> PrepResult<TxnOp> {
         path::validate(p).map_err(|_| ErrorCode::BadArguments)?;
         if is_special(p) {
             return Err(ErrorCode::BadArguments);
@@ -264,23 +226,14 @@ impl<'a> Prep<'a> {
         if node.child_count > 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        if container
-            && !matches!(
-                owner_kind(node.stat.ephemeral_owner),
-                OwnerKind::Container | OwnerKind::Ttl(_)
-            )
-        {
+        if container && !matches!(owner_kind(node.stat.ephemeral_owner), OwnerKind::Container | OwnerKind::Ttl(_)) {
             return Err(ErrorCode::BadArguments);
         }
         self.remove_node(&parent_path, &mut parent, p);
         Ok(if container {
-            TxnOp::DeleteContainer {
-                path: p.to_string(),
-            }
+            TxnOp::DeleteContainer { path: p.to_string() }
         } else {
-            TxnOp::Delete {
-                path: p.to_string(),
-            }
+            TxnOp::Delete { path: p.to_string() }
         })
     }
 
@@ -291,13 +244,7 @@ impl<'a> Prep<'a> {
         self.set(p, None);
     }
 
-    fn set_data(
-        &mut self,
-        p: &str,
-        data: &Option<Vec<u8>>,
-        version: i32,
-        who: &Caller,
-    ) -> PrepResult<TxnOp> {
+    fn set_data(&mut self, p: &str, data: &Option<Vec<u8>>, version: i32, who: &Caller) -> PrepResult<TxnOp> {
         path::validate(p).map_err(|_| ErrorCode::BadArguments)?;
         let mut node = self.existing(p)?;
         if !acl::check(&node.acl, acl::perms::WRITE, who.auth, who.super_digest) {
@@ -307,20 +254,10 @@ impl<'a> Prep<'a> {
         node.stat.version = new_version;
         node.stat.mzxid = self.zxid;
         self.set(p, Some(node));
-        Ok(TxnOp::SetData {
-            path: p.to_string(),
-            data: data.clone(),
-            version: new_version,
-        })
+        Ok(TxnOp::SetData { path: p.to_string(), data: data.clone(), version: new_version })
     }
 
-    fn set_acl(
-        &mut self,
-        p: &str,
-        acl_in: &[Acl],
-        version: i32,
-        who: &Caller,
-    ) -> PrepResult<TxnOp> {
+    fn set_acl(&mut self, p: &str, acl_in: &[Acl], version: i32, who: &Caller) -> PrepResult<TxnOp> {
         path::validate(p).map_err(|_| ErrorCode::BadArguments)?;
         let acl = acl::fix_acl(acl_in, who.auth).map_err(|_| ErrorCode::InvalidAcl)?;
         let mut node = self.existing(p)?;
@@ -331,11 +268,7 @@ impl<'a> Prep<'a> {
         node.stat.aversion = new_version;
         node.acl = Arc::new(acl.clone());
         self.set(p, Some(node));
-        Ok(TxnOp::SetAcl {
-            path: p.to_string(),
-            acl,
-            version: new_version,
-        })
+        Ok(TxnOp::SetAcl { path: p.to_string(), acl, version: new_version })
     }
 
     fn check(&mut self, p: &str, version: i32, who: &Caller) -> PrepResult<TxnOp> {
@@ -345,18 +278,14 @@ impl<'a> Prep<'a> {
             return Err(ErrorCode::NoAuth);
         }
         check_version(node.stat.version, version)?;
-        Ok(TxnOp::Check {
-            path: p.to_string(),
-        })
+        Ok(TxnOp::Check { path: p.to_string() })
     }
 
     /// Marks the session's ephemerals (applied or pending) as deleted for later preps.
     fn close_session(&mut self, session_id: i64) -> TxnOp {
         let mut doomed: Vec<String> = self.tree.ephemerals_of(session_id).cloned().collect();
         for (p, (_, r)) in &self.pending.records {
-            if r.as_ref()
-                .is_some_and(|r| r.stat.ephemeral_owner == session_id)
-            {
+            if r.as_ref().is_some_and(|r| r.stat.ephemeral_owner == session_id) {
                 doomed.push(p.clone());
             }
         }
@@ -391,27 +320,11 @@ fn check_version(current: i32, expected: i32) -> PrepResult<i32> {
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     Create(CreateRequest),
-    Delete {
-        path: String,
-        version: i32,
-    },
-    DeleteContainer {
-        path: String,
-    },
-    SetData {
-        path: String,
-        data: Option<Vec<u8>>,
-        version: i32,
-    },
-    SetAcl {
-        path: String,
-        acl: Vec<Acl>,
-        version: i32,
-    },
-    Check {
-        path: String,
-        version: i32,
-    },
+    Delete { path: String, version: i32 },
+    DeleteContainer { path: String },
+    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
+    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    Check { path: String, version: i32 },
     CloseSession,
 }
 
@@ -420,23 +333,11 @@ impl WriteOp {
     pub fn from_multi(op: &MultiOp) -> Option<WriteOp> {
         Some(match op {
             MultiOp::Create(c) => WriteOp::Create(c.clone()),
-            MultiOp::Delete { path, version } => WriteOp::Delete {
-                path: path.clone(),
-                version: *version,
-            },
-            MultiOp::SetData {
-                path,
-                data,
-                version,
-            } => WriteOp::SetData {
-                path: path.clone(),
-                data: data.clone(),
-                version: *version,
-            },
-            MultiOp::Check { path, version } => WriteOp::Check {
-                path: path.clone(),
-                version: *version,
-            },
+            MultiOp::Delete { path, version } => WriteOp::Delete { path: path.clone(), version: *version },
+            MultiOp::SetData { path, data, version } => {
+                WriteOp::SetData { path: path.clone(), data: data.clone(), version: *version }
+            }
+            MultiOp::Check { path, version } => WriteOp::Check { path: path.clone(), version: *version },
             MultiOp::GetData { .. } | MultiOp::GetChildren { .. } => return None,
         })
     }
@@ -453,12 +354,7 @@ pub struct CreateMode {
 
 impl CreateMode {
     pub fn from_flags(flags: i32) -> Option<CreateMode> {
-        let m = |ephemeral, sequential, container, ttl| CreateMode {
-            ephemeral,
-            sequential,
-            container,
-            ttl,
-        };
+        let m = |ephemeral, sequential, container, ttl| CreateMode { ephemeral, sequential, container, ttl };
         Some(match flags {
             0 => m(false, false, false, false),
             1 => m(true, false, false, false),

@@ -68,15 +68,7 @@ impl SessionTracker {
     }
 
     pub fn add(&mut self, id: i64, timeout_ms: i32, now_ms: i64) {
-        self.sessions.insert(
-            id,
-            Session {
-                id,
-                timeout_ms,
-                expire_at_ms: 0,
-                closing: false,
-            },
-        );
+        self.sessions.insert(id, Session { id, timeout_ms, expire_at_ms: 0, closing: false });
         self.touch(id, now_ms);
     }
 
@@ -141,10 +133,7 @@ impl SessionTracker {
         let due: Vec<i64> = self.buckets.range(..=now_ms).map(|(t, _)| *t).collect();
         for t in due {
             if let Some(ids) = self.buckets.remove(&t) {
-                out.extend(
-                    ids.into_iter()
-                        .filter(|id| self.sessions.get(id).is_some_and(|s| !s.closing)),
-                );
+                out.extend(ids.into_iter().filter(|id| self.sessions.get(id).is_some_and(|s| !s.closing)));
             }
         }
         out.sort_unstable();

@@ -47,19 +47,11 @@ pub struct WatchManager {
 
 impl WatchManager {
     pub fn add(&mut self, path: &str, watcher: WatcherId, kind: Kind) {
-        let set = self
-            .by_path
-            .entry(path.to_string())
-            .or_default()
-            .entry(kind)
-            .or_default();
+        let set = self.by_path.entry(path.to_string()).or_default().entry(kind).or_default();
         if set.insert(watcher) && kind == Kind::Recursive {
             self.recursive_count += 1;
         }
-        self.by_watcher
-            .entry(watcher)
-            .or_default()
-            .insert((path.to_string(), kind));
+        self.by_watcher.entry(watcher).or_default().insert((path.to_string(), kind));
     }
 
     fn remove_one(&mut self, path: &str, watcher: WatcherId, kind: Kind) -> bool {
@@ -115,9 +107,7 @@ impl WatchManager {
         let Some(kinds) = self.by_path.get(path) else {
             return false;
         };
-        Self::kinds_for(watcher_type)
-            .iter()
-            .any(|k| kinds.get(k).is_some_and(|s| s.contains(&watcher)))
+        Self::kinds_for(watcher_type).iter().any(|k| kinds.get(k).is_some_and(|s| s.contains(&watcher)))
     }
 
     /// Drops every watch of a connection (it closed; clients re-register with setWatches).
@@ -164,11 +154,7 @@ impl WatchManager {
                 out.insert(w);
             }
         }
-        if let Some(set) = self
-            .by_path
-            .get(changed)
-            .and_then(|k| k.get(&Kind::Persistent))
-        {
+        if let Some(set) = self.by_path.get(changed).and_then(|k| k.get(&Kind::Persistent)) {
             out.extend(set.iter().copied());
         }
         if self.recursive_count > 0 && event_type != event::NODE_CHILDREN_CHANGED {

@@ -31,6 +31,20 @@ enum Cmd {
     },
     /// Print the server's mode, like `zkServer.sh status`.
     Status { config: Option<PathBuf> },
+    /// Print the transactions of a log segment (`log.<zxid>`).
+    LogDump {
+        file: PathBuf,
+        /// One JSON object per transaction.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove old snapshots and log segments, keeping the newest N snapshots (at least 3).
+    Purge {
+        config: Option<PathBuf>,
+        /// Snapshots to keep.
+        #[arg(short = 'n', long, default_value_t = 3)]
+        count: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +58,8 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::StartForeground { config } => start(config.as_deref()),
         Cmd::Status { config } => status(config.as_deref()),
+        Cmd::LogDump { file, json } => log_dump(&file, json),
+        Cmd::Purge { config, count } => purge(config.as_deref(), count),
     }
 }
 
@@ -156,4 +172,60 @@ fn srvr(addr: SocketAddr) -> Option<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
+}
+
+fn log_dump(file: &Path, json: bool) -> ExitCode {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let scan = match warren::log::format::scan(&bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(1);
+        }
+    };
+    // A closed pipe (`| head`) ends the dump quietly.
+    let mut out = std::io::stdout().lock();
+    if !json && writeln!(out, "Warren transaction log {} ({} transactions)", file.display(), scan.txns.len()).is_err() {
+        return ExitCode::SUCCESS;
+    }
+    for t in &scan.txns {
+        let line = if json { warren::log::dump::json_line(t) } else { warren::log::dump::text_line(t) };
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+    if let Some(why) = scan.torn_tail {
+        eprintln!("{}: torn tail: {why}", file.display());
+    }
+    ExitCode::SUCCESS
+}
+
+fn purge(path: Option<&Path>, count: usize) -> ExitCode {
+    let cfg = match load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let snap_dir = cfg.data_dir.join("version-2");
+    let log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone()).join("version-2");
+    match server::purge::purge(&snap_dir, &log_dir, count) {
+        Ok(removed) => {
+            for p in &removed {
+                println!("Removing file: {}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("purge failed: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -97,17 +97,12 @@ pub fn decode_header(b: &[u8]) -> Result<i64, HeaderError> {
 pub fn append_record(out: &mut Vec<u8>, txn: &Txn) {
     let start = out.len();
     out.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
-    let mut w = Writer {
-        buf: std::mem::take(out),
-    };
+    let mut w = Writer { buf: std::mem::take(out) };
     encode_txn(&mut w, txn);
     *out = w.buf;
     let len = (out.len() - start - RECORD_HEADER_LEN) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c(&out[start..start + 4]),
-        &out[start + RECORD_HEADER_LEN..],
-    );
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[start..start + 4]), &out[start + RECORD_HEADER_LEN..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -126,11 +121,7 @@ pub enum ScanError {
     #[error("bad segment header: {0}")]
     Header(#[from] HeaderError),
     #[error("corrupt record at offset {offset} (after zxid {last_zxid:#x}): {what}; later records follow, so committed history may be damaged")]
-    Corrupt {
-        offset: usize,
-        last_zxid: i64,
-        what: String,
-    },
+    Corrupt { offset: usize, last_zxid: i64, what: String },
 }
 
 /// Reads every record of a segment, detecting the torn tail and refusing corruption before it.
@@ -162,9 +153,7 @@ pub fn scan(b: &[u8]) -> Result<Scan, ScanError> {
         let body_start = pos + RECORD_HEADER_LEN;
         let fits = len <= RECORD_LEN_MAX && (len as usize) <= b.len() - body_start;
         let bad = if !fits {
-            Some(format!(
-                "record length {len} runs past the end of the segment"
-            ))
+            Some(format!("record length {len} runs past the end of the segment"))
         } else {
             let body = &b[body_start..body_start + len as usize];
             let want = crc32c::crc32c_append(crc32c::crc32c(&b[pos..pos + 4]), body);
@@ -185,11 +174,7 @@ pub fn scan(b: &[u8]) -> Result<Scan, ScanError> {
         // A torn write is the last thing ever written to a segment (a failed write poisons
         // the log), so a bad record is a torn tail exactly when no valid record follows it.
         return match valid_record_after(b, pos + 1) {
-            None => Ok(Scan {
-                txns,
-                end: pos,
-                torn_tail: Some(format!("{what} at offset {pos}")),
-            }),
+            None => Ok(Scan { txns, end: pos, torn_tail: Some(format!("{what} at offset {pos}")) }),
             Some(next) => Err(ScanError::Corrupt {
                 offset: pos,
                 last_zxid,
@@ -217,8 +202,7 @@ fn valid_record_after(b: &[u8], from: usize) -> Option<usize> {
             }
             budget -= len;
             let crc = u32::from_le_bytes(b[pos + 4..pos + 8].try_into().expect("4 bytes"));
-            if crc == crc32c::crc32c_append(crc32c::crc32c(&b[pos..pos + 4]), &b[body..body + len])
-            {
+            if crc == crc32c::crc32c_append(crc32c::crc32c(&b[pos..pos + 4]), &b[body..body + len]) {
                 return Some(pos);
             }
         }
@@ -228,10 +212,7 @@ fn valid_record_after(b: &[u8], from: usize) -> Option<usize> {
 }
 
 pub fn encode_txn(w: &mut Writer, t: &Txn) {
-    w.i64(t.hdr.session_id)
-        .i32(t.hdr.cxid)
-        .i64(t.hdr.zxid)
-        .i64(t.hdr.time_ms);
+    w.i64(t.hdr.session_id).i32(t.hdr.cxid).i64(t.hdr.zxid).i64(t.hdr.time_ms);
     encode_op(w, &t.op);
 }
 
@@ -243,17 +224,8 @@ fn encode_op(w: &mut Writer, o: &TxnOp) {
         TxnOp::CloseSession => {
             w.i32(op::CLOSE_SESSION);
         }
-        TxnOp::Create {
-            kind,
-            path,
-            data,
-            acl,
-            ephemeral_owner,
-            parent_cversion,
-        } => {
-            w.i32(kind.opcode())
-                .string(path)
-                .opt_buffer(data.as_deref());
+        TxnOp::Create { kind, path, data, acl, ephemeral_owner, parent_cversion } => {
+            w.i32(kind.opcode()).string(path).opt_buffer(data.as_deref());
             write_acls(w, acl);
             w.i64(*ephemeral_owner).i32(*parent_cversion);
         }
@@ -263,15 +235,8 @@ fn encode_op(w: &mut Writer, o: &TxnOp) {
         TxnOp::DeleteContainer { path } => {
             w.i32(op::DELETE_CONTAINER).string(path);
         }
-        TxnOp::SetData {
-            path,
-            data,
-            version,
-        } => {
-            w.i32(op::SET_DATA)
-                .string(path)
-                .opt_buffer(data.as_deref())
-                .i32(*version);
+        TxnOp::SetData { path, data, version } => {
+            w.i32(op::SET_DATA).string(path).opt_buffer(data.as_deref()).i32(*version);
         }
         TxnOp::SetAcl { path, acl, version } => {
             w.i32(op::SET_ACL).string(path);
@@ -295,12 +260,7 @@ fn encode_op(w: &mut Writer, o: &TxnOp) {
 
 pub fn decode_txn(b: &[u8]) -> Result<Txn, DecodeError> {
     let mut r = Reader::new(b);
-    let hdr = TxnHeader {
-        session_id: r.i64()?,
-        cxid: r.i32()?,
-        zxid: r.i64()?,
-        time_ms: r.i64()?,
-    };
+    let hdr = TxnHeader { session_id: r.i64()?, cxid: r.i32()?, zxid: r.i64()?, time_ms: r.i64()? };
     let op = decode_op(&mut r, 0)?;
     r.finish()?;
     Ok(Txn { hdr, op })
@@ -312,19 +272,10 @@ fn decode_op(r: &mut Reader, depth: u8) -> Result<TxnOp, DecodeError> {
         let path = r.string()?;
         let data = r.opt_buffer()?;
         let acl: Vec<Acl> = read_acls(r)?;
-        Ok(TxnOp::Create {
-            kind,
-            path,
-            data,
-            acl,
-            ephemeral_owner: r.i64()?,
-            parent_cversion: r.i32()?,
-        })
+        Ok(TxnOp::Create { kind, path, data, acl, ephemeral_owner: r.i64()?, parent_cversion: r.i32()? })
     };
     Ok(match code {
-        op::CREATE_SESSION => TxnOp::CreateSession {
-            timeout_ms: r.i32()?,
-        },
+        op::CREATE_SESSION => TxnOp::CreateSession { timeout_ms: r.i32()? },
         op::CLOSE_SESSION => TxnOp::CloseSession,
         op::CREATE => create(CreateKind::Create, r)?,
         op::CREATE2 => create(CreateKind::Create2, r)?,
@@ -332,16 +283,8 @@ fn decode_op(r: &mut Reader, depth: u8) -> Result<TxnOp, DecodeError> {
         op::CREATE_TTL => create(CreateKind::Ttl, r)?,
         op::DELETE => TxnOp::Delete { path: r.string()? },
         op::DELETE_CONTAINER => TxnOp::DeleteContainer { path: r.string()? },
-        op::SET_DATA => TxnOp::SetData {
-            path: r.string()?,
-            data: r.opt_buffer()?,
-            version: r.i32()?,
-        },
-        op::SET_ACL => TxnOp::SetAcl {
-            path: r.string()?,
-            acl: read_acls(r)?,
-            version: r.i32()?,
-        },
+        op::SET_DATA => TxnOp::SetData { path: r.string()?, data: r.opt_buffer()?, version: r.i32()? },
+        op::SET_ACL => TxnOp::SetAcl { path: r.string()?, acl: read_acls(r)?, version: r.i32()? },
         op::CHECK => TxnOp::Check { path: r.string()? },
         op::MULTI if depth == 0 => {
             let n = r.i32()?;
@@ -354,9 +297,7 @@ fn decode_op(r: &mut Reader, depth: u8) -> Result<TxnOp, DecodeError> {
             }
             TxnOp::Multi(ops)
         }
-        op::ERROR => {
-            TxnOp::Error(ErrorCode::from_code(r.i32()?).ok_or(DecodeError::Invalid("error code"))?)
-        }
+        op::ERROR => TxnOp::Error(ErrorCode::from_code(r.i32()?).ok_or(DecodeError::Invalid("error code"))?),
         other => return Err(DecodeError::UnknownOpcode(other)),
     })
 }

@@ -10,11 +10,7 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("frame truncated: needed {needed} bytes at offset {offset}, {remaining} remain")]
-    Truncated {
-        offset: usize,
-        needed: usize,
-        remaining: usize,
-    },
+    Truncated { offset: usize, needed: usize, remaining: usize },
     #[error("negative length {0} at offset {1}")]
     NegativeLength(i32, usize),
     #[error("string at offset {0} is not valid UTF-8")]
@@ -58,11 +54,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> DecodeResult<&'a [u8]> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated {
-                offset: self.pos,
-                needed: n,
-                remaining: self.remaining(),
-            });
+            return Err(DecodeError::Truncated { offset: self.pos, needed: n, remaining: self.remaining() });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -114,20 +106,14 @@ impl<'a> Reader<'a> {
             Some(n) => {
                 let at = self.pos;
                 let b = self.take(n)?;
-                std::str::from_utf8(b)
-                    .map(str::to_owned)
-                    .map_err(|_| DecodeError::InvalidUtf8(at))
+                std::str::from_utf8(b).map(str::to_owned).map_err(|_| DecodeError::InvalidUtf8(at))
             }
         }
     }
 
     /// A vector; null decodes as empty. Each element needs at least `min_elem` bytes, which
     /// bounds the element count before allocating.
-    pub fn vec<T>(
-        &mut self,
-        min_elem: usize,
-        mut f: impl FnMut(&mut Self) -> DecodeResult<T>,
-    ) -> DecodeResult<Vec<T>> {
+    pub fn vec<T>(&mut self, min_elem: usize, mut f: impl FnMut(&mut Self) -> DecodeResult<T>) -> DecodeResult<Vec<T>> {
         let n = match self.len()? {
             None => return Ok(Vec::new()),
             Some(n) => n,

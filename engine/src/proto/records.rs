@@ -25,15 +25,9 @@ pub const STAT_LEN: usize = 6 * 8 + 5 * 4;
 
 impl Stat {
     pub fn write(&self, w: &mut Writer) {
-        w.i64(self.czxid)
-            .i64(self.mzxid)
-            .i64(self.ctime)
-            .i64(self.mtime);
+        w.i64(self.czxid).i64(self.mzxid).i64(self.ctime).i64(self.mtime);
         w.i32(self.version).i32(self.cversion).i32(self.aversion);
-        w.i64(self.ephemeral_owner)
-            .i32(self.data_length)
-            .i32(self.num_children)
-            .i64(self.pzxid);
+        w.i64(self.ephemeral_owner).i32(self.data_length).i32(self.num_children).i64(self.pzxid);
     }
 
     pub fn read(r: &mut Reader) -> DecodeResult<Stat> {
@@ -65,10 +59,7 @@ pub fn read_acls(r: &mut Reader) -> DecodeResult<Vec<Acl>> {
         let perms = r.i32()?;
         let scheme = r.string()?;
         let id = r.string()?;
-        Ok(Acl {
-            perms,
-            id: Id { scheme, id },
-        })
+        Ok(Acl { perms, id: Id { scheme, id } })
     })
 }
 
@@ -92,11 +83,7 @@ impl ConnectRequest {
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
             passwd: r.buffer()?,
-            read_only: if r.remaining() > 0 {
-                Some(r.bool()?)
-            } else {
-                None
-            },
+            read_only: if r.remaining() > 0 { Some(r.bool()?) } else { None },
         };
         r.finish()?;
         Ok(req)
@@ -104,10 +91,7 @@ impl ConnectRequest {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::framed();
-        w.i32(self.protocol_version)
-            .i64(self.last_zxid_seen)
-            .i32(self.timeout_ms)
-            .i64(self.session_id);
+        w.i32(self.protocol_version).i64(self.last_zxid_seen).i32(self.timeout_ms).i64(self.session_id);
         w.buffer(&self.passwd);
         if let Some(ro) = self.read_only {
             w.bool(ro);
@@ -129,10 +113,7 @@ pub struct ConnectResponse {
 impl ConnectResponse {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::framed();
-        w.i32(self.protocol_version)
-            .i32(self.timeout_ms)
-            .i64(self.session_id)
-            .buffer(&self.passwd);
+        w.i32(self.protocol_version).i32(self.timeout_ms).i64(self.session_id).buffer(&self.passwd);
         if let Some(ro) = self.read_only {
             w.bool(ro);
         }
@@ -146,11 +127,7 @@ impl ConnectResponse {
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
             passwd: r.buffer()?,
-            read_only: if r.remaining() > 0 {
-                Some(r.bool()?)
-            } else {
-                None
-            },
+            read_only: if r.remaining() > 0 { Some(r.bool()?) } else { None },
         };
         r.finish()?;
         Ok(resp)
@@ -221,25 +198,11 @@ pub struct SetWatches {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     Create(CreateRequest),
-    Delete {
-        path: String,
-        version: i32,
-    },
-    SetData {
-        path: String,
-        data: Option<Vec<u8>>,
-        version: i32,
-    },
-    Check {
-        path: String,
-        version: i32,
-    },
-    GetData {
-        path: String,
-    },
-    GetChildren {
-        path: String,
-    },
+    Delete { path: String, version: i32 },
+    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
+    Check { path: String, version: i32 },
+    GetData { path: String },
+    GetChildren { path: String },
 }
 
 /// A decoded client request (everything after the RequestHeader).
@@ -326,10 +289,7 @@ impl Request {
     /// Decodes a whole frame (header and body). Errors mean a malformed frame.
     pub fn decode(frame: &[u8]) -> DecodeResult<(RequestHeader, Request)> {
         let mut r = Reader::new(frame);
-        let hdr = RequestHeader {
-            xid: r.i32()?,
-            op: r.i32()?,
-        };
+        let hdr = RequestHeader { xid: r.i32()?, op: r.i32()? };
         let req = Self::decode_body(hdr.op, &mut r)?;
         // Unimplemented opcodes carry bodies we do not parse; everything else must be exact.
         if !matches!(req, Request::Unimplemented(_)) {
@@ -344,59 +304,23 @@ impl Request {
             op::CREATE2 => Request::Create(read_create(r, CreateKind::Create2)?),
             op::CREATE_CONTAINER => Request::Create(read_create(r, CreateKind::Container)?),
             op::CREATE_TTL => Request::Create(read_create(r, CreateKind::Ttl)?),
-            op::DELETE => Request::Delete {
-                path: r.string()?,
-                version: r.i32()?,
-            },
+            op::DELETE => Request::Delete { path: r.string()?, version: r.i32()? },
             op::DELETE_CONTAINER => Request::DeleteContainer { path: r.string()? },
-            op::EXISTS => Request::Exists {
-                path: r.string()?,
-                watch: r.bool()?,
-            },
-            op::GET_DATA => Request::GetData {
-                path: r.string()?,
-                watch: r.bool()?,
-            },
-            op::SET_DATA => Request::SetData {
-                path: r.string()?,
-                data: r.opt_buffer()?,
-                version: r.i32()?,
-            },
+            op::EXISTS => Request::Exists { path: r.string()?, watch: r.bool()? },
+            op::GET_DATA => Request::GetData { path: r.string()?, watch: r.bool()? },
+            op::SET_DATA => Request::SetData { path: r.string()?, data: r.opt_buffer()?, version: r.i32()? },
             op::GET_ACL => Request::GetAcl { path: r.string()? },
-            op::SET_ACL => Request::SetAcl {
-                path: r.string()?,
-                acl: read_acls(r)?,
-                version: r.i32()?,
-            },
-            op::GET_CHILDREN => Request::GetChildren {
-                path: r.string()?,
-                watch: r.bool()?,
-            },
-            op::GET_CHILDREN2 => Request::GetChildren2 {
-                path: r.string()?,
-                watch: r.bool()?,
-            },
+            op::SET_ACL => Request::SetAcl { path: r.string()?, acl: read_acls(r)?, version: r.i32()? },
+            op::GET_CHILDREN => Request::GetChildren { path: r.string()?, watch: r.bool()? },
+            op::GET_CHILDREN2 => Request::GetChildren2 { path: r.string()?, watch: r.bool()? },
             op::SYNC => Request::Sync { path: r.string()? },
             op::PING => Request::Ping,
-            op::CHECK => Request::Check {
-                path: r.string()?,
-                version: r.i32()?,
-            },
+            op::CHECK => Request::Check { path: r.string()?, version: r.i32()? },
             op::MULTI => Request::Multi(read_multi(r, false)?),
             op::MULTI_READ => Request::MultiRead(read_multi(r, true)?),
-            op::CHECK_WATCHES => Request::CheckWatches {
-                path: r.string()?,
-                watch_type: r.i32()?,
-            },
-            op::REMOVE_WATCHES => Request::RemoveWatches {
-                path: r.string()?,
-                watch_type: r.i32()?,
-            },
-            op::AUTH => Request::Auth {
-                auth_type: r.i32()?,
-                scheme: r.string()?,
-                auth: r.buffer()?,
-            },
+            op::CHECK_WATCHES => Request::CheckWatches { path: r.string()?, watch_type: r.i32()? },
+            op::REMOVE_WATCHES => Request::RemoveWatches { path: r.string()?, watch_type: r.i32()? },
+            op::AUTH => Request::Auth { auth_type: r.i32()?, scheme: r.string()?, auth: r.buffer()? },
             op::SET_WATCHES => Request::SetWatches(SetWatches {
                 relative_zxid: r.i64()?,
                 data: r.strings()?,
@@ -412,14 +336,9 @@ impl Request {
                 persistent: r.strings()?,
                 persistent_recursive: r.strings()?,
             }),
-            op::GET_EPHEMERALS => Request::GetEphemerals {
-                prefix: r.string()?,
-            },
+            op::GET_EPHEMERALS => Request::GetEphemerals { prefix: r.string()? },
             op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.string()? },
-            op::ADD_WATCH => Request::AddWatch {
-                path: r.string()?,
-                mode: r.i32()?,
-            },
+            op::ADD_WATCH => Request::AddWatch { path: r.string()?, mode: r.i32()? },
             op::WHO_AM_I => Request::WhoAmI,
             op::CLOSE_SESSION => Request::CloseSession,
             other => Request::Unimplemented(other),
@@ -489,11 +408,7 @@ impl Request {
             | Request::GetChildren2 { path, watch } => {
                 w.string(path).bool(*watch);
             }
-            Request::SetData {
-                path,
-                data,
-                version,
-            } => {
+            Request::SetData { path, data, version } => {
                 w.string(path).opt_buffer(data.as_deref()).i32(*version);
             }
             Request::SetAcl { path, acl, version } => {
@@ -502,22 +417,14 @@ impl Request {
                 w.i32(*version);
             }
             Request::Multi(ops) | Request::MultiRead(ops) => write_multi(w, ops),
-            Request::CheckWatches { path, watch_type }
-            | Request::RemoveWatches { path, watch_type } => {
+            Request::CheckWatches { path, watch_type } | Request::RemoveWatches { path, watch_type } => {
                 w.string(path).i32(*watch_type);
             }
-            Request::Auth {
-                auth_type,
-                scheme,
-                auth,
-            } => {
+            Request::Auth { auth_type, scheme, auth } => {
                 w.i32(*auth_type).string(scheme).buffer(auth);
             }
             Request::SetWatches(sw) => {
-                w.i64(sw.relative_zxid)
-                    .strings(&sw.data)
-                    .strings(&sw.exist)
-                    .strings(&sw.child);
+                w.i64(sw.relative_zxid).strings(&sw.data).strings(&sw.exist).strings(&sw.child);
                 if !(sw.persistent.is_empty() && sw.persistent_recursive.is_empty()) {
                     w.strings(&sw.persistent).strings(&sw.persistent_recursive);
                 }
@@ -525,8 +432,7 @@ impl Request {
             Request::AddWatch { path, mode } => {
                 w.string(path).i32(*mode);
             }
-            Request::Ping | Request::WhoAmI | Request::CloseSession | Request::Unimplemented(_) => {
-            }
+            Request::Ping | Request::WhoAmI | Request::CloseSession | Request::Unimplemented(_) => {}
         }
     }
 }
@@ -536,19 +442,8 @@ fn read_create(r: &mut Reader, kind: CreateKind) -> DecodeResult<CreateRequest> 
     let data = r.opt_buffer()?;
     let acl = read_acls(r)?;
     let flags = r.i32()?;
-    let ttl_ms = if kind == CreateKind::Ttl {
-        r.i64()?
-    } else {
-        -1
-    };
-    Ok(CreateRequest {
-        kind,
-        path,
-        data,
-        acl,
-        flags,
-        ttl_ms,
-    })
+    let ttl_ms = if kind == CreateKind::Ttl { r.i64()? } else { -1 };
+    Ok(CreateRequest { kind, path, data, acl, flags, ttl_ms })
 }
 
 fn write_create(w: &mut Writer, c: &CreateRequest) {
@@ -579,23 +474,11 @@ fn read_multi(r: &mut Reader, read_only: bool) -> DecodeResult<Vec<MultiOp>> {
         let op = match (opcode, read_only) {
             (op::CREATE, false) => MultiOp::Create(read_create(r, CreateKind::Create)?),
             (op::CREATE2, false) => MultiOp::Create(read_create(r, CreateKind::Create2)?),
-            (op::CREATE_CONTAINER, false) => {
-                MultiOp::Create(read_create(r, CreateKind::Container)?)
-            }
+            (op::CREATE_CONTAINER, false) => MultiOp::Create(read_create(r, CreateKind::Container)?),
             (op::CREATE_TTL, false) => MultiOp::Create(read_create(r, CreateKind::Ttl)?),
-            (op::DELETE, false) => MultiOp::Delete {
-                path: r.string()?,
-                version: r.i32()?,
-            },
-            (op::SET_DATA, false) => MultiOp::SetData {
-                path: r.string()?,
-                data: r.opt_buffer()?,
-                version: r.i32()?,
-            },
-            (op::CHECK, false) => MultiOp::Check {
-                path: r.string()?,
-                version: r.i32()?,
-            },
+            (op::DELETE, false) => MultiOp::Delete { path: r.string()?, version: r.i32()? },
+            (op::SET_DATA, false) => MultiOp::SetData { path: r.string()?, data: r.opt_buffer()?, version: r.i32()? },
+            (op::CHECK, false) => MultiOp::Check { path: r.string()?, version: r.i32()? },
             (op::GET_DATA, true) => {
                 let path = r.string()?;
                 let _watch = r.bool()?;
@@ -628,11 +511,7 @@ fn write_multi(w: &mut Writer, ops: &[MultiOp]) {
             MultiOp::Delete { path, version } | MultiOp::Check { path, version } => {
                 w.string(path).i32(*version);
             }
-            MultiOp::SetData {
-                path,
-                data,
-                version,
-            } => {
+            MultiOp::SetData { path, data, version } => {
                 w.string(path).opt_buffer(data.as_deref()).i32(*version);
             }
             MultiOp::GetData { path } | MultiOp::GetChildren { path } => {
@@ -779,28 +658,18 @@ pub fn read_multi_results(r: &mut Reader) -> DecodeResult<Vec<MultiResult>> {
         }
         out.push(match opcode {
             op::CREATE => MultiResult::Create { path: r.string()? },
-            op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => MultiResult::Create2 {
-                path: r.string()?,
-                stat: Stat::read(r)?,
-            },
+            op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
+                MultiResult::Create2 { path: r.string()?, stat: Stat::read(r)? }
+            }
             op::DELETE => MultiResult::Delete,
-            op::SET_DATA => MultiResult::SetData {
-                stat: Stat::read(r)?,
-            },
+            op::SET_DATA => MultiResult::SetData { stat: Stat::read(r)? },
             op::CHECK => MultiResult::Check,
-            op::GET_DATA => MultiResult::GetData {
-                data: r.opt_buffer()?,
-                stat: Stat::read(r)?,
-            },
-            op::GET_CHILDREN => MultiResult::GetChildren {
-                children: r.strings()?,
-            },
+            op::GET_DATA => MultiResult::GetData { data: r.opt_buffer()?, stat: Stat::read(r)? },
+            op::GET_CHILDREN => MultiResult::GetChildren { children: r.strings()? },
             op::ERROR => {
                 let code = r.i32()?;
                 let _ = err;
-                MultiResult::Error(
-                    ErrorCode::from_code(code).ok_or(DecodeError::Invalid("error code"))?,
-                )
+                MultiResult::Error(ErrorCode::from_code(code).ok_or(DecodeError::Invalid("error code"))?)
             }
             other => return Err(DecodeError::UnknownOpcode(other)),
         });
@@ -834,10 +703,6 @@ impl WatcherEvent {
     }
 
     pub fn read(r: &mut Reader) -> DecodeResult<WatcherEvent> {
-        Ok(WatcherEvent {
-            event_type: r.i32()?,
-            state: r.i32()?,
-            path: r.string()?,
-        })
+        Ok(WatcherEvent { event_type: r.i32()?, state: r.i32()?, path: r.string()? })
     }
 }

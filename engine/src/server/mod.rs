@@ -10,6 +10,7 @@
 mod frame;
 mod outbox;
 mod owner;
+pub mod purge;
 pub mod recovery;
 pub mod wal;
 

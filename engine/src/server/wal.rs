@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use glommio::io::BufferedFile;
+use glommio::io::{BufferedFile, OpenOptions};
 use tracing::{info, warn};
 
 use crate::log::format::{self, HEADER_LEN};
@@ -188,7 +188,7 @@ impl Wal {
     async fn ensure_room(&self, len: u64, first_zxid: i64) -> std::io::Result<()> {
         if self.segment.borrow().is_none() {
             if let Some(t) = self.tail.borrow_mut().take() {
-                let file = BufferedFile::open(&t.path).await.map_err(io_err)?;
+                let file = OpenOptions::new().read(true).write(true).buffered_open(&t.path).await.map_err(io_err)?;
                 *self.segment.borrow_mut() = Some(Segment { file, offset: t.offset, size: t.size });
             }
         }

@@ -78,11 +78,7 @@ pub struct Trigger {
 /// The outcome of one applied op (a multi has one per sub-op).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpResult {
-    Created {
-        kind: CreateKind,
-        path: String,
-        stat: Stat,
-    },
+    Created { kind: CreateKind, path: String, stat: Stat },
     Deleted,
     SetData(Stat),
     SetAcl(Stat),
@@ -134,12 +130,7 @@ impl DataTree {
         };
         let open = t.intern_acl(acl::open_acl_unsafe());
         let read = t.intern_acl(acl::read_acl_unsafe());
-        let system = [
-            ("/", &open),
-            (ZOOKEEPER, &open),
-            (QUOTA, &open),
-            (CONFIG, &read),
-        ];
+        let system = [("/", &open), (ZOOKEEPER, &open), (QUOTA, &open), (CONFIG, &read)];
         for (p, a) in system {
             let node = Node {
                 // ZooKeeper's system nodes hold empty (not null) data.
@@ -152,11 +143,7 @@ impl DataTree {
             t.data_bytes += p.len() as u64;
             if p != "/" {
                 let parent = path::parent(p).to_string();
-                t.nodes
-                    .get_mut(&parent)
-                    .expect("system parent")
-                    .children
-                    .insert(path::name(p).to_string());
+                t.nodes.get_mut(&parent).expect("system parent").children.insert(path::name(p).to_string());
             }
         }
         t
@@ -193,25 +180,12 @@ impl DataTree {
                     t.ephemerals.entry(s).or_default().insert(p.clone());
                 }
             }
-            t.nodes.insert(
-                p,
-                Node {
-                    data,
-                    acl,
-                    stat,
-                    children: BTreeSet::new(),
-                },
-            );
+            t.nodes.insert(p, Node { data, acl, stat, children: BTreeSet::new() });
         }
         if !t.nodes.contains_key("/") {
             return Err("the tree has no root node".into());
         }
-        let paths: Vec<String> = t
-            .nodes
-            .keys()
-            .filter(|p| p.as_str() != "/")
-            .cloned()
-            .collect();
+        let paths: Vec<String> = t.nodes.keys().filter(|p| p.as_str() != "/").cloned().collect();
         for p in paths {
             let parent = path::parent(&p);
             match t.nodes.get_mut(parent) {
@@ -300,43 +274,17 @@ impl DataTree {
                 self.kill_session(txn.hdr.session_id, zxid, triggers);
                 OpResult::SessionClosed
             }
-            TxnOp::Create {
-                kind,
-                path,
-                data,
-                acl,
-                ephemeral_owner,
-                parent_cversion,
-            } => {
-                match self.create(
-                    path,
-                    data,
-                    acl,
-                    *ephemeral_owner,
-                    *parent_cversion,
-                    zxid,
-                    time,
-                    triggers,
-                ) {
-                    Ok(stat) => OpResult::Created {
-                        kind: *kind,
-                        path: path.clone(),
-                        stat,
-                    },
+            TxnOp::Create { kind, path, data, acl, ephemeral_owner, parent_cversion } => {
+                match self.create(path, data, acl, *ephemeral_owner, *parent_cversion, zxid, time, triggers) {
+                    Ok(stat) => OpResult::Created { kind: *kind, path: path.clone(), stat },
                     Err(e) => OpResult::Error(e),
                 }
             }
-            TxnOp::Delete { path } | TxnOp::DeleteContainer { path } => {
-                match self.delete(path, zxid, triggers) {
-                    Ok(()) => OpResult::Deleted,
-                    Err(e) => OpResult::Error(e),
-                }
-            }
-            TxnOp::SetData {
-                path,
-                data,
-                version,
-            } => match self.set_data(path, data, *version, zxid, time, triggers) {
+            TxnOp::Delete { path } | TxnOp::DeleteContainer { path } => match self.delete(path, zxid, triggers) {
+                Ok(()) => OpResult::Deleted,
+                Err(e) => OpResult::Error(e),
+            },
+            TxnOp::SetData { path, data, version } => match self.set_data(path, data, *version, zxid, time, triggers) {
                 Ok(stat) => OpResult::SetData(stat),
                 Err(e) => OpResult::Error(e),
             },
@@ -345,11 +293,7 @@ impl DataTree {
                 Err(e) => OpResult::Error(e),
             },
             TxnOp::Check { .. } => OpResult::Checked,
-            TxnOp::Multi(ops) => OpResult::Multi(
-                ops.iter()
-                    .map(|o| self.apply_op(txn, o, triggers))
-                    .collect(),
-            ),
+            TxnOp::Multi(ops) => OpResult::Multi(ops.iter().map(|o| self.apply_op(txn, o, triggers)).collect()),
             TxnOp::Error(e) => OpResult::Error(*e),
         }
     }
@@ -397,12 +341,7 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        let node = Node {
-            data: data.clone(),
-            acl,
-            stat,
-            children: BTreeSet::new(),
-        };
+        let node = Node { data: data.clone(), acl, stat, children: BTreeSet::new() };
         let out = node.stat();
         self.data_bytes += (path.len() + data_len(data)) as u64;
         self.nodes.insert(path.to_string(), node);
@@ -415,17 +354,10 @@ impl DataTree {
                 self.ttls.insert(path.to_string());
             }
             OwnerKind::Ephemeral(s) => {
-                self.ephemerals
-                    .entry(s)
-                    .or_default()
-                    .insert(path.to_string());
+                self.ephemerals.entry(s).or_default().insert(path.to_string());
             }
         }
-        triggers.push(Trigger {
-            path: path.to_string(),
-            event_type: event::NODE_CREATED,
-            acl: node_acl,
-        });
+        triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_CREATED, acl: node_acl });
         triggers.push(Trigger {
             path: parent_path.to_string(),
             event_type: event::NODE_CHILDREN_CHANGED,
@@ -434,12 +366,7 @@ impl DataTree {
         Ok(out)
     }
 
-    fn delete(
-        &mut self,
-        path: &str,
-        zxid: i64,
-        triggers: &mut Vec<Trigger>,
-    ) -> Result<(), ErrorCode> {
+    fn delete(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> Result<(), ErrorCode> {
         let parent_path = path::parent(path);
         if path == "/" || !self.nodes.contains_key(parent_path) {
             return Err(ErrorCode::NoNode);
@@ -454,9 +381,7 @@ impl DataTree {
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
-        self.data_bytes = self
-            .data_bytes
-            .saturating_sub((path.len() + data_len(&node.data)) as u64);
+        self.data_bytes = self.data_bytes.saturating_sub((path.len() + data_len(&node.data)) as u64);
         match owner_kind(node.stat.ephemeral_owner) {
             OwnerKind::Persistent => {}
             OwnerKind::Container => {
@@ -474,11 +399,7 @@ impl DataTree {
                 }
             }
         }
-        triggers.push(Trigger {
-            path: path.to_string(),
-            event_type: event::NODE_DELETED,
-            acl: node.acl,
-        });
+        triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_DELETED, acl: node.acl });
         triggers.push(Trigger {
             path: parent_path.to_string(),
             event_type: event::NODE_CHILDREN_CHANGED,
@@ -497,17 +418,12 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) -> Result<Stat, ErrorCode> {
         let node = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
-        self.data_bytes =
-            self.data_bytes.saturating_sub(data_len(&node.data) as u64) + data_len(data) as u64;
+        self.data_bytes = self.data_bytes.saturating_sub(data_len(&node.data) as u64) + data_len(data) as u64;
         node.data = data.clone();
         node.stat.version = version;
         node.stat.mzxid = zxid;
         node.stat.mtime = time;
-        triggers.push(Trigger {
-            path: path.to_string(),
-            event_type: event::NODE_DATA_CHANGED,
-            acl: node.acl.clone(),
-        });
+        triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_DATA_CHANGED, acl: node.acl.clone() });
         Ok(node.stat())
     }
 

@@ -2,15 +2,7 @@ use super::*;
 use crate::acl::open_acl_unsafe;
 
 fn txn(zxid: i64, op: TxnOp) -> Txn {
-    Txn {
-        hdr: TxnHeader {
-            session_id: 0x1234,
-            cxid: 7,
-            zxid,
-            time_ms: 1_700_000_000_000 + zxid,
-        },
-        op,
-    }
+    Txn { hdr: TxnHeader { session_id: 0x1234, cxid: 7, zxid, time_ms: 1_700_000_000_000 + zxid }, op }
 }
 
 fn every_op() -> Vec<TxnOp> {
@@ -31,21 +23,10 @@ fn every_op() -> Vec<TxnOp> {
         create(CreateKind::Ttl, Some(vec![0; 1000])),
         TxnOp::Delete { path: "/a".into() },
         TxnOp::DeleteContainer { path: "/c".into() },
-        TxnOp::SetData {
-            path: "/a".into(),
-            data: None,
-            version: 4,
-        },
-        TxnOp::SetAcl {
-            path: "/a".into(),
-            acl: open_acl_unsafe(),
-            version: 2,
-        },
+        TxnOp::SetData { path: "/a".into(), data: None, version: 4 },
+        TxnOp::SetAcl { path: "/a".into(), acl: open_acl_unsafe(), version: 2 },
         TxnOp::Check { path: "/a".into() },
-        TxnOp::Multi(vec![
-            TxnOp::Delete { path: "/x".into() },
-            TxnOp::Error(ErrorCode::Ok),
-        ]),
+        TxnOp::Multi(vec![TxnOp::Delete { path: "/x".into() }, TxnOp::Error(ErrorCode::Ok)]),
         TxnOp::Error(ErrorCode::NoNode),
     ]
 }
@@ -119,14 +100,8 @@ fn flipped_bit_in_the_last_record_is_a_torn_tail_elsewhere_corruption() {
                     assert!(s.torn_tail.is_some());
                 }
                 Err(ScanError::Corrupt { offset, .. }) => {
-                    assert!(
-                        offset <= pos,
-                        "reported offset {offset} after the flip {pos}"
-                    );
-                    assert!(
-                        pos < last,
-                        "flip at {pos} in the last record must be a torn tail"
-                    );
+                    assert!(offset <= pos, "reported offset {offset} after the flip {pos}");
+                    assert!(pos < last, "flip at {pos} in the last record must be a torn tail");
                 }
                 Err(e) => panic!("flip at {pos}: {e}"),
             }
@@ -138,20 +113,11 @@ fn flipped_bit_in_the_last_record_is_a_torn_tail_elsewhere_corruption() {
 fn header_damage_is_refused() {
     let (mut b, _, _) = segment(1, 0);
     b[3] ^= 1;
-    assert!(matches!(
-        scan(&b),
-        Err(ScanError::Header(HeaderError::BadMagic))
-    ));
+    assert!(matches!(scan(&b), Err(ScanError::Header(HeaderError::BadMagic))));
     let (mut b, _, _) = segment(1, 0);
     b[17] ^= 1;
-    assert!(matches!(
-        scan(&b),
-        Err(ScanError::Header(HeaderError::Checksum))
-    ));
-    assert!(matches!(
-        scan(&b[..10]),
-        Err(ScanError::Header(HeaderError::Short))
-    ));
+    assert!(matches!(scan(&b), Err(ScanError::Header(HeaderError::Checksum))));
+    assert!(matches!(scan(&b[..10]), Err(ScanError::Header(HeaderError::Short))));
 }
 
 #[test]

@@ -1,0 +1,90 @@
+//! Purging old snapshots and log segments (ZooKeeper's PurgeTxnLog and autopurge).
+//!
+//! Keeps the newest `retain` snapshots (at least 3) and every log segment that may hold a
+//! transaction after the oldest of them: the segment whose first zxid is at or below that
+//! snapshot's zxid (it can straddle it) and all later ones. Everything older goes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::log::format::parse_segment_name;
+
+pub const RETAIN_MIN: usize = 3;
+
+/// `snapshot.<hex zxid>` files, newest first.
+pub fn snapshots(dir: &Path) -> Vec<(i64, PathBuf)> {
+    let mut out: Vec<(i64, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let z = i64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()?;
+            Some((z, e.path()))
+        })
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out
+}
+
+fn segments(dir: &Path) -> Vec<(i64, PathBuf)> {
+    let mut out: Vec<(i64, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((parse_segment_name(e.file_name().to_str()?)?, e.path())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// What a purge would remove (pure decision over file lists, for tests and dry runs).
+pub fn plan(snaps: &[(i64, PathBuf)], segs: &[(i64, PathBuf)], retain: usize) -> Vec<PathBuf> {
+    let retain = retain.max(RETAIN_MIN);
+    if snaps.len() <= retain {
+        return Vec::new();
+    }
+    let oldest_kept = snaps[retain - 1].0;
+    let mut doomed: Vec<PathBuf> = snaps[retain..].iter().map(|(_, p)| p.clone()).collect();
+    // The newest segment starting at or before the oldest kept snapshot may straddle it.
+    let straddle = segs.iter().rposition(|(first, _)| *first <= oldest_kept);
+    if let Some(i) = straddle {
+        doomed.extend(segs[..i].iter().map(|(_, p)| p.clone()));
+    }
+    doomed
+}
+
+/// Removes what `plan` says; returns the removed files.
+pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> std::io::Result<Vec<PathBuf>> {
+    let doomed = plan(&snapshots(snap_dir), &segments(log_dir), retain);
+    for p in &doomed {
+        fs::remove_file(p)?;
+    }
+    Ok(doomed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(prefix: &str, zxids: &[i64]) -> Vec<(i64, PathBuf)> {
+        zxids.iter().map(|z| (*z, PathBuf::from(format!("{prefix}.{z:x}")))).collect()
+    }
+
+    #[test]
+    fn keeps_retained_snapshots_and_the_logs_after_the_oldest() {
+        let snaps = files("snapshot", &[500, 400, 300, 200, 100]);
+        let segs = files("log", &[1, 150, 290, 350, 450]);
+        let doomed = plan(&snaps, &segs, 3);
+        let names: Vec<String> = doomed.iter().map(|p| p.display().to_string()).collect();
+        // Snapshots 200 and 100 go; logs 1 and 150 go; log 290 straddles snapshot 300.
+        assert_eq!(names, vec!["snapshot.c8", "snapshot.64", "log.1", "log.96"]);
+    }
+
+    #[test]
+    fn never_below_three_snapshots() {
+        let snaps = files("snapshot", &[300, 200, 100]);
+        let segs = files("log", &[1, 150]);
+        assert!(plan(&snaps, &segs, 1).is_empty());
+    }
+}
