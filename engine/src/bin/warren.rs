@@ -125,6 +125,9 @@ fn settings_from(cfg: &Config) -> Settings {
             segment_size: cfg.pre_alloc_size_kb * 1024,
             force_sync: cfg.force_sync,
             slow_fsync: Duration::from_millis(cfg.fsync_warning_threshold_ms),
+            purge_retain: cfg.autopurge_snap_retain_count as usize,
+            purge_interval: (cfg.autopurge_purge_interval_hours > 0)
+                .then(|| Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600)),
         },
         admin: Arc::new(AdminContext { config: cfg.clone(), data_dir: cfg.data_dir.clone(), data_log_dir, version }),
     }

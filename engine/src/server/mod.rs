@@ -60,6 +60,10 @@ pub struct Storage {
     pub force_sync: bool,
     /// fsync.warningthresholdms.
     pub slow_fsync: std::time::Duration,
+    /// autopurge.snapRetainCount.
+    pub purge_retain: usize,
+    /// autopurge.purgeInterval; None disables automatic purging.
+    pub purge_interval: Option<std::time::Duration>,
 }
 
 /// A connection event, sent from the connection's executor to the owner.
@@ -191,6 +195,17 @@ pub fn run(settings: Settings) -> io::Result<()> {
         io_memory * RINGS_PER_EXECUTOR * n / 1024,
         memlock_limit().map_or("unlimited".to_string(), |l| format!("{} KiB", l / 1024)),
     );
+    if let Some(every) = st.purge_interval {
+        let (snap_dir, log_dir, retain) = (st.snap_dir.clone(), st.log_dir.clone(), st.purge_retain);
+        info!("autopurge: keeping {retain} snapshots, purging every {} h", every.as_secs() / 3600);
+        std::thread::Builder::new().name("warren-purge".into()).spawn(move || loop {
+            std::thread::sleep(every);
+            match purge::purge(&snap_dir, &log_dir, retain) {
+                Ok(removed) => info!("autopurge removed {} file(s)", removed.len()),
+                Err(e) => warn!("autopurge failed: {e}"),
+            }
+        })?;
+    }
     let mut handles = Vec::new();
     let mut owner_parts = Some((to_owner_rx, from_owner_tx));
     let mut recovered_slot = Some(recovered);

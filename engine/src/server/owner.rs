@@ -163,7 +163,7 @@ impl Owner {
             FourLetterWord::Stat => admin::stat(&self.stats(&m)),
             FourLetterWord::Mntr => admin::mntr(&self.stats(&m)),
             FourLetterWord::Cons => admin::cons(&self.stats(&m).connections),
-            FourLetterWord::Isro => admin::isro(false).to_string(),
+            FourLetterWord::Isro => admin::isro(m.log_failure().is_some()).to_string(),
             FourLetterWord::Crst => {
                 m.reset_conn_stats();
                 admin::crst().to_string()
@@ -220,6 +220,8 @@ impl Owner {
             outstanding_requests: m.outstanding() as u64,
             zxid: m.last_zxid(),
             mode: "standalone".into(),
+            read_only: m.log_failure().is_some(),
+            extra_metrics: self.wal_metrics(),
             node_count: m.tree().node_count() as u64,
             connections,
             watch_count: m.watches().watch_count() as u64,
@@ -231,6 +233,20 @@ impl Owner {
             uptime_ms: (wall_ms() - self.start_wall_ms).max(0) as u64,
             ..Default::default()
         }
+    }
+
+    /// Log health for `mntr`: ZooKeeper's fsync threshold counter plus Warren's own figures.
+    fn wal_metrics(&self) -> Vec<(String, admin::MetricValue)> {
+        let s = &self.wal.stats;
+        let int = |v: u64| admin::MetricValue::Int(v as i64);
+        vec![
+            ("zk_fsync_threshold_exceed_count".into(), int(s.slow_fsyncs.get())),
+            ("warren_log_fsyncs".into(), int(s.fsyncs.get())),
+            ("warren_log_records".into(), int(s.records.get())),
+            ("warren_log_last_fsync_us".into(), int(s.last_fsync_us.get())),
+            ("warren_log_max_fsync_us".into(), int(s.max_fsync_us.get())),
+            ("warren_log_failed".into(), int(self.wal.is_poisoned() as u64)),
+        ]
     }
 
     fn watch_report(&self, m: &Machine, w: FourLetterWord) -> String {
