@@ -318,6 +318,14 @@ impl DataTree {
             return Err(ErrorCode::NoNode);
         }
         if self.nodes.contains_key(path) {
+            // Replaying over a fuzzy snapshot: the node may have been deleted and created
+            // again after its parent was captured. Keep the parent's counters moving forward,
+            // as ZooKeeper does, so replay converges on the live tree.
+            let parent = self.nodes.get_mut(parent_path).expect("checked above");
+            if parent_cversion > parent.stat.cversion {
+                parent.stat.cversion = parent_cversion;
+                parent.stat.pzxid = zxid;
+            }
             return Err(ErrorCode::NodeExists);
         }
         let acl = self.intern_acl(acl.to_vec());
