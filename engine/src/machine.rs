@@ -410,10 +410,6 @@ impl Machine {
             return;
         }
         self.sessions.touch(session_id, now.mono_ms);
-        if let Request::Auth { scheme, auth, .. } = &req {
-            self.auth(conn, scheme, auth);
-            return;
-        }
         if is_write(&req) {
             self.write(conn, session_id, hdr, req, now);
             return;
@@ -638,13 +634,14 @@ impl Machine {
 
     // ---- reads and session-local requests -------------------------------------------------
 
-    fn auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) {
+    /// The reply echoes the request's xid (-4 from the Java client; others use ordinary xids).
+    fn auth(&mut self, conn: ConnId, request_xid: i32, scheme: &str, auth: &[u8]) {
         let c = self.conns.get_mut(&conn).expect("present");
         let err = match c.auth.add_auth(scheme, auth) {
             Ok(()) => ErrorCode::Ok,
             Err(_) => ErrorCode::AuthFailed,
         };
-        let frame = encode_reply(ReplyHeader { xid: xid::AUTH, zxid: 0, err: err.code() }, &Response::Empty);
+        let frame = encode_reply(ReplyHeader { xid: request_xid, zxid: 0, err: err.code() }, &Response::Empty);
         self.send(conn, frame);
         if err != ErrorCode::Ok {
             warn!("authentication failed for scheme {scheme:?} on connection {conn}; closing it");
@@ -660,6 +657,12 @@ impl Machine {
     }
 
     fn read(&mut self, conn: ConnId, hdr: RequestHeader, req: Request, arrived_ms: i64, now_ms: i64) {
+        // Auth is answered in order too: a client may send it right behind its ConnectRequest,
+        // and its reply must not overtake the ConnectResponse.
+        if let Request::Auth { scheme, auth, .. } = &req {
+            self.auth(conn, hdr.xid, scheme, auth);
+            return;
+        }
         let opname = request_opname(&req);
         let result = self.read_result(conn, &req);
         let zxid = self.tree.last_zxid;

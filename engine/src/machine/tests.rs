@@ -442,3 +442,28 @@ fn failed_log_drops_unacknowledged_writes_and_refuses_new_ones() {
     h.pump();
     assert!(h.closed.contains(&2));
 }
+
+/// A client may pipeline its auth packet right behind the ConnectRequest; the auth reply must
+/// not overtake the ConnectResponse (which waits for the session's fsync).
+#[test]
+fn auth_sent_before_the_session_is_durable_is_answered_after_it() {
+    let mut h = Harness::new();
+    h.auto_sync = false;
+    assert!(h.m.open(1, IP, h.now));
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 10_000,
+        session_id: 0,
+        passwd: vec![0; 16],
+        read_only: Some(false),
+    };
+    h.m.connect(1, req, h.now);
+    h.send(1, xid::AUTH, Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() });
+    assert!(h.take(1).is_empty());
+    h.sync();
+    let frames = h.take(1);
+    assert_eq!(frames.len(), 2);
+    assert!(ConnectResponse::decode(&frames[0][4..]).is_ok());
+    assert_eq!(header(&frames[1]).xid, xid::AUTH);
+}

@@ -427,6 +427,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Err(e) => return Err(describe(e, max)),
         };
         let (hdr, req) = crate::proto::Request::decode(body).map_err(|e| format!("malformed request: {e}"))?;
+        tracing::trace!("connection {conn:#x}: xid {} op {}", hdr.xid, hdr.op);
         ctx.submit(Event::Request { conn, hdr, req });
     }
 }
