@@ -4,8 +4,8 @@
 //! pending (up to `BATCH_BYTES_MAX`), writes it with one `write`, makes it durable with one
 //! `fdatasync`, and only then reports the last zxid durable. Whatever arrives while a write
 //! or sync is in flight waits for the next round, so the number of records per fsync grows
-//! with the load by itself. Segments are preallocated with zeros so that an fdatasync rarely
-//! has file metadata to write.
+//! with the load by itself. Segments are preallocated (fallocate) and the next one is prepared
+//! in the background, so the commit path never grows a file or creates one.
 //!
 //! A failed write or fsync poisons the log: nothing more is reported durable, and the owner
 //! switches the machine to refusing writes (see `Machine::log_failed`).
@@ -25,8 +25,6 @@ use crate::txn::Txn;
 
 /// Bound on one group-commit write.
 const BATCH_BYTES_MAX: usize = 8 << 20;
-/// Zero-fill is written in pieces of this size.
-const FILL_CHUNK: usize = 1 << 20;
 
 /// Where appends continue after recovery.
 #[derive(Debug, Clone)]
@@ -62,6 +60,10 @@ pub struct Wal {
     pending_records: Cell<u64>,
     waker: RefCell<Option<Waker>>,
     segment: RefCell<Option<Segment>>,
+    /// The next segment, zero-filled in the background once the current one is half full, so
+    /// that a roll is a rename instead of a 64 MiB write in the commit path.
+    spare: Rc<RefCell<Option<Segment>>>,
+    spare_pending: Rc<Cell<bool>>,
     tail: RefCell<Option<Tail>>,
     poisoned: RefCell<Option<String>>,
     pub stats: WalStats,
@@ -83,6 +85,8 @@ impl Wal {
             pending_records: Cell::new(0),
             waker: RefCell::new(None),
             segment: RefCell::new(None),
+            spare: Rc::new(RefCell::new(None)),
+            spare_pending: Rc::new(Cell::new(false)),
             tail: RefCell::new(tail),
             poisoned: RefCell::new(None),
             stats: WalStats::default(),
@@ -198,12 +202,52 @@ impl Wal {
                 old.file.close().await.map_err(io_err)?;
             }
             let size = self.segment_size.max(HEADER_LEN as u64 + len);
-            let seg = create_segment(&self.dir, first_zxid, size).await?;
+            let spare = self.spare.borrow_mut().take().filter(|s| s.size >= size);
+            let seg = match spare {
+                Some(mut seg) => {
+                    // Give the prepared file its real name and header.
+                    let path = self.dir.join(format::segment_name(first_zxid));
+                    seg.file.rename(&path).await.map_err(io_err)?;
+                    write_all_at(&seg.file, format::encode_header(first_zxid).to_vec(), 0).await?;
+                    seg.file.fdatasync().await.map_err(io_err)?;
+                    sync_dir(&self.dir)?;
+                    info!("Rolled to log file {}", path.display());
+                    seg
+                }
+                None => {
+                    create_segment(&self.dir.join(format::segment_name(first_zxid)), Some(first_zxid), size).await?
+                }
+            };
             *self.segment.borrow_mut() = Some(seg);
         }
+        self.prepare_spare();
         Ok(())
     }
+
+    /// Starts zero-filling the next segment once the current one is half used.
+    fn prepare_spare(&self) {
+        let half_used = self.segment.borrow().as_ref().is_some_and(|s| s.offset * 2 > s.size);
+        if !half_used || self.spare_pending.get() || self.spare.borrow().is_some() {
+            return;
+        }
+        self.spare_pending.set(true);
+        let (slot, pending) = (self.spare.clone(), self.spare_pending.clone());
+        let (path, size) = (self.dir.join(SPARE_NAME), self.segment_size);
+        glommio::spawn_local(async move {
+            match create_segment(&path, None, size).await {
+                Ok(seg) => *slot.borrow_mut() = Some(seg),
+                // The roll falls back to creating the segment itself.
+                Err(e) => warn!("could not prepare the next log segment: {e}"),
+            }
+            pending.set(false);
+        })
+        .detach();
+    }
 }
+
+/// Name of the segment being prepared; it never holds records under this name (recovery
+/// ignores it: it does not parse as a segment name).
+const SPARE_NAME: &str = "log.next.tmp";
 
 /// Splits a batch at record boundaries into pieces of at most BATCH_BYTES_MAX (a piece holds
 /// at least one record).
@@ -243,22 +287,21 @@ async fn write_all_at(file: &BufferedFile, mut buf: Vec<u8>, mut pos: u64) -> st
     Ok(())
 }
 
-/// Creates `log.<zxid>` full of zeros (so later fdatasyncs have no size change to record),
-/// writes its header and syncs it and the directory.
-async fn create_segment(dir: &Path, first_zxid: i64, size: u64) -> std::io::Result<Segment> {
-    let path = dir.join(format::segment_name(first_zxid));
+/// Creates a preallocated segment file (so later fdatasyncs have no size change to record),
+/// writes its header when its first zxid is known, and syncs it and the directory.
+async fn create_segment(path: &Path, first_zxid: Option<i64>, size: u64) -> std::io::Result<Segment> {
     let started = Instant::now();
-    let file = BufferedFile::create(&path).await.map_err(io_err)?;
-    let zeros = vec![0u8; FILL_CHUNK];
-    let mut at = 0;
-    while at < size {
-        let n = FILL_CHUNK.min((size - at) as usize);
-        write_all_at(&file, zeros[..n].to_vec(), at).await?;
-        at += n as u64;
+    let file = BufferedFile::create(path).await.map_err(io_err)?;
+    // fallocate: reserves the blocks without writing them (they read as zeros). Measured
+    // against writing zeros: 197k vs 181k durable writes/s, p99.9 12 ms vs 194 ms (docs/design.md).
+    file.pre_allocate(size, false).await.map_err(io_err)?;
+    if let Some(z) = first_zxid {
+        write_all_at(&file, format::encode_header(z).to_vec(), 0).await?;
     }
-    write_all_at(&file, format::encode_header(first_zxid).to_vec(), 0).await?;
     file.fdatasync().await.map_err(io_err)?;
-    sync_dir(dir)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
     info!(
         "Creating new log file: {} ({} KiB preallocated in {} ms)",
         path.display(),
