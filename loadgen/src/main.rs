@@ -173,7 +173,7 @@ fn setup(a: &RunArgs) -> io::Result<()> {
     let mut c = Conn::open(a.connect)?;
     let value = vec![b'x'; a.value_size];
     let mut w = Vec::new();
-    let mut mk = |path: String, xid: i32, w: &mut Vec<u8>| {
+    let mk = |path: String, xid: i32, w: &mut Vec<u8>| {
         let req = Request::Create(CreateRequest {
             kind: CreateKind::Create,
             path,
