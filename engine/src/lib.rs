@@ -14,6 +14,7 @@ pub mod prep;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod snap;
 pub mod tree;
 pub mod txn;
 pub mod watch;

@@ -1,0 +1,450 @@
+//! Snapshots: the tree and the session table archived with rkyv, validated before use, loaded
+//! through mmap.
+//!
+//! A snapshot file is `snapshot.<start_zxid in lower-case hex>` (ZooKeeper's naming) in
+//! `dataDir/version-2`. Layout, integers little-endian:
+//!
+//! ```text
+//! header (32 bytes)
+//!   0  magic       8 bytes  "WRNSNAP1"
+//!   8  version     u32      FORMAT_VERSION
+//!  12  reserved    u32      0
+//!  16  start_zxid  i64      last applied zxid when the snapshot began; the log is replayed
+//!                           from start_zxid + 1
+//!  24  reserved    u32      0
+//!  28  header_crc  u32      crc32c of bytes 0..28
+//! chunks, each starting at a 16-byte aligned offset
+//!   0  len         u32      payload length
+//!   4  crc         u32      crc32c of the payload
+//!   8  kind        u32      1 nodes, 2 sessions, 3 trailer
+//!  12  reserved    u32      0
+//!  16  payload     len bytes: an rkyv archive (Vec<NodeRecord>, Vec<SessionRecord>, Trailer)
+//!      padding     zeros up to the next multiple of 16
+//! ```
+//!
+//! The trailer is the last chunk: node and session counts, the last applied zxid when the
+//! snapshot finished, and a digest (wrapping sum of `node_digest` over every node written). A
+//! file without a valid trailer is incomplete. Loading checks the header, every chunk's crc,
+//! every archive with rkyv's validator (bytecheck) before reading it, the counts and the
+//! digest; any failure rejects the whole file.
+//!
+//! Snapshots are *fuzzy*: taken in chunks while writes continue, so a node may be captured
+//! before or after a transaction in (start_zxid, end_zxid]. Replaying the log from start_zxid + 1
+//! converges on the live tree because transactions carry their outcome (`tree::DataTree::apply`
+//! tolerates replaying a change that is already in the snapshot).
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use rkyv::rancor::Error as RkyvError;
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::acl::{Acl, Id};
+use crate::tree::{DataTree, Node, NodeStat};
+
+pub const MAGIC: &[u8; 8] = b"WRNSNAP1";
+pub const FORMAT_VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 32;
+const CHUNK_HEADER_LEN: usize = 16;
+const ALIGN: usize = 16;
+/// Nodes per chunk: bounds the memory a chunk needs and the pause per step of a fuzzy snapshot.
+pub const NODES_PER_CHUNK: usize = 4096;
+const KIND_NODES: u32 = 1;
+const KIND_SESSIONS: u32 = 2;
+const KIND_TRAILER: u32 = 3;
+
+const _: () = assert!(HEADER_LEN == 8 + 4 + 4 + 8 + 4 + 4);
+const _: () = assert!(CHUNK_HEADER_LEN % ALIGN == 0 && HEADER_LEN % ALIGN == 0);
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct AclRecord {
+    pub perms: i32,
+    pub scheme: String,
+    pub id: String,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    pub path: String,
+    pub data: Option<Vec<u8>>,
+    pub acl: Vec<AclRecord>,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub timeout_ms: i32,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Trailer {
+    pub node_count: u64,
+    pub session_count: u64,
+    pub end_zxid: i64,
+    pub digest: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapError {
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error("not a Warren snapshot (bad magic)")]
+    BadMagic,
+    #[error("unsupported snapshot format version {0}")]
+    UnsupportedVersion(u32),
+    #[error("corrupt at offset {offset}: {what}")]
+    Corrupt { offset: u64, what: String },
+    #[error("incomplete: no trailer (the snapshot was never finished)")]
+    Incomplete,
+}
+
+fn corrupt(offset: usize, what: impl Into<String>) -> SnapError {
+    SnapError::Corrupt { offset: offset as u64, what: what.into() }
+}
+
+/// FNV-1a, 64-bit: stable across processes and versions (std's hasher is randomised).
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A node's contribution to the snapshot digest.
+pub fn record_digest(r: &NodeRecord) -> u64 {
+    let mut h = fnv(0xcbf2_9ce4_8422_2325, r.path.as_bytes());
+    h = fnv(h, &[r.data.is_some() as u8]);
+    h = fnv(h, r.data.as_deref().unwrap_or_default());
+    for a in &r.acl {
+        h = fnv(h, &a.perms.to_le_bytes());
+        h = fnv(h, a.scheme.as_bytes());
+        h = fnv(h, a.id.as_bytes());
+    }
+    for v in [r.czxid, r.mzxid, r.ctime, r.mtime, r.ephemeral_owner, r.pzxid] {
+        h = fnv(h, &v.to_le_bytes());
+    }
+    for v in [r.version, r.cversion, r.aversion] {
+        h = fnv(h, &v.to_le_bytes());
+    }
+    h
+}
+
+pub fn node_record(path: &str, n: &Node) -> NodeRecord {
+    let s = &n.stat;
+    NodeRecord {
+        path: path.to_string(),
+        data: n.data.clone(),
+        acl: n
+            .acl
+            .iter()
+            .map(|a| AclRecord { perms: a.perms, scheme: a.id.scheme.clone(), id: a.id.id.clone() })
+            .collect(),
+        czxid: s.czxid,
+        mzxid: s.mzxid,
+        ctime: s.ctime,
+        mtime: s.mtime,
+        version: s.version,
+        cversion: s.cversion,
+        aversion: s.aversion,
+        ephemeral_owner: s.ephemeral_owner,
+        pzxid: s.pzxid,
+    }
+}
+
+/// The digest of a whole tree, as a non-fuzzy snapshot of it would record.
+pub fn tree_digest(tree: &DataTree) -> u64 {
+    tree.iter().fold(0u64, |acc, (p, n)| acc.wrapping_add(record_digest(&node_record(p, n))))
+}
+
+pub fn encode_header(start_zxid: i64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&start_zxid.to_le_bytes());
+    let crc = crc32c::crc32c(&h[0..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Writes a snapshot incrementally: nodes are buffered and flushed as chunks.
+pub struct SnapshotWriter<W: Write> {
+    out: W,
+    pending: Vec<NodeRecord>,
+    node_count: u64,
+    session_count: u64,
+    digest: u64,
+}
+
+impl<W: Write> SnapshotWriter<W> {
+    pub fn new(start_zxid: i64, mut out: W) -> io::Result<Self> {
+        out.write_all(&encode_header(start_zxid))?;
+        Ok(SnapshotWriter {
+            out,
+            pending: Vec::with_capacity(NODES_PER_CHUNK),
+            node_count: 0,
+            session_count: 0,
+            digest: 0,
+        })
+    }
+
+    pub fn add_node(&mut self, path: &str, node: &Node) -> io::Result<()> {
+        let r = node_record(path, node);
+        self.digest = self.digest.wrapping_add(record_digest(&r));
+        self.pending.push(r);
+        self.node_count += 1;
+        if self.pending.len() >= NODES_PER_CHUNK {
+            self.flush_nodes()?;
+        }
+        Ok(())
+    }
+
+    fn flush_nodes(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let bytes = rkyv::to_bytes::<RkyvError>(&self.pending).map_err(io::Error::other)?;
+        self.pending.clear();
+        self.chunk(KIND_NODES, &bytes)
+    }
+
+    pub fn add_sessions(&mut self, sessions: &[(i64, i32)]) -> io::Result<()> {
+        let recs: Vec<SessionRecord> =
+            sessions.iter().map(|&(id, timeout_ms)| SessionRecord { id, timeout_ms }).collect();
+        self.session_count += recs.len() as u64;
+        let bytes = rkyv::to_bytes::<RkyvError>(&recs).map_err(io::Error::other)?;
+        self.chunk(KIND_SESSIONS, &bytes)
+    }
+
+    fn chunk(&mut self, kind: u32, payload: &[u8]) -> io::Result<()> {
+        let mut h = [0u8; CHUNK_HEADER_LEN];
+        h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+        h[8..12].copy_from_slice(&kind.to_le_bytes());
+        self.out.write_all(&h)?;
+        self.out.write_all(payload)?;
+        let pad = (ALIGN - payload.len() % ALIGN) % ALIGN;
+        self.out.write_all(&[0u8; ALIGN][..pad])
+    }
+
+    /// Writes the trailer and returns the output.
+    pub fn finish(mut self, end_zxid: i64) -> io::Result<W> {
+        self.flush_nodes()?;
+        let t =
+            Trailer { node_count: self.node_count, session_count: self.session_count, end_zxid, digest: self.digest };
+        let bytes = rkyv::to_bytes::<RkyvError>(&t).map_err(io::Error::other)?;
+        self.chunk(KIND_TRAILER, &bytes)?;
+        Ok(self.out)
+    }
+}
+
+/// A snapshot read back and validated.
+pub struct LoadedSnapshot {
+    pub tree: DataTree,
+    pub sessions: Vec<(i64, i32)>,
+    pub start_zxid: i64,
+    pub end_zxid: i64,
+    pub digest: u64,
+}
+
+/// Validates a whole snapshot image and rebuilds the tree. `bytes` must start 16-byte aligned
+/// (an mmap or an rkyv AlignedVec is).
+pub fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, SnapError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(SnapError::Incomplete);
+    }
+    if &bytes[0..8] != MAGIC {
+        return Err(SnapError::BadMagic);
+    }
+    let crc = u32::from_le_bytes(bytes[28..32].try_into().expect("4"));
+    if crc != crc32c::crc32c(&bytes[0..28]) {
+        return Err(corrupt(28, "header checksum mismatch"));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4"));
+    if version != FORMAT_VERSION {
+        return Err(SnapError::UnsupportedVersion(version));
+    }
+    let start_zxid = i64::from_le_bytes(bytes[16..24].try_into().expect("8"));
+    let mut nodes: Vec<(String, Option<Vec<u8>>, Vec<Acl>, NodeStat)> = Vec::new();
+    let mut sessions = Vec::new();
+    let mut digest = 0u64;
+    let mut pos = HEADER_LEN;
+    let trailer = loop {
+        if bytes.len() - pos < CHUNK_HEADER_LEN {
+            return Err(SnapError::Incomplete);
+        }
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4")) as usize;
+        let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4"));
+        let kind = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4"));
+        if bytes[pos + 12..pos + 16] != [0u8; 4] {
+            return Err(corrupt(pos + 12, "reserved chunk header bytes are not zero"));
+        }
+        let body = pos + CHUNK_HEADER_LEN;
+        if len > bytes.len() - body {
+            return Err(SnapError::Incomplete);
+        }
+        let payload = &bytes[body..body + len];
+        if crc32c::crc32c(payload) != crc {
+            return Err(corrupt(pos, "chunk checksum mismatch"));
+        }
+        let next = body + len + (ALIGN - len % ALIGN) % ALIGN;
+        // Padding is zero: nothing in the file goes unchecked.
+        if next > bytes.len() || bytes[body + len..next].iter().any(|&b| b != 0) {
+            return Err(corrupt(body + len, "bad chunk padding"));
+        }
+        let bad = |e: RkyvError| corrupt(body, format!("archive failed validation: {e}"));
+        match kind {
+            KIND_NODES => {
+                let recs = rkyv::access::<rkyv::Archived<Vec<NodeRecord>>, RkyvError>(payload).map_err(bad)?;
+                for r in recs.iter() {
+                    let r: NodeRecord = rkyv::deserialize::<NodeRecord, RkyvError>(r).map_err(bad)?;
+                    digest = digest.wrapping_add(record_digest(&r));
+                    let stat = NodeStat {
+                        czxid: r.czxid,
+                        mzxid: r.mzxid,
+                        ctime: r.ctime,
+                        mtime: r.mtime,
+                        version: r.version,
+                        cversion: r.cversion,
+                        aversion: r.aversion,
+                        ephemeral_owner: r.ephemeral_owner,
+                        pzxid: r.pzxid,
+                    };
+                    let acl = r
+                        .acl
+                        .into_iter()
+                        .map(|a| Acl { perms: a.perms, id: Id { scheme: a.scheme, id: a.id } })
+                        .collect();
+                    nodes.push((r.path, r.data, acl, stat));
+                }
+            }
+            KIND_SESSIONS => {
+                let recs = rkyv::access::<rkyv::Archived<Vec<SessionRecord>>, RkyvError>(payload).map_err(bad)?;
+                sessions.extend(recs.iter().map(|s| (s.id.to_native(), s.timeout_ms.to_native())));
+            }
+            KIND_TRAILER => {
+                let t = rkyv::access::<rkyv::Archived<Trailer>, RkyvError>(payload).map_err(bad)?;
+                pos = next;
+                break rkyv::deserialize::<Trailer, RkyvError>(t).map_err(bad)?;
+            }
+            other => return Err(corrupt(pos + 8, format!("unknown chunk kind {other}"))),
+        }
+        pos = next;
+    };
+    if pos != bytes.len() {
+        return Err(corrupt(pos, "bytes after the trailer"));
+    }
+    if trailer.node_count != nodes.len() as u64 || trailer.session_count != sessions.len() as u64 {
+        return Err(corrupt(pos, "trailer counts do not match the chunks"));
+    }
+    if trailer.digest != digest {
+        return Err(corrupt(pos, "digest mismatch"));
+    }
+    let tree = DataTree::from_nodes(nodes, trailer.end_zxid).map_err(|e| corrupt(pos, e))?;
+    Ok(LoadedSnapshot { tree, sessions, start_zxid, end_zxid: trailer.end_zxid, digest })
+}
+
+pub fn file_name(start_zxid: i64) -> String {
+    format!("snapshot.{start_zxid:x}")
+}
+
+/// Writes a finished snapshot image durably: temp file, fsync, rename, fsync the directory.
+pub fn write_file(dir: &Path, start_zxid: i64, image: &[u8]) -> io::Result<PathBuf> {
+    let path = dir.join(file_name(start_zxid));
+    let tmp = dir.join(format!("{}.tmp", file_name(start_zxid)));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(image)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(path)
+}
+
+/// Maps a snapshot file and validates it.
+pub fn load_file(path: &Path) -> Result<LoadedSnapshot, SnapError> {
+    let f = std::fs::File::open(path)?;
+    // SAFETY: the mapping is read-only and private to this call; a concurrent writer could only
+    // change bytes under us, which validation then rejects (checksums before any archive read).
+    let map = unsafe { memmap2::Mmap::map(&f)? };
+    decode(&map)
+}
+
+/// Snapshots in `dir`, newest first.
+pub fn list(dir: &Path) -> Vec<(i64, PathBuf)> {
+    crate::server::purge::snapshots(dir)
+}
+
+/// The newest snapshot that validates; invalid ones are logged and skipped. None if there is no
+/// valid snapshot at all.
+pub fn load_newest_valid(dir: &Path) -> Option<LoadedSnapshot> {
+    for (_, path) in list(dir) {
+        match load_file(&path) {
+            Ok(s) => {
+                tracing::info!(
+                    "loaded snapshot {} ({} nodes, zxid {:#x})",
+                    path.display(),
+                    s.tree.node_count(),
+                    s.start_zxid
+                );
+                return Some(s);
+            }
+            Err(e) => tracing::warn!("skipping snapshot {}: {e}; trying an older one", path.display()),
+        }
+    }
+    None
+}
+
+/// `warren snap-dump`: text (like ZooKeeper's SnapshotFormatter) or JSON lines.
+pub fn dump(s: &LoadedSnapshot, json: bool, out: &mut impl Write) -> io::Result<()> {
+    let mut paths: Vec<&String> = s.tree.iter().map(|(p, _)| p).collect();
+    paths.sort();
+    if !json {
+        writeln!(
+            out,
+            "Warren snapshot: start zxid {:#x}, end zxid {:#x}, {} nodes, {} sessions",
+            s.start_zxid,
+            s.end_zxid,
+            paths.len(),
+            s.sessions.len()
+        )?;
+    }
+    for p in paths {
+        let n = s.tree.get(p).expect("listed");
+        let st = n.stat();
+        if json {
+            writeln!(
+                out,
+                "{{\"path\":{:?},\"czxid\":{},\"ctime\":{},\"mzxid\":{},\"mtime\":{},\"pzxid\":{},\"cversion\":{},\"version\":{},\"aversion\":{},\"ephemeral_owner\":{},\"data_length\":{}}}",
+                p, st.czxid, st.ctime, st.mzxid, st.mtime, st.pzxid, st.cversion, st.version, st.aversion, st.ephemeral_owner, st.data_length
+            )?;
+        } else {
+            writeln!(out, "{p}")?;
+            writeln!(out, "  cZxid = {:#x}\n  ctime = {}\n  mZxid = {:#x}\n  mtime = {}\n  pZxid = {:#x}\n  cversion = {}\n  dataVersion = {}\n  aclVersion = {}\n  ephemeralOwner = {:#x}\n  dataLength = {}",
+                st.czxid, st.ctime, st.mzxid, st.mtime, st.pzxid, st.cversion, st.version, st.aversion, st.ephemeral_owner, st.data_length)?;
+        }
+    }
+    let mut sessions = s.sessions.clone();
+    sessions.sort();
+    for (id, timeout) in sessions {
+        if json {
+            writeln!(out, "{{\"session\":{id},\"timeout_ms\":{timeout}}}")?;
+        } else {
+            writeln!(out, "Session {id:#x} timeout {timeout} ms")?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
