@@ -38,6 +38,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print a snapshot (`snapshot.<zxid>`), after validating it.
+    SnapDump {
+        file: PathBuf,
+        /// One JSON object per node and session.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove old snapshots and log segments, keeping the newest N snapshots (at least 3).
     Purge {
         config: Option<PathBuf>,
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::Status { config } => status(config.as_deref()),
         Cmd::LogDump { file, json } => log_dump(&file, json),
         Cmd::Purge { config, count } => purge(config.as_deref(), count),
+        Cmd::SnapDump { file, json } => snap_dump(&file, json),
     }
 }
 
@@ -125,6 +133,7 @@ fn settings_from(cfg: &Config) -> Settings {
             segment_size: cfg.pre_alloc_size_kb * 1024,
             force_sync: cfg.force_sync,
             slow_fsync: Duration::from_millis(cfg.fsync_warning_threshold_ms),
+            snap_count: cfg.snap_count,
             purge_retain: cfg.autopurge_snap_retain_count as usize,
             purge_interval: (cfg.autopurge_purge_interval_hours > 0)
                 .then(|| Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600)),
@@ -228,6 +237,21 @@ fn purge(path: Option<&Path>, count: usize) -> ExitCode {
         }
         Err(e) => {
             eprintln!("purge failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn snap_dump(file: &Path, json: bool) -> ExitCode {
+    match warren::snap::load_file(file) {
+        Ok(s) => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) ends the dump quietly.
+            let _ = warren::snap::dump(&s, json, &mut out);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
             ExitCode::from(1)
         }
     }

@@ -1,8 +1,10 @@
 //! The executor that owns the Machine: applies events, routes its output, runs its timers.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::recovery::Recovered;
@@ -10,6 +12,8 @@ use super::wal::Wal;
 use super::{executor_of, Event, ExecCtx, Forwarder, Out, Settings};
 use crate::admin::{self, FourLetterWord};
 use crate::machine::{Machine, Now, Ready};
+use crate::snap::SnapshotWriter;
+use tracing::{info, warn};
 
 /// What the four-letter words report that the machine does not know.
 pub struct AdminContext {
@@ -22,6 +26,7 @@ pub struct AdminContext {
 pub struct Owner {
     machine: RefCell<Machine>,
     wal: Rc<Wal>,
+    snaps: Snapshots,
     local: Rc<ExecCtx>,
     remotes: Vec<Option<Rc<Forwarder<Out>>>>,
     settings: Settings,
@@ -54,6 +59,7 @@ impl Owner {
         let owner = Rc::new(Owner {
             machine: RefCell::new(recovered.machine),
             wal: wal.clone(),
+            snaps: Snapshots::new(st.snap_count, recovered.last_zxid),
             local,
             remotes,
             start_wall_ms: wall_ms(),
@@ -106,6 +112,71 @@ impl Owner {
         self.pump();
     }
 
+    /// Takes a fuzzy snapshot: captures nodes a chunk at a time between client events, then
+    /// writes the image on a plain thread (temp file, fsync, rename, directory fsync). The log
+    /// from the starting zxid on replays over it (see `snap`).
+    fn start_snapshot(&self) {
+        let Some(me) = self.local.owner.borrow().clone() else { return };
+        let (start, paths, sessions) = {
+            let m = self.machine.borrow();
+            let paths: Vec<String> = m.tree().iter().map(|(p, _)| p.clone()).collect();
+            let sessions: Vec<(i64, i32)> = m.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect();
+            (m.last_zxid(), paths, sessions)
+        };
+        self.snaps.running.store(true, Ordering::SeqCst);
+        let dir = self.settings.storage.snap_dir.clone();
+        glommio::spawn_local(async move {
+            let began = Instant::now();
+            let done = me.snaps.running.clone();
+            let image = match me.capture(start, &paths, &sessions).await {
+                Ok(image) => image,
+                Err(e) => {
+                    warn!("snapshot at {start:#x} failed: {e}");
+                    done.store(false, Ordering::SeqCst);
+                    return;
+                }
+            };
+            let captured_ms = began.elapsed().as_millis();
+            let spawned = std::thread::Builder::new().name("warren-snapshot".into()).spawn(move || {
+                match crate::snap::write_file(&dir, start, &image) {
+                    Ok(p) => info!(
+                        "Snapshot {} taken: {} nodes, {} bytes, captured in {captured_ms} ms, written in {} ms",
+                        p.display(),
+                        paths.len(),
+                        image.len(),
+                        began.elapsed().as_millis() - captured_ms
+                    ),
+                    Err(e) => warn!("writing snapshot {start:#x} failed: {e}"),
+                }
+                done.store(false, Ordering::SeqCst);
+            });
+            if let Err(e) = spawned {
+                warn!("cannot start the snapshot writer: {e}");
+                me.snaps.running.store(false, Ordering::SeqCst);
+            }
+        })
+        .detach();
+    }
+
+    async fn capture(&self, start: i64, paths: &[String], sessions: &[(i64, i32)]) -> std::io::Result<Vec<u8>> {
+        let mut w = SnapshotWriter::new(start, Vec::new())?;
+        for chunk in paths.chunks(crate::snap::NODES_PER_CHUNK) {
+            {
+                let m = self.machine.borrow();
+                for p in chunk {
+                    // A node deleted since the start is simply absent: replay deletes it anyway.
+                    if let Some(n) = m.tree().get(p) {
+                        w.add_node(p, n)?;
+                    }
+                }
+            }
+            glommio::yield_if_needed().await;
+        }
+        w.add_sessions(sessions)?;
+        let end = self.machine.borrow().last_zxid();
+        w.finish(end)
+    }
+
     /// Moves the machine's output to sockets and the log until it has nothing more to say.
     fn pump(&self) {
         loop {
@@ -120,6 +191,9 @@ impl Owner {
                 self.route(Out::Close(conn));
             }
             self.wal.append(&ready.appends);
+            if self.snaps.due(ready.appends.len() as u64) {
+                self.start_snapshot();
+            }
         }
     }
 
@@ -287,6 +361,52 @@ impl Owner {
             m.tree().ephemeral_sessions().map(|(s, set)| (*s, set.iter().cloned().collect())).collect();
         ephemerals.sort();
         admin::DumpInfo { sessions, ephemerals, connections: None }
+    }
+}
+
+/// When to snapshot: after a random number of transactions in [snapCount/2 + 1, snapCount]
+/// (ZooKeeper randomises the point so that the servers of an ensemble do not all snapshot at
+/// once), and never two at a time.
+struct Snapshots {
+    snap_count: u64,
+    since: Cell<u64>,
+    threshold: Cell<u64>,
+    rng: Cell<u64>,
+    running: Arc<AtomicBool>,
+}
+
+impl Snapshots {
+    fn new(snap_count: u64, seed: i64) -> Snapshots {
+        let s = Snapshots {
+            snap_count: snap_count.max(2),
+            since: Cell::new(0),
+            threshold: Cell::new(0),
+            rng: Cell::new((seed as u64 ^ wall_ms() as u64) | 1),
+            running: Arc::new(AtomicBool::new(false)),
+        };
+        s.rearm();
+        s
+    }
+
+    fn rearm(&self) {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        let half = self.snap_count / 2;
+        self.threshold.set(half + 1 + x % (self.snap_count - half));
+    }
+
+    /// Counts appended transactions; true when a snapshot should start now.
+    fn due(&self, appended: u64) -> bool {
+        self.since.set(self.since.get() + appended);
+        if self.since.get() < self.threshold.get() || self.running.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.since.set(0);
+        self.rearm();
+        true
     }
 }
 
