@@ -151,6 +151,7 @@ def check_prefix(model, observed, must_cover, seed, cycle):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(60 + CYCLES * 10)
 def test_sigkill_keeps_every_acknowledged_write(tmp_path):
     rng = random.Random(SEED)
     server = WarrenServer(tmp_path / "warren")
