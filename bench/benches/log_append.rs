@@ -22,13 +22,27 @@ fn bench_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(base).unwrap()
 }
 
-fn warren_wal(c: &mut Criterion) {
-    let mut g = c.benchmark_group("log_append/warren_wal");
-    g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+/// One group per batch size, Warren's WAL and the plain loop back to back, so both see the
+/// same disk conditions (fsync latency here varies several-fold over minutes).
+fn log_append(c: &mut Criterion) {
     let ex = LocalExecutorBuilder::new(Placement::Unbound).io_memory(1 << 20).make().unwrap();
     for batch in BATCHES {
+        let mut g = c.benchmark_group(format!("log_append/{batch}_per_fsync"));
+        g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
         g.throughput(Throughput::Elements(batch as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, &batch| {
+        warren_wal(&mut g, &ex, batch);
+        plain_write_fdatasync(&mut g, batch);
+        g.finish();
+    }
+}
+
+fn warren_wal(
+    g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    ex: &glommio::LocalExecutor,
+    batch: usize,
+) {
+    {
+        g.bench_with_input(BenchmarkId::new("warren_wal", batch), &batch, |b, &batch| {
             b.iter_custom(|iters| {
                 ex.run(async move {
                     let dir = bench_dir();
@@ -61,16 +75,12 @@ fn warren_wal(c: &mut Criterion) {
             })
         });
     }
-    g.finish();
 }
 
 /// The same records, written with pwrite and made durable with fdatasync, one batch at a time.
-fn plain_write_fdatasync(c: &mut Criterion) {
-    let mut g = c.benchmark_group("log_append/plain_write_fdatasync");
-    g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
-    for batch in BATCHES {
-        g.throughput(Throughput::Elements(batch as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, &batch| {
+fn plain_write_fdatasync(g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>, batch: usize) {
+    {
+        g.bench_with_input(BenchmarkId::new("plain_write_fdatasync", batch), &batch, |b, &batch| {
             b.iter_custom(|iters| {
                 let dir = bench_dir();
                 let f = std::fs::File::create(dir.path().join("log.1")).unwrap();
@@ -100,8 +110,7 @@ fn plain_write_fdatasync(c: &mut Criterion) {
             })
         });
     }
-    g.finish();
 }
 
-criterion_group!(benches, warren_wal, plain_write_fdatasync);
+criterion_group!(benches, log_append);
 criterion_main!(benches);

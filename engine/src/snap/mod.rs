@@ -111,32 +111,27 @@ fn corrupt(offset: usize, what: impl Into<String>) -> SnapError {
     SnapError::Corrupt { offset: offset as u64, what: what.into() }
 }
 
-/// FNV-1a, 64-bit: stable across processes and versions (std's hasher is randomised).
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// A node's contribution to the snapshot digest.
+/// A node's contribution to the snapshot digest: crc32c (hardware-accelerated, stable across
+/// processes, unlike std's hasher) over its path, data, ACL and stat, widened to 64 bits by
+/// hashing the path and the rest separately.
 pub fn record_digest(r: &NodeRecord) -> u64 {
-    let mut h = fnv(0xcbf2_9ce4_8422_2325, r.path.as_bytes());
-    h = fnv(h, &[r.data.is_some() as u8]);
-    h = fnv(h, r.data.as_deref().unwrap_or_default());
+    let path = crc32c::crc32c(r.path.as_bytes());
+    let mut h = crc32c::crc32c(&[r.data.is_some() as u8]);
+    h = crc32c::crc32c_append(h, r.data.as_deref().unwrap_or_default());
     for a in &r.acl {
-        h = fnv(h, &a.perms.to_le_bytes());
-        h = fnv(h, a.scheme.as_bytes());
-        h = fnv(h, a.id.as_bytes());
+        h = crc32c::crc32c_append(h, &a.perms.to_le_bytes());
+        h = crc32c::crc32c_append(h, a.scheme.as_bytes());
+        h = crc32c::crc32c_append(h, a.id.as_bytes());
     }
-    for v in [r.czxid, r.mzxid, r.ctime, r.mtime, r.ephemeral_owner, r.pzxid] {
-        h = fnv(h, &v.to_le_bytes());
+    let mut stat = [0u8; 6 * 8 + 3 * 4];
+    for (i, v) in [r.czxid, r.mzxid, r.ctime, r.mtime, r.ephemeral_owner, r.pzxid].iter().enumerate() {
+        stat[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
     }
-    for v in [r.version, r.cversion, r.aversion] {
-        h = fnv(h, &v.to_le_bytes());
+    for (i, v) in [r.version, r.cversion, r.aversion].iter().enumerate() {
+        stat[48 + i * 4..52 + i * 4].copy_from_slice(&v.to_le_bytes());
     }
-    h
+    h = crc32c::crc32c_append(h, &stat);
+    ((path as u64) << 32) | h as u64
 }
 
 pub fn node_record(path: &str, n: &Node) -> NodeRecord {

@@ -156,8 +156,10 @@ impl DataTree {
         nodes: impl IntoIterator<Item = (String, Option<Vec<u8>>, Vec<Acl>, NodeStat)>,
         last_zxid: i64,
     ) -> Result<DataTree, String> {
+        let nodes = nodes.into_iter();
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            // Sized up front: rehashing a million 150-byte entries costs more than the inserts.
+            nodes: HashMap::with_capacity(nodes.size_hint().0),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
@@ -165,8 +167,17 @@ impl DataTree {
             last_zxid,
             data_bytes: 0,
         };
+        let mut last_acl: Option<Arc<Vec<Acl>>> = None;
         for (p, data, acl, stat) in nodes {
-            let acl = t.intern_acl(acl);
+            // Most nodes share their neighbour's ACL: skip hashing it then.
+            let acl = match &last_acl {
+                Some(a) if **a == acl => a.clone(),
+                _ => {
+                    let a = t.intern_acl(acl);
+                    last_acl = Some(a.clone());
+                    a
+                }
+            };
             t.data_bytes += (p.len() + data_len(&data)) as u64;
             match owner_kind(stat.ephemeral_owner) {
                 OwnerKind::Persistent => {}
