@@ -15,11 +15,6 @@ use warren::config::Config;
 use warren::machine::MachineConfig;
 use warren::server::{self, AdminContext, Settings, Storage};
 
-/// mimalloc: the tree is a million small allocations; glibc's malloc spent ~30% of snapshot
-/// load in free-list maintenance (perf, 1M znodes).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "warren", version, about = "A ZooKeeper-compatible coordination service")]
 struct Cli {

@@ -1,15 +1,25 @@
-//! Shared by the integration tests: start the real `warren` binary, and a raw client on our
-//! codec for the cases a well-behaved client library never produces.
+//! Shared by the integration tests: start the real `warren` binary on a free loopback port, and
+//! a raw client on our own codec for the cases a well-behaved client library never produces.
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use warren::proto::{ConnectRequest, ConnectResponse, Reader, ReplyHeader, Request};
+use warren::acl::open_acl_unsafe;
+use warren::proto::{
+    ConnectRequest, ConnectResponse, CreateKind, CreateRequest, Reader, ReplyHeader, Request, Stat, WatcherEvent,
+};
 
+/// How long the server may take to answer `ruok` after it was spawned.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read timeout of every raw socket: a reply that never comes fails the test, not hangs it.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `warren start-foreground` child process with its own data directory and port.
 pub struct Server {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
@@ -17,62 +27,105 @@ pub struct Server {
     extra: Vec<String>,
 }
 
+/// A port that was free a moment ago (bound to 127.0.0.1:0, read, dropped).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Server {
-    /// Starts `warren start-foreground` with a fresh data dir; `extra` are more zoo.cfg lines.
+    /// Starts a server with `tickTime=1000` (unless `extra` sets it), a fresh dataDir, the
+    /// loopback address, every four-letter word allowed, and the `extra` zoo.cfg lines.
     pub fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Server {
-            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             dir,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        s.spawn();
-        s
+        // The port is chosen before the server binds it: another process may take it in
+        // between. Rare, so a few attempts with fresh ports are enough.
+        for attempt in 0.. {
+            s.addr.set_port(free_port());
+            match s.spawn() {
+                Ok(()) => return s,
+                Err(log) if attempt < 4 && log.contains("cannot listen") => continue,
+                Err(log) => panic!("warren did not start:\n{log}"),
+            }
+        }
+        unreachable!()
     }
 
-    fn spawn(&mut self) {
-        let cfg = self.dir.path().join("zoo.cfg");
-        let mut text = format!(
-            "tickTime=1000\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n",
+    fn config_text(&self) -> String {
+        let mut text = String::new();
+        if !self.extra.iter().any(|l| l.starts_with("tickTime")) {
+            text.push_str("tickTime=1000\n");
+        }
+        text.push_str(&format!(
+            "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n",
             self.dir.path().join("data").display(),
             self.addr.port()
-        );
+        ));
         for l in &self.extra {
             text.push_str(l);
             text.push('\n');
         }
-        std::fs::write(&cfg, text).unwrap();
-        let log = std::fs::File::create(self.log_path()).unwrap();
+        text
+    }
+
+    /// Spawns the binary and waits for `imok`. Err carries the log when it did not come up.
+    fn spawn(&mut self) -> Result<(), String> {
+        let cfg = self.dir.path().join("zoo.cfg");
+        std::fs::write(&cfg, self.config_text()).unwrap();
+        // Append: a restarted server keeps the earlier log lines.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .arg("start-foreground")
             .arg(&cfg)
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .env("WARREN_LOG", std::env::var("WARREN_LOG").unwrap_or_else(|_| "info".into()))
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if self.four_letter("ruok").as_deref() == Some("imok") {
-                return;
+                return Ok(());
+            }
+            if !self.is_alive() {
+                self.child = None;
+                return Err(self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("warren did not start:\n{}", self.log());
+        self.kill();
+        Err(format!("no imok within {START_TIMEOUT:?}\n{}", self.log()))
     }
 
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("warren.log")
     }
 
+    /// Everything the server wrote to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the log contains `needle`: a line may be written a moment after
+    /// the event a test observed.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The process is still running (it did not panic or exit).
@@ -87,15 +140,19 @@ impl Server {
         }
     }
 
+    /// Kills the process and starts it again on the same port and data directory.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        if let Err(log) = self.spawn() {
+            panic!("warren did not restart:\n{log}");
+        }
     }
 
     pub fn connect_string(&self) -> String {
         self.addr.to_string()
     }
 
+    /// Sends a four-letter word and returns the whole answer.
     pub fn four_letter(&self, word: &str) -> Option<String> {
         let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -109,71 +166,196 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("---- last lines of the warren log ({}) ----", self.addr);
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }
 
-/// A client speaking the wire protocol directly.
+/// A reply frame: header and body bytes.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub hdr: ReplyHeader,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn err(&self) -> i32 {
+        self.hdr.err
+    }
+
+    pub fn reader(&self) -> Reader<'_> {
+        Reader::new(&self.body)
+    }
+
+    /// The body of an exists / setData / setACL reply.
+    pub fn stat(&self) -> Stat {
+        let mut r = self.reader();
+        let st = Stat::read(&mut r).expect("stat body");
+        r.finish().expect("nothing after the stat");
+        st
+    }
+
+    /// The body of a create (op 1) or sync reply.
+    pub fn path(&self) -> String {
+        let mut r = self.reader();
+        r.string().expect("path body")
+    }
+
+    /// The body of a create2 / createContainer / createTTL reply.
+    pub fn path_and_stat(&self) -> (String, Stat) {
+        let mut r = self.reader();
+        let p = r.string().expect("path");
+        let st = Stat::read(&mut r).expect("stat");
+        r.finish().expect("nothing after the stat");
+        (p, st)
+    }
+
+    /// The body of a getData reply.
+    pub fn data_and_stat(&self) -> (Option<Vec<u8>>, Stat) {
+        let mut r = self.reader();
+        let d = r.opt_buffer().expect("data");
+        let st = Stat::read(&mut r).expect("stat");
+        r.finish().expect("nothing after the stat");
+        (d, st)
+    }
+
+    /// The body of a getChildren (op 8) reply.
+    pub fn children(&self) -> Vec<String> {
+        let mut r = self.reader();
+        r.strings().expect("children")
+    }
+}
+
+/// One frame from the server after the handshake.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    Reply(Reply),
+    Event(WatcherEvent),
+}
+
+/// A client speaking the wire protocol directly, one request at a time or pipelined.
 pub struct Raw {
     pub s: TcpStream,
     pub session_id: i64,
     pub passwd: Vec<u8>,
+    pub timeout_ms: i32,
+    /// Watch notifications read while waiting for a reply, in arrival order.
+    pub events: VecDeque<WatcherEvent>,
+}
+
+pub fn connect_request(timeout_ms: i32, session_id: i64, passwd: Vec<u8>) -> ConnectRequest {
+    ConnectRequest { protocol_version: 0, last_zxid_seen: 0, timeout_ms, session_id, passwd, read_only: Some(false) }
 }
 
 impl Raw {
+    /// A plain TCP connection with read and write timeouts.
     pub fn tcp(addr: SocketAddr) -> TcpStream {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_nodelay(true).unwrap();
         s
     }
 
+    /// A new session with a 30 s timeout.
     pub fn connect(addr: SocketAddr) -> Raw {
-        Self::resume(addr, 0, vec![0; 16]).expect("session")
+        Self::connect_with_timeout(addr, 30_000)
     }
 
-    /// Handshake for a new (session 0) or existing session. Err carries the response when the
-    /// server refused it.
-    pub fn resume(addr: SocketAddr, session_id: i64, passwd: Vec<u8>) -> Result<Raw, ConnectResponse> {
+    pub fn connect_with_timeout(addr: SocketAddr, timeout_ms: i32) -> Raw {
+        Self::handshake(addr, &connect_request(timeout_ms, 0, vec![0; 16])).expect("a new session")
+    }
+
+    /// Handshake for an existing session. Err carries the response when the server refused
+    /// it (session 0).
+    pub fn resume(addr: SocketAddr, session_id: i64, passwd: Vec<u8>) -> Result<Raw, (ConnectResponse, TcpStream)> {
+        Self::handshake(addr, &connect_request(30_000, session_id, passwd))
+    }
+
+    pub fn handshake(addr: SocketAddr, req: &ConnectRequest) -> Result<Raw, (ConnectResponse, TcpStream)> {
         let mut s = Self::tcp(addr);
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id,
-            passwd,
-            read_only: Some(false),
-        };
         s.write_all(&req.encode()).unwrap();
-        let frame = read_frame(&mut s).expect("connect response");
+        let frame = read_frame(&mut s).expect("a ConnectResponse");
         let resp = ConnectResponse::decode(&frame).unwrap();
         if resp.session_id == 0 {
-            return Err(resp);
+            return Err((resp, s));
         }
-        Ok(Raw { s, session_id: resp.session_id, passwd: resp.passwd })
+        Ok(Raw {
+            s,
+            session_id: resp.session_id,
+            passwd: resp.passwd,
+            timeout_ms: resp.timeout_ms,
+            events: VecDeque::new(),
+        })
     }
 
     pub fn send(&mut self, xid: i32, req: &Request) {
         self.s.write_all(&req.encode(xid)).unwrap();
     }
 
-    /// Sends and returns the reply to `xid` (skipping notifications): header and body bytes.
-    pub fn call(&mut self, xid: i32, req: &Request) -> (ReplyHeader, Vec<u8>) {
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    /// Sends and returns the reply to `xid` (notifications on the way go to `events`).
+    pub fn call(&mut self, xid: i32, req: &Request) -> Reply {
         self.send(xid, req);
         self.reply(xid)
     }
 
-    pub fn reply(&mut self, xid: i32) -> (ReplyHeader, Vec<u8>) {
+    /// The next frame, or None when the server closed the connection.
+    pub fn next_frame(&mut self) -> Option<Frame> {
+        let f = read_frame(&mut self.s)?;
+        let mut r = Reader::new(&f);
+        let hdr = ReplyHeader { xid: r.i32().unwrap(), zxid: r.i64().unwrap(), err: r.i32().unwrap() };
+        if hdr.xid == -1 {
+            let ev = WatcherEvent::read(&mut r).expect("a WatcherEvent");
+            return Some(Frame::Event(ev));
+        }
+        Some(Frame::Reply(Reply { hdr, body: f[16..].to_vec() }))
+    }
+
+    /// Reads until the reply to `xid`, keeping notifications; panics on a closed connection.
+    pub fn reply(&mut self, xid: i32) -> Reply {
         loop {
-            let f = read_frame(&mut self.s).expect("reply frame");
-            let mut r = Reader::new(&f);
-            let h = ReplyHeader { xid: r.i32().unwrap(), zxid: r.i64().unwrap(), err: r.i32().unwrap() };
-            if h.xid == xid {
-                return (h, f[16..].to_vec());
+            match self.next_frame() {
+                Some(Frame::Event(ev)) => self.events.push_back(ev),
+                Some(Frame::Reply(r)) if r.hdr.xid == xid => return r,
+                Some(Frame::Reply(_)) => continue,
+                None => panic!("connection closed while waiting for the reply to xid {xid}"),
             }
         }
     }
+
+    /// Sends a ping and collects every frame up to its reply: a barrier that shows which
+    /// notifications were already sent.
+    pub fn ping_barrier(&mut self) -> Vec<WatcherEvent> {
+        self.send(-2, &Request::Ping);
+        let mut got = Vec::new();
+        loop {
+            match self.next_frame().expect("connection open") {
+                Frame::Event(ev) => got.push(ev),
+                Frame::Reply(r) if r.hdr.xid == -2 => return got,
+                Frame::Reply(_) => {}
+            }
+        }
+    }
+
+    /// Closes the session cleanly (closeSession, then the socket).
+    pub fn close_session(mut self) {
+        let r = self.call(0x7fff_0000, &Request::CloseSession);
+        assert_eq!(r.err(), 0);
+        let _ = self.s.shutdown(Shutdown::Both);
+    }
 }
 
-/// One length-prefixed frame, or None when the peer closed.
+/// One length-prefixed frame, or None when the peer closed (or reset) the connection.
 pub fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).ok()?;
@@ -182,13 +364,75 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(body)
 }
 
-/// True once the server has closed this socket (read returns EOF or an error).
+/// Reads until the server has closed this socket. True on EOF or reset; false if it is still
+/// open after the read timeout (a WouldBlock/TimedOut error).
 pub fn is_closed(s: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 1024];
+    let mut buf = [0u8; 4096];
     loop {
         match s.read(&mut buf) {
-            Ok(0) | Err(_) => return true,
+            Ok(0) => return true,
             Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false
+            }
+            Err(_) => return true,
         }
+    }
+}
+
+/// A create request (op 1 unless the flags ask for a container or TTL node).
+pub fn create_req(path: &str, data: &[u8], flags: i32) -> Request {
+    Request::Create(CreateRequest {
+        kind: CreateKind::Create,
+        path: path.into(),
+        data: Some(data.to_vec()),
+        acl: open_acl_unsafe(),
+        flags,
+        ttl_ms: -1,
+    })
+}
+
+/// A create2 request (reply carries the Stat).
+pub fn create2_req(path: &str, data: &[u8], flags: i32) -> Request {
+    match create_req(path, data, flags) {
+        Request::Create(mut c) => {
+            c.kind = CreateKind::Create2;
+            Request::Create(c)
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so failures replay exactly.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Polls `f` every 20 ms until it returns Some, for at most `timeout`.
+pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
