@@ -145,6 +145,7 @@ const USED_KEYS: &[&str] = &[
     "initLimit",
     "syncLimit",
     "snapCount",
+    "snapSizeLimitInKb",
     "preAllocSize",
     "forceSync",
     "autopurge.snapRetainCount",
@@ -258,6 +259,9 @@ pub struct Config {
     pub sync_limit: u32,
     /// `snapCount`: transactions between snapshots.
     pub snap_count: u64,
+    /// `snapSizeLimitInKb`: a snapshot is also taken once the log has grown this much since
+    /// the last one (ZooKeeper's default 4 GiB; 0 or less disables the size trigger).
+    pub snap_size_limit_kb: u64,
     /// `preAllocSize`: transaction log preallocation, KiB.
     pub pre_alloc_size_kb: u64,
     /// `forceSync`: fsync the log before acknowledging writes.
@@ -382,6 +386,7 @@ impl Config {
             init_limit: DEFAULT_INIT_LIMIT,
             sync_limit: DEFAULT_SYNC_LIMIT,
             snap_count: DEFAULT_SNAP_COUNT,
+            snap_size_limit_kb: 4 * 1024 * 1024,
             pre_alloc_size_kb: DEFAULT_PRE_ALLOC_SIZE_KB,
             force_sync: true,
             autopurge_snap_retain_count: MIN_SNAP_RETAIN_COUNT,
@@ -788,6 +793,11 @@ impl Parser {
     fn apply_storage(&mut self, e: &Entry) -> Result<bool, ConfigError> {
         match e.key.as_str() {
             "snapCount" => self.cfg.snap_count = self.snap_count(e)?,
+            "snapSizeLimitInKb" => {
+                // ZooKeeper: zero or negative disables the size trigger.
+                let v: i64 = e.value.trim().parse().map_err(|_| invalid(e, "an integer (KiB)"))?;
+                self.cfg.snap_size_limit_kb = v.max(0) as u64;
+            }
             "preAllocSize" => self.cfg.pre_alloc_size_kb = positive(e)?,
             "forceSync" => self.cfg.force_sync = yes_no(e)?,
             "autopurge.snapRetainCount" => self.cfg.autopurge_snap_retain_count = self.snap_retain_count(e)?,

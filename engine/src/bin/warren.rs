@@ -134,6 +134,7 @@ fn settings_from(cfg: &Config) -> Settings {
             force_sync: cfg.force_sync,
             slow_fsync: Duration::from_millis(cfg.fsync_warning_threshold_ms),
             snap_count: cfg.snap_count,
+            snap_size_limit_bytes: cfg.snap_size_limit_kb * 1024,
             purge_retain: cfg.autopurge_snap_retain_count as usize,
             purge_interval: (cfg.autopurge_purge_interval_hours > 0)
                 .then(|| Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600)),

@@ -63,6 +63,8 @@ pub struct Storage {
     /// snapCount: a snapshot is taken after a random number of transactions in
     /// [snapCount/2 + 1, snapCount], so that servers of an ensemble do not snapshot together.
     pub snap_count: u64,
+    /// snapSizeLimitInKb in bytes (0: no size trigger).
+    pub snap_size_limit_bytes: u64,
     /// autopurge.snapRetainCount.
     pub purge_retain: usize,
     /// autopurge.purgeInterval; None disables automatic purging.

@@ -59,7 +59,7 @@ impl Owner {
         let owner = Rc::new(Owner {
             machine: RefCell::new(recovered.machine),
             wal: wal.clone(),
-            snaps: Snapshots::new(st.snap_count, recovered.last_zxid),
+            snaps: Snapshots::new(st.snap_count, st.snap_size_limit_bytes, recovered.last_zxid),
             local,
             remotes,
             start_wall_ms: wall_ms(),
@@ -190,8 +190,8 @@ impl Owner {
             for conn in ready.closes {
                 self.route(Out::Close(conn));
             }
-            self.wal.append(&ready.appends);
-            if self.snaps.due(ready.appends.len() as u64) {
+            let bytes = self.wal.append(&ready.appends);
+            if self.snaps.due(ready.appends.len() as u64, bytes) {
                 self.start_snapshot();
             }
         }
@@ -366,20 +366,27 @@ impl Owner {
 
 /// When to snapshot: after a random number of transactions in [snapCount/2 + 1, snapCount]
 /// (ZooKeeper randomises the point so that the servers of an ensemble do not all snapshot at
-/// once), and never two at a time.
+/// once), or once the log grew by snapSizeLimitInKb (randomised the same way), and never two
+/// at a time.
 struct Snapshots {
     snap_count: u64,
+    size_limit: u64,
     since: Cell<u64>,
+    bytes_since: Cell<u64>,
+    byte_threshold: Cell<u64>,
     threshold: Cell<u64>,
     rng: Cell<u64>,
     running: Arc<AtomicBool>,
 }
 
 impl Snapshots {
-    fn new(snap_count: u64, seed: i64) -> Snapshots {
+    fn new(snap_count: u64, size_limit: u64, seed: i64) -> Snapshots {
         let s = Snapshots {
             snap_count: snap_count.max(2),
+            size_limit,
             since: Cell::new(0),
+            bytes_since: Cell::new(0),
+            byte_threshold: Cell::new(u64::MAX),
             threshold: Cell::new(0),
             rng: Cell::new((seed as u64 ^ wall_ms() as u64) | 1),
             running: Arc::new(AtomicBool::new(false)),
@@ -396,15 +403,22 @@ impl Snapshots {
         self.rng.set(x);
         let half = self.snap_count / 2;
         self.threshold.set(half + 1 + x % (self.snap_count - half));
+        if self.size_limit > 0 {
+            let half = self.size_limit / 2;
+            self.byte_threshold.set(half + 1 + (x >> 17) % (self.size_limit - half).max(1));
+        }
     }
 
-    /// Counts appended transactions; true when a snapshot should start now.
-    fn due(&self, appended: u64) -> bool {
+    /// Counts appended transactions and log bytes; true when a snapshot should start now.
+    fn due(&self, appended: u64, bytes: u64) -> bool {
         self.since.set(self.since.get() + appended);
-        if self.since.get() < self.threshold.get() || self.running.load(Ordering::SeqCst) {
+        self.bytes_since.set(self.bytes_since.get() + bytes);
+        let reached = self.since.get() >= self.threshold.get() || self.bytes_since.get() >= self.byte_threshold.get();
+        if !reached || self.running.load(Ordering::SeqCst) {
             return false;
         }
         self.since.set(0);
+        self.bytes_since.set(0);
         self.rearm();
         true
     }

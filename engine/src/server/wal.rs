@@ -97,12 +97,13 @@ impl Wal {
         self.poisoned.borrow().is_some()
     }
 
-    /// Queues transactions for the next group commit.
-    pub fn append(&self, txns: &[Txn]) {
+    /// Queues transactions for the next group commit; returns the bytes they take in the log.
+    pub fn append(&self, txns: &[Txn]) -> u64 {
         if txns.is_empty() || self.is_poisoned() {
-            return;
+            return 0;
         }
         let mut p = self.pending.borrow_mut();
+        let before = p.len();
         if p.is_empty() {
             self.pending_first_zxid.set(txns[0].hdr.zxid);
         }
@@ -111,9 +112,11 @@ impl Wal {
         }
         self.pending_last_zxid.set(txns[txns.len() - 1].hdr.zxid);
         self.pending_records.set(self.pending_records.get() + txns.len() as u64);
+        let added = (p.len() - before) as u64;
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
+        added
     }
 
     /// The group-commit loop. Calls `durable(zxid)` after each batch is synced, or `failed`
