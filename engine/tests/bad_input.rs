@@ -1,117 +1,367 @@
-//! Hostile and broken input against the real binary: every case gets ZooKeeper's answer (an
-//! error code, or that one connection closed with a log line), the process never dies, and a
-//! healthy client is served after each case.
+//! Hostile and broken input against the real binary. Each case runs on its own connection and
+//! gets ZooKeeper's answer (an error code, or that one connection closed with a log line);
+//! after each case the process is still alive and a separate, fresh session can write and read.
 
 mod common;
 
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
 
-use common::{is_closed, read_frame, Raw, Server};
+use common::{connect_request, create2_req, create_req, eventually, is_closed, read_frame, Raw, Rng, Server};
 use warren::acl::open_acl_unsafe;
-use warren::proto::{CreateKind, CreateRequest, ErrorCode, Request, Writer};
+use warren::proto::{
+    op, ConnectRequest, ConnectResponse, CreateKind, CreateRequest, ErrorCode, MultiOp, Request, SetWatches, Writer,
+};
 
-fn create(path: &str, data: Vec<u8>) -> Request {
-    Request::Create(CreateRequest {
-        kind: CreateKind::Create,
-        path: path.into(),
-        data: Some(data),
-        acl: open_acl_unsafe(),
-        flags: 0,
-        ttl_ms: -1,
-    })
-}
+const BAD_ARGUMENTS: i32 = -8;
 
-/// After each bad case: the server is alive and a fresh session can write and read.
+/// After each bad case: the server process runs and a fresh session can write and read.
 fn assert_healthy(s: &mut Server, tag: &str) {
     assert!(s.is_alive(), "{tag}: the server died\n{}", s.log());
     let mut c = Raw::connect(s.addr);
     let path = format!("/healthy-{}", tag.replace(|ch: char| !ch.is_ascii_alphanumeric(), "_"));
-    let (h, _) = c.call(1, &create(&path, b"ok".to_vec()));
-    assert!(h.err == 0 || h.err == ErrorCode::NodeExists.code(), "{tag}: {h:?}");
-    let (h, _) = c.call(2, &Request::Exists { path, watch: false });
-    assert_eq!(h.err, 0, "{tag}");
+    let r = c.call(1, &create_req(&path, b"ok", 0));
+    assert!(r.err() == 0 || r.err() == ErrorCode::NodeExists.code(), "{tag}: {:?}", r.hdr);
+    let r = c.call(2, &Request::GetData { path, watch: false });
+    assert_eq!((r.err(), r.data_and_stat().0), (0, Some(b"ok".to_vec())), "{tag}");
+    c.close_session();
+    assert!(s.is_alive(), "{tag}: the server died\n{}", s.log());
 }
 
-fn raw_bytes_then_closed(s: &Server, bytes: &[u8]) -> bool {
+/// Writes `bytes` (the server may close early: write errors are expected), optionally half-
+/// closes, and reports whether the server then closed the connection.
+fn closed_after(s: &Server, bytes: &[u8], half_close: bool) -> bool {
     let mut t = Raw::tcp(s.addr);
-    t.write_all(bytes).unwrap();
-    let _ = t.shutdown(std::net::Shutdown::Write);
+    let _ = t.write_all(bytes);
+    if half_close {
+        let _ = t.shutdown(Shutdown::Write);
+    }
     is_closed(&mut t)
 }
 
+/// Same, on a connection that completed the handshake first.
+fn closed_after_handshake(s: &Server, bytes: &[u8], half_close: bool) -> bool {
+    let mut c = Raw::connect(s.addr);
+    let _ = c.s.write_all(bytes);
+    if half_close {
+        let _ = c.s.shutdown(Shutdown::Write);
+    }
+    is_closed(&mut c.s)
+}
+
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+// ---- bytes that are not the protocol -------------------------------------------------------
+
 #[test]
-fn garbage_truncated_and_bad_lengths_close_only_that_connection() {
+fn random_bytes_close_only_their_connection() {
     let mut s = Server::start(&[]);
-    // Seeded random bytes, several sizes.
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    for size in [1usize, 3, 7, 64, 1000, 70_000] {
-        let bytes: Vec<u8> = (0..size)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        assert!(raw_bytes_then_closed(&s, &bytes));
+    let mut rng = Rng::new(0x5eed_0001);
+    for size in [1usize, 3, 4, 7, 64, 1000, 70_000] {
+        let bytes = rng.bytes(size);
+        assert!(closed_after(&s, &bytes, true), "{size} random bytes");
         assert_healthy(&mut s, &format!("random-{size}"));
     }
-    // A negative length and a 2 GiB length.
-    assert!(raw_bytes_then_closed(&s, &(-5i32).to_be_bytes()));
-    assert!(raw_bytes_then_closed(&s, &0x7fff_ffffu32.to_be_bytes()));
-    assert_healthy(&mut s, "lengths");
-    // A frame that promises more than it sends, then EOF.
-    let mut f = 100u32.to_be_bytes().to_vec();
-    f.extend_from_slice(&[0u8; 10]);
-    assert!(raw_bytes_then_closed(&s, &f));
-    assert_healthy(&mut s, "truncated");
-    assert!(s.log().contains("Len error"), "{}", s.log());
+    // Random frames after a good handshake: a correct length prefix around random bodies.
+    for i in 0..20 {
+        let len = (rng.next_u64() % 200) as usize;
+        let body = rng.bytes(len);
+        let mut c = Raw::connect(s.addr);
+        let _ = c.s.write_all(&framed(&body));
+        // Whatever the server made of it (an error reply or a close), it must still answer a
+        // ping on this connection or close it; it must not hang or die.
+        let _ = c.s.write_all(&Request::Ping.encode(-2));
+        c.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        loop {
+            match read_frame(&mut c.s) {
+                None => break,
+                Some(f) if f.len() >= 4 && f[..4] == (-2i32).to_be_bytes() => break,
+                Some(_) => continue,
+            }
+        }
+        assert!(s.is_alive(), "random frame {i} ({len} bytes) killed the server\n{}", s.log());
+    }
+    assert_healthy(&mut s, "random-frames");
 }
 
 #[test]
-fn frame_limit_is_jute_maxbuffer_for_the_whole_frame() {
+fn every_opcode_with_a_random_body_is_survived() {
+    let mut s = Server::start(&[]);
+    let mut rng = Rng::new(0x5eed_0002);
+    let opcodes: Vec<i32> = (-12..=24).chain(99..=108).chain([999, i32::MIN, i32::MAX]).collect();
+    for &opcode in &opcodes {
+        for round in 0..3 {
+            let mut c = Raw::connect(s.addr);
+            let len = [0usize, 9, (rng.next_u64() % 300) as usize][round];
+            let mut w = Writer::framed();
+            w.i32(7).i32(opcode);
+            w.buf.extend_from_slice(&rng.bytes(len));
+            let _ = c.s.write_all(&w.finish_frame());
+            let _ = c.s.write_all(&Request::Ping.encode(-2));
+            loop {
+                match read_frame(&mut c.s) {
+                    None => break,
+                    Some(f) if f.len() >= 4 && f[..4] == (-2i32).to_be_bytes() => break,
+                    Some(_) => continue,
+                }
+            }
+            assert!(s.is_alive(), "opcode {opcode} with {len} random bytes killed the server\n{}", s.log());
+        }
+    }
+    assert_healthy(&mut s, "opcodes");
+}
+
+#[test]
+fn garbage_instead_of_a_handshake_is_refused() {
+    let mut s = Server::start(&[]);
+    let mut rng = Rng::new(0x5eed_0003);
+    // A plausible length around garbage.
+    assert!(closed_after(&s, &framed(&rng.bytes(40)), false));
+    assert_healthy(&mut s, "garbage-handshake");
+    // A well-formed request frame is not a ConnectRequest.
+    assert!(closed_after(&s, &Request::GetData { path: "/".into(), watch: false }.encode(1), false));
+    assert_healthy(&mut s, "request-first");
+    // An unknown four-letter word reads as a 1.6 GB length: closed (ZooKeeper 3.8.0 too).
+    assert!(closed_after(&s, b"abcd", false));
+    assert_healthy(&mut s, "unknown-word");
+    // A ConnectRequest with bytes after the record.
+    let mut f = connect_request(30_000, 0, vec![0; 16]).encode();
+    f.extend_from_slice(b"junk");
+    let n = (f.len() - 4) as u32;
+    f[..4].copy_from_slice(&n.to_be_bytes());
+    let mut t = Raw::tcp(s.addr);
+    t.write_all(&f).unwrap();
+    // Either refused, or served (ZooKeeper reads what it needs and serves): never a crash.
+    if let Some(frame) = read_frame(&mut t) {
+        assert!(ConnectResponse::decode(&frame).is_ok());
+    }
+    drop(t);
+    assert_healthy(&mut s, "connect-junk");
+    // A client that has seen a later zxid than the server's is refused without an answer.
+    let mut req = connect_request(30_000, 0, vec![0; 16]);
+    req.last_zxid_seen = 1 << 40;
+    let mut t = Raw::tcp(s.addr);
+    t.write_all(&req.encode()).unwrap();
+    assert!(read_frame(&mut t).is_none(), "no session for a client from the future");
+    assert!(s.wait_for_log("Refusing session request", Duration::from_secs(5)), "{}", s.log());
+    assert_healthy(&mut s, "zxid-ahead");
+    // Half a ConnectRequest, then the peer goes away.
+    let whole = connect_request(30_000, 0, vec![0; 16]).encode();
+    for _ in 0..20 {
+        assert!(closed_after(&s, &whole[..whole.len() / 2], true));
+    }
+    assert_healthy(&mut s, "half-handshakes");
+}
+
+#[test]
+fn old_clients_without_the_read_only_byte_are_served() {
+    let mut s = Server::start(&[]);
+    let req = ConnectRequest { read_only: None, ..connect_request(30_000, 0, vec![0; 16]) };
+    let mut c = Raw::handshake(s.addr, &req).ok().expect("a session");
+    assert_eq!(c.call(1, &create_req("/old", b"", 0)).err(), 0);
+    // The answer mirrors the request: no trailing readOnly byte (40 bytes, as ZooKeeper sends).
+    let mut t = Raw::tcp(s.addr);
+    t.write_all(&req.encode()).unwrap();
+    let frame = read_frame(&mut t).unwrap();
+    assert_eq!(frame.len(), 36);
+    assert_eq!(ConnectResponse::decode(&frame).unwrap().read_only, None);
+    assert_healthy(&mut s, "old-client");
+}
+
+// ---- lengths ------------------------------------------------------------------------------
+
+#[test]
+fn truncated_frames_then_eof() {
+    let mut s = Server::start(&[]);
+    // Before the handshake: a frame promising 100 bytes, 10 sent, then EOF.
+    let mut f = 100u32.to_be_bytes().to_vec();
+    f.extend_from_slice(&[0u8; 10]);
+    assert!(closed_after(&s, &f, true));
+    assert_healthy(&mut s, "truncated-handshake");
+    // After the handshake: half of a create, then EOF. Nothing is created.
+    let req = create_req("/half", b"0123456789", 0).encode(1);
+    assert!(closed_after_handshake(&s, &req[..req.len() / 2], true));
+    // Only the length prefix.
+    assert!(closed_after_handshake(&s, &req[..4], true));
+    // Two bytes of a length prefix.
+    assert!(closed_after_handshake(&s, &req[..2], true));
+    let mut c = Raw::connect(s.addr);
+    assert_eq!(c.call(1, &Request::Exists { path: "/half".into(), watch: false }).err(), -101);
+    assert_healthy(&mut s, "truncated-request");
+}
+
+#[test]
+fn a_negative_length_closes_at_once() {
+    let mut s = Server::start(&[]);
+    // No half-close: the server must not wait for more bytes.
+    assert!(closed_after(&s, &(-5i32).to_be_bytes(), false));
+    assert!(s.wait_for_log("Len error -5", Duration::from_secs(5)), "{}", s.log());
+    assert_healthy(&mut s, "negative-handshake");
+    assert!(closed_after_handshake(&s, &(-1i32).to_be_bytes(), false));
+    assert!(s.wait_for_log("Len error -1", Duration::from_secs(5)), "{}", s.log());
+    assert_healthy(&mut s, "negative-request");
+}
+
+#[test]
+fn a_two_gigabyte_length_closes_at_once() {
+    let mut s = Server::start(&[]);
+    assert!(closed_after(&s, &0x7fff_ffffu32.to_be_bytes(), false));
+    assert!(s.wait_for_log("Len error 2147483647", Duration::from_secs(5)), "{}", s.log());
+    assert_healthy(&mut s, "huge-handshake");
+    let mut f = 0x7fff_ffffu32.to_be_bytes().to_vec();
+    f.extend_from_slice(&[0u8; 64]);
+    assert!(closed_after_handshake(&s, &f, false));
+    assert_healthy(&mut s, "huge-request");
+}
+
+#[test]
+fn a_frame_over_a_small_jute_maxbuffer_is_refused() {
+    let mut s = Server::start(&["jute.maxbuffer=4096"]);
+    let mut c = Raw::connect(s.addr);
+    // create frame body: 8 header + 4+4 path "/big" + 4+data + 27 ACL + 4 flags = data + 51.
+    let fits = create_req("/big", &vec![7; 4096 - 51], 0).encode(1);
+    assert_eq!(fits.len() - 4, 4096);
+    c.send_bytes(&fits);
+    assert_eq!(c.reply(1).err(), 0, "a frame of exactly jute.maxbuffer is accepted");
+    let over = create_req("/big2", &vec![7; 4096 - 50], 0).encode(2);
+    let _ = c.s.write_all(&over);
+    assert!(is_closed(&mut c.s), "one byte over closes the connection");
+    assert!(s.wait_for_log("Len error 4097", Duration::from_secs(5)), "{}", s.log());
+    let mut d = Raw::connect(s.addr);
+    assert_eq!(d.call(1, &Request::Exists { path: "/big2".into(), watch: false }).err(), -101);
+    assert_eq!(d.call(2, &Request::Exists { path: "/big".into(), watch: false }).err(), 0);
+    assert_healthy(&mut s, "small-maxbuffer");
+}
+
+#[test]
+fn the_default_frame_limit_is_1048575_bytes() {
     let mut s = Server::start(&[]);
     let mut c = Raw::connect(s.addr);
-    // 4+4 header, 4+4 path "/big", 4+data, acl vector 4+(4+4+5+4+6), flags 4 = data + 51.
+    // ZooKeeper 3.8.0: a create with 1,048,524 data bytes (default ACL, path /big) succeeds.
     let fits = 1_048_575 - 51;
-    assert_eq!(create("/big", vec![7; fits]).encode(1).len() - 4, 1_048_575);
-    let (h, _) = c.call(1, &create("/big", vec![7; fits]));
-    assert_eq!(h.err, 0);
-    c.send(2, &create("/big2", vec![7; fits + 1]));
-    assert!(is_closed(&mut c.s), "an oversized frame closes the connection");
+    assert_eq!(fits, 1_048_524);
+    let frame = create_req("/big", &vec![7; fits], 0).encode(1);
+    assert_eq!(frame.len() - 4, 1_048_575);
+    c.send_bytes(&frame);
+    assert_eq!(c.reply(1).err(), 0);
+    let r = c.call(2, &Request::GetData { path: "/big".into(), watch: false });
+    assert_eq!(r.data_and_stat().1.data_length as usize, fits);
+    let _ = c.s.write_all(&create_req("/big2", &vec![7; fits + 1], 0).encode(3));
+    assert!(is_closed(&mut c.s), "one byte more closes the connection");
+    assert!(s.wait_for_log("Len error 1048576", Duration::from_secs(5)), "{}", s.log());
     let mut d = Raw::connect(s.addr);
-    let (h, _) = d.call(1, &Request::Exists { path: "/big2".into(), watch: false });
-    assert_eq!(h.err, ErrorCode::NoNode.code(), "nothing of the oversized request was created");
-    assert!(s.log().contains("Len error"));
+    assert_eq!(d.call(1, &Request::Exists { path: "/big2".into(), watch: false }).err(), -101, "nothing created");
     assert_healthy(&mut s, "maxbuffer");
 }
 
 #[test]
-fn unknown_opcode_answers_unimplemented_and_keeps_the_connection() {
+fn an_oversized_set_data_keeps_the_old_value_and_the_session() {
+    let mut s = Server::start(&["jute.maxbuffer=8192"]);
+    let mut c = Raw::connect(s.addr);
+    assert_eq!(c.call(1, &create_req("/v", b"old", 1)).err(), 0);
+    let big = Request::SetData { path: "/v".into(), data: Some(vec![1; 9000]), version: -1 };
+    let _ = c.s.write_all(&big.encode(2));
+    assert!(is_closed(&mut c.s));
+    // The client reconnects to the same session: its ephemeral and the old value are intact.
+    let mut again = Raw::resume(s.addr, c.session_id, c.passwd.clone()).ok().expect("same session");
+    let r = again.call(1, &Request::GetData { path: "/v".into(), watch: false });
+    let (data, st) = r.data_and_stat();
+    assert_eq!((data, st.version, st.ephemeral_owner), (Some(b"old".to_vec()), 0, c.session_id));
+    assert_healthy(&mut s, "oversized-set");
+}
+
+#[test]
+fn huge_counts_inside_a_frame_are_not_trusted() {
+    let mut s = Server::start(&[]);
+    // An ACL vector claiming 2^31-1 entries in a small frame.
+    let mut w = Writer::framed();
+    w.i32(1).i32(op::CREATE).string("/acl").buffer(b"").i32(0x7fff_ffff);
+    assert!(closed_after_handshake(&s, &w.finish_frame(), false));
+    assert_healthy(&mut s, "acl-count");
+    // setWatches with a path list claiming 2^31-1 strings.
+    let mut w = Writer::framed();
+    w.i32(-8).i32(op::SET_WATCHES).i64(0).i32(0x7fff_ffff);
+    assert!(closed_after_handshake(&s, &w.finish_frame(), false));
+    assert_healthy(&mut s, "strings-count");
+    // A string length past the end of the frame.
+    let mut w = Writer::framed();
+    w.i32(1).i32(op::GET_DATA).i32(1_000_000).buf.extend_from_slice(b"/x");
+    assert!(closed_after_handshake(&s, &w.finish_frame(), false));
+    assert_healthy(&mut s, "string-length");
+    // A negative string length other than -1.
+    let mut w = Writer::framed();
+    w.i32(1).i32(op::GET_DATA).i32(-7).bool(false);
+    assert!(closed_after_handshake(&s, &w.finish_frame(), false));
+    assert_healthy(&mut s, "negative-string");
+}
+
+// ---- requests a library would not send ----------------------------------------------------------
+
+#[test]
+fn unknown_opcodes_answer_unimplemented_and_keep_the_connection() {
     let mut s = Server::start(&[]);
     let mut c = Raw::connect(s.addr);
-    let mut w = Writer::framed();
-    w.i32(5).i32(77).string("whatever");
-    c.s.write_all(&w.finish_frame()).unwrap();
-    let (h, _) = c.reply(5);
-    assert_eq!(h.err, ErrorCode::Unimplemented.code());
-    let (h, _) = c.call(6, &Request::Exists { path: "/".into(), watch: false });
-    assert_eq!(h.err, 0, "the connection is still usable");
+    // Opcodes ZooKeeper 3.8.0 was seen to answer with Unimplemented (-6).
+    for (xid, opcode) in [77, 999, 50, 108].into_iter().enumerate() {
+        let xid = xid as i32 + 10;
+        let mut w = Writer::framed();
+        w.i32(xid).i32(opcode).string("whatever");
+        c.send_bytes(&w.finish_frame());
+        assert_eq!(c.reply(xid).err(), ErrorCode::Unimplemented.code(), "opcode {opcode}");
+        let r = c.call(xid + 100, &Request::Exists { path: "/".into(), watch: false });
+        assert_eq!(r.err(), 0, "the connection is still usable after opcode {opcode}");
+    }
+    assert!(s.wait_for_log("unimplemented opcode 77", Duration::from_secs(5)), "{}", s.log());
     assert_healthy(&mut s, "opcode");
 }
 
 #[test]
-fn malformed_paths_are_bad_arguments() {
+fn a_standalone_check_is_answered() {
+    // ZooKeeper 3.8.0 crashes on this one (its log cannot hold a check txn); Warren answers.
     let mut s = Server::start(&[]);
     let mut c = Raw::connect(s.addr);
-    for (i, p) in ["a", "/a/", "//", "/a/./b", "/a\u{0}b", "/a/../b", ""].iter().enumerate() {
-        let (h, _) = c.call(i as i32 + 1, &create(p, vec![]));
-        assert_eq!(h.err, ErrorCode::BadArguments.code(), "create {p:?}");
-        let (h, _) = c.call(100 + i as i32, &Request::GetData { path: p.to_string(), watch: false });
-        assert_eq!(h.err, ErrorCode::BadArguments.code(), "get {p:?}");
+    assert_eq!(c.call(1, &create_req("/c", b"", 0)).err(), 0);
+    assert_eq!(c.call(2, &Request::Check { path: "/c".into(), version: 0 }).err(), 0);
+    assert_eq!(c.call(3, &Request::Check { path: "/c".into(), version: 4 }).err(), ErrorCode::BadVersion.code());
+    assert_eq!(c.call(4, &Request::Check { path: "/none".into(), version: -1 }).err(), ErrorCode::NoNode.code());
+    assert_healthy(&mut s, "check");
+    // And the log it wrote recovers.
+    s.restart();
+    assert_healthy(&mut s, "check-restart");
+}
+
+#[test]
+fn multi_ops_of_the_wrong_kind_are_refused() {
+    let mut s = Server::start(&[]);
+    let create = match create_req("/w", b"", 0) {
+        Request::Create(c) => c,
+        _ => unreachable!(),
+    };
+    // A write inside multiRead and a read inside multi. ZooKeeper 3.8.0 answers
+    // MarshallingError (-5); closing the connection is the other acceptable answer.
+    for (i, req) in [
+        Request::MultiRead(vec![MultiOp::Create(create.clone())]),
+        Request::Multi(vec![MultiOp::GetData { path: "/".into() }]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut c = Raw::connect(s.addr);
+        c.send(1, req);
+        match c.next_frame() {
+            None => {}
+            Some(common::Frame::Reply(r)) => assert_eq!(r.err(), ErrorCode::MarshallingError.code(), "case {i}"),
+            Some(other) => panic!("case {i}: {other:?}"),
+        }
+        assert_healthy(&mut s, &format!("multi-kind-{i}"));
     }
-    assert_healthy(&mut s, "paths");
+    let mut c = Raw::connect(s.addr);
+    assert_eq!(c.call(1, &Request::Exists { path: "/w".into(), watch: false }).err(), -101, "nothing created");
 }
 
 #[test]
@@ -119,47 +369,106 @@ fn invalid_utf8_in_a_path_closes_the_connection_with_a_log_line() {
     let mut s = Server::start(&[]);
     let mut c = Raw::connect(s.addr);
     let mut w = Writer::framed();
-    w.i32(1).i32(4).buffer(&[b'/', 0xff, 0xfe]).bool(false);
-    c.s.write_all(&w.finish_frame()).unwrap();
+    w.i32(1).i32(op::GET_DATA).buffer(&[b'/', 0xff, 0xfe]).bool(false);
+    c.send_bytes(&w.finish_frame());
     assert!(is_closed(&mut c.s));
-    assert!(s.log().contains("malformed request"), "{}", s.log());
-    assert_healthy(&mut s, "utf8");
+    assert!(s.wait_for_log("malformed request", Duration::from_secs(5)), "{}", s.log());
+    assert_healthy(&mut s, "utf8-get");
+    // A create whose path is not UTF-8 creates nothing.
+    let mut c = Raw::connect(s.addr);
+    let mut w = Writer::framed();
+    w.i32(1).i32(op::CREATE).buffer(&[b'/', b'u', 0xc3]).buffer(b"");
+    warren::proto::write_acls(&mut w, &open_acl_unsafe());
+    w.i32(0);
+    c.send_bytes(&w.finish_frame());
+    assert!(is_closed(&mut c.s));
+    let mut d = Raw::connect(s.addr);
+    let r = d.call(1, &Request::GetChildren { path: "/".into(), watch: false });
+    assert!(!r.children().iter().any(|n| n.starts_with('u')), "{:?}", r.children());
+    assert_healthy(&mut s, "utf8-create");
 }
 
 #[test]
-fn a_request_instead_of_a_handshake_is_refused() {
+fn malformed_paths_are_bad_arguments() {
     let mut s = Server::start(&[]);
-    // A well-formed getData frame sent as the first packet is not a ConnectRequest.
-    let req = Request::GetData { path: "/".into(), watch: false }.encode(1);
-    assert!(raw_bytes_then_closed(&s, &req));
-    assert_healthy(&mut s, "handshake");
+    let mut c = Raw::connect(s.addr);
+    assert_eq!(c.call(1, &create_req("/a", b"", 0)).err(), 0);
+    let malformed = ["a", "/a/", "//", "/a/./b", "/a/../b", "/a/.", "/a\u{0}b", "", "/a\u{1}b", "/\u{fff0}"];
+    let mut xid = 10;
+    for p in malformed {
+        // setData validates the whole path first (ZooKeeper 3.8.0 answered -8 for each).
+        xid += 1;
+        let r = c.call(xid, &Request::SetData { path: p.into(), data: None, version: -1 });
+        assert_eq!(r.err(), BAD_ARGUMENTS, "setData {p:?}");
+    }
+    // Creates whose parent exists (so the parent lookup cannot answer first): -8 on 3.8.0 too.
+    for p in ["a", "/a/", "//", "/a\u{0}b", "", "/a/.", "/a/..", "/a\u{7f}"] {
+        for flags in [0, 2] {
+            xid += 1;
+            let r = c.call(xid, &create2_req(p, b"", flags));
+            assert_eq!(r.err(), BAD_ARGUMENTS, "create {p:?} flags {flags}");
+        }
+    }
+    // Nothing was created, and the connection is still in order.
+    let r = c.call(99, &Request::GetChildren2 { path: "/a".into(), watch: false });
+    assert_eq!(r.err(), 0);
+    assert!(r.children().is_empty());
+    assert_healthy(&mut s, "paths");
 }
 
 #[test]
 fn connections_past_max_client_cnxns_are_closed() {
     let mut s = Server::start(&["maxClientCnxns=5"]);
     let mut held: Vec<Raw> = (0..5).map(|_| Raw::connect(s.addr)).collect();
-    let mut sixth = TcpStream::connect(s.addr).unwrap();
-    sixth.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    let _ = sixth.write_all(
-        &warren::proto::ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id: 0,
-            passwd: vec![0; 16],
-            read_only: None,
-        }
-        .encode(),
-    );
-    assert!(read_frame(&mut sixth).is_none(), "the sixth connection gets no session");
-    assert!(s.log().contains("Too many connections"));
-    for (i, c) in held.iter_mut().enumerate() {
-        let (h, _) = c.call(1, &Request::Exists { path: "/".into(), watch: false });
-        assert_eq!(h.err, 0, "held connection {i}");
+    for extra in 0..2 {
+        let mut t = Raw::tcp(s.addr);
+        let _ = t.write_all(&connect_request(30_000, 0, vec![0; 16]).encode());
+        assert!(read_frame(&mut t).is_none(), "connection {} gets no session", 6 + extra);
     }
+    assert!(s.wait_for_log("Too many connections", Duration::from_secs(5)), "{}", s.log());
+    for (i, c) in held.iter_mut().enumerate() {
+        let r = c.call(1, &create_req(&format!("/held{i}"), b"", 1));
+        assert_eq!(r.err(), 0, "held connection {i}");
+    }
+    // Closing one frees a slot (the server notices the close asynchronously: poll, bounded).
+    held.pop().unwrap().close_session();
+    let mut sixth = eventually(Duration::from_secs(10), || {
+        let mut t = Raw::tcp(s.addr);
+        t.write_all(&connect_request(30_000, 0, vec![0; 16]).encode()).ok()?;
+        let f = read_frame(&mut t)?;
+        let resp = ConnectResponse::decode(&f).ok()?;
+        Some(Raw {
+            s: t,
+            session_id: resp.session_id,
+            passwd: resp.passwd,
+            timeout_ms: resp.timeout_ms,
+            events: Default::default(),
+        })
+    })
+    .expect("a slot frees up");
+    assert_eq!(sixth.call(1, &Request::Exists { path: "/held0".into(), watch: false }).err(), 0);
     drop(held);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(sixth);
+    // The held sessions' connections are gone; a healthy client gets a slot again.
+    let mut ok = eventually(Duration::from_secs(10), || {
+        let mut t = Raw::tcp(s.addr);
+        t.write_all(&connect_request(30_000, 0, vec![0; 16]).encode()).ok()?;
+        read_frame(&mut t).map(|_| t)
+    });
+    assert!(ok.is_some());
+    ok.take();
+    eventually(Duration::from_secs(10), || {
+        // assert_healthy needs a free slot: wait until the drops above were noticed.
+        let mut probe: Vec<TcpStream> = Vec::new();
+        for _ in 0..5 {
+            let mut t = Raw::tcp(s.addr);
+            t.write_all(&connect_request(30_000, 0, vec![0; 16]).encode()).ok()?;
+            read_frame(&mut t)?;
+            probe.push(t);
+        }
+        Some(())
+    })
+    .expect("five slots free again");
     assert_healthy(&mut s, "cnxns");
 }
 
@@ -167,34 +476,101 @@ fn connections_past_max_client_cnxns_are_closed() {
 fn unknown_auth_scheme_fails_and_closes() {
     let mut s = Server::start(&[]);
     let mut c = Raw::connect(s.addr);
-    let (h, _) = c.call(-4, &Request::Auth { auth_type: 0, scheme: "kerberos-ish".into(), auth: vec![1, 2] });
-    assert_eq!(h.err, ErrorCode::AuthFailed.code());
-    assert!(is_closed(&mut c.s));
+    let r = c.call(-4, &Request::Auth { auth_type: 0, scheme: "kerberos-ish".into(), auth: vec![1, 2] });
+    assert_eq!(r.err(), ErrorCode::AuthFailed.code());
+    assert!(is_closed(&mut c.s), "the connection is closed after AuthFailed");
+    assert!(s.wait_for_log("authentication failed", Duration::from_secs(5)), "{}", s.log());
+    // The session itself is not closed: it can be resumed on a new connection.
+    let mut again = Raw::resume(s.addr, c.session_id, c.passwd.clone()).ok().expect("session still live");
+    assert_eq!(again.call(1, &Request::Exists { path: "/".into(), watch: false }).err(), 0);
     assert_healthy(&mut s, "auth");
 }
 
 #[test]
-fn wrong_password_reconnect_gets_an_expired_answer_right_one_resumes() {
+fn a_flood_of_pipelined_requests_is_answered_in_order() {
     let mut s = Server::start(&[]);
     let mut c = Raw::connect(s.addr);
-    let (h, _) = c.call(
-        1,
-        &Request::Create(CreateRequest {
-            kind: CreateKind::Create,
-            path: "/eph".into(),
+    assert_eq!(c.call(1, &create_req("/f", b"", 0)).err(), 0);
+    const N: i32 = 20_000;
+    let mut writer = c.s.try_clone().unwrap();
+    // Write from another thread while this one reads: neither side can block the other.
+    let t = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        for xid in 100..100 + N {
+            let req = if xid % 10 == 0 {
+                Request::SetData { path: "/f".into(), data: Some(xid.to_be_bytes().to_vec()), version: -1 }
+            } else {
+                Request::GetData { path: "/f".into(), watch: false }
+            };
+            buf.extend_from_slice(&req.encode(xid));
+            if buf.len() > 64 * 1024 {
+                writer.write_all(&buf).unwrap();
+                buf.clear();
+            }
+        }
+        writer.write_all(&buf).unwrap();
+    });
+    let mut last_version = 0;
+    for xid in 100..100 + N {
+        let r = c.reply(xid);
+        assert_eq!((r.hdr.xid, r.err()), (xid, 0), "replies come in request order");
+        if xid % 10 != 0 {
+            // A read sees every earlier write of its own session.
+            let (data, st) = r.data_and_stat();
+            assert_eq!(st.version, (xid - 100) / 10);
+            if xid > 110 {
+                assert_eq!(data.unwrap(), ((xid / 10) * 10).to_be_bytes());
+            }
+            assert!(st.version >= last_version);
+            last_version = st.version;
+        }
+    }
+    t.join().unwrap();
+    assert_healthy(&mut s, "flood");
+}
+
+#[test]
+fn set_watches_with_odd_paths_is_survived() {
+    let mut s = Server::start(&[]);
+    let mut c = Raw::connect(s.addr);
+    let odd: Vec<String> = ["", "no-slash", "/", "//", "/a/../b", "/\u{0}"].iter().map(|p| p.to_string()).collect();
+    let sw = SetWatches {
+        relative_zxid: 0,
+        data: odd.clone(),
+        exist: odd.clone(),
+        child: odd.clone(),
+        persistent: odd.clone(),
+        persistent_recursive: odd,
+    };
+    c.send(-8, &Request::SetWatches(sw));
+    let _ = c.ping_barrier();
+    assert_eq!(c.call(1, &create_req("/after", b"", 0)).err(), 0);
+    assert_healthy(&mut s, "setwatches");
+}
+
+#[test]
+fn create_flags_and_ttls_out_of_range_are_bad_arguments() {
+    let mut s = Server::start(&["extendedTypesEnabled=true"]);
+    let mut c = Raw::connect(s.addr);
+    for (xid, flags) in [(1, 7), (2, -1), (3, 1 << 20)] {
+        assert_eq!(c.call(xid, &create_req("/f", b"", flags)).err(), BAD_ARGUMENTS, "flags {flags}");
+    }
+    // A TTL mode through plain create carries no TTL: BadArguments (checked on 3.8.0).
+    assert_eq!(c.call(4, &create_req("/f", b"", 5)).err(), BAD_ARGUMENTS);
+    let ttl = |ttl_ms: i64, flags: i32| {
+        Request::Create(CreateRequest {
+            kind: CreateKind::Ttl,
+            path: "/t".into(),
             data: None,
             acl: open_acl_unsafe(),
-            flags: 1,
-            ttl_ms: -1,
-        }),
-    );
-    assert_eq!(h.err, 0);
-    let (id, passwd) = (c.session_id, c.passwd.clone());
-    drop(c);
-    let refused = Raw::resume(s.addr, id, vec![9; 16]).err().expect("refused");
-    assert_eq!((refused.timeout_ms, refused.session_id), (0, 0));
-    let mut again = Raw::resume(s.addr, id, passwd).expect("resumed");
-    let (h, _) = again.call(1, &Request::Exists { path: "/eph".into(), watch: false });
-    assert_eq!(h.err, 0, "the ephemeral survived the reconnect");
-    assert_healthy(&mut s, "password");
+            flags,
+            ttl_ms,
+        })
+    };
+    assert_eq!(c.call(5, &ttl(0, 5)).err(), BAD_ARGUMENTS, "ttl 0");
+    assert_eq!(c.call(6, &ttl(-3, 5)).err(), BAD_ARGUMENTS, "negative ttl");
+    assert_eq!(c.call(7, &ttl(1 << 41, 5)).err(), BAD_ARGUMENTS, "ttl over 2^40-1");
+    assert_eq!(c.call(8, &ttl(1000, 1)).err(), BAD_ARGUMENTS, "ephemeral with a ttl");
+    assert_eq!(c.call(9, &ttl(1000, 5)).err(), 0);
+    assert_healthy(&mut s, "flags");
 }

@@ -170,7 +170,9 @@ impl Owner {
                     }
                 }
             }
-            glommio::yield_if_needed().await;
+            // Yield after every chunk: yield_if_needed waits out the task queue's whole
+            // preemption budget, which let one capture hold clients up for ~100 ms at a time.
+            glommio::executor().yield_now().await;
         }
         w.add_sessions(sessions)?;
         let end = self.machine.borrow().last_zxid();
