@@ -26,6 +26,7 @@ ROOT = "/crash"
 CYCLES = int(os.environ.get("CRASH_CYCLES", "8"))
 SEED = int(os.environ.get("CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
 IN_FLIGHT = 100
+LIVE_MAX = 2000
 
 
 def key(i):
@@ -43,9 +44,12 @@ class Model:
         n = len(self.ops)
         existing = sorted(self.live)
         r = rng.random()
+        # Keep the tree small (reads back after every crash are O(keys)): past LIVE_MAX keys,
+        # deletes become as likely as creates.
+        delete_share = 0.5 if len(existing) > LIVE_MAX else 0.1
         if existing and r < 0.2:
             op = ("set", rng.choice(existing), n)
-        elif existing and r < 0.3:
+        elif existing and r < 0.2 + delete_share:
             op = ("delete", rng.choice(existing), n)
             self.live.discard(op[1])
         else:
@@ -68,10 +72,13 @@ class Model:
 
 
 def read_state(client):
+    """The whole /crash subtree, read with pipelined gets."""
+    names = client.get_children(ROOT)
+    pending = [(name, client.get_async(f"{ROOT}/{name}")) for name in names]
     out = {}
-    for name in client.get_children(ROOT):
+    for name, a in pending:
         try:
-            data, _ = client.get(f"{ROOT}/{name}")
+            data, _ = a.get(timeout=30)
         except NoNodeError:
             continue
         out[int(name[1:])] = int(data.decode())
