@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod admin;
 pub mod config;
+pub mod header;
 pub mod log;
 pub mod machine;
 pub mod path;

@@ -36,12 +36,10 @@ use crate::txn::{Txn, TxnHeader, TxnOp};
 
 pub const MAGIC: &[u8; 8] = b"WRNLOG01";
 pub const FORMAT_VERSION: u32 = 1;
-pub const HEADER_LEN: usize = 32;
+pub use crate::header::{HeaderError, HEADER_LEN};
 pub const RECORD_HEADER_LEN: usize = 8;
 /// A record holds one Txn; the client frame limit (jute.maxbuffer) bounds it far below this.
 pub const RECORD_LEN_MAX: u32 = 64 << 20;
-
-const _: () = assert!(HEADER_LEN == 8 + 4 + 4 + 8 + 4 + 4);
 
 pub fn segment_name(first_zxid: i64) -> String {
     format!("log.{first_zxid:x}")
@@ -53,44 +51,12 @@ pub fn parse_segment_name(name: &str) -> Option<i64> {
 }
 
 pub fn encode_header(first_zxid: i64) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[0..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h[16..24].copy_from_slice(&first_zxid.to_le_bytes());
-    let crc = crc32c::crc32c(&h[0..28]);
-    h[28..32].copy_from_slice(&crc.to_le_bytes());
-    h
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
-    #[error("segment is shorter than its {HEADER_LEN}-byte header")]
-    Short,
-    #[error("not a Warren log segment (bad magic)")]
-    BadMagic,
-    #[error("unsupported log format version {0}")]
-    Version(u32),
-    #[error("segment header checksum mismatch")]
-    Checksum,
+    crate::header::encode(MAGIC, FORMAT_VERSION, first_zxid)
 }
 
 /// Validates a segment header and returns its first zxid.
 pub fn decode_header(b: &[u8]) -> Result<i64, HeaderError> {
-    if b.len() < HEADER_LEN {
-        return Err(HeaderError::Short);
-    }
-    if &b[0..8] != MAGIC {
-        return Err(HeaderError::BadMagic);
-    }
-    let crc = u32::from_le_bytes(b[28..32].try_into().expect("4 bytes"));
-    if crc != crc32c::crc32c(&b[0..28]) {
-        return Err(HeaderError::Checksum);
-    }
-    let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
-        return Err(HeaderError::Version(version));
-    }
-    Ok(i64::from_le_bytes(b[16..24].try_into().expect("8 bytes")))
+    crate::header::decode(b, MAGIC, FORMAT_VERSION)
 }
 
 /// Appends one framed record holding `txn` to `out`.

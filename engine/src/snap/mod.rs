@@ -44,7 +44,7 @@ use crate::tree::{DataTree, Node, NodeStat};
 
 pub const MAGIC: &[u8; 8] = b"WRNSNAP1";
 pub const FORMAT_VERSION: u32 = 1;
-pub const HEADER_LEN: usize = 32;
+pub use crate::header::HEADER_LEN;
 const CHUNK_HEADER_LEN: usize = 16;
 const ALIGN: usize = 16;
 /// Nodes per chunk: bounds the memory a chunk needs and the pause per step of a fuzzy snapshot.
@@ -53,7 +53,6 @@ const KIND_NODES: u32 = 1;
 const KIND_SESSIONS: u32 = 2;
 const KIND_TRAILER: u32 = 3;
 
-const _: () = assert!(HEADER_LEN == 8 + 4 + 4 + 8 + 4 + 4);
 const _: () = assert!(CHUNK_HEADER_LEN % ALIGN == 0 && HEADER_LEN % ALIGN == 0);
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -68,15 +67,7 @@ pub struct NodeRecord {
     pub path: String,
     pub data: Option<Vec<u8>>,
     pub acl: Vec<AclRecord>,
-    pub czxid: i64,
-    pub mzxid: i64,
-    pub ctime: i64,
-    pub mtime: i64,
-    pub version: i32,
-    pub cversion: i32,
-    pub aversion: i32,
-    pub ephemeral_owner: i64,
-    pub pzxid: i64,
+    pub stat: NodeStat,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
@@ -123,11 +114,12 @@ pub fn record_digest(r: &NodeRecord) -> u64 {
         h = crc32c::crc32c_append(h, a.scheme.as_bytes());
         h = crc32c::crc32c_append(h, a.id.as_bytes());
     }
+    let st = &r.stat;
     let mut stat = [0u8; 6 * 8 + 3 * 4];
-    for (i, v) in [r.czxid, r.mzxid, r.ctime, r.mtime, r.ephemeral_owner, r.pzxid].iter().enumerate() {
+    for (i, v) in [st.czxid, st.mzxid, st.ctime, st.mtime, st.ephemeral_owner, st.pzxid].iter().enumerate() {
         stat[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
     }
-    for (i, v) in [r.version, r.cversion, r.aversion].iter().enumerate() {
+    for (i, v) in [st.version, st.cversion, st.aversion].iter().enumerate() {
         stat[48 + i * 4..52 + i * 4].copy_from_slice(&v.to_le_bytes());
     }
     h = crc32c::crc32c_append(h, &stat);
@@ -135,25 +127,8 @@ pub fn record_digest(r: &NodeRecord) -> u64 {
 }
 
 pub fn node_record(path: &str, n: &Node) -> NodeRecord {
-    let s = &n.stat;
-    NodeRecord {
-        path: path.to_string(),
-        data: n.data.clone(),
-        acl: n
-            .acl
-            .iter()
-            .map(|a| AclRecord { perms: a.perms, scheme: a.id.scheme.clone(), id: a.id.id.clone() })
-            .collect(),
-        czxid: s.czxid,
-        mzxid: s.mzxid,
-        ctime: s.ctime,
-        mtime: s.mtime,
-        version: s.version,
-        cversion: s.cversion,
-        aversion: s.aversion,
-        ephemeral_owner: s.ephemeral_owner,
-        pzxid: s.pzxid,
-    }
+    let acl = n.acl.iter().map(|a| AclRecord { perms: a.perms, scheme: a.id.scheme.clone(), id: a.id.id.clone() });
+    NodeRecord { path: path.to_string(), data: n.data.clone(), acl: acl.collect(), stat: n.stat }
 }
 
 /// The digest of a whole tree, as a non-fuzzy snapshot of it would record.
@@ -162,13 +137,7 @@ pub fn tree_digest(tree: &DataTree) -> u64 {
 }
 
 pub fn encode_header(start_zxid: i64) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[0..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h[16..24].copy_from_slice(&start_zxid.to_le_bytes());
-    let crc = crc32c::crc32c(&h[0..28]);
-    h[28..32].copy_from_slice(&crc.to_le_bytes());
-    h
+    crate::header::encode(MAGIC, FORMAT_VERSION, start_zxid)
 }
 
 /// Writes a snapshot incrementally: nodes are buffered and flushed as chunks.
@@ -254,21 +223,13 @@ pub struct LoadedSnapshot {
 /// Validates a whole snapshot image and rebuilds the tree. `bytes` must start 16-byte aligned
 /// (an mmap or an rkyv AlignedVec is).
 pub fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, SnapError> {
-    if bytes.len() < HEADER_LEN {
-        return Err(SnapError::Incomplete);
-    }
-    if &bytes[0..8] != MAGIC {
-        return Err(SnapError::BadMagic);
-    }
-    let crc = u32::from_le_bytes(bytes[28..32].try_into().expect("4"));
-    if crc != crc32c::crc32c(&bytes[0..28]) {
-        return Err(corrupt(28, "header checksum mismatch"));
-    }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4"));
-    if version != FORMAT_VERSION {
-        return Err(SnapError::UnsupportedVersion(version));
-    }
-    let start_zxid = i64::from_le_bytes(bytes[16..24].try_into().expect("8"));
+    use crate::header::HeaderError;
+    let start_zxid = crate::header::decode(bytes, MAGIC, FORMAT_VERSION).map_err(|e| match e {
+        HeaderError::Short => SnapError::Incomplete,
+        HeaderError::BadMagic => SnapError::BadMagic,
+        HeaderError::Version(v) => SnapError::UnsupportedVersion(v),
+        HeaderError::Checksum => corrupt(28, "header checksum mismatch"),
+    })?;
     let mut nodes: Vec<(String, Option<Vec<u8>>, Vec<Acl>, NodeStat)> = Vec::new();
     let mut sessions = Vec::new();
     let mut digest = 0u64;
@@ -303,23 +264,12 @@ pub fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, SnapError> {
                 for r in recs.iter() {
                     let r: NodeRecord = rkyv::deserialize::<NodeRecord, RkyvError>(r).map_err(bad)?;
                     digest = digest.wrapping_add(record_digest(&r));
-                    let stat = NodeStat {
-                        czxid: r.czxid,
-                        mzxid: r.mzxid,
-                        ctime: r.ctime,
-                        mtime: r.mtime,
-                        version: r.version,
-                        cversion: r.cversion,
-                        aversion: r.aversion,
-                        ephemeral_owner: r.ephemeral_owner,
-                        pzxid: r.pzxid,
-                    };
                     let acl = r
                         .acl
                         .into_iter()
                         .map(|a| Acl { perms: a.perms, id: Id { scheme: a.scheme, id: a.id } })
                         .collect();
-                    nodes.push((r.path, r.data, acl, stat));
+                    nodes.push((r.path, r.data, acl, r.stat));
                 }
             }
             KIND_SESSIONS => {

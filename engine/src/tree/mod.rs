@@ -17,7 +17,7 @@ use crate::txn::{owner_kind, OwnerKind, Txn, TxnOp};
 /// `cversion` here counts *creates* of children, as ZooKeeper stores it: sequential suffixes
 /// come from it. Clients see `cversion * 2 - numChildren` (every create that is no longer
 /// there was a delete), which counts every change to the children (see `Node::stat`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct NodeStat {
     pub czxid: i64,
     pub mzxid: i64,
