@@ -156,10 +156,6 @@ pub fn digest(user_colon_password: &str) -> String {
 pub enum AuthFailed {
     #[error("no authentication provider for scheme {0:?}")]
     UnknownScheme(String),
-    #[error("digest credentials are not valid UTF-8")]
-    InvalidUtf8,
-    #[error("digest credentials must have the form user:password")]
-    MissingColon,
 }
 
 /// Why an ACL list was refused (ZooKeeper's `InvalidACL`, error code -114).
@@ -218,11 +214,10 @@ impl AuthInfo {
     pub fn add_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), AuthFailed> {
         match scheme {
             "digest" => {
-                let text = std::str::from_utf8(auth).map_err(|_| AuthFailed::InvalidUtf8)?;
-                if !text.contains(':') {
-                    return Err(AuthFailed::MissingColon);
-                }
-                self.add_id(Id::new("digest", digest(text)));
+                // As ZooKeeper: bytes decoded lossily (Java's new String), and no colon is
+                // accepted too (the whole text is the user name and is hashed as is).
+                let text = String::from_utf8_lossy(auth);
+                self.add_id(Id::new("digest", digest(&text)));
                 Ok(())
             }
             "ip" => {
@@ -587,12 +582,14 @@ mod tests {
         assert_eq!(a.ids().len(), 2);
         assert_eq!(a.add_auth("world", b"anyone"), Err(AuthFailed::UnknownScheme("world".into())));
         assert_eq!(a.add_auth("sasl", b"x"), Err(AuthFailed::UnknownScheme("sasl".into())));
-        assert_eq!(a.add_auth("digest", b"nocolon"), Err(AuthFailed::MissingColon));
-        assert_eq!(a.add_auth("digest", &[0xff, b':', 0xfe]), Err(AuthFailed::InvalidUtf8));
-        assert_eq!(a.ids().len(), 2);
+        // ZooKeeper accepts both (lossy decoding; no colon: the whole text is the user).
+        assert_eq!(a.add_auth("digest", b"nocolon"), Ok(()));
+        assert!(a.ids().iter().any(|i| i.id.starts_with("nocolon:")));
+        assert_eq!(a.add_auth("digest", &[0xff, b':', 0xfe]), Ok(()));
+        assert_eq!(a.ids().len(), 4);
         // Empty password is fine.
         a.add_auth("digest", b"u:").unwrap();
-        assert_eq!(a.ids().len(), 3);
+        assert_eq!(a.ids().len(), 5);
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod common;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{create_req, is_closed, Frame, Raw, Server};
+use common::{create2_req, create_req, is_closed, Frame, Raw, Server};
 use warren::proto::{ErrorCode, MultiOp, MultiResult, Request, WatcherEvent};
 use zk::{Acl, Acls, AddWatchMode, AuthId, CreateMode, EventType, Permission};
 use zookeeper_client as zk;
@@ -621,6 +621,14 @@ async fn digest_acls_guard_every_operation_but_exists() {
     r.add_get_data("/sec").unwrap();
     let results = within("multi read", r.commit()).await.unwrap();
     assert!(matches!(&results[0], zk::MultiReadResult::Error { err: zk::Error::NoAuth }), "{results:?}");
+    let mut m = other.new_multi_writer();
+    m.add_check_version("/sec", 0).unwrap();
+    match within("check without READ", m.commit()).await {
+        Err(zk::MultiWriteError::OperationFailed { index, source }) => {
+            assert_eq!((index, source), (0, zk::Error::NoAuth))
+        }
+        other => panic!("a check needs READ: {other:?}"),
+    }
 
     assert_eq!(owner.set_acl("/sec", &Acls::anyone_read(), Some(5)).await.unwrap_err(), zk::Error::BadVersion);
     let st = owner.set_acl("/sec", &Acls::anyone_read(), Some(0)).await.unwrap();
@@ -853,6 +861,70 @@ fn reconnecting_with_the_right_password_resumes_the_session() {
     assert_eq!(resp.session_id, 0);
 }
 
+#[test]
+fn ephemerals_still_in_flight_at_close_are_removed_too() {
+    let s = Server::start(&[]);
+    let mut c = Raw::connect(s.addr);
+    // Creates and the close in one TCP write: the close is prepared while the creates may
+    // still be on their way to the log.
+    let mut burst = Vec::new();
+    for i in 0..20 {
+        burst.extend_from_slice(&create_req(&format!("/inflight{i}"), b"", 1).encode(i + 1));
+    }
+    burst.extend_from_slice(&Request::CloseSession.encode(100));
+    c.send_bytes(&burst);
+    for i in 0..20 {
+        assert_eq!(c.reply(i + 1).err(), 0);
+    }
+    assert_eq!(c.reply(100).err(), 0);
+    assert!(is_closed(&mut c.s), "closed after the closeSession reply");
+    let mut other = Raw::connect(s.addr);
+    let r = other.call(1, &Request::GetChildren { path: "/".into(), watch: false });
+    let left: Vec<String> = r.children().into_iter().filter(|n| n.starts_with("inflight")).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_restored_session_that_never_comes_back_expires() {
+    let mut s = Server::start(&["tickTime=1000"]);
+    let mut c = Raw::connect_with_timeout(s.addr, 4000);
+    assert_eq!(c.call(1, &create_req("/orphan", b"", 1)).err(), 0);
+    s.restart(); // SIGKILL, then start again on the same data
+    drop(c);
+    let mut w = Raw::connect(s.addr);
+    let r = w.call(1, &Request::Exists { path: "/orphan".into(), watch: true });
+    assert_eq!(r.err(), 0, "the session is restored with the tree");
+    w.s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    match w.next_frame() {
+        Some(Frame::Event(ev)) => assert_eq!((ev.event_type, ev.path.as_str()), (2, "/orphan")),
+        other => panic!("expected the orphan's deletion, got {other:?}"),
+    }
+}
+
+#[test]
+fn null_data_stays_null() {
+    let s = Server::start(&[]);
+    let mut c = Raw::connect(s.addr);
+    let null = match create_req("/null", b"", 0) {
+        Request::Create(mut cr) => {
+            cr.data = None;
+            Request::Create(cr)
+        }
+        _ => unreachable!(),
+    };
+    assert_eq!(c.call(1, &null).err(), 0);
+    // ZooKeeper 3.8.0 keeps the null and returns it (length -1); dataLength is 0.
+    let (data, st) = c.call(2, &Request::GetData { path: "/null".into(), watch: false }).data_and_stat();
+    assert_eq!((data, st.data_length), (None, 0));
+    assert_eq!(c.call(3, &create_req("/empty", b"", 0)).err(), 0);
+    let (data, _) = c.call(4, &Request::GetData { path: "/empty".into(), watch: false }).data_and_stat();
+    assert_eq!(data, Some(vec![]));
+    let set = Request::SetData { path: "/empty".into(), data: None, version: 0 };
+    assert_eq!(c.call(5, &set).stat().version, 1);
+    let (data, _) = c.call(6, &Request::GetData { path: "/empty".into(), watch: false }).data_and_stat();
+    assert_eq!(data, None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_crate_resumes_a_detached_session() {
     let s = Server::start(&[]);
@@ -1028,6 +1100,112 @@ async fn writes_sessions_and_watches_survive_a_restart() {
     let ev = within("watch set before the restart", data_watch.changed()).await;
     assert_eq!((ev.event_type, ev.path.as_str()), (EventType::NodeDataChanged, "/d8"));
     assert!(s.log().contains("recovered to zxid"), "{}", s.log());
+}
+
+/// Every node under "/" except /zookeeper: path → (data, stat, acl), read over one connection.
+fn dump_tree(
+    c: &mut Raw,
+) -> std::collections::BTreeMap<String, (Option<Vec<u8>>, warren::proto::Stat, Vec<warren::acl::Acl>)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec!["/".to_string()];
+    let mut xid = 1000;
+    while let Some(p) = todo.pop() {
+        xid += 3;
+        let (data, st) = c.call(xid, &Request::GetData { path: p.clone(), watch: false }).data_and_stat();
+        let r = c.call(xid + 1, &Request::GetAcl { path: p.clone() });
+        let acl = warren::proto::read_acls(&mut r.reader()).unwrap();
+        for k in c.call(xid + 2, &Request::GetChildren { path: p.clone(), watch: false }).children() {
+            let child = if p == "/" { format!("/{k}") } else { format!("{p}/{k}") };
+            if child != "/zookeeper" {
+                todo.push(child);
+            }
+        }
+        out.insert(p, (data, st, acl));
+    }
+    out
+}
+
+#[test]
+fn state_survives_snapshots_and_a_restart() {
+    let mut s = Server::start(&["snapCount=10", "extendedTypesEnabled=true", "warren.containerCheckIntervalMs=200"]);
+    let mut c = Raw::connect(s.addr);
+    let mut live = Raw::connect(s.addr);
+    let mut xid = 0;
+    let mut call = |c: &mut Raw, req: Request| {
+        xid += 1;
+        let r = c.call(xid, &req);
+        assert_eq!(r.err(), 0, "{req:?}");
+        r
+    };
+    call(&mut c, create_req("/app", b"root", 0));
+    for i in 0..30 {
+        call(&mut c, create_req(&format!("/app/n{i}"), format!("v{i}").as_bytes(), 0));
+        if i % 3 == 0 {
+            call(&mut c, Request::SetData { path: format!("/app/n{i}"), data: Some(b"changed".to_vec()), version: 0 });
+        }
+        if i % 5 == 0 {
+            call(&mut c, Request::Delete { path: format!("/app/n{i}"), version: -1 });
+        }
+    }
+    call(&mut c, create_req("/seq", b"", 0));
+    for _ in 0..7 {
+        call(&mut c, create_req("/seq/s-", b"", 2));
+    }
+    call(&mut c, Request::Delete { path: "/seq/s-0000000006".into(), version: -1 });
+    call(&mut live, create_req("/app/live-eph", b"e", 1));
+    call(&mut c, create2_req("/box", b"", 4));
+    call(&mut c, create_req("/box/item", b"", 0));
+    let ttl = Request::Create(warren::proto::CreateRequest {
+        kind: warren::proto::CreateKind::Ttl,
+        path: "/ttl".into(),
+        data: None,
+        acl: warren::acl::open_acl_unsafe(),
+        flags: 5,
+        ttl_ms: 400,
+    });
+    call(&mut c, ttl);
+    call(&mut c, create_req("/ttl/child", b"", 0));
+    let read_only = vec![warren::acl::Acl::new(1, warren::acl::Id::new("world", "anyone"))];
+    call(&mut c, Request::SetAcl { path: "/app/n1".into(), acl: read_only, version: 0 });
+    let ops = vec![
+        MultiOp::SetData { path: "/app".into(), data: Some(b"multi".to_vec()), version: -1 },
+        MultiOp::Delete { path: "/app/n2".into(), version: -1 },
+        MultiOp::Check { path: "/app".into(), version: 1 },
+    ];
+    call(&mut c, Request::Multi(ops));
+    let before = dump_tree(&mut c);
+    assert!(s.wait_for_log("snapshot", Duration::from_secs(10)), "snapCount=10 wrote a snapshot\n{}", s.log());
+
+    s.restart();
+    let log = s.log();
+    let recovered = log.lines().filter(|l| l.contains("recovered to zxid")).last().unwrap_or_default().to_string();
+    assert!(!recovered.contains("snapshot at 0x0 "), "recovery started from a snapshot: {recovered}");
+    drop(live); // its session was restored; it stays until it expires (30 s) or closes
+    let mut c = Raw::connect(s.addr);
+    let after = dump_tree(&mut c);
+    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+    for (p, b) in &before {
+        assert_eq!(b, &after[p], "{p} changed across the restart");
+    }
+    // Sequence numbers go on from where they were, never repeating.
+    let r = c.call(1, &create_req("/seq/s-", b"", 2));
+    assert_eq!(r.path(), "/seq/s-0000000007");
+    // The container and TTL indexes were rebuilt: both are reaped once their child goes.
+    let mut w = Raw::connect(s.addr);
+    assert_eq!(w.call(1, &Request::Exists { path: "/box".into(), watch: true }).err(), 0);
+    assert_eq!(w.call(2, &Request::Exists { path: "/ttl".into(), watch: true }).err(), 0);
+    assert_eq!(c.call(2, &Request::Delete { path: "/box/item".into(), version: -1 }).err(), 0);
+    assert_eq!(c.call(3, &Request::Delete { path: "/ttl/child".into(), version: -1 }).err(), 0);
+    w.s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut gone = Vec::new();
+    while gone.len() < 2 {
+        match w.next_frame() {
+            Some(Frame::Event(ev)) if ev.event_type == 2 => gone.push(ev.path),
+            other => panic!("waiting for the container and TTL node to go: {other:?}"),
+        }
+    }
+    gone.sort();
+    assert_eq!(gone, ["/box", "/ttl"]);
 }
 
 #[test]
