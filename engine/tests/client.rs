@@ -700,7 +700,7 @@ async fn the_super_digest_bypasses_acls() {
 /// text and adds `digest:<text>:<hash>` (checked against a real 3.8.0 server: reply err 0, the
 /// connection stays). zkCli users can type this; Warren must not drop their connection.
 #[test]
-fn digest_auth_without_a_colon_is_accepted_like_zookeeper() {
+fn digest_auth_without_a_colon_or_utf8_is_accepted_like_zookeeper() {
     let s = Server::start(&[]);
     let mut c = Raw::connect(s.addr);
     let r = c.call(-4, &Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"nocolon".to_vec() });
@@ -711,6 +711,11 @@ fn digest_auth_without_a_colon_is_accepted_like_zookeeper() {
     let n = rd.i32().unwrap();
     let ids: Vec<(String, String)> = (0..n).map(|_| (rd.string().unwrap(), rd.string().unwrap())).collect();
     assert!(ids.contains(&("digest".to_string(), "nocolon".to_string())), "{ids:?}");
+    // Bytes that are not UTF-8 are decoded lossily (Java's new String), also answered Ok by
+    // 3.8.0.
+    let r = c.call(-4, &Request::Auth { auth_type: 0, scheme: "digest".into(), auth: vec![0xff, b':', 0xfe] });
+    assert_eq!(r.err(), 0);
+    assert_eq!(c.call(2, &Request::Exists { path: "/".into(), watch: false }).err(), 0);
 }
 
 // ---- sessions -------------------------------------------------------------------------------
