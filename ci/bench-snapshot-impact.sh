@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 n=${1:-1000000}
 secs=${2:-10}
 cargo build --release -q -p warren -p loadgen -p warren-bench
-base=$(mktemp -d "${TMPDIR:-/tmp}/warren-snapimpact.XXXXXX")
+base=$(mktemp -d)
 trap 'pkill -f "$base/" 2>/dev/null || true; rm -rf "$base"' EXIT
 ./target/release/mkdata "$base/seed" "$n" >/dev/null
 for mode in with-snapshots without-snapshots; do

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 n=${1:-1000000}
 runs=${2:-5}
 cargo build --release -q -p warren -p warren-bench
-dir=$(mktemp -d "${TMPDIR:-/tmp}/warren-startup.XXXXXX")
+dir=$(mktemp -d)
 trap 'pkill -f "$dir/zoo.cfg" 2>/dev/null || true; rm -rf "$dir"' EXIT
 ./target/release/mkdata "$dir/data" "$n"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

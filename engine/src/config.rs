@@ -3,7 +3,7 @@
 //! Warren accepts the configuration files ZooKeeper operators already have, so
 //! the syntax follows `java.util.Properties` (what ZooKeeper uses): `key=value`
 //! or `key:value` or `key value`, `#` and `!` comment lines, backslash line
-//! continuation and `\t`, `\n`, `\uXXXX` style escapes. Key and value are
+//! continuation and `\t`, `\n`, `\u` escapes (four hex digits). Key and value are
 //! trimmed the way ZooKeeper trims them.
 //!
 //! Keys fall in four groups:
@@ -412,7 +412,7 @@ impl Config {
     /// (each naming its line) the caller should log.
     ///
     /// # Errors
-    /// An invalid value, a malformed `\uXXXX` escape or `server.N` line, a
+    /// An invalid value, a malformed `\u` escape or `server.N` line, a
     /// missing `dataDir`, minSessionTimeout above maxSessionTimeout, or a key
     /// asking for client authentication enforcement.
     pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
