@@ -1017,71 +1017,6 @@ pub fn hash(digests: &[(i64, i64)]) -> String {
     out
 }
 
-/// Quorum part of `conf` (`QuorumZooKeeperServer.dumpConf`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QuorumConf {
-    pub init_limit: i32,
-    pub sync_limit: i32,
-    pub election_alg: i32,
-    pub election_port: i32,
-    pub quorum_port: i32,
-    /// 0 = participant, 1 = observer.
-    pub peer_type: i32,
-    /// Printed as is after `membership: ` (ZooKeeper prints the quorum
-    /// verifier: `server.N=...` lines and `version=<hex>`).
-    pub membership: String,
-}
-
-/// Values for `conf` (`ZooKeeperServer.dumpConf`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerConf {
-    pub client_port: i32,
-    /// -1 when not configured.
-    pub secure_client_port: i32,
-    pub data_dir: String,
-    pub data_dir_size: u64,
-    pub data_log_dir: String,
-    pub data_log_size: u64,
-    pub tick_time: i32,
-    pub max_client_cnxns: i32,
-    pub min_session_timeout: i32,
-    pub max_session_timeout: i32,
-    /// -1 when not configured.
-    pub client_port_listen_backlog: i32,
-    /// 0 for a standalone server.
-    pub server_id: i64,
-    pub quorum: Option<QuorumConf>,
-}
-
-/// `conf`: `key=value` lines.
-pub fn conf(c: &ServerConf) -> String {
-    let mut out = format!(
-        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\n\
-         dataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\n\
-         maxSessionTimeout={}\nclientPortListenBacklog={}\nserverId={}\n",
-        c.client_port,
-        c.secure_client_port,
-        c.data_dir,
-        c.data_dir_size,
-        c.data_log_dir,
-        c.data_log_size,
-        c.tick_time,
-        c.max_client_cnxns,
-        c.min_session_timeout,
-        c.max_session_timeout,
-        c.client_port_listen_backlog,
-        c.server_id
-    );
-    if let Some(q) = &c.quorum {
-        out.push_str(&format!(
-            "initLimit={}\nsyncLimit={}\nelectionAlg={}\nelectionPort={}\nquorumPort={}\n\
-             peerType={}\nmembership: \n{}",
-            q.init_limit, q.sync_limit, q.election_alg, q.election_port, q.quorum_port, q.peer_type, q.membership
-        ));
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------
 // Java-compatible formatting helpers
 // ---------------------------------------------------------------------------
@@ -1605,56 +1540,6 @@ mod tests {
         assert!(s.starts_with(
             "SessionTracker dump:\nLocal Session Sets (0)/(0):\nGlobal Sessions(3):\n\
              0xffffffffffffffff\t1ms\n0x100\t4000ms\n0x200\t30000ms\nephemeral nodes dump:\n"
-        ));
-    }
-
-    #[test]
-    fn conf_output() {
-        let mut c = ServerConf {
-            client_port: 2181,
-            secure_client_port: -1,
-            data_dir: "/var/lib/warren/version-2".into(),
-            data_dir_size: 67108880,
-            data_log_dir: "/var/lib/warren/version-2".into(),
-            data_log_size: 1234,
-            tick_time: 2000,
-            max_client_cnxns: 60,
-            min_session_timeout: 4000,
-            max_session_timeout: 40000,
-            client_port_listen_backlog: -1,
-            server_id: 0,
-            quorum: None,
-        };
-        assert_eq!(
-            lines(&conf(&c)),
-            vec![
-                "clientPort=2181",
-                "secureClientPort=-1",
-                "dataDir=/var/lib/warren/version-2",
-                "dataDirSize=67108880",
-                "dataLogDir=/var/lib/warren/version-2",
-                "dataLogSize=1234",
-                "tickTime=2000",
-                "maxClientCnxns=60",
-                "minSessionTimeout=4000",
-                "maxSessionTimeout=40000",
-                "clientPortListenBacklog=-1",
-                "serverId=0",
-                "",
-            ]
-        );
-        c.quorum = Some(QuorumConf {
-            init_limit: 10,
-            sync_limit: 5,
-            election_alg: 3,
-            election_port: 3888,
-            quorum_port: 2888,
-            peer_type: 0,
-            membership: "server.1=a:2888:3888:participant\nversion=0".into(),
-        });
-        assert!(conf(&c).ends_with(
-            "serverId=0\ninitLimit=10\nsyncLimit=5\nelectionAlg=3\nelectionPort=3888\n\
-             quorumPort=2888\npeerType=0\nmembership: \nserver.1=a:2888:3888:participant\nversion=0"
         ));
     }
 

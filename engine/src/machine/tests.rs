@@ -61,14 +61,7 @@ impl Harness {
 
     fn connect(&mut self, conn: ConnId) -> i64 {
         assert!(self.m.open(conn, IP, self.now));
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 10_000,
-            session_id: 0,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-        };
+        let req = connect_req(0, 0, vec![0; 16], Some(false));
         self.m.connect(conn, req, self.now);
         self.pump();
         let f = self.take(conn).remove(0);
@@ -93,6 +86,11 @@ impl Harness {
         let f = frames.into_iter().find(|f| header(f).xid == xid).expect("reply");
         (header(&f), f[20..].to_vec())
     }
+}
+
+/// A ConnectRequest with a 10 s timeout.
+fn connect_req(last_zxid_seen: i64, session_id: i64, passwd: Vec<u8>, read_only: Option<bool>) -> ConnectRequest {
+    ConnectRequest { protocol_version: 0, last_zxid_seen, timeout_ms: 10_000, session_id, passwd, read_only }
 }
 
 fn header(f: &[u8]) -> ReplyHeader {
@@ -213,14 +211,7 @@ fn reconnect_with_wrong_password_is_refused_and_right_one_resumes() {
     let s = h.connect(1);
     h.m.disconnected(1);
     assert!(h.m.open(2, IP, h.now));
-    let bad = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 10_000,
-        session_id: s,
-        passwd: vec![1; 16],
-        read_only: None,
-    };
+    let bad = connect_req(0, s, vec![1; 16], None);
     h.m.connect(2, bad.clone(), h.now);
     h.pump();
     let resp = ConnectResponse::decode(&h.take(2)[0][4..]).unwrap();
@@ -237,14 +228,7 @@ fn reconnect_with_wrong_password_is_refused_and_right_one_resumes() {
 fn client_ahead_of_server_is_refused() {
     let mut h = Harness::new();
     assert!(h.m.open(1, IP, h.now));
-    let req = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 99,
-        timeout_ms: 10_000,
-        session_id: 0,
-        passwd: vec![0; 16],
-        read_only: None,
-    };
+    let req = connect_req(99, 0, vec![0; 16], None);
     h.m.connect(1, req, h.now);
     h.pump();
     assert!(h.closed.contains(&1));
@@ -430,14 +414,7 @@ fn failed_log_drops_unacknowledged_writes_and_refuses_new_ones() {
     assert!(h.m.tree().get("/kept").is_some());
     // A fresh connection: reads work, writes answer NotReadOnly, new sessions are refused.
     assert!(h.m.open(2, IP, h.now));
-    let req = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 10_000,
-        session_id: 0,
-        passwd: vec![0; 16],
-        read_only: None,
-    };
+    let req = connect_req(0, 0, vec![0; 16], None);
     h.m.connect(2, req, h.now);
     h.pump();
     assert!(h.closed.contains(&2));
@@ -450,14 +427,7 @@ fn auth_sent_before_the_session_is_durable_is_answered_after_it() {
     let mut h = Harness::new();
     h.auto_sync = false;
     assert!(h.m.open(1, IP, h.now));
-    let req = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 10_000,
-        session_id: 0,
-        passwd: vec![0; 16],
-        read_only: Some(false),
-    };
+    let req = connect_req(0, 0, vec![0; 16], Some(false));
     h.m.connect(1, req, h.now);
     h.send(1, xid::AUTH, Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() });
     assert!(h.take(1).is_empty());
