@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Performance regression check: the core criterion benchmarks (bench/benches/core.rs) of the
+# current tree against a baseline commit (default: the previous commit), both built and run in
+# this same job on this same machine, interleaved (base, current, base, current).
+# Fails when a benchmark is slower than the baseline beyond the threshold in ci/bench_compare.py.
+# Usage: bash ci/bench-check.sh [BASE_REV=HEAD~1]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base_rev=${1:-HEAD~1}
+if ! git rev-parse --verify -q "$base_rev^{commit}" >/dev/null; then
+  echo "bench-check: no baseline commit ($base_rev); nothing to compare"; exit 0
+fi
+if ! git cat-file -e "$base_rev:bench/benches/core.rs" 2>/dev/null; then
+  echo "bench-check: $base_rev has no core benchmark; nothing to compare"; exit 0
+fi
+work=$(mktemp -d)
+cleanup() { git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+git worktree add --detach -q "$work/base" "$base_rev"
+
+bench_bin() { # manifest-dir target-dir -> path of the built core bench binary
+  (cd "$1" && CARGO_TARGET_DIR="$2" cargo bench -q -p warren-bench --bench core --no-run --message-format=json 2>/dev/null) |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "core" and m.get("executable"):
+        print(m["executable"])'
+}
+echo "bench-check: building baseline $(git rev-parse --short "$base_rev") and current"
+base_bin=$(bench_bin "$work/base" "$work/target-base")
+cur_bin=$(bench_bin "$PWD" "${CARGO_TARGET_DIR:-$PWD/target}")
+export CRITERION_HOME="$work/criterion"
+for round in 1 2; do
+  "$base_bin" --bench --save-baseline "base$round" >/dev/null 2>&1
+  "$cur_bin" --bench --save-baseline "cur$round" >/dev/null 2>&1
+done
+python3 ci/bench_compare.py "$CRITERION_HOME"
