@@ -4,7 +4,8 @@
 #      server, Java zkCli and C client; kazoo and pytest from PyPI) when missing;
 #   2. builds everything in release mode once;
 #   3. runs the Rust unit, property and integration tests (cargo nextest, or cargo test);
-#   4. runs the black-box suite in tests/python against the release `warren` binary, side by
+#   4. checks the core criterion benchmarks against the previous commit (ci/bench-check.sh);
+#   5. runs the black-box suite in tests/python against the release `warren` binary, side by
 #      side with a real ZooKeeper 3.8 where a test compares the two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --release --no-fail-fast
 fi
+
+echo "== performance regression check (core benchmarks vs the previous commit)"
+bash ci/bench-check.sh
 
 echo "== black-box tests (kazoo, zkCli, differential against ZooKeeper 3.8)"
 export WARREN_BIN="$PWD/target/release/warren"
