@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use warren::acl::open_acl_unsafe;
+mod target;
+
+use target::{Local, System};
 use warren::proto::{op, ConnectRequest, ConnectResponse, CreateKind, CreateRequest, Request, Stat, Writer};
 
 #[derive(Parser)]
@@ -36,8 +39,18 @@ enum Cmd {
 
 #[derive(clap::Args, Clone)]
 struct RunArgs {
-    #[arg(long, default_value = "127.0.0.1:2181")]
-    connect: SocketAddr,
+    /// A server already running. Without it, `--system` starts one locally.
+    #[arg(long)]
+    connect: Option<SocketAddr>,
+    /// What to start locally when --connect is not given (echo = the loopback ceiling).
+    #[arg(long, value_enum, default_value = "warren")]
+    system: System,
+    /// Servers to start locally (1 until Warren has ensembles).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// The warren binary for --system warren (default: beside loadgen).
+    #[arg(long)]
+    warren_bin: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 0.9)]
     read_ratio: f64,
     #[arg(long, default_value_t = 8)]
@@ -170,7 +183,7 @@ fn key(i: usize) -> String {
 }
 
 fn setup(a: &RunArgs) -> io::Result<()> {
-    let mut c = Conn::open(a.connect)?;
+    let mut c = Conn::open(a.connect.expect("set in run"))?;
     let value = vec![b'x'; a.value_size];
     let mut w = Vec::new();
     let mk = |path: String, xid: i32, w: &mut Vec<u8>| {
@@ -196,7 +209,7 @@ fn setup(a: &RunArgs) -> io::Result<()> {
 }
 
 fn client_loop(a: &RunArgs, id: usize, go: &Barrier, stop: &AtomicBool, measure_from: Instant) -> io::Result<Tally> {
-    let mut c = Conn::open(a.connect)?;
+    let mut c = Conn::open(a.connect.expect("set in run"))?;
     let mut rng = Rng(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (id as u64 + 1));
     let value = vec![b'v'; a.value_size];
     let mut inflight: std::collections::VecDeque<(i32, Instant, bool)> = Default::default();
@@ -259,6 +272,23 @@ fn client_loop(a: &RunArgs, id: usize, go: &Barrier, stop: &AtomicBool, measure_
 }
 
 fn run(a: &RunArgs) -> io::Result<()> {
+    let mut a = a.clone();
+    let _local = match a.connect {
+        Some(_) => None,
+        None => {
+            let bin = a.warren_bin.clone().unwrap_or_else(|| {
+                std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("warren"))).unwrap_or_default()
+            });
+            let local = Local::start(a.system, &bin, a.nodes)?;
+            eprintln!("started {:?} on {}", a.system, local.addr);
+            a.connect = Some(local.addr);
+            if a.label.is_empty() {
+                a.label = format!("{:?}", a.system).to_lowercase();
+            }
+            Some(local)
+        }
+    };
+    let a = &a;
     setup(a)?;
     let stop = Arc::new(AtomicBool::new(false));
     let go = Arc::new(Barrier::new(a.clients + 1));
@@ -305,7 +335,11 @@ fn report(a: &RunArgs, t: &Tally) -> io::Result<()> {
     let (r, w) = (t.reads as f64 / secs, t.writes as f64 / secs);
     println!(
         "target {}  clients {}  outstanding {}  read-ratio {}  value {} B",
-        a.connect, a.clients, a.outstanding, a.read_ratio, a.value_size
+        a.connect.expect("set in run"),
+        a.clients,
+        a.outstanding,
+        a.read_ratio,
+        a.value_size
     );
     println!("total   {:>10.0} ops/s", r + w);
     println!("reads   {:>10.0} ops/s  {}", r, pct(t.read_lat.as_ref().unwrap()));
@@ -317,8 +351,12 @@ fn report(a: &RunArgs, t: &Tally) -> io::Result<()> {
         let h = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
         let (rl, wl) = (t.read_lat.as_ref().unwrap(), t.write_lat.as_ref().unwrap());
         let json = format!(
-            "{{\"label\":\"{}\",\"target\":\"{}\",\"clients\":{},\"outstanding\":{},\"read_ratio\":{},\"value_size\":{},\"duration_s\":{},\"ops_per_s\":{:.0},\"reads_per_s\":{:.0},\"writes_per_s\":{:.0},\"read_p50_us\":{},\"read_p99_us\":{},\"write_p50_us\":{},\"write_p99_us\":{},\"errors\":{}}}\n",
-            a.label, a.connect, a.clients, a.outstanding, a.read_ratio, a.value_size, secs, r + w, r, w,
+            "{{\"command\":\"{}\",\"machine\":{},\"label\":\"{}\",\"target\":\"{}\",\"clients\":{},\"outstanding\":{},\"read_ratio\":{},\"value_size\":{},\"duration_s\":{},\"ops_per_s\":{:.0},\"reads_per_s\":{:.0},\"writes_per_s\":{:.0},\"read_p50_us\":{},\"read_p99_us\":{},\"write_p50_us\":{},\"write_p99_us\":{},\"errors\":{}}}\n",
+            std::env::args().collect::<Vec<_>>().join(" ").replace('"', "'"),
+            target::machine(),
+            a.label,
+            a.connect.expect("set in run"),
+            a.clients, a.outstanding, a.read_ratio, a.value_size, secs, r + w, r, w,
             h(rl, 0.5), h(rl, 0.99), h(wl, 0.5), h(wl, 0.99), t.errors.values().sum::<u64>()
         );
         std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(json.as_bytes())?;
