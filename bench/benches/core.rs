@@ -17,7 +17,8 @@ fn codec(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let get = Request::GetData { path: "/app/config/service-42".into(), watch: true }.encode(7);
     g.bench_function("decode_get_data", |b| b.iter(|| Request::decode(black_box(&get[4..])).unwrap()));
-    let set = Request::SetData { path: "/app/config/service-42".into(), data: Some(vec![b'v'; 1024]), version: -1 }.encode(8);
+    let set =
+        Request::SetData { path: "/app/config/service-42".into(), data: Some(vec![b'v'; 1024]), version: -1 }.encode(8);
     g.bench_function("decode_set_data_1k", |b| b.iter(|| Request::decode(black_box(&set[4..])).unwrap()));
     let body = Response::GetData { data: Some(vec![b'v'; 1024]), stat: Stat::default() };
     g.bench_function("encode_get_data_reply_1k", |b| {
