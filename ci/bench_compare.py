@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Compares criterion results saved as base1/base2 (baseline) and cur1/cur2 (current).
 
+The threshold is 35%: comparing a commit with itself in CI showed up to +20% on a
+microbenchmark (shared 2-core machine), so a smaller margin would make CI flaky.
+
 For each benchmark the better (lower mean) of the two runs of each side is taken, which
 discards a run disturbed by other load on a shared machine. A benchmark regresses when the
 current best mean is more than THRESHOLD slower than the baseline's AND the current run's 95%
@@ -10,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-THRESHOLD = 0.25
+THRESHOLD = 0.35
 
 
 def load(home: Path, name: str):
