@@ -49,6 +49,9 @@ const CHUNK_HEADER_LEN: usize = 16;
 const ALIGN: usize = 16;
 /// Nodes per chunk: bounds the memory a chunk needs and the pause per step of a fuzzy snapshot.
 pub const NODES_PER_CHUNK: usize = 4096;
+/// A node chunk is also flushed at this many bytes of path and data: 4096 nodes of ~1 MiB would
+/// overflow the u32 chunk length.
+pub const CHUNK_BYTES_TARGET: usize = 16 << 20;
 const KIND_NODES: u32 = 1;
 const KIND_SESSIONS: u32 = 2;
 const KIND_TRAILER: u32 = 3;
@@ -144,6 +147,7 @@ pub fn encode_header(start_zxid: i64) -> [u8; HEADER_LEN] {
 pub struct SnapshotWriter<W: Write> {
     out: W,
     pending: Vec<NodeRecord>,
+    pending_bytes: usize,
     node_count: u64,
     session_count: u64,
     digest: u64,
@@ -155,6 +159,7 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(SnapshotWriter {
             out,
             pending: Vec::with_capacity(NODES_PER_CHUNK),
+            pending_bytes: 0,
             node_count: 0,
             session_count: 0,
             digest: 0,
@@ -164,9 +169,10 @@ impl<W: Write> SnapshotWriter<W> {
     pub fn add_node(&mut self, path: &str, node: &Node) -> io::Result<()> {
         let r = node_record(path, node);
         self.digest = self.digest.wrapping_add(record_digest(&r));
+        self.pending_bytes += r.path.len() + r.data.as_ref().map_or(0, Vec::len);
         self.pending.push(r);
         self.node_count += 1;
-        if self.pending.len() >= NODES_PER_CHUNK {
+        if self.pending.len() >= NODES_PER_CHUNK || self.pending_bytes >= CHUNK_BYTES_TARGET {
             self.flush_nodes()?;
         }
         Ok(())
@@ -178,6 +184,7 @@ impl<W: Write> SnapshotWriter<W> {
         }
         let bytes = rkyv::to_bytes::<RkyvError>(&self.pending).map_err(io::Error::other)?;
         self.pending.clear();
+        self.pending_bytes = 0;
         self.chunk(KIND_NODES, &bytes)
     }
 
@@ -190,6 +197,12 @@ impl<W: Write> SnapshotWriter<W> {
     }
 
     fn chunk(&mut self, kind: u32, payload: &[u8]) -> io::Result<()> {
+        if payload.len() > u32::MAX as usize {
+            return Err(io::Error::other(format!(
+                "snapshot chunk of {} bytes exceeds the format's limit",
+                payload.len()
+            )));
+        }
         let mut h = [0u8; CHUNK_HEADER_LEN];
         h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         h[4..8].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
@@ -317,14 +330,19 @@ pub fn write_file(dir: &Path, start_zxid: i64, image: &[u8]) -> io::Result<PathB
         let mut at = 0usize;
         for piece in image.chunks(SNAPSHOT_WRITEBACK_BYTES) {
             f.write_all(piece)?;
-            // SAFETY: plain sync_file_range(2) on a file descriptor we own.
-            unsafe {
+            // SAFETY: plain sync_file_range(2) on a file descriptor we own. Its error must be
+            // returned: waiting on writeback consumes the file's error, so the final fsync
+            // could otherwise report success after an I/O error.
+            let rc = unsafe {
                 libc::sync_file_range(
                     std::os::unix::io::AsRawFd::as_raw_fd(&f),
                     at as i64,
                     piece.len() as i64,
                     libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                );
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
             }
             at += piece.len();
         }

@@ -184,3 +184,26 @@ fn fuzzy_snapshot_plus_replay_equals_the_live_tree() {
         assert_same(&live, &restored);
     }
 }
+
+/// Big nodes flush chunks by size, not only by count, so no chunk can outgrow its u32 length.
+#[test]
+fn big_nodes_are_split_into_size_bounded_chunks() {
+    let mut t = DataTree::new();
+    let mut trig = Vec::new();
+    for i in 0..40 {
+        t.apply(&txn(i + 1, create(&format!("/big{i}"), Some(vec![i as u8; 1 << 20]), 0, i as i32 + 2)), &mut trig);
+    }
+    let img = image(&t, t.last_zxid, &[]);
+    let chunks = {
+        let mut pos = HEADER_LEN;
+        let mut n = 0;
+        while pos < img.len() {
+            let len = u32::from_le_bytes(img[pos..pos + 4].try_into().unwrap()) as usize;
+            pos += 16 + len + (16 - len % 16) % 16;
+            n += 1;
+        }
+        n
+    };
+    assert!(chunks >= 4, "40 MiB of data in {chunks} chunks");
+    assert_same(&t, &decode(&img).unwrap().tree);
+}
