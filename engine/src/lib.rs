@@ -13,6 +13,7 @@ pub mod machine;
 pub mod path;
 pub mod prep;
 pub mod proto;
+pub mod quorum;
 pub mod server;
 pub mod session;
 pub mod snap;

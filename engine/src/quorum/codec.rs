@@ -1,0 +1,1 @@
+//! Byte formats of peer messages. (Being written: see the helper brief.)

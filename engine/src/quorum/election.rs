@@ -1,0 +1,1 @@
+//! Fast leader election. (Being written.)
