@@ -204,6 +204,11 @@ impl AuthInfo {
         info
     }
 
+    /// The identities a follower forwarded with a request, for the leader's checks.
+    pub fn from_ids(ids: Vec<Id>) -> AuthInfo {
+        AuthInfo { ids, peer_ip: None }
+    }
+
     /// `addauth <scheme> <auth>` (the `auth` packet, xid -4).
     ///
     /// * `digest`: `auth` must be UTF-8 `user:password`; adds

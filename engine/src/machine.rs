@@ -21,6 +21,7 @@ use crate::proto::{
     encode_reply, event, op, state, xid, ConnectRequest, ConnectResponse, ErrorCode, MultiOp, MultiResult, ReplyHeader,
     Request, RequestHeader, Response, SetWatches, WatcherEvent,
 };
+use crate::quorum::{Forward, ForwardOp};
 use crate::session::{self, SessionTracker};
 use crate::tree::{DataTree, OpResult, Trigger};
 use crate::txn::{owner_kind, OwnerKind, Txn, TxnHeader, TxnOp};
@@ -76,11 +77,19 @@ pub struct Ready {
     pub sends: Vec<(ConnId, Vec<u8>)>,
     /// Connections to close once their queued frames are written.
     pub closes: Vec<ConnId>,
+    /// Follower only: client requests for the leader.
+    pub forwards: Vec<Forward>,
+    /// Follower only: sessions that (re)connected here, so the leader records their owner.
+    pub owner_claims: Vec<i64>,
 }
 
 impl Ready {
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.sends.is_empty() && self.closes.is_empty()
+        self.appends.is_empty()
+            && self.sends.is_empty()
+            && self.closes.is_empty()
+            && self.forwards.is_empty()
+            && self.owner_claims.is_empty()
     }
 }
 
@@ -105,16 +114,49 @@ struct Conn {
     session_id: i64,
     auth: AuthInfo,
     queue: VecDeque<Queued>,
-    inflight_writes: usize,
-    last_write_zxid: i64,
+    /// Writes (and, on a follower, syncs and the session's creation) issued and finished on
+    /// this connection; they finish in issue order, and a read waits for those issued before it.
+    writes_issued: u64,
+    writes_done: u64,
+    /// Follower only: what this connection sent to the leader, oldest first.
+    forwarded: VecDeque<Fwd>,
     stats: ConnStats,
+}
+
+impl Conn {
+    fn inflight_writes(&self) -> u64 {
+        self.writes_issued - self.writes_done
+    }
 }
 
 struct Queued {
     hdr: RequestHeader,
     req: Request,
-    wait_zxid: i64,
+    /// Answer once this many of the connection's writes are done.
+    wait_writes: u64,
     arrived_ms: i64,
+}
+
+/// A request a follower forwarded for one of its connections, waiting for its outcome.
+enum Fwd {
+    Connect { timeout_ms: i32, read_only: Option<bool> },
+    Write { cxid: i32, arrived_ms: i64 },
+    Sync { cxid: i32, path: String, arrived_ms: i64 },
+}
+
+/// How this server serves clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A single server: it prepares writes and its log's fsync commits them.
+    Standalone,
+    /// The ensemble's leader: it prepares writes (its own clients' and those forwarded to
+    /// it); the quorum commits them; it owns session expiry.
+    Leader,
+    /// A follower or observer: writes, session creation and closing and syncs go to the
+    /// leader; committed transactions arrive through `apply_committed`.
+    Follower,
+    /// Not synchronized with a leader: no client is served.
+    NotServing,
 }
 
 /// Who waits on an appended transaction, and how to answer.
@@ -151,6 +193,11 @@ pub struct Machine {
     last_container_check_ms: i64,
     /// Set when the log failed: nothing more can be made durable, so no write is accepted.
     log_failure: Option<String>,
+    role: Role,
+    /// Leader only: the server each session is connected to, for SessionMoved.
+    owners: HashMap<i64, u64>,
+    /// Follower only: sessions active since the leader last heard of them.
+    touched: std::collections::HashSet<i64>,
 }
 
 impl Machine {
@@ -172,6 +219,9 @@ impl Machine {
             counters: ServerCounters::default(),
             last_container_check_ms: now.mono_ms,
             log_failure: None,
+            role: Role::Standalone,
+            owners: HashMap::new(),
+            touched: Default::default(),
         }
     }
 
@@ -270,6 +320,10 @@ impl Machine {
 
     /// A new TCP connection. False means refuse it (too many from this address).
     pub fn open(&mut self, conn: ConnId, ip: IpAddr, now: Now) -> bool {
+        if self.role == Role::NotServing {
+            // ZooKeeper closes connections while it is not running (electing, syncing).
+            return false;
+        }
         let count = self.per_ip.entry(ip).or_insert(0);
         if self.cfg.max_client_cnxns != 0 && *count >= self.cfg.max_client_cnxns {
             warn!("Too many connections from {ip} - max is {}", self.cfg.max_client_cnxns);
@@ -282,8 +336,9 @@ impl Machine {
             session_id: 0,
             auth: AuthInfo::for_connection(ip),
             queue: VecDeque::new(),
-            inflight_writes: 0,
-            last_write_zxid: 0,
+            writes_issued: 0,
+            writes_done: 0,
+            forwarded: VecDeque::new(),
             stats,
         };
         self.conns.insert(conn, conn_state);
@@ -344,9 +399,23 @@ impl Machine {
             self.close(conn);
             return;
         }
+        if req.session_id == 0 && self.role == Role::Follower {
+            let id = self.sessions.next_id();
+            self.bind_session(conn, id);
+            let c = self.conns.get_mut(&conn).expect("present");
+            c.writes_issued += 1;
+            c.forwarded.push_back(Fwd::Connect { timeout_ms: timeout, read_only: req.read_only });
+            self.ready.forwards.push(Forward {
+                session_id: id,
+                cxid: 0,
+                op: ForwardOp::CreateSession { timeout_ms: timeout },
+            });
+            return;
+        }
         if req.session_id == 0 {
             let id = self.sessions.next_id();
             self.sessions.add(id, timeout, now.mono_ms);
+            self.owners.insert(id, self.cfg.myid as u64);
             self.bind_session(conn, id);
             let waiter = Waiter::Connect { conn, timeout_ms: timeout, read_only: req.read_only };
             self.append(id, 0, TxnOp::CreateSession { timeout_ms: timeout }, now, waiter);
@@ -375,6 +444,15 @@ impl Machine {
         self.bind_session(conn, req.session_id);
         self.sessions.set_timeout(req.session_id, timeout);
         self.sessions.touch(req.session_id, now.mono_ms);
+        match self.role {
+            Role::Follower => {
+                self.touched.insert(req.session_id);
+                self.ready.owner_claims.push(req.session_id);
+            }
+            _ => {
+                self.owners.insert(req.session_id, self.cfg.myid as u64);
+            }
+        }
         self.send_connect_response(conn, req.session_id, timeout, req.read_only);
     }
 
@@ -410,19 +488,32 @@ impl Machine {
             return;
         }
         self.sessions.touch(session_id, now.mono_ms);
+        if self.role == Role::Follower {
+            self.touched.insert(session_id);
+        }
         if is_write(&req) {
             self.write(conn, session_id, hdr, req, now);
             return;
         }
+        if let (Role::Follower, Request::Sync { path }) = (self.role, &req) {
+            if path::validate(path).is_ok() {
+                // The leader answers once this server has every commit it sent before.
+                let c = self.conns.get_mut(&conn).expect("present");
+                c.writes_issued += 1;
+                c.forwarded.push_back(Fwd::Sync { cxid: hdr.xid, path: path.clone(), arrived_ms: now.mono_ms });
+                self.ready.forwards.push(Forward { session_id, cxid: hdr.xid, op: ForwardOp::Sync });
+                return;
+            }
+        }
         let c = self.conns.get_mut(&conn).expect("present");
-        if c.inflight_writes > 0 || !c.queue.is_empty() {
+        if c.inflight_writes() > 0 || !c.queue.is_empty() {
             if c.queue.len() >= self.cfg.max_queued_per_conn {
                 warn!("connection {conn} exceeded {} queued requests; closing it", self.cfg.max_queued_per_conn);
                 self.close(conn);
                 return;
             }
-            let wait_zxid = c.last_write_zxid;
-            c.queue.push_back(Queued { hdr, req, wait_zxid, arrived_ms: now.mono_ms });
+            let wait_writes = c.writes_issued;
+            c.queue.push_back(Queued { hdr, req, wait_writes, arrived_ms: now.mono_ms });
             return;
         }
         self.read(conn, hdr, req, now.mono_ms, now.mono_ms);
@@ -430,6 +521,10 @@ impl Machine {
 
     /// Timers: session expiry and container/TTL clean-up.
     pub fn tick(&mut self, now: Now) {
+        if !matches!(self.role, Role::Standalone | Role::Leader) {
+            // The leader owns expiry and container clean-up.
+            return;
+        }
         if self.log_failure.is_some() {
             // Expiring a session is a write; with no log, sessions stay until restart.
             return;
@@ -455,6 +550,183 @@ impl Machine {
         }
     }
 
+    // ---- ensemble roles -------------------------------------------------------------------
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Stops serving clients (an election starts, or synchronization): every connection is
+    /// closed, so clients reconnect, to this server once it serves again or to another; their
+    /// sessions live on. Writes in flight are forgotten here: their outcome is decided by the
+    /// next leader, and the quorum layer keeps their transactions in its log.
+    pub fn stop_serving(&mut self) {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.close(c);
+        }
+        self.unapplied.clear();
+        self.pending = Pending::default();
+        self.next_zxid = self.tree.last_zxid + 1;
+        self.touched.clear();
+        self.owners.clear();
+        self.role = Role::NotServing;
+    }
+
+    /// Starts serving as the leader; its first transaction gets `first_zxid`. Every session
+    /// gets a full timeout from now, as ZooKeeper's new leader does: clients of a dead server
+    /// need time to find another one.
+    pub fn start_leading(&mut self, first_zxid: i64, now: Now) {
+        self.role = Role::Leader;
+        self.next_zxid = first_zxid;
+        let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
+        for id in ids {
+            self.sessions.touch(id, now.mono_ms);
+        }
+        self.last_container_check_ms = now.mono_ms;
+    }
+
+    /// Starts serving as a follower or observer.
+    pub fn start_following(&mut self) {
+        self.role = Role::Follower;
+    }
+
+    /// Replaces the whole state with a snapshot the leader sent (not while serving).
+    pub fn reset_state(&mut self, tree: DataTree, sessions: &[(i64, i32)], now: Now) {
+        debug_assert!(self.conns.is_empty());
+        self.tree = tree;
+        self.sessions = SessionTracker::new(self.cfg.tick_ms, self.sessions.peek_next_id());
+        self.restore_sessions(sessions, now);
+        self.watches = WatchManager::default();
+        self.pending = Pending::default();
+        self.unapplied.clear();
+        self.next_zxid = self.tree.last_zxid + 1;
+    }
+
+    /// A committed transaction this machine did not prepare (a follower's every transaction,
+    /// or a new leader's history): apply it and answer the local client waiting for it.
+    pub fn apply_committed(&mut self, txn: &Txn, now: Now) {
+        let mut waiter = Waiter::Nobody;
+        if let Some(&conn) = self.session_conn.get(&txn.hdr.session_id) {
+            let c = self.conns.get_mut(&conn).expect("bound");
+            let matches = match (c.forwarded.front(), &txn.op) {
+                (Some(Fwd::Connect { .. }), TxnOp::CreateSession { .. }) => true,
+                (Some(Fwd::Write { cxid, .. }), op) => {
+                    *cxid == txn.hdr.cxid && !matches!(op, TxnOp::CreateSession { .. })
+                }
+                _ => false,
+            };
+            if matches {
+                waiter = match c.forwarded.pop_front().expect("checked") {
+                    Fwd::Connect { timeout_ms, read_only } => Waiter::Connect { conn, timeout_ms, read_only },
+                    Fwd::Write { cxid, arrived_ms } => Waiter::Request { conn, xid: cxid, arrived_ms },
+                    Fwd::Sync { .. } => unreachable!("matched above"),
+                };
+            }
+        }
+        self.next_zxid = self.next_zxid.max(txn.hdr.zxid + 1);
+        self.apply(txn, waiter, now);
+    }
+
+    /// Follower: the leader has sent every commit that preceded this session's `sync`.
+    pub fn sync_done(&mut self, session_id: i64, cxid: i32, now: Now) {
+        let Some(&conn) = self.session_conn.get(&session_id) else {
+            return;
+        };
+        let c = self.conns.get_mut(&conn).expect("bound");
+        if !matches!(c.forwarded.front(), Some(Fwd::Sync { cxid: x, .. }) if *x == cxid) {
+            warn!("unexpected sync reply for session {session_id:#x} cxid {cxid}");
+            return;
+        }
+        let Some(Fwd::Sync { path, arrived_ms, .. }) = c.forwarded.pop_front() else {
+            unreachable!("checked");
+        };
+        c.writes_done += 1;
+        let zxid = self.tree.last_zxid;
+        let frame = encode_reply(ReplyHeader { xid: cxid, zxid, err: 0 }, &Response::Sync { path });
+        self.record_reply(conn, "sync", cxid, zxid, arrived_ms, now.mono_ms);
+        self.send(conn, frame);
+        self.drain(conn, zxid, now);
+    }
+
+    /// Follower: the sessions active here since the last call (reported to the leader).
+    pub fn take_touched(&mut self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.touched.drain().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Leader: sessions a follower reports active.
+    pub fn touch_sessions(&mut self, ids: &[i64], now: Now) {
+        for &id in ids {
+            self.sessions.touch(id, now.mono_ms);
+        }
+    }
+
+    /// Leader: a session connected to server `owner`.
+    pub fn set_owner(&mut self, session_id: i64, owner: u64, now: Now) {
+        self.owners.insert(session_id, owner);
+        self.sessions.touch(session_id, now.mono_ms);
+    }
+
+    /// Leader: a request a follower (`from`) forwarded. It becomes a transaction like a local
+    /// one (a failure is an error transaction, which the follower answers from).
+    pub fn forwarded(&mut self, from: u64, f: Forward, now: Now) {
+        let sid = f.session_id;
+        let nobody = || Waiter::Nobody;
+        match f.op {
+            ForwardOp::CreateSession { timeout_ms } => {
+                self.sessions.add(sid, timeout_ms, now.mono_ms);
+                self.owners.insert(sid, from);
+                self.append(sid, 0, TxnOp::CreateSession { timeout_ms }, now, nobody());
+            }
+            ForwardOp::CloseSession => {
+                if self.sessions.is_live(sid) {
+                    self.close_session(sid, f.cxid, now, nobody());
+                } else {
+                    self.append(sid, f.cxid, TxnOp::Error(ErrorCode::SessionExpired), now, nobody());
+                }
+            }
+            ForwardOp::Write { frame, auth } => {
+                let op = match Request::decode(&frame) {
+                    Err(_) => Err(ErrorCode::BadArguments),
+                    Ok(_) if !self.sessions.is_live(sid) => Err(ErrorCode::SessionExpired),
+                    Ok(_) if self.owners.get(&sid).is_some_and(|&o| o != from) => Err(ErrorCode::SessionMoved),
+                    Ok((_, req)) if is_write(&req) => Ok(req),
+                    Ok(_) => Err(ErrorCode::BadArguments),
+                };
+                self.sessions.touch(sid, now.mono_ms);
+                match op {
+                    Ok(Request::CloseSession) => self.close_session(sid, f.cxid, now, nobody()),
+                    Ok(req) => {
+                        let auth = AuthInfo::from_ids(auth);
+                        let txn_op = self.prep_write(sid, &auth, &req);
+                        self.append(sid, f.cxid, txn_op, now, nobody());
+                    }
+                    Err(e) => self.append(sid, f.cxid, TxnOp::Error(e), now, nobody()),
+                }
+            }
+            ForwardOp::Sync => {
+                // Answered by the quorum layer, which owns the link to the follower.
+            }
+        }
+    }
+
+    /// Follower: hands a write to the leader and remembers who waits for it.
+    fn forward_write(&mut self, conn: ConnId, session_id: i64, hdr: RequestHeader, req: Request, now: Now) {
+        let c = self.conns.get_mut(&conn).expect("present");
+        c.writes_issued += 1;
+        c.forwarded.push_back(Fwd::Write { cxid: hdr.xid, arrived_ms: now.mono_ms });
+        let op = match req {
+            Request::CloseSession => ForwardOp::CloseSession,
+            other => {
+                let framed = other.encode(hdr.xid);
+                ForwardOp::Write { frame: framed[4..].to_vec(), auth: c.auth.ids().to_vec() }
+            }
+        };
+        self.ready.forwards.push(Forward { session_id, cxid: hdr.xid, op });
+    }
+
     // ---- writes -------------------------------------------------------------------------
 
     fn write(&mut self, conn: ConnId, session_id: i64, hdr: RequestHeader, req: Request, now: Now) {
@@ -464,16 +736,27 @@ impl Machine {
             self.reply_error(conn, hdr.xid, ErrorCode::SessionExpired, now.mono_ms, now.mono_ms);
             return;
         }
+        if self.role == Role::Follower {
+            self.forward_write(conn, session_id, hdr, req, now);
+            return;
+        }
         if let Request::CloseSession = req {
             self.close_session(session_id, hdr.xid, now, waiter);
             return;
         }
+        let auth = std::mem::take(&mut self.conns.get_mut(&conn).expect("present").auth);
+        let txn_op = self.prep_write(session_id, &auth, &req);
+        self.conns.get_mut(&conn).expect("present").auth = auth;
+        self.append(session_id, hdr.xid, txn_op, now, waiter);
+    }
+
+    /// Prepares a write at the next zxid: its transaction, or the error transaction.
+    fn prep_write(&mut self, session_id: i64, auth: &AuthInfo, req: &Request) -> TxnOp {
         let zxid = self.next_zxid;
         let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
-        let c = self.conns.get(&conn).expect("present");
-        let who = Caller { session_id, auth: &c.auth, super_digest: self.cfg.super_digest.as_deref() };
+        let who = Caller { session_id, auth, super_digest: self.cfg.super_digest.as_deref() };
         let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
-        let txn_op = match &req {
+        let txn_op = match req {
             Request::Multi(ops) => match ops.iter().map(WriteOp::from_multi).collect::<Option<Vec<_>>>() {
                 Some(w) => prep.multi(&w, &who),
                 None => TxnOp::Error(ErrorCode::BadArguments),
@@ -486,7 +769,7 @@ impl Machine {
         if !matches!(txn_op, TxnOp::Error(_)) {
             prep.commit();
         }
-        self.append(session_id, hdr.xid, txn_op, now, waiter);
+        txn_op
     }
 
     fn close_session(&mut self, session_id: i64, cxid: i32, now: Now, waiter: Waiter) {
@@ -509,8 +792,7 @@ impl Machine {
             Waiter::Nobody => None,
         };
         if let Some(c) = conn.and_then(|id| self.conns.get_mut(&id)) {
-            c.inflight_writes += 1;
-            c.last_write_zxid = zxid;
+            c.writes_issued += 1;
         }
         let txn = Txn { hdr: TxnHeader { session_id, cxid, zxid, time_ms: now.wall_ms }, op };
         self.ready.appends.push(txn.clone());
@@ -524,7 +806,12 @@ impl Machine {
         self.fire(&triggers);
         match &txn.op {
             TxnOp::CloseSession => self.session_closed(txn.hdr.session_id),
-            TxnOp::CreateSession { .. } => {}
+            TxnOp::CreateSession { timeout_ms } => {
+                // Created elsewhere (a follower's client, or before this server led).
+                if self.sessions.get(txn.hdr.session_id).is_none() {
+                    self.sessions.add(txn.hdr.session_id, *timeout_ms, now.mono_ms);
+                }
+            }
             _ => {}
         }
         let zxid = txn.hdr.zxid;
@@ -556,17 +843,20 @@ impl Machine {
 
     fn write_done(&mut self, conn: ConnId, _zxid: i64) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.inflight_writes = c.inflight_writes.saturating_sub(1);
+            if c.writes_done < c.writes_issued {
+                c.writes_done += 1;
+            }
         }
     }
 
-    /// Answers the reads that were waiting for this connection's writes up to `zxid`.
-    fn drain(&mut self, conn: ConnId, zxid: i64, now: Now) {
+    /// Answers the reads that were waiting for this connection's finished writes.
+    fn drain(&mut self, conn: ConnId, _zxid: i64, now: Now) {
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            if !c.queue.front().is_some_and(|q| q.wait_zxid <= zxid) {
+            let done = c.writes_done;
+            if !c.queue.front().is_some_and(|q| q.wait_writes <= done) {
                 return;
             }
             let q = c.queue.pop_front().expect("checked");
@@ -579,7 +869,7 @@ impl Machine {
         if let Some(conn) = self.session_conn.remove(&session_id) {
             // An expired session's connection is closed; a client-closed one is closed after
             // its reply (see apply).
-            if self.conns.get(&conn).is_some_and(|c| c.inflight_writes == 0) {
+            if self.conns.get(&conn).is_some_and(|c| c.inflight_writes() == 0) {
                 self.close(conn);
             }
         }

@@ -57,6 +57,11 @@ impl SessionTracker {
         }
     }
 
+    /// The id `next_id` would hand out, without using it.
+    pub fn peek_next_id(&self) -> i64 {
+        self.next_id
+    }
+
     pub fn next_id(&mut self) -> i64 {
         let id = self.next_id;
         self.next_id += 1;

@@ -1,1 +1,251 @@
-//! Fast leader election. (Being written.)
+//! Fast leader election: every looking server proposes the best (epoch, last zxid, myid) it
+//! has heard of and tells everyone when its proposal changes. Rounds (ZooKeeper's logical
+//! clock) keep a restarted election from mixing with an older one.
+//!
+//! The election ends when a quorum of voters proposes the same vote *and no better vote can
+//! still arrive*: every voter has voted in this round or is known to be down (its link is
+//! broken). ZooKeeper instead waits a fixed 200 ms after agreement; here a silent voter whose
+//! link is up delays the end by at most one tick. A server that finds an ensemble already
+//! running (a quorum of voters report following or leading the same leader, and that leader
+//! reports leading) joins it without an election of its own.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{PeerState, QuorumConfig, ServerId, Vote, Zxid};
+
+pub struct Election {
+    pub round: u64,
+    /// My current proposal (state Looking).
+    pub vote: Vote,
+    /// Looking voters' proposals in this round, mine included.
+    votes: HashMap<ServerId, Vote>,
+    /// Votes of servers outside the election (following or leading).
+    outside: HashMap<ServerId, Vote>,
+    down: HashSet<ServerId>,
+    /// Tick count when a quorum first agreed with my proposal without everyone having voted.
+    agreed_at: Option<u64>,
+    ticks: u64,
+}
+
+/// What the election wants sent: my vote to everyone, or to one server.
+pub enum Out {
+    Broadcast(Vote),
+    To(ServerId, Vote),
+}
+
+impl Election {
+    /// Starts round `round` proposing myself (an observer proposes nobody until it hears).
+    pub fn new(cfg: &QuorumConfig, round: u64, epoch: u32, last_zxid: Zxid, down: HashSet<ServerId>) -> Election {
+        let leader = if cfg.is_observer() { 0 } else { cfg.myid };
+        let vote = Vote { leader, zxid: last_zxid, epoch, round, state: PeerState::Looking };
+        let mut votes = HashMap::new();
+        if !cfg.is_observer() {
+            votes.insert(cfg.myid, vote);
+        }
+        Election { round, vote, votes, outside: HashMap::new(), down, agreed_at: None, ticks: 0 }
+    }
+
+    fn better(a: &Vote, b: &Vote) -> bool {
+        a.key() > b.key()
+    }
+
+    /// A vote from `from`. Returns what to send and, when the election is over, the leader.
+    pub fn on_vote(&mut self, cfg: &QuorumConfig, from: ServerId, v: Vote, out: &mut Vec<Out>) -> Option<ServerId> {
+        let voter = cfg.voters.contains(&from);
+        match v.state {
+            PeerState::Looking => {
+                if v.round > self.round {
+                    // A newer election: join it, keeping my own claim if it is better.
+                    self.round = v.round;
+                    self.votes.retain(|id, _| *id == cfg.myid);
+                    self.agreed_at = None;
+                    if voter && v.leader != 0 && (Self::better(&v, &self.vote) || self.vote.leader == 0) {
+                        self.adopt(v);
+                    }
+                    self.vote.round = self.round;
+                    if let Some(mine) = self.votes.get_mut(&cfg.myid) {
+                        *mine = self.vote;
+                    }
+                    out.push(Out::Broadcast(self.vote));
+                } else if v.round < self.round {
+                    // It is behind: tell it where we are.
+                    out.push(Out::To(from, self.vote));
+                    return None;
+                } else if v.leader != 0 && cfg.voters.contains(&v.leader) && Self::better(&v, &self.vote) {
+                    self.adopt(v);
+                    if let Some(mine) = self.votes.get_mut(&cfg.myid) {
+                        *mine = self.vote;
+                    }
+                    out.push(Out::Broadcast(self.vote));
+                }
+                if voter && v.leader != 0 {
+                    self.votes.insert(from, v);
+                }
+                self.outside.remove(&from);
+                self.down.remove(&from);
+                self.decide(cfg, false)
+            }
+            _ => {
+                self.outside.insert(from, v);
+                self.down.remove(&from);
+                self.votes.remove(&from);
+                self.join_established(cfg).or_else(|| self.decide(cfg, false))
+            }
+        }
+    }
+
+    fn adopt(&mut self, v: Vote) {
+        self.vote.leader = v.leader;
+        self.vote.zxid = v.zxid;
+        self.vote.epoch = v.epoch;
+    }
+
+    /// An ensemble already running: a quorum of voters follow or lead `L`, and `L` leads.
+    fn join_established(&self, cfg: &QuorumConfig) -> Option<ServerId> {
+        let (_, lv) = self.outside.iter().find(|(id, v)| v.state == PeerState::Leading && **id == v.leader)?;
+        let backers = self
+            .outside
+            .iter()
+            .filter(|(id, v)| cfg.voters.contains(id) && v.leader == lv.leader && v.epoch == lv.epoch)
+            .count();
+        cfg.is_quorum(backers).then_some(lv.leader)
+    }
+
+    /// True if a quorum of voters propose exactly my vote.
+    fn quorum_agrees(&self, cfg: &QuorumConfig) -> bool {
+        let same = self.votes.values().filter(|v| v.key() == self.vote.key()).count();
+        self.vote.leader != 0 && cfg.is_quorum(same)
+    }
+
+    fn decide(&mut self, cfg: &QuorumConfig, timer: bool) -> Option<ServerId> {
+        if !self.quorum_agrees(cfg) {
+            self.agreed_at = None;
+            return None;
+        }
+        let everyone = cfg.voters.iter().all(|id| self.votes.contains_key(id) || self.down.contains(id));
+        if everyone {
+            return Some(self.vote.leader);
+        }
+        match self.agreed_at {
+            None => {
+                self.agreed_at = Some(self.ticks);
+                None
+            }
+            // A voter with an open link stayed silent for a whole tick: go ahead without it.
+            Some(t) if timer && self.ticks > t => Some(self.vote.leader),
+            Some(_) => None,
+        }
+    }
+
+    /// Whether the election can end now (a single voter ends it at once).
+    pub fn check(&mut self, cfg: &QuorumConfig) -> Option<ServerId> {
+        self.decide(cfg, false)
+    }
+
+    pub fn peer_down(&mut self, cfg: &QuorumConfig, peer: ServerId) -> Option<ServerId> {
+        self.down.insert(peer);
+        self.votes.remove(&peer);
+        self.outside.remove(&peer);
+        self.decide(cfg, false)
+    }
+
+    pub fn peer_up(&mut self, peer: ServerId, out: &mut Vec<Out>) {
+        self.down.remove(&peer);
+        out.push(Out::To(peer, self.vote));
+    }
+
+    /// Every tick: re-announce now and then (votes may have been lost with a broken link),
+    /// and end an election held up by a silent voter.
+    pub fn tick(&mut self, cfg: &QuorumConfig, out: &mut Vec<Out>) -> Option<ServerId> {
+        self.ticks += 1;
+        if self.ticks % 2 == 0 {
+            out.push(Out::Broadcast(self.vote));
+        }
+        self.decide(cfg, true)
+    }
+
+    pub fn is_down(&self, peer: ServerId) -> bool {
+        self.down.contains(&peer)
+    }
+
+    pub fn down_set(&self) -> HashSet<ServerId> {
+        self.down.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(myid: ServerId, n: u64) -> QuorumConfig {
+        QuorumConfig {
+            myid,
+            voters: (1..=n).collect(),
+            observers: vec![],
+            init_limit: 10,
+            sync_limit: 5,
+            max_inflight: 1000,
+            diff_window: 1000,
+        }
+    }
+
+    fn looking(leader: ServerId, zxid: Zxid, epoch: u32, round: u64) -> Vote {
+        Vote { leader, zxid, epoch, round, state: PeerState::Looking }
+    }
+
+    #[test]
+    fn a_clean_ensemble_elects_the_highest_id_once_everyone_voted() {
+        let c = cfg(1, 3);
+        let mut e = Election::new(&c, 1, 0, 0, HashSet::new());
+        let mut out = vec![];
+        assert_eq!(e.on_vote(&c, 2, looking(2, 0, 0, 1), &mut out), None);
+        assert_eq!(e.vote.leader, 2);
+        // Quorum {1,2} agrees on 2, but 3 may still propose itself (and it is better): wait.
+        // Then 3 does: {1,3} agree on 3 and every voter has spoken.
+        assert_eq!(e.on_vote(&c, 3, looking(3, 0, 0, 1), &mut out), Some(3));
+        assert_eq!(e.vote.leader, 3);
+    }
+
+    #[test]
+    fn the_most_complete_log_wins_and_a_down_peer_is_not_waited_for() {
+        let c = cfg(3, 3);
+        let mut down = HashSet::new();
+        down.insert(1);
+        let mut e = Election::new(&c, 5, 1, 10, down);
+        let mut out = vec![];
+        // Server 2 has a longer log: it beats the higher id.
+        assert_eq!(e.on_vote(&c, 2, looking(2, 12, 1, 5), &mut out), Some(2));
+    }
+
+    #[test]
+    fn a_silent_voter_delays_the_end_by_one_tick_at_most() {
+        let c = cfg(3, 3);
+        let mut e = Election::new(&c, 1, 0, 0, HashSet::new());
+        let mut out = vec![];
+        assert_eq!(e.on_vote(&c, 2, looking(3, 0, 0, 1), &mut out), None);
+        assert_eq!(e.tick(&c, &mut out), Some(3));
+    }
+
+    #[test]
+    fn a_restarted_server_joins_the_running_leader() {
+        let c = cfg(1, 3);
+        let mut e = Election::new(&c, 1, 0, 0, HashSet::new());
+        let mut out = vec![];
+        let est = |state| Vote { leader: 3, zxid: 0x1_0000_0005, epoch: 1, round: 7, state };
+        assert_eq!(e.on_vote(&c, 2, est(PeerState::Following), &mut out), None);
+        assert_eq!(e.on_vote(&c, 3, est(PeerState::Leading), &mut out), Some(3));
+    }
+
+    #[test]
+    fn a_newer_round_resets_the_tally_and_a_stale_sender_is_answered() {
+        let c = cfg(2, 3);
+        let mut e = Election::new(&c, 1, 0, 0, HashSet::new());
+        let mut out = vec![];
+        e.on_vote(&c, 1, looking(1, 0, 0, 3), &mut out);
+        assert_eq!(e.round, 3);
+        assert_eq!(e.vote.leader, 2);
+        out.clear();
+        assert_eq!(e.on_vote(&c, 3, looking(3, 0, 0, 2), &mut out), None);
+        assert!(matches!(out[..], [Out::To(3, v)] if v.round == 3));
+    }
+}

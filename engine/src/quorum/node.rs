@@ -1,19 +1,33 @@
 //! A member of an ensemble: the machine (tree, sessions, watches, clients) plus the protocol.
 //!
-//! IMPLEMENTATION IN PROGRESS: the API below is fixed; bodies are being written.
+//! The node keeps a window of its log in memory (`history`): every appended transaction not
+//! yet applied, and up to `diff_window` applied ones, which a leader sends to followers that
+//! are a little behind (DIFF). Only committed transactions reach the machine: a follower
+//! applies on `Commit` (or `UpToDate`), a leader once a quorum's fsyncs cover a proposal; the
+//! records a server finds in its log at start-up wait in `history` until a leader says they
+//! are committed (or truncates them).
+//!
+//! Not done yet (said here so nobody assumes otherwise): dynamic reconfiguration; local
+//! (non-global) sessions; read-only mode.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
-use super::{Epochs, Msg, PeerState, QuorumConfig, ServerId, Zxid};
-use crate::machine::{ConnId, MachineConfig, Now};
+use tracing::{info, warn};
+
+use super::election::{self, Election};
+use super::{epoch_of, make_zxid, Epochs, ForwardOp, Msg, PeerState, QuorumConfig, ServerId, Vote, Zxid};
+use crate::machine::{ConnId, Machine, MachineConfig, Now};
 use crate::proto::{ConnectRequest, Request, RequestHeader};
 use crate::tree::DataTree;
 use crate::txn::Txn;
 
 /// What a server starts from: its persisted epochs, the tree and sessions of its newest
-/// snapshot (or an empty tree), and every durable log record after that snapshot, in zxid
-/// order. Log records are not applied yet: only committed transactions reach the tree, and
-/// whether these were committed is learnt from the leader during synchronization.
+/// snapshot (or an empty tree), and every durable log record after that snapshot's start
+/// zxid, in zxid order. Log records are not applied yet: only committed transactions reach
+/// the tree, and whether these were committed is learnt from the leader during
+/// synchronization. Records the (fuzzy) snapshot already covers are applied again, which is
+/// harmless, as in recovery.
 pub struct NodeInit {
     pub epochs: Epochs,
     pub tree: DataTree,
@@ -25,7 +39,9 @@ pub struct NodeInit {
 /// `truncate`; install `snapshot` (write it durably, then discard every log segment); append
 /// `appends` (and report `Node::synced` once they are durable); send `sends` to peers and
 /// `client_sends` to connections; close `closes`. Peer messages may leave at once: a message
-/// that depends on durability (an ACK) is only emitted after `synced`.
+/// that depends on durability (an ACK) is only emitted after `synced`. After a truncation or
+/// a snapshot, `synced` must only ever report records appended after it: an fsync that was
+/// in flight for the old records is not reported.
 #[derive(Debug, Default)]
 pub struct NodeReady {
     pub epochs: Option<Epochs>,
@@ -49,90 +65,1071 @@ impl NodeReady {
     }
 }
 
+/// How a follower was brought up to date (for logs, tests and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    Diff,
+    Trunc,
+    Snap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeadStage {
+    /// Collecting FollowerInfo from a quorum to choose the epoch.
+    Discovery,
+    /// Epoch chosen; collecting AckEpoch, then AckNewLeader, from a quorum.
+    Sync,
+    Broadcast,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LearnerStage {
+    /// Sent FollowerInfo; waiting for the epoch.
+    Info,
+    /// Sync sent; its proposals and commits flow; waiting for AckNewLeader.
+    Syncing,
+    Synced,
+}
+
+struct Learner {
+    observer: bool,
+    stage: LearnerStage,
+    /// Highest zxid it has acknowledged as durable (after NewLeader).
+    acked: Zxid,
+    last_heard: u64,
+}
+
+struct Leader {
+    epoch: u32,
+    stage: LeadStage,
+    /// FollowerInfo (accepted epoch) of voters heard during discovery, mine included.
+    infos: HashMap<ServerId, u32>,
+    /// AckEpoch received: the learner's last zxid (a learner is synced only once a quorum of
+    /// voters acknowledged the epoch, so no history is handed out before it is known to be
+    /// the most complete of a quorum).
+    epoch_acks: HashMap<ServerId, Zxid>,
+    learners: HashMap<ServerId, Learner>,
+    /// End of my history when the epoch was established.
+    newleader_zxid: Zxid,
+    started: u64,
+    commit: Zxid,
+    /// Prepared transactions held back while `max_inflight` proposals are outstanding.
+    held: VecDeque<Txn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowStage {
+    /// Sent FollowerInfo, waiting for LeaderInfo.
+    Discovery,
+    /// Acked the epoch; receiving the sync.
+    Sync,
+    /// Got NewLeader, acknowledged it (after durability); waiting for UpToDate.
+    NewLeader,
+    Serving,
+}
+
+struct Follower {
+    leader: ServerId,
+    epoch: u32,
+    stage: FollowStage,
+    /// The NewLeader zxid waiting to be acknowledged once the log is durable up to it.
+    newleader: Option<Zxid>,
+    acked_newleader: bool,
+    last_acked: Zxid,
+    commit: Zxid,
+    last_heard: u64,
+}
+
+enum Phase {
+    Looking(Election),
+    Leading(Leader),
+    Following(Follower),
+}
+
 pub struct Node {
-    _private: (),
+    m: Machine,
+    cfg: QuorumConfig,
+    epochs: Epochs,
+    phase: Phase,
+    /// Recent log records: every one not yet applied, plus applied ones for DIFFs.
+    history: VecDeque<Txn>,
+    /// The zxid just before `history`'s first record (what a DIFF can start from at the oldest).
+    history_base: Zxid,
+    logged: Zxid,
+    durable: Zxid,
+    applied: Zxid,
+    ready: NodeReady,
+    ticks: u64,
+    round: u64,
+    down: HashSet<ServerId>,
+    /// FollowerInfo that arrived while I was still electing (I may be about to lead).
+    early_infos: HashMap<ServerId, Msg>,
+    /// How each learner was last synced, for tests and `mntr`.
+    pub last_sync: HashMap<ServerId, SyncKind>,
+    /// What the machine prepared, on its way to the log and the followers (leader).
+    pending_appends: Vec<Txn>,
+    now: Now,
 }
 
 impl Node {
-    /// `seed` feeds the only randomness the protocol uses (none yet besides session ids).
     pub fn new(mcfg: MachineConfig, qcfg: QuorumConfig, init: NodeInit, now: Now) -> Node {
-        let _ = (mcfg, qcfg, init, now);
-        todo!("quorum node")
+        let mut tree = init.tree;
+        let mut log = init.log;
+        // A (fuzzy) snapshot's records are applied again from its start.
+        let mut applied = tree.last_zxid;
+        if let Some(first) = log.first() {
+            applied = applied.min(first.hdr.zxid - 1);
+        }
+        log.retain(|t| t.hdr.zxid > applied);
+        tree.last_zxid = applied;
+        let mut m = Machine::new(mcfg, tree, now);
+        m.restore_sessions(&init.sessions, now);
+        m.stop_serving();
+        let logged = log.last().map_or(applied, |t| t.hdr.zxid);
+        let mut node = Node {
+            m,
+            epochs: init.epochs,
+            phase: Phase::Looking(Election::new(&qcfg, 0, 0, 0, HashSet::new())),
+            cfg: qcfg,
+            history: log.into(),
+            history_base: applied,
+            logged,
+            durable: logged,
+            applied,
+            ready: NodeReady::default(),
+            ticks: 0,
+            round: 0,
+            down: HashSet::new(),
+            early_infos: HashMap::new(),
+            last_sync: HashMap::new(),
+            pending_appends: Vec::new(),
+            now,
+        };
+        node.look("starting");
+        node
     }
 
     pub fn take_ready(&mut self) -> NodeReady {
-        todo!()
+        self.pump();
+        std::mem::take(&mut self.ready)
     }
 
-    // ---- clients (as Machine) ----
+    // ---- clients ----------------------------------------------------------------------------
+
     pub fn open(&mut self, conn: ConnId, ip: IpAddr, now: Now) -> bool {
-        let _ = (conn, ip, now);
-        todo!()
+        self.now = now;
+        self.m.open(conn, ip, now)
     }
     pub fn connect(&mut self, conn: ConnId, req: ConnectRequest, now: Now) {
-        let _ = (conn, req, now);
-        todo!()
+        self.now = now;
+        self.m.connect(conn, req, now);
+        self.pump();
     }
     pub fn request(&mut self, conn: ConnId, hdr: RequestHeader, req: Request, now: Now) {
-        let _ = (conn, hdr, req, now);
-        todo!()
+        self.now = now;
+        self.m.request(conn, hdr, req, now);
+        self.pump();
     }
     pub fn disconnected(&mut self, conn: ConnId) {
-        let _ = conn;
-        todo!()
+        self.m.disconnected(conn);
     }
 
-    // ---- peers, disk, time ----
-    pub fn peer_message(&mut self, from: ServerId, msg: Msg, now: Now) {
-        let _ = (from, msg, now);
-        todo!()
-    }
-    /// The link to `peer` broke (or could not be made): a follower whose leader this is starts
-    /// an election at once; an election stops waiting for this peer's vote.
-    pub fn peer_down(&mut self, peer: ServerId, now: Now) {
-        let _ = (peer, now);
-        todo!()
-    }
-    /// A link to `peer` is up again.
-    pub fn peer_up(&mut self, peer: ServerId, now: Now) {
-        let _ = (peer, now);
-        todo!()
-    }
-    /// Called every tickTime.
-    pub fn tick(&mut self, now: Now) {
-        let _ = now;
-        todo!()
-    }
-    /// The local log has made every appended record up to `zxid` durable.
-    pub fn synced(&mut self, zxid: Zxid, now: Now) {
-        let _ = (zxid, now);
-        todo!()
-    }
+    // ---- observation ------------------------------------------------------------------------
 
-    // ---- observation ----
     pub fn state(&self) -> PeerState {
-        todo!()
+        match &self.phase {
+            Phase::Looking(_) => PeerState::Looking,
+            Phase::Leading(_) => PeerState::Leading,
+            Phase::Following(_) if self.cfg.is_observer() => PeerState::Observing,
+            Phase::Following(_) => PeerState::Following,
+        }
     }
     /// The leader this server follows or is, once known.
     pub fn leader(&self) -> Option<ServerId> {
-        todo!()
+        match &self.phase {
+            Phase::Looking(_) => None,
+            Phase::Leading(_) => Some(self.cfg.myid),
+            Phase::Following(f) => Some(f.leader),
+        }
+    }
+    /// The epoch being led or followed.
+    pub fn epoch(&self) -> Option<u32> {
+        match &self.phase {
+            Phase::Looking(_) => None,
+            Phase::Leading(l) => Some(l.epoch),
+            Phase::Following(f) => Some(f.epoch),
+        }
     }
     pub fn epochs(&self) -> Epochs {
-        todo!()
+        self.epochs
     }
-    /// Last zxid appended to the local log (durable or not).
     pub fn last_logged(&self) -> Zxid {
-        todo!()
+        self.logged
     }
-    /// Last zxid applied to the tree (committed).
     pub fn last_applied(&self) -> Zxid {
-        todo!()
+        self.applied
     }
-    /// True once synchronized with a leader (or leading a synced quorum): clients are served.
     pub fn serving(&self) -> bool {
-        todo!()
+        match &self.phase {
+            Phase::Looking(_) => false,
+            Phase::Leading(l) => l.stage == LeadStage::Broadcast,
+            Phase::Following(f) => f.stage == FollowStage::Serving,
+        }
     }
-    pub fn machine(&self) -> &crate::machine::Machine {
-        todo!()
+    pub fn machine(&self) -> &Machine {
+        &self.m
+    }
+    pub fn machine_mut(&mut self) -> &mut Machine {
+        &mut self.m
+    }
+    pub fn config(&self) -> &QuorumConfig {
+        &self.cfg
+    }
+    /// Leader: (learners, synced voters, synced observers, learners still syncing).
+    pub fn learner_counts(&self) -> (usize, usize, usize, usize) {
+        match &self.phase {
+            Phase::Leading(l) => {
+                let synced = |obs: bool| {
+                    l.learners.values().filter(|x| x.observer == obs && x.stage == LearnerStage::Synced).count()
+                };
+                let syncing = l.learners.values().filter(|x| x.stage != LearnerStage::Synced).count();
+                (l.learners.len(), synced(false), synced(true), syncing)
+            }
+            _ => (0, 0, 0, 0),
+        }
+    }
+    /// Proposals not yet committed (leader).
+    pub fn outstanding_proposals(&self) -> usize {
+        match &self.phase {
+            Phase::Leading(l) => self.history.iter().filter(|t| t.hdr.zxid > l.commit).count() + l.held.len(),
+            _ => 0,
+        }
+    }
+
+    // ---- peers, disk, time ------------------------------------------------------------------
+
+    pub fn peer_message(&mut self, from: ServerId, msg: Msg, now: Now) {
+        self.now = now;
+        if from == self.cfg.myid || !(self.cfg.voters.contains(&from) || self.cfg.observers.contains(&from)) {
+            warn!("ignoring a message from unknown server {from}");
+            return;
+        }
+        self.down.remove(&from);
+        match msg {
+            Msg::Vote(v) => self.on_vote(from, v),
+            other => match &self.phase {
+                Phase::Looking(_) => {
+                    if let Msg::FollowerInfo { .. } = other {
+                        self.early_infos.insert(from, other);
+                    }
+                }
+                Phase::Leading(_) => self.leader_msg(from, other),
+                Phase::Following(f) => {
+                    if f.leader == from {
+                        self.follower_msg(other);
+                    }
+                }
+            },
+        }
+        self.pump();
+    }
+
+    /// The link to `peer` broke (or could not be made): a follower whose leader this is starts
+    /// an election at once; an election stops waiting for this peer's vote.
+    pub fn peer_down(&mut self, peer: ServerId, now: Now) {
+        self.now = now;
+        self.down.insert(peer);
+        self.early_infos.remove(&peer);
+        match &mut self.phase {
+            Phase::Looking(e) => {
+                if let Some(l) = e.peer_down(&self.cfg, peer) {
+                    self.elected(l);
+                }
+            }
+            Phase::Following(f) => {
+                if f.leader == peer {
+                    self.look("lost the connection to the leader");
+                }
+            }
+            Phase::Leading(l) => {
+                if l.learners.remove(&peer).is_some() {
+                    info!("follower {peer} disconnected");
+                }
+                if l.stage == LeadStage::Broadcast && !self.has_quorum() {
+                    self.look("lost the quorum");
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// A link to `peer` is up again.
+    pub fn peer_up(&mut self, peer: ServerId, now: Now) {
+        self.now = now;
+        self.down.remove(&peer);
+        if let Phase::Looking(e) = &mut self.phase {
+            let mut out = Vec::new();
+            e.peer_up(peer, &mut out);
+            self.send_votes(out);
+        }
+        self.pump();
+    }
+
+    /// Called every tickTime.
+    pub fn tick(&mut self, now: Now) {
+        self.now = now;
+        self.ticks += 1;
+        let ticks = self.ticks;
+        match &mut self.phase {
+            Phase::Looking(e) => {
+                let mut out = Vec::new();
+                let decided = e.tick(&self.cfg, &mut out);
+                self.send_votes(out);
+                if let Some(l) = decided {
+                    self.elected(l);
+                }
+            }
+            Phase::Following(f) => {
+                let limit = if f.stage == FollowStage::Serving { self.cfg.sync_limit } else { self.cfg.init_limit };
+                if ticks - f.last_heard > limit as u64 {
+                    self.look("the leader is silent");
+                } else if f.stage == FollowStage::Serving {
+                    self.m.tick(now);
+                }
+            }
+            Phase::Leading(l) => {
+                if l.stage != LeadStage::Broadcast {
+                    if ticks - l.started > self.cfg.init_limit as u64 {
+                        self.look("no quorum synced within initLimit");
+                    }
+                } else {
+                    let sync_limit = self.cfg.sync_limit as u64;
+                    let silent: Vec<ServerId> = l
+                        .learners
+                        .iter()
+                        .filter(|(_, x)| ticks - x.last_heard > sync_limit)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in silent {
+                        info!("follower {id} silent for more than syncLimit; dropping it");
+                        l.learners.remove(&id);
+                    }
+                    let ids: Vec<ServerId> = l.learners.keys().copied().collect();
+                    for id in ids {
+                        self.ready.sends.push((id, Msg::Ping));
+                    }
+                    if !self.has_quorum() {
+                        self.look("lost the quorum");
+                    } else {
+                        self.m.tick(now);
+                    }
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// The local log has made every appended record up to `zxid` durable.
+    pub fn synced(&mut self, zxid: Zxid, now: Now) {
+        self.now = now;
+        let zxid = zxid.min(self.logged);
+        if zxid <= self.durable {
+            return;
+        }
+        self.durable = zxid;
+        match &mut self.phase {
+            Phase::Following(f) => {
+                if f.acked_newleader && !self.cfg.is_observer() && self.durable > f.last_acked {
+                    f.last_acked = self.durable;
+                    self.ready.sends.push((f.leader, Msg::Ack { zxid: self.durable }));
+                }
+                self.maybe_ack_newleader();
+            }
+            Phase::Leading(_) => {
+                self.maybe_established();
+                self.advance_commit();
+            }
+            Phase::Looking(_) => {}
+        }
+        self.pump();
+    }
+
+    // ---- election -----------------------------------------------------------------------------
+
+    fn my_vote_state(&self) -> Option<Vote> {
+        let (leader, epoch, state) = match &self.phase {
+            Phase::Looking(_) => return None,
+            Phase::Leading(l) => (self.cfg.myid, l.epoch, PeerState::Leading),
+            Phase::Following(f) => (f.leader, f.epoch, self.state()),
+        };
+        Some(Vote { leader, zxid: self.logged, epoch, round: self.round, state })
+    }
+
+    fn on_vote(&mut self, from: ServerId, v: Vote) {
+        if v.state == PeerState::Looking && !self.cfg.voters.contains(&from) {
+            // An observer looking for the leader: answer, but it takes no part in the vote.
+            let mine = match &self.phase {
+                Phase::Looking(e) => e.vote,
+                _ => self.my_vote_state().expect("not looking"),
+            };
+            if mine.leader != 0 {
+                self.ready.sends.push((from, Msg::Vote(mine)));
+            }
+            return;
+        }
+        if let Some(mine) = self.my_vote_state() {
+            // Tell a looking server whom we follow, so it can join.
+            if v.state == PeerState::Looking {
+                self.ready.sends.push((from, Msg::Vote(mine)));
+            }
+            return;
+        }
+        let Phase::Looking(e) = &mut self.phase else { unreachable!() };
+        let mut out = Vec::new();
+        let decided = e.on_vote(&self.cfg, from, v, &mut out);
+        self.round = e.round;
+        self.send_votes(out);
+        if let Some(l) = decided {
+            self.elected(l);
+        }
+    }
+
+    fn send_votes(&mut self, out: Vec<election::Out>) {
+        for o in out {
+            match o {
+                election::Out::Broadcast(v) => {
+                    let peers: Vec<ServerId> = self.cfg.peers().collect();
+                    for p in peers {
+                        self.ready.sends.push((p, Msg::Vote(v)));
+                    }
+                }
+                election::Out::To(p, v) => self.ready.sends.push((p, Msg::Vote(v))),
+            }
+        }
+    }
+
+    /// Back to electing: stop serving clients, propose myself in a new round.
+    fn look(&mut self, why: &str) {
+        if !matches!(self.phase, Phase::Looking(_)) || self.ticks == 0 {
+            info!("LOOKING: {why} (last zxid {:#x}, epochs {:?})", self.logged, self.epochs);
+        }
+        self.m.stop_serving();
+        self.round += 1;
+        let e = Election::new(&self.cfg, self.round, self.epochs.current, self.logged, self.down.clone());
+        let vote = e.vote;
+        self.phase = Phase::Looking(e);
+        // An observer's vote names nobody: it asks around, and everyone answers with theirs.
+        self.send_votes(vec![election::Out::Broadcast(vote)]);
+        if let Phase::Looking(e) = &mut self.phase {
+            if let Some(l) = e.check(&self.cfg) {
+                // A single voter (or everyone else known down) decides at once.
+                self.elected(l);
+            }
+        }
+    }
+
+    fn elected(&mut self, leader: ServerId) {
+        let early = std::mem::take(&mut self.early_infos);
+        if leader == self.cfg.myid {
+            info!("LEADING: elected in round {} with last zxid {:#x}", self.round, self.logged);
+            let mut infos = HashMap::new();
+            infos.insert(self.cfg.myid, self.epochs.accepted);
+            self.phase = Phase::Leading(Leader {
+                epoch: 0,
+                stage: LeadStage::Discovery,
+                infos,
+                epoch_acks: HashMap::new(),
+                learners: HashMap::new(),
+                newleader_zxid: 0,
+                started: self.ticks,
+                commit: self.applied,
+                held: VecDeque::new(),
+            });
+            for (from, msg) in early {
+                self.leader_msg(from, msg);
+            }
+            self.maybe_choose_epoch();
+        } else {
+            let role = if self.cfg.is_observer() { "OBSERVING" } else { "FOLLOWING" };
+            info!("{role}: leader {leader} (round {}), my last zxid {:#x}", self.round, self.logged);
+            self.phase = Phase::Following(Follower {
+                leader,
+                epoch: 0,
+                stage: FollowStage::Discovery,
+                newleader: None,
+                acked_newleader: false,
+                last_acked: 0,
+                commit: self.applied,
+                last_heard: self.ticks,
+            });
+            let info = Msg::FollowerInfo {
+                accepted_epoch: self.epochs.accepted,
+                last_zxid: self.logged,
+                observer: self.cfg.is_observer(),
+            };
+            self.ready.sends.push((leader, info));
+        }
+    }
+
+    // ---- leader -------------------------------------------------------------------------------
+
+    fn lead_mut(&mut self) -> &mut Leader {
+        match &mut self.phase {
+            Phase::Leading(l) => l,
+            _ => unreachable!("leading"),
+        }
+    }
+
+    fn leader_msg(&mut self, from: ServerId, msg: Msg) {
+        let ticks = self.ticks;
+        let Phase::Leading(l) = &mut self.phase else { return };
+        if let Some(x) = l.learners.get_mut(&from) {
+            x.last_heard = ticks;
+        }
+        match msg {
+            Msg::FollowerInfo { accepted_epoch, last_zxid: _, observer } => {
+                let observer = observer || !self.cfg.voters.contains(&from);
+                l.learners.insert(from, Learner { observer, stage: LearnerStage::Info, acked: 0, last_heard: ticks });
+                if l.stage == LeadStage::Discovery {
+                    if !observer {
+                        l.infos.insert(from, accepted_epoch);
+                    }
+                    self.maybe_choose_epoch();
+                } else if accepted_epoch > l.epoch || (accepted_epoch == l.epoch && !l.infos.contains_key(&from)) {
+                    // It promised a newer (or another) leader this epoch: let it time out and elect again.
+                    warn!("server {from} accepted epoch {accepted_epoch}, not below mine ({}); ignoring it", l.epoch);
+                    l.learners.remove(&from);
+                } else {
+                    let epoch = l.epoch;
+                    self.ready.sends.push((from, Msg::LeaderInfo { epoch }));
+                }
+            }
+            Msg::AckEpoch { current_epoch, last_zxid } => {
+                if l.stage == LeadStage::Discovery || !l.learners.contains_key(&from) {
+                    return;
+                }
+                if (current_epoch, last_zxid) > (self.epochs.current, self.logged) && l.stage == LeadStage::Sync {
+                    // It has a more complete history than mine: I must not lead it.
+                    self.look("a follower is ahead of me");
+                    return;
+                }
+                l.epoch_acks.insert(from, last_zxid);
+                if l.stage == LeadStage::Broadcast || self.epochs.current == l.epoch {
+                    self.sync_learner(from, last_zxid);
+                }
+                self.maybe_established();
+            }
+            Msg::AckNewLeader { zxid } => {
+                let Some(x) = l.learners.get_mut(&from) else { return };
+                if x.stage != LearnerStage::Syncing {
+                    return;
+                }
+                x.stage = LearnerStage::Synced;
+                x.acked = x.acked.max(zxid);
+                if l.stage == LeadStage::Broadcast {
+                    let commit = l.commit;
+                    self.ready.sends.push((from, Msg::UpToDate { committed: commit }));
+                    self.advance_commit();
+                } else {
+                    self.maybe_established();
+                }
+            }
+            Msg::Ack { zxid } => {
+                if let Some(x) = l.learners.get_mut(&from) {
+                    if x.stage == LearnerStage::Synced {
+                        x.acked = x.acked.max(zxid);
+                    }
+                }
+                self.advance_commit();
+            }
+            Msg::Pong { touched } => {
+                if l.stage == LeadStage::Broadcast {
+                    self.m.touch_sessions(&touched, self.now);
+                }
+            }
+            Msg::Forward(f) => {
+                let serving = l.stage == LeadStage::Broadcast
+                    && l.learners.get(&from).is_some_and(|x| x.stage == LearnerStage::Synced);
+                if !serving {
+                    return;
+                }
+                if let ForwardOp::Sync = f.op {
+                    // Everything committed so far was sent on this link before this answer.
+                    self.ready.sends.push((from, Msg::SyncDone { session_id: f.session_id, cxid: f.cxid }));
+                } else {
+                    self.m.forwarded(from, f, self.now);
+                }
+            }
+            Msg::SessionOwner { session_id } => {
+                if l.stage == LeadStage::Broadcast {
+                    self.m.set_owner(session_id, from, self.now);
+                }
+            }
+            other => warn!("leader: unexpected {} from {from}", msg_name(&other)),
+        }
+    }
+
+    /// Discovery: once a quorum of voters reported their accepted epochs, pick the next one.
+    fn maybe_choose_epoch(&mut self) {
+        let Phase::Leading(l) = &mut self.phase else { return };
+        if l.stage != LeadStage::Discovery || !self.cfg.is_quorum(l.infos.len()) {
+            return;
+        }
+        let epoch = l.infos.values().copied().max().unwrap_or(0).max(self.epochs.accepted) + 1;
+        l.epoch = epoch;
+        l.stage = LeadStage::Sync;
+        self.epochs.accepted = epoch;
+        self.ready.epochs = Some(self.epochs);
+        info!("LEADING: new epoch {epoch} agreed with {:?}", {
+            let mut v: Vec<_> = l.infos.keys().copied().collect();
+            v.sort();
+            v
+        });
+        let ids: Vec<ServerId> = l.learners.keys().copied().collect();
+        for id in ids {
+            self.ready.sends.push((id, Msg::LeaderInfo { epoch }));
+        }
+    }
+
+    /// Sends a learner what it needs to match my history, then NewLeader.
+    fn sync_learner(&mut self, to: ServerId, their_zxid: Zxid) {
+        let (kind, trunc) = self.plan_sync(their_zxid);
+        let l = self.lead_mut();
+        let epoch = l.epoch;
+        let x = l.learners.get_mut(&to).expect("known learner");
+        x.stage = LearnerStage::Syncing;
+        x.acked = 0;
+        info!("sync with follower {to}: {kind:?} (its last zxid {their_zxid:#x}, mine {:#x})", self.logged);
+        self.last_sync.insert(to, kind);
+        let from = match kind {
+            SyncKind::Diff => their_zxid,
+            SyncKind::Trunc => {
+                self.ready.sends.push((to, Msg::Trunc { zxid: trunc }));
+                trunc
+            }
+            SyncKind::Snap => {
+                let image = self.snapshot_image();
+                self.ready.sends.push((to, Msg::Snap { zxid: self.applied, image }));
+                self.applied
+            }
+        };
+        let start = self.history.partition_point(|t| t.hdr.zxid <= from);
+        let txns: Vec<Txn> = self.history.iter().skip(start).cloned().collect();
+        for chunk in txns.chunks(1000) {
+            self.ready.sends.push((to, Msg::Txns(chunk.to_vec())));
+        }
+        self.ready.sends.push((to, Msg::NewLeader { epoch, zxid: self.logged }));
+    }
+
+    /// DIFF when their last zxid is in my history; TRUNC when they hold records of an epoch I
+    /// also have but went further in it than I did; SNAP otherwise.
+    fn plan_sync(&self, z: Zxid) -> (SyncKind, Zxid) {
+        if z == self.logged || z == self.history_base || self.history.iter().any(|t| t.hdr.zxid == z) {
+            return (SyncKind::Diff, z);
+        }
+        if z > self.history_base {
+            let e = epoch_of(z);
+            let last_in_epoch = self.history.iter().rev().find(|t| epoch_of(t.hdr.zxid) == e).map(|t| t.hdr.zxid);
+            if let Some(t) = last_in_epoch {
+                if t < z && t >= self.applied.min(t) {
+                    return (SyncKind::Trunc, t);
+                }
+            }
+        }
+        (SyncKind::Snap, self.applied)
+    }
+
+    fn snapshot_image(&self) -> Vec<u8> {
+        let tree = self.m.tree();
+        let build = || -> std::io::Result<Vec<u8>> {
+            let mut w = crate::snap::SnapshotWriter::new(self.applied, Vec::new())?;
+            for (p, n) in tree.iter() {
+                w.add_node(p, n)?;
+            }
+            let sessions: Vec<(i64, i32)> = self.m.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect();
+            w.add_sessions(&sessions)?;
+            w.finish(self.applied)
+        };
+        build().expect("writing to memory cannot fail")
+    }
+
+    /// Sync: the epoch becomes current once a quorum acknowledged it; the history is committed
+    /// once a quorum acknowledged NewLeader (my own durable log counts for me).
+    fn maybe_established(&mut self) {
+        let logged = self.logged;
+        let durable = self.durable;
+        let Phase::Leading(l) = &mut self.phase else { return };
+        if l.stage != LeadStage::Sync {
+            return;
+        }
+        if self.epochs.current != l.epoch {
+            let voters = l.epoch_acks.keys().filter(|id| self.cfg.voters.contains(id)).count();
+            if !self.cfg.is_quorum(voters + 1) {
+                return;
+            }
+            self.epochs.current = l.epoch;
+            self.ready.epochs = Some(self.epochs);
+            l.newleader_zxid = logged;
+            let mut waiting: Vec<(ServerId, Zxid)> = l.epoch_acks.iter().map(|(a, b)| (*a, *b)).collect();
+            waiting.sort();
+            for (id, z) in waiting {
+                self.sync_learner(id, z);
+            }
+            let Phase::Leading(l) = &mut self.phase else { unreachable!() };
+            let _ = l;
+        }
+        let Phase::Leading(l) = &mut self.phase else { return };
+        let synced = l.learners.values().filter(|x| !x.observer && x.stage == LearnerStage::Synced).count();
+        let me = usize::from(durable >= l.newleader_zxid);
+        if !self.cfg.is_quorum(synced + me) {
+            return;
+        }
+        l.stage = LeadStage::Broadcast;
+        l.commit = l.newleader_zxid;
+        let epoch = l.epoch;
+        let commit = l.commit;
+        let synced_ids: Vec<ServerId> =
+            l.learners.iter().filter(|(_, x)| x.stage == LearnerStage::Synced).map(|(id, _)| *id).collect();
+        self.apply_history(commit);
+        self.m.start_leading(make_zxid(epoch, 1), self.now);
+        info!("LEADING: epoch {epoch} established at zxid {commit:#x} with followers {synced_ids:?}; serving");
+        for id in synced_ids {
+            self.ready.sends.push((id, Msg::UpToDate { committed: commit }));
+        }
+        self.advance_commit();
+    }
+
+    fn has_quorum(&self) -> bool {
+        let Phase::Leading(l) = &self.phase else { return false };
+        let synced = l.learners.values().filter(|x| !x.observer && x.stage == LearnerStage::Synced).count();
+        self.cfg.is_quorum(synced + 1)
+    }
+
+    /// Commits the highest zxid a quorum (my durable log included) has acknowledged.
+    fn advance_commit(&mut self) {
+        let durable = self.durable;
+        let logged = self.logged;
+        let Phase::Leading(l) = &mut self.phase else { return };
+        if l.stage != LeadStage::Broadcast {
+            return;
+        }
+        let mut acked: Vec<Zxid> =
+            l.learners.values().filter(|x| !x.observer && x.stage == LearnerStage::Synced).map(|x| x.acked).collect();
+        acked.push(durable);
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let need = self.cfg.voters.len() / 2 + 1;
+        if acked.len() < need {
+            return;
+        }
+        let z = acked[need - 1].min(logged);
+        if z <= l.commit {
+            return;
+        }
+        let old = l.commit;
+        l.commit = z;
+        let mut voters = Vec::new();
+        let mut observers = Vec::new();
+        for (id, x) in &l.learners {
+            if x.stage != LearnerStage::Info {
+                if x.observer {
+                    observers.push(*id);
+                } else {
+                    voters.push(*id);
+                }
+            }
+        }
+        for id in voters {
+            self.ready.sends.push((id, Msg::Commit { zxid: z }));
+        }
+        if !observers.is_empty() {
+            let start = self.history.partition_point(|t| t.hdr.zxid <= old);
+            let committed: Vec<Txn> =
+                self.history.iter().skip(start).take_while(|t| t.hdr.zxid <= z).cloned().collect();
+            for t in committed {
+                for &id in &observers {
+                    self.ready.sends.push((id, Msg::Inform(t.clone())));
+                }
+            }
+        }
+        self.m.durable(z, self.now);
+        self.applied = z;
+        self.trim_history();
+    }
+
+    /// Moves what the machine prepared into the log and out to the followers.
+    fn propose(&mut self) {
+        let appends = std::mem::take(&mut self.pending_appends);
+        if appends.is_empty() && !matches!(&self.phase, Phase::Leading(l) if !l.held.is_empty()) {
+            return;
+        }
+        let max = self.cfg.max_inflight;
+        let Phase::Leading(l) = &mut self.phase else {
+            return;
+        };
+        l.held.extend(appends);
+        let mut out = Vec::new();
+        while let Some(t) = l.held.front() {
+            let inflight = (t.hdr.zxid - l.commit).max(0) as usize;
+            if inflight > max && epoch_of(t.hdr.zxid) == epoch_of(l.commit) {
+                break;
+            }
+            out.push(l.held.pop_front().expect("checked"));
+        }
+        let targets: Vec<ServerId> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| !x.observer && x.stage != LearnerStage::Info)
+            .map(|(id, _)| *id)
+            .collect();
+        for t in out {
+            for &id in &targets {
+                self.ready.sends.push((id, Msg::Proposal(t.clone())));
+            }
+            self.logged = t.hdr.zxid;
+            self.history.push_back(t.clone());
+            self.ready.appends.push(t);
+        }
+    }
+
+    // ---- follower -----------------------------------------------------------------------------
+
+    fn follower_msg(&mut self, msg: Msg) {
+        let ticks = self.ticks;
+        let Phase::Following(f) = &mut self.phase else { return };
+        f.last_heard = ticks;
+        match msg {
+            Msg::LeaderInfo { epoch } => {
+                if f.stage != FollowStage::Discovery {
+                    return;
+                }
+                if epoch < self.epochs.accepted {
+                    self.look("the leader's epoch is older than one I accepted");
+                    return;
+                }
+                if epoch > self.epochs.accepted {
+                    self.epochs.accepted = epoch;
+                    self.ready.epochs = Some(self.epochs);
+                }
+                f.epoch = epoch;
+                f.stage = FollowStage::Sync;
+                let ack = Msg::AckEpoch { current_epoch: self.epochs.current, last_zxid: self.logged };
+                self.ready.sends.push((f.leader, ack));
+            }
+            Msg::Trunc { zxid } => {
+                if f.stage != FollowStage::Sync {
+                    return;
+                }
+                if zxid < self.applied {
+                    warn!("leader asked to truncate to {zxid:#x}, below my applied {:#x}", self.applied);
+                    self.look("impossible truncation");
+                    return;
+                }
+                info!("TRUNC: dropping log records after {zxid:#x} (last was {:#x})", self.logged);
+                while self.history.back().is_some_and(|t| t.hdr.zxid > zxid) {
+                    self.history.pop_back();
+                }
+                self.ready.appends.retain(|t| t.hdr.zxid <= zxid);
+                self.logged = zxid;
+                self.durable = self.durable.min(zxid);
+                self.ready.truncate = Some(self.ready.truncate.map_or(zxid, |z: Zxid| z.min(zxid)));
+            }
+            Msg::Snap { zxid, image } => {
+                if f.stage != FollowStage::Sync {
+                    return;
+                }
+                match decode_image(&image) {
+                    Ok((tree, sessions)) => {
+                        info!("SNAP: installing the leader's snapshot at {zxid:#x} ({} bytes)", image.len());
+                        self.m.reset_state(tree, &sessions, self.now);
+                        self.history.clear();
+                        self.history_base = zxid;
+                        self.logged = zxid;
+                        self.durable = zxid;
+                        self.applied = zxid;
+                        self.ready.appends.clear();
+                        self.ready.truncate = None;
+                        self.ready.snapshot = Some((zxid, image));
+                    }
+                    Err(e) => {
+                        warn!("the leader's snapshot is invalid: {e}");
+                        self.look("invalid snapshot from the leader");
+                    }
+                }
+            }
+            Msg::Txns(txns) => {
+                if f.stage != FollowStage::Sync {
+                    return;
+                }
+                for t in txns {
+                    self.append(t);
+                }
+            }
+            Msg::NewLeader { epoch, zxid } => {
+                if f.stage != FollowStage::Sync || epoch != f.epoch {
+                    return;
+                }
+                if zxid != self.logged {
+                    warn!("NewLeader at {zxid:#x} but my log ends at {:#x}", self.logged);
+                    self.look("log does not match the leader's after sync");
+                    return;
+                }
+                self.epochs.current = epoch;
+                self.epochs.accepted = self.epochs.accepted.max(epoch);
+                self.ready.epochs = Some(self.epochs);
+                f.stage = FollowStage::NewLeader;
+                f.newleader = Some(zxid);
+                self.maybe_ack_newleader();
+            }
+            Msg::UpToDate { committed } => {
+                if f.stage != FollowStage::NewLeader || !f.acked_newleader {
+                    return;
+                }
+                f.stage = FollowStage::Serving;
+                f.commit = f.commit.max(committed);
+                let commit = f.commit;
+                let leader = f.leader;
+                self.apply_history(commit);
+                self.m.start_following();
+                info!("synced with leader {leader} at zxid {commit:#x}; serving");
+            }
+            Msg::Proposal(t) => {
+                // During synchronization proposals follow NewLeader on the same link; they
+                // are acknowledged once NewLeader is.
+                self.append(t);
+            }
+            Msg::Commit { zxid } => {
+                f.commit = f.commit.max(zxid);
+                if f.stage == FollowStage::Serving {
+                    let c = f.commit;
+                    self.apply_history(c);
+                }
+            }
+            Msg::Inform(t) => {
+                let z = t.hdr.zxid;
+                f.commit = f.commit.max(z);
+                let (serving, c) = (f.stage == FollowStage::Serving, f.commit);
+                self.append(t);
+                if serving {
+                    self.apply_history(c);
+                }
+            }
+            Msg::Ping => {
+                let touched = self.m.take_touched();
+                let leader = f.leader;
+                self.ready.sends.push((leader, Msg::Pong { touched }));
+            }
+            Msg::SyncDone { session_id, cxid } => {
+                if f.stage == FollowStage::Serving {
+                    self.m.sync_done(session_id, cxid, self.now);
+                }
+            }
+            other => warn!("follower: unexpected {}", msg_name(&other)),
+        }
+    }
+
+    fn maybe_ack_newleader(&mut self) {
+        let durable = self.durable;
+        let Phase::Following(f) = &mut self.phase else { return };
+        if let Some(z) = f.newleader {
+            if durable >= z && !f.acked_newleader {
+                f.acked_newleader = true;
+                f.last_acked = z;
+                self.ready.sends.push((f.leader, Msg::AckNewLeader { zxid: z }));
+                if durable > z && !self.cfg.is_observer() {
+                    f.last_acked = durable;
+                    self.ready.sends.push((f.leader, Msg::Ack { zxid: durable }));
+                }
+            }
+        }
+    }
+
+    // ---- shared -------------------------------------------------------------------------------
+
+    fn append(&mut self, t: Txn) {
+        if t.hdr.zxid <= self.logged {
+            return;
+        }
+        self.logged = t.hdr.zxid;
+        self.history.push_back(t.clone());
+        self.ready.appends.push(t);
+    }
+
+    /// Applies history records up to `commit` (never past what is logged).
+    fn apply_history(&mut self, commit: Zxid) {
+        let start = self.history.partition_point(|t| t.hdr.zxid <= self.applied);
+        let end = self.history.partition_point(|t| t.hdr.zxid <= commit);
+        for i in start..end {
+            let t = self.history[i].clone();
+            self.m.apply_committed(&t, self.now);
+            self.applied = t.hdr.zxid;
+        }
+        self.trim_history();
+    }
+
+    fn trim_history(&mut self) {
+        while self.history.len() > self.cfg.diff_window
+            && self.history.front().is_some_and(|t| t.hdr.zxid <= self.applied)
+        {
+            let t = self.history.pop_front().expect("checked");
+            self.history_base = t.hdr.zxid;
+        }
+    }
+
+    /// Routes what the machine produced: proposals (leader), forwards (follower), client frames.
+    fn pump(&mut self) {
+        let r = self.m.take_ready();
+        self.ready.client_sends.extend(r.sends);
+        self.ready.closes.extend(r.closes);
+        self.pending_appends.extend(r.appends);
+        if let Phase::Following(f) = &self.phase {
+            let leader = f.leader;
+            for fw in r.forwards {
+                self.ready.sends.push((leader, Msg::Forward(fw)));
+            }
+            for s in r.owner_claims {
+                self.ready.sends.push((leader, Msg::SessionOwner { session_id: s }));
+            }
+        }
+        if matches!(self.phase, Phase::Leading(_)) {
+            self.propose();
+        } else {
+            self.pending_appends.clear();
+        }
     }
 }
+
+fn decode_image(image: &[u8]) -> Result<(DataTree, Vec<(i64, i32)>), String> {
+    // The snapshot decoder wants 16-byte alignment.
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(image.len());
+    aligned.extend_from_slice(image);
+    let s = crate::snap::decode(&aligned).map_err(|e| e.to_string())?;
+    Ok((s.tree, s.sessions))
+}
+
+fn msg_name(m: &Msg) -> &'static str {
+    match m {
+        Msg::Vote(_) => "Vote",
+        Msg::FollowerInfo { .. } => "FollowerInfo",
+        Msg::LeaderInfo { .. } => "LeaderInfo",
+        Msg::AckEpoch { .. } => "AckEpoch",
+        Msg::Trunc { .. } => "Trunc",
+        Msg::Snap { .. } => "Snap",
+        Msg::Txns(_) => "Txns",
+        Msg::NewLeader { .. } => "NewLeader",
+        Msg::AckNewLeader { .. } => "AckNewLeader",
+        Msg::UpToDate { .. } => "UpToDate",
+        Msg::Proposal(_) => "Proposal",
+        Msg::Ack { .. } => "Ack",
+        Msg::Commit { .. } => "Commit",
+        Msg::Inform(_) => "Inform",
+        Msg::Ping => "Ping",
+        Msg::Pong { .. } => "Pong",
+        Msg::Forward(_) => "Forward",
+        Msg::SyncDone { .. } => "SyncDone",
+        Msg::SessionOwner { .. } => "SessionOwner",
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,350 @@
+//! A small in-process ensemble with a perfect network and instant disks: the protocol's
+//! happy paths. The seeded simulator with faults lives in `engine/tests/simulation.rs`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::*;
+use crate::machine::MachineConfig;
+use crate::proto::{ConnectRequest, CreateKind, CreateRequest, Request, RequestHeader};
+use crate::quorum::{Epochs, Msg, PeerState, QuorumConfig, ServerId};
+use crate::tree::DataTree;
+use crate::txn::Txn;
+
+struct Disk {
+    epochs: Epochs,
+    log: Vec<Txn>,
+    snapshot: Option<(Zxid, Vec<u8>)>,
+}
+
+struct Cluster {
+    nodes: HashMap<ServerId, Option<Node>>,
+    disks: HashMap<ServerId, Disk>,
+    net: VecDeque<(ServerId, ServerId, Msg)>,
+    replies: HashMap<(ServerId, u64), Vec<Vec<u8>>>,
+    now: Now,
+    n: u64,
+    observers: Vec<ServerId>,
+}
+
+fn qcfg(myid: ServerId, n: u64, observers: &[ServerId]) -> QuorumConfig {
+    QuorumConfig {
+        myid,
+        voters: (1..=n).collect(),
+        observers: observers.to_vec(),
+        init_limit: 10,
+        sync_limit: 5,
+        max_inflight: 1000,
+        diff_window: 50,
+    }
+}
+
+fn mcfg(myid: ServerId) -> MachineConfig {
+    MachineConfig { tick_ms: 100, myid: myid as u8, ..Default::default() }
+}
+
+impl Cluster {
+    fn new(n: u64, observers: &[ServerId]) -> Cluster {
+        let mut c = Cluster {
+            nodes: HashMap::new(),
+            disks: HashMap::new(),
+            net: VecDeque::new(),
+            replies: HashMap::new(),
+            now: Now { mono_ms: 1000, wall_ms: 1_700_000_000_000 },
+            n,
+            observers: observers.to_vec(),
+        };
+        let ids: Vec<ServerId> = (1..=n).chain(observers.iter().copied()).collect();
+        for id in ids {
+            c.disks.insert(id, Disk { epochs: Epochs::default(), log: vec![], snapshot: None });
+            c.start(id);
+        }
+        c
+    }
+
+    fn start(&mut self, id: ServerId) {
+        let d = &self.disks[&id];
+        let (tree, sessions, snap_zxid) = match &d.snapshot {
+            Some((z, img)) => {
+                let (t, s) = decode_image(img).expect("valid");
+                (t, s, *z)
+            }
+            None => (DataTree::new(), vec![], 0),
+        };
+        let log = d.log.iter().filter(|t| t.hdr.zxid > snap_zxid).cloned().collect();
+        let init = NodeInit { epochs: d.epochs, tree, sessions, log };
+        let node = Node::new(mcfg(id), qcfg(id, self.n, &self.observers), init, self.now);
+        self.nodes.insert(id, Some(node));
+        let others: Vec<ServerId> = self.nodes.keys().copied().filter(|&o| o != id).collect();
+        for o in others {
+            if let Some(Some(n)) = self.nodes.get_mut(&o) {
+                n.peer_up(id, self.now);
+            }
+        }
+        self.drain(id);
+    }
+
+    fn crash(&mut self, id: ServerId) {
+        self.nodes.insert(id, None);
+        self.net.retain(|(f, t, _)| *f != id && *t != id);
+        let others: Vec<ServerId> = self.nodes.keys().copied().filter(|&o| o != id).collect();
+        for o in others {
+            if let Some(Some(n)) = self.nodes.get_mut(&o) {
+                n.peer_down(id, self.now);
+            }
+            self.drain(o);
+        }
+    }
+
+    fn node(&mut self, id: ServerId) -> &mut Node {
+        self.nodes.get_mut(&id).unwrap().as_mut().expect("running")
+    }
+
+    /// Performs a node's Ready: disks are instant and durable.
+    fn drain(&mut self, id: ServerId) {
+        loop {
+            let Some(Some(node)) = self.nodes.get_mut(&id) else { return };
+            let r = node.take_ready();
+            if r.is_empty() {
+                return;
+            }
+            let d = self.disks.get_mut(&id).unwrap();
+            if let Some(e) = r.epochs {
+                d.epochs = e;
+            }
+            if let Some(z) = r.truncate {
+                d.log.retain(|t| t.hdr.zxid <= z);
+            }
+            if let Some(s) = r.snapshot {
+                d.log.clear();
+                d.snapshot = Some(s);
+            }
+            let last = r.appends.last().map(|t| t.hdr.zxid);
+            d.log.extend(r.appends);
+            for (to, m) in r.sends {
+                self.net.push_back((id, to, m));
+            }
+            for (conn, f) in r.client_sends {
+                self.replies.entry((id, conn)).or_default().push(f);
+            }
+            if let Some(z) = last {
+                let now = self.now;
+                self.node(id).synced(z, now);
+            }
+        }
+    }
+
+    fn deliver_all(&mut self) {
+        let mut steps = 0;
+        while let Some((from, to, m)) = self.net.pop_front() {
+            steps += 1;
+            assert!(steps < 1_000_000, "message storm");
+            let now = self.now;
+            if let Some(Some(n)) = self.nodes.get_mut(&to) {
+                n.peer_message(from, m, now);
+                self.drain(to);
+            }
+        }
+    }
+
+    fn tick_all(&mut self) {
+        self.now.mono_ms += 100;
+        self.now.wall_ms += 100;
+        let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            if let Some(Some(n)) = self.nodes.get_mut(&id) {
+                n.tick(self.now);
+                self.drain(id);
+            }
+        }
+        self.deliver_all();
+    }
+
+    fn settle(&mut self) {
+        self.deliver_all();
+        for _ in 0..30 {
+            if self.nodes.values().flatten().all(|n| n.serving()) {
+                return;
+            }
+            self.tick_all();
+        }
+        panic!("no stable leader: {:?}", self.states());
+    }
+
+    fn states(&self) -> Vec<(ServerId, PeerState, Option<ServerId>)> {
+        let mut v: Vec<_> =
+            self.nodes.iter().filter_map(|(id, n)| n.as_ref().map(|n| (*id, n.state(), n.leader()))).collect();
+        v.sort_by_key(|x| x.0);
+        v
+    }
+
+    fn leader(&self) -> ServerId {
+        let leaders: Vec<ServerId> = self
+            .nodes
+            .iter()
+            .filter_map(|(id, n)| n.as_ref().filter(|n| n.state() == PeerState::Leading).map(|_| *id))
+            .collect();
+        assert_eq!(leaders.len(), 1, "{:?}", self.states());
+        leaders[0]
+    }
+
+    /// Connects a client to `server`, returning its connection id and session.
+    fn session(&mut self, server: ServerId, conn: u64) -> i64 {
+        let now = self.now;
+        assert!(self.node(server).open(conn, IpAddr::V4(Ipv4Addr::LOCALHOST), now));
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 30_000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: None,
+        };
+        self.node(server).connect(conn, req, now);
+        self.drain(server);
+        self.deliver_all();
+        let frames = self.replies.remove(&(server, conn)).expect("connect response");
+        let f = &frames[0];
+        i64::from_be_bytes(f[12..20].try_into().unwrap())
+    }
+
+    /// Sends a request; returns the reply's error code once delivered.
+    fn call(&mut self, server: ServerId, conn: u64, xid: i32, req: Request) -> i32 {
+        let now = self.now;
+        let hdr = RequestHeader { xid, op: req.opcode() };
+        self.node(server).request(conn, hdr, req, now);
+        self.drain(server);
+        self.deliver_all();
+        let frames = self.replies.remove(&(server, conn)).unwrap_or_default();
+        let f = frames.iter().find(|f| i32::from_be_bytes(f[4..8].try_into().unwrap()) == xid).expect("a reply");
+        i32::from_be_bytes(f[16..20].try_into().unwrap())
+    }
+}
+
+fn create(path: &str) -> Request {
+    Request::Create(CreateRequest {
+        kind: CreateKind::Create,
+        path: path.to_string(),
+        data: Some(b"v".to_vec()),
+        acl: crate::acl::open_acl_unsafe(),
+        flags: 0,
+        ttl_ms: 0,
+    })
+}
+
+fn paths(n: &Node) -> Vec<String> {
+    let mut v: Vec<String> = n.machine().tree().iter().map(|(p, _)| p.clone()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn three_servers_elect_the_highest_id_and_replicate_writes_through_a_follower() {
+    let mut c = Cluster::new(3, &[]);
+    c.settle();
+    assert_eq!(c.leader(), 3);
+    let s = c.session(1, 100);
+    assert_ne!(s, 0);
+    assert_eq!(c.call(1, 100, 1, create("/a")), 0);
+    assert_eq!(c.call(1, 100, 2, create("/a")), -110, "NodeExists");
+    for id in 1..=3 {
+        assert!(c.node(id).machine().tree().get("/a").is_some(), "server {id}");
+    }
+    // The session is global: every server knows it.
+    for id in 1..=3 {
+        assert!(c.node(id).machine().sessions().is_live(s), "server {id}");
+    }
+}
+
+#[test]
+fn a_new_leader_takes_over_and_the_old_one_rejoins_with_a_diff() {
+    let mut c = Cluster::new(3, &[]);
+    c.settle();
+    c.session(1, 100);
+    c.call(1, 100, 1, create("/before"));
+    c.crash(3);
+    c.settle();
+    assert_eq!(c.leader(), 2);
+    c.session(1, 101);
+    assert_eq!(c.call(1, 101, 1, create("/after")), 0);
+    c.start(3);
+    c.settle();
+    assert_eq!(c.leader(), 2);
+    assert_eq!(c.node(2).last_sync.get(&3), Some(&SyncKind::Diff));
+    let want = paths(c.node(2));
+    assert!(want.contains(&"/after".to_string()));
+    assert_eq!(paths(c.node(3)), want);
+    assert_eq!(paths(c.node(1)), want);
+}
+
+#[test]
+fn a_follower_far_behind_gets_a_snapshot() {
+    let mut c = Cluster::new(3, &[]);
+    c.settle();
+    c.crash(1);
+    c.settle();
+    c.session(2, 100);
+    for i in 0..120 {
+        assert_eq!(c.call(2, 100, i + 1, create(&format!("/n{i}"))), 0);
+    }
+    c.start(1);
+    c.settle();
+    assert_eq!(c.node(3).last_sync.get(&1), Some(&SyncKind::Snap));
+    assert_eq!(paths(c.node(1)), paths(c.node(3)));
+    // After a restart it recovers from the installed snapshot plus its log.
+    c.crash(1);
+    c.start(1);
+    c.settle();
+    assert_eq!(paths(c.node(1)), paths(c.node(3)));
+}
+
+#[test]
+fn an_uncommitted_proposal_is_truncated_when_its_leader_comes_back() {
+    let mut c = Cluster::new(3, &[]);
+    c.settle();
+    c.session(3, 100);
+    c.call(3, 100, 1, create("/kept"));
+    // The leader prepares a write, logs it, but its proposals never leave.
+    let now = c.now;
+    let hdr = RequestHeader { xid: 2, op: crate::proto::op::CREATE };
+    c.node(3).request(100, hdr, create("/lost"), now);
+    let r = c.node(3).take_ready();
+    assert_eq!(r.appends.len(), 1);
+    c.disks.get_mut(&3).unwrap().log.extend(r.appends);
+    c.crash(3);
+    c.settle();
+    assert_eq!(c.leader(), 2);
+    c.session(2, 101);
+    assert_eq!(c.call(2, 101, 1, create("/new")), 0);
+    c.start(3);
+    c.settle();
+    assert_eq!(c.node(2).last_sync.get(&3), Some(&SyncKind::Trunc));
+    let p3 = paths(c.node(3));
+    assert!(!p3.contains(&"/lost".to_string()));
+    assert!(p3.contains(&"/new".to_string()));
+    assert_eq!(p3, paths(c.node(2)));
+}
+
+#[test]
+fn without_a_quorum_nothing_is_acknowledged() {
+    let mut c = Cluster::new(3, &[]);
+    c.settle();
+    c.session(3, 100);
+    c.crash(1);
+    c.crash(2);
+    // The leader steps down at once: both links are gone.
+    assert_ne!(c.node(3).state(), PeerState::Leading);
+    assert!(!c.node(3).serving());
+}
+
+#[test]
+fn an_observer_learns_commits_and_forwards_writes() {
+    let mut c = Cluster::new(3, &[4]);
+    c.settle();
+    assert_eq!(c.node(4).state(), PeerState::Observing);
+    c.session(4, 100);
+    assert_eq!(c.call(4, 100, 1, create("/o")), 0);
+    for id in 1..=4 {
+        assert!(c.node(id).machine().tree().get("/o").is_some(), "server {id}");
+    }
+}
