@@ -154,6 +154,8 @@ const USED_KEYS: &[&str] = &[
     "warren.cores",
     "warren.ioMemoryKb",
     "warren.containerCheckIntervalMs",
+    "warren.diffWindow",
+    "warren.maxInflight",
     "fsync.warningthresholdms",
     "extendedTypesEnabled",
     "admin.enableServer",
@@ -204,6 +206,49 @@ pub struct ServerEntry {
     /// Client address from the `;[host:]port` suffix; the host is `0.0.0.0`
     /// when only a port is given, as in ZooKeeper.
     pub client_addr: Option<(String, u16)>,
+}
+
+/// This server's place in an ensemble, resolved from the `server.N` lines and `dataDir/myid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensemble {
+    /// This server's id, read from `dataDir/myid`.
+    pub myid: u64,
+    /// Every member, participants and observers, sorted by id. This server's entry always
+    /// has a client address: from its own line's `;[host:]port`, else `clientPortAddress`
+    /// and `clientPort`. Another member's is `None` unless its line gives one.
+    pub members: Vec<ServerEntry>,
+}
+
+impl Ensemble {
+    /// This server's own `server.N` entry.
+    pub fn me(&self) -> &ServerEntry {
+        self.members.iter().find(|m| m.id == self.myid).expect("myid is validated to be a member")
+    }
+
+    /// This server's role, from its own line (which wins over `peerType`, as in ZooKeeper).
+    pub fn my_role(&self) -> PeerRole {
+        self.me().role
+    }
+
+    /// Where followers connect to this server when it leads: (host, quorumPort).
+    pub fn my_quorum_addr(&self) -> (String, u16) {
+        (self.me().host.clone(), self.me().quorum_port)
+    }
+
+    /// Where this server takes part in leader election: (host, electionPort).
+    pub fn my_election_addr(&self) -> (String, u16) {
+        (self.me().host.clone(), self.me().election_port)
+    }
+
+    /// Ids of the members that vote, sorted.
+    pub fn voters(&self) -> Vec<u64> {
+        self.members.iter().filter(|m| m.role == PeerRole::Participant).map(|m| m.id).collect()
+    }
+
+    /// Ids of the observers, sorted.
+    pub fn observers(&self) -> Vec<u64> {
+        self.members.iter().filter(|m| m.role == PeerRole::Observer).map(|m| m.id).collect()
+    }
 }
 
 /// Whether an ensemble member votes.
@@ -274,6 +319,9 @@ pub struct Config {
     pub servers: Vec<ServerEntry>,
     /// `peerType=observer`.
     pub peer_type_observer: bool,
+    /// Set when the `server.N` lines make an ensemble (two or more participants): who this
+    /// server is and who the others are. `None`: standalone.
+    pub ensemble: Option<Ensemble>,
     /// `warren.cores`: number of executors (one per core).
     pub warren_cores: usize,
     /// `warren.ioMemoryKb`: io_uring registered memory per executor, KiB.
@@ -281,6 +329,11 @@ pub struct Config {
     /// `warren.containerCheckIntervalMs`: how often empty containers and expired TTL nodes
     /// are looked for (ZooKeeper's `znode.container.checkIntervalMs`, default 60000).
     pub warren_container_check_interval_ms: u64,
+    /// `warren.diffWindow`: transactions a leader keeps in memory to bring a lagging follower
+    /// up with a DIFF; further behind, it sends a snapshot (ZooKeeper: `zookeeper.commitLogCount`).
+    pub warren_diff_window: usize,
+    /// `warren.maxInflight`: proposals a leader keeps in flight before holding writes back.
+    pub warren_max_inflight: usize,
     /// `fsync.warningthresholdms`: a log fsync slower than this is logged as a warning and
     /// counted (ZooKeeper's default 1000).
     pub fsync_warning_threshold_ms: u64,
@@ -308,6 +361,14 @@ pub enum ConfigError {
     MissingDataDir,
     #[error("zoo.cfg: minSessionTimeout ({min} ms) is larger than maxSessionTimeout ({max} ms)")]
     SessionTimeoutOrder { min: u32, max: u32 },
+    #[error("{} is missing; write this server's N from server.N (one of {ids}) into it", path.display())]
+    MissingMyid { path: PathBuf, ids: String },
+    #[error("{}: {text:?} is not a server id: expected this server's N from server.N, a decimal number", path.display())]
+    BadMyid { path: PathBuf, text: String },
+    #[error("{}: myid {myid} is not in the server list: zoo.cfg has no server.{myid} line (it has {ids})", path.display())]
+    MyidNotListed { path: PathBuf, myid: u64, ids: String },
+    #[error("zoo.cfg: {0}")]
+    Ensemble(String),
 }
 
 impl Default for FourLetterWhitelist {
@@ -393,9 +454,12 @@ impl Config {
             autopurge_purge_interval_hours: 0,
             servers: Vec::new(),
             peer_type_observer: false,
+            ensemble: None,
             warren_cores: DEFAULT_WARREN_CORES,
             warren_io_memory_kb: DEFAULT_WARREN_IO_MEMORY_KB,
             warren_container_check_interval_ms: 60_000,
+            warren_diff_window: 10_000,
+            warren_max_inflight: 10_000,
             fsync_warning_threshold_ms: 1000,
             extended_types_enabled: false,
             admin_enable_server: false,
@@ -415,12 +479,27 @@ impl Config {
     /// An invalid value, a malformed `\u` escape or `server.N` line, a
     /// missing `dataDir`, minSessionTimeout above maxSessionTimeout, or a key
     /// asking for client authentication enforcement.
+    ///
+    /// With two or more participants in `server.N` lines the file describes an ensemble, and
+    /// this server's id is read from `dataDir/myid` (ZooKeeper's file), as ZooKeeper does
+    /// while parsing; see [`Ensemble`].
     pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        Self::parse_with(text, &read_myid_file)
+    }
+
+    /// [`Config::parse`] with the `myid` file read by `read_myid` (given its path; `Ok(None)`
+    /// when it does not exist).
+    fn parse_with(text: &str, read_myid: &MyidReader) -> Result<(Config, Vec<String>), ConfigError> {
         let mut parser = Parser::new();
         for entry in lex(text)? {
             parser.apply(&entry)?;
         }
-        parser.finish()
+        parser.finish(read_myid)
+    }
+
+    /// This server's id in an ensemble (`None` when standalone).
+    pub fn myid(&self) -> Option<u64> {
+        self.ensemble.as_ref().map(|e| e.myid)
     }
 
     /// Reads and parses a `zoo.cfg` file. Relative `dataDir`/`dataLogDir`
@@ -722,6 +801,10 @@ struct Parser {
     max_session: Option<u32>,
     servers: BTreeMap<u64, ServerEntry>,
     server_lines: HashMap<u64, usize>,
+    client_port_set: bool,
+    client_port_address_set: bool,
+    init_limit_set: bool,
+    sync_limit_set: bool,
     seen: HashMap<String, usize>,
     warnings: Vec<String>,
 }
@@ -735,6 +818,10 @@ impl Parser {
             max_session: None,
             servers: BTreeMap::new(),
             server_lines: HashMap::new(),
+            client_port_set: false,
+            client_port_address_set: false,
+            init_limit_set: false,
+            sync_limit_set: false,
             seen: HashMap::new(),
             warnings: Vec::new(),
         }
@@ -776,13 +863,25 @@ impl Parser {
                 self.data_dir_set = true;
             }
             "dataLogDir" => self.cfg.data_log_dir = Some(self.directory(e)?),
-            "clientPort" => self.cfg.client_port = number(e, "a port number (0-65535)")?,
-            "clientPortAddress" => self.cfg.client_port_address = ip_address(e)?,
+            "clientPort" => {
+                self.cfg.client_port = number(e, "a port number (0-65535)")?;
+                self.client_port_set = true;
+            }
+            "clientPortAddress" => {
+                self.cfg.client_port_address = ip_address(e)?;
+                self.client_port_address_set = true;
+            }
             "maxClientCnxns" => self.cfg.max_client_cnxns = number(e, "a non-negative integer (0 = unlimited)")?,
             "minSessionTimeout" => self.min_session = session_timeout(e)?,
             "maxSessionTimeout" => self.max_session = session_timeout(e)?,
-            "initLimit" => self.cfg.init_limit = number(e, "a non-negative number of ticks")?,
-            "syncLimit" => self.cfg.sync_limit = number(e, "a non-negative number of ticks")?,
+            "initLimit" => {
+                self.cfg.init_limit = number(e, "a non-negative number of ticks")?;
+                self.init_limit_set = true;
+            }
+            "syncLimit" => {
+                self.cfg.sync_limit = number(e, "a non-negative number of ticks")?;
+                self.sync_limit_set = true;
+            }
             "peerType" => self.cfg.peer_type_observer = peer_role(e)? == PeerRole::Observer,
             _ => return Ok(false),
         }
@@ -841,6 +940,8 @@ impl Parser {
             "warren.ioMemoryKb" => self.cfg.warren_io_memory_kb = positive(e)?,
             "fsync.warningthresholdms" => self.cfg.fsync_warning_threshold_ms = positive(e)?,
             "warren.containerCheckIntervalMs" => self.cfg.warren_container_check_interval_ms = positive(e)?,
+            "warren.diffWindow" => self.cfg.warren_diff_window = positive(e)?,
+            "warren.maxInflight" => self.cfg.warren_max_inflight = positive(e)?,
             "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
                 self.cfg.extended_types_enabled = true_false(e)?
             }
@@ -942,15 +1043,116 @@ impl Parser {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(Config, Vec<String>), ConfigError> {
+    fn finish(mut self, read_myid: &MyidReader) -> Result<(Config, Vec<String>), ConfigError> {
         if !self.data_dir_set {
             return Err(ConfigError::MissingDataDir);
         }
         self.resolve_session_timeouts()?;
         self.cfg.servers = std::mem::take(&mut self.servers).into_values().collect();
-        self.standalone_notes();
+        if self.is_ensemble()? {
+            self.setup_ensemble(read_myid)?;
+        } else {
+            self.standalone_notes();
+        }
         self.memlock_note();
         Ok((self.cfg, self.warnings))
+    }
+
+    /// ZooKeeper 3.8's rule (`QuorumPeerConfig.parseDynamicConfig`, checked against a real
+    /// 3.8.0): two or more participants make an ensemble; no participant, or a single one,
+    /// runs standalone, except that observers then make the file invalid.
+    fn is_ensemble(&self) -> Result<bool, ConfigError> {
+        let participants = self.cfg.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
+        let observers = self.cfg.servers.len() - participants;
+        match participants {
+            0 | 1 if observers > 0 => Err(ConfigError::Ensemble(format!(
+                "{observers} observer(s) but {participants} participant(s): observers need an ensemble of at least \
+                 two participants (ZooKeeper: \"Observers w/o quorum is an invalid configuration\")"
+            ))),
+            0 | 1 => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
+    /// Validates the member list, reads `myid` and works out this server's addresses.
+    fn setup_ensemble(&mut self, read_myid: &MyidReader) -> Result<(), ConfigError> {
+        let participants = self.cfg.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
+        if participants == 2 {
+            self.warnings.push(
+                "zoo.cfg: an ensemble of 2 participants tolerates no failure (either one down stops it); use at least 3"
+                    .to_string(),
+            );
+        } else if participants % 2 == 0 {
+            self.warnings.push(format!(
+                "zoo.cfg: an ensemble of {participants} tolerates no more failures than {}; consider an odd number of participants",
+                participants - 1
+            ));
+        }
+        // ZooKeeper refuses an ensemble whose limits are 0 ("initLimit is not set"); Warren
+        // has defaults for absent keys but refuses an explicit 0 as well.
+        for (key, value, set) in [
+            ("initLimit", self.cfg.init_limit, self.init_limit_set),
+            ("syncLimit", self.cfg.sync_limit, self.sync_limit_set),
+        ] {
+            if value == 0 && set {
+                return Err(ConfigError::Ensemble(format!("{key} must be at least 1 tick in an ensemble")));
+            }
+        }
+        let ids = self.cfg.servers.iter().map(|s| format!("server.{}", s.id)).collect::<Vec<_>>().join(", ");
+        let path = self.cfg.data_dir.join("myid");
+        let text = read_myid(&path)
+            .map_err(|source| ConfigError::Io { path: path.clone(), source })?
+            .ok_or_else(|| ConfigError::MissingMyid { path: path.clone(), ids: ids.clone() })?;
+        let myid: u64 =
+            text.trim().parse().map_err(|_| ConfigError::BadMyid { path: path.clone(), text: text.clone() })?;
+        let Some(me) = self.cfg.servers.iter().position(|s| s.id == myid) else {
+            return Err(ConfigError::MyidNotListed { path, myid, ids });
+        };
+        let role = self.cfg.servers[me].role;
+        let by_peer_type = if self.cfg.peer_type_observer { PeerRole::Observer } else { PeerRole::Participant };
+        if role != by_peer_type {
+            // ZooKeeper 3.8 warns and follows the server list (checked against 3.8.0).
+            self.warnings.push(format!(
+                "zoo.cfg: peerType={} disagrees with server.{myid}, which makes this server {}; following the server list, as ZooKeeper does",
+                role_name(by_peer_type),
+                role_name(role)
+            ));
+            self.cfg.peer_type_observer = role == PeerRole::Observer;
+        }
+        self.resolve_my_client_address(me)?;
+        check_distinct_addresses(&self.cfg.servers)?;
+        self.cfg.ensemble = Some(Ensemble { myid, members: self.cfg.servers.clone() });
+        Ok(())
+    }
+
+    /// As ZooKeeper's `setupClientPort`: a client address on this server's own line wins, but
+    /// an explicit `clientPort` (and a specific `clientPortAddress`) must agree with it;
+    /// without one, `clientPortAddress:clientPort` becomes this member's client address.
+    fn resolve_my_client_address(&mut self, me: usize) -> Result<(), ConfigError> {
+        let id = self.cfg.servers[me].id;
+        let Some((host, port)) = self.cfg.servers[me].client_addr.clone() else {
+            self.cfg.servers[me].client_addr = Some((self.cfg.client_port_address.to_string(), self.cfg.client_port));
+            return Ok(());
+        };
+        let ip = parse_ip(&host).ok_or_else(|| {
+            ConfigError::Ensemble(format!(
+                "server.{id}: client address {host:?} must be an IP address or localhost (host names are not resolved)"
+            ))
+        })?;
+        if self.client_port_set {
+            let wildcard = !self.client_port_address_set || self.cfg.client_port_address.is_unspecified();
+            let agrees = port == self.cfg.client_port && (wildcard || ip == self.cfg.client_port_address);
+            if !agrees {
+                return Err(ConfigError::Ensemble(format!(
+                    "client address for this server (server.{id}) is {}:{} from clientPortAddress/clientPort \
+                     but {host}:{port} on its server line; make them agree or drop one",
+                    self.cfg.client_port_address, self.cfg.client_port
+                )));
+            }
+        }
+        self.cfg.client_port = port;
+        self.cfg.client_port_address = ip;
+        Ok(())
     }
 
     fn resolve_session_timeouts(&mut self) -> Result<(), ConfigError> {
@@ -968,9 +1170,13 @@ impl Parser {
     /// Ensemble settings do nothing on a standalone server; say so once, so
     /// nobody believes they are running a replicated service.
     fn standalone_notes(&mut self) {
-        let count = self.cfg.servers.len();
-        if count > 0 {
-            self.warnings.push(format!("zoo.cfg: {count} server.N line(s) parsed but ignored: Warren runs standalone"));
+        if let Some(s) = self.cfg.servers.first() {
+            // ZooKeeper 3.8 logs "Invalid configuration, only one server specified (ignoring)"
+            // and runs standalone (checked against 3.8.0).
+            self.warnings.push(format!(
+                "zoo.cfg: a single server.N line (server.{}) is not an ensemble: running standalone, as ZooKeeper does",
+                s.id
+            ));
         }
         if self.cfg.peer_type_observer {
             self.warnings.push("zoo.cfg: peerType=observer ignored: Warren runs standalone".to_string());
@@ -986,6 +1192,47 @@ impl Parser {
             ));
         }
     }
+}
+
+/// Reads the `myid` file at the path given; `Ok(None)` when it does not exist.
+type MyidReader = dyn Fn(&Path) -> std::io::Result<Option<String>>;
+
+fn read_myid_file(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn role_name(role: PeerRole) -> &'static str {
+    match role {
+        PeerRole::Participant => "participant",
+        PeerRole::Observer => "observer",
+    }
+}
+
+/// No two endpoints of the ensemble may be the same host and port: each member's quorum and
+/// election addresses, and the client addresses that are known. A client address on all
+/// interfaces (`0.0.0.0`, `::`) is on its member's host. Hosts compare as written (ignoring
+/// case): `localhost` and `127.0.0.1` are not recognised as the same.
+fn check_distinct_addresses(members: &[ServerEntry]) -> Result<(), ConfigError> {
+    let mut seen: HashMap<(String, u16), String> = HashMap::new();
+    for m in members {
+        let mut endpoints =
+            vec![("quorum", m.host.clone(), m.quorum_port), ("election", m.host.clone(), m.election_port)];
+        if let Some((host, port)) = &m.client_addr {
+            let on_member_host = parse_ip(host).is_some_and(|ip| ip.is_unspecified());
+            endpoints.push(("client", if on_member_host { m.host.clone() } else { host.clone() }, *port));
+        }
+        for (what, host, port) in endpoints {
+            let name = format!("server.{}'s {what} address {host}:{port}", m.id);
+            if let Some(other) = seen.insert((host.to_ascii_lowercase(), port), name.clone()) {
+                return Err(ConfigError::Ensemble(format!("{name} is the same as {other}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 const SERVER_FORMAT: &str =
@@ -1063,12 +1310,15 @@ fn parse_role(text: &str) -> Option<PeerRole> {
 /// An IP literal (IPv6 optionally in brackets) or `localhost`. Other host
 /// names are refused instead of resolved: parsing must not depend on DNS.
 fn ip_address(e: &Entry) -> Result<IpAddr, ConfigError> {
-    let text = e.value.as_str();
+    parse_ip(&e.value).ok_or_else(|| invalid(e, "an IP address or localhost (host names are not resolved)"))
+}
+
+fn parse_ip(text: &str) -> Option<IpAddr> {
     if text.eq_ignore_ascii_case("localhost") {
-        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
-    unbracketed.parse().map_err(|_| invalid(e, "an IP address or localhost (host names are not resolved)"))
+    unbracketed.parse().ok()
 }
 
 /// Client authentication enforcement cannot be provided; starting anyway
@@ -1212,6 +1462,29 @@ mod tests {
     fn has_warning(warnings: &[String], needle: &str) -> bool {
         warnings.iter().any(|w| w.contains(needle))
     }
+
+    /// Parses `body` after a dataDir whose myid file holds `myid` (`None`: no file).
+    fn with_myid(myid: Option<&str>, body: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        let myid = myid.map(str::to_string);
+        let reader = move |path: &Path| {
+            assert_eq!(path, Path::new("/var/lib/warren/myid"));
+            Ok(myid.clone())
+        };
+        Config::parse_with(&format!("dataDir=/var/lib/warren\n{body}"), &reader)
+    }
+
+    fn ensemble_ok(myid: &str, body: &str) -> (Config, Vec<String>) {
+        with_myid(Some(myid), body).unwrap_or_else(|e| panic!("unexpected error for {body:?}: {e}"))
+    }
+
+    fn ensemble_err(myid: &str, body: &str) -> String {
+        match with_myid(Some(myid), body) {
+            Ok((c, _)) => panic!("expected an error for {body:?}, got {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const THREE: &str = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890";
 
     fn words(list: &[&str]) -> FourLetterWhitelist {
         FourLetterWhitelist::Only(list.iter().map(|w| w.to_string()).collect())
@@ -1704,10 +1977,13 @@ skipACL=yes");
 
     #[test]
     fn server_lines_are_parsed_and_sorted() {
-        let (c, warnings) = ok("server.3=zk3.example.com:2888:3888:observer
+        let (c, warnings) = ensemble_ok(
+            "1",
+            "server.3=zk3.example.com:2888:3888:observer
 server.1=10.0.0.1:2888:3888
 server.2=[2001:db8::2]:2888:3888:participant;2181
-server.4=zk4:2888:3888;127.0.0.1:2191");
+server.4=zk4:2888:3888;127.0.0.1:2191",
+        );
         let ids: Vec<u64> = c.servers.iter().map(|s| s.id).collect();
         assert_eq!(ids, vec![1, 2, 3, 4]);
         assert_eq!(
@@ -1718,7 +1994,8 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
                 quorum_port: 2888,
                 election_port: 3888,
                 role: PeerRole::Participant,
-                client_addr: None,
+                // This server's (myid 1): clientPortAddress and clientPort.
+                client_addr: Some(("0.0.0.0".into(), 2181)),
             }
         );
         assert_eq!(c.servers[1].host, "2001:db8::2");
@@ -1726,7 +2003,8 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
         assert_eq!(c.servers[2].role, PeerRole::Observer);
         assert_eq!(c.servers[2].host, "zk3.example.com");
         assert_eq!(c.servers[3].client_addr, Some(("127.0.0.1".into(), 2191)));
-        assert!(has_warning(&warnings, "4 server.N line(s) parsed but ignored"), "{warnings:?}");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.myid(), Some(1));
     }
 
     #[test]
@@ -1787,6 +2065,224 @@ server.4=zk4:2888:3888;127.0.0.1:2191");
         let (_, warnings) = ok("server.1=a:1:2\nserver.1=b:1:2");
         let mentions = warnings.iter().filter(|w| w.contains("line 3")).count();
         assert_eq!(mentions, 1, "{warnings:?}");
+    }
+
+    // ----- ensembles ---------------------------------------------------------------------
+
+    #[test]
+    fn ensemble_reads_myid_and_exposes_members_and_addresses() {
+        let (c, warnings) = ensemble_ok("2\n", &format!("clientPort=2182\nclientPortAddress=127.0.0.1\n{THREE}"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let e = c.ensemble.as_ref().expect("ensemble");
+        assert_eq!(e.myid, 2);
+        assert_eq!(c.myid(), Some(2));
+        assert_eq!(e.voters(), vec![1, 2, 3]);
+        assert!(e.observers().is_empty());
+        assert_eq!(e.my_role(), PeerRole::Participant);
+        assert_eq!(e.my_quorum_addr(), ("127.0.0.1".to_string(), 2889));
+        assert_eq!(e.my_election_addr(), ("127.0.0.1".to_string(), 3889));
+        // clientPort applies to this server only.
+        assert_eq!(e.me().client_addr, Some(("127.0.0.1".to_string(), 2182)));
+        assert_eq!(e.members[0].client_addr, None);
+        assert_eq!((c.init_limit, c.sync_limit), (10, 5));
+    }
+
+    #[test]
+    fn client_address_from_the_own_server_line_wins() {
+        let lines = "server.1=127.0.0.1:2888:3888;127.0.0.1:2181
+server.2=127.0.0.1:2889:3889;127.0.0.1:2182
+server.3=127.0.0.1:2890:3890;2183";
+        let c = ensemble_ok("2", lines).0;
+        assert_eq!((c.client_port, c.client_port_address), (2182, "127.0.0.1".parse::<IpAddr>().unwrap()));
+        let c = ensemble_ok("3", lines).0;
+        assert_eq!((c.client_port, c.client_port_address), (2183, IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        // An explicit clientPort must agree (ZooKeeper 3.8: "client address for this server
+        // (id = 1) in static config file is 0.0.0.0/0.0.0.0:2181 is different from ...").
+        assert!(ensemble_ok("2", &format!("clientPort=2182\n{lines}")).1.is_empty());
+        let e = ensemble_err("2", &format!("clientPort=2181\n{lines}"));
+        assert!(e.contains("client address for this server (server.2)"), "{e}");
+        let e = ensemble_err("2", &format!("clientPort=2182\nclientPortAddress=10.0.0.1\n{lines}"));
+        assert!(e.contains("127.0.0.1:2182 on its server line"), "{e}");
+        ensemble_ok("2", &format!("clientPort=2182\nclientPortAddress=0.0.0.0\n{lines}"));
+        let e = ensemble_err("1", "server.1=h1:1:2;zk1.example.com:2181\nserver.2=h2:1:2");
+        assert!(e.contains("must be an IP address"), "{e}");
+    }
+
+    #[test]
+    fn missing_myid_is_an_error_saying_what_to_write() {
+        let e = with_myid(None, THREE).expect_err("no myid");
+        assert!(matches!(e, ConfigError::MissingMyid { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "/var/lib/warren/myid is missing; write this server's N from server.N \
+             (one of server.1, server.2, server.3) into it"
+        );
+    }
+
+    #[test]
+    fn malformed_myid_is_an_error_naming_the_file() {
+        for bad in ["", "x", "-1", "1 2", "0x1", "1.0"] {
+            let e = with_myid(Some(bad), THREE).expect_err(bad);
+            assert!(matches!(e, ConfigError::BadMyid { .. }), "{bad:?}: {e:?}");
+            assert!(e.to_string().starts_with("/var/lib/warren/myid: "), "{e}");
+        }
+        // Surrounding whitespace and a newline are accepted (ZooKeeper only strips the newline).
+        assert_eq!(ensemble_ok(" 3 \r\n", THREE).0.myid(), Some(3));
+    }
+
+    #[test]
+    fn myid_not_in_the_server_list_is_an_error() {
+        let e = with_myid(Some("7"), THREE).expect_err("unknown id");
+        assert!(matches!(e, ConfigError::MyidNotListed { myid: 7, .. }), "{e:?}");
+        assert!(e.to_string().contains("no server.7 line (it has server.1, server.2, server.3)"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_addresses_are_errors() {
+        let cases = [
+            (
+                "server.1=h:2888:3888\nserver.2=h:2888:3889",
+                "server.2's quorum address h:2888 is the same as server.1's quorum",
+            ),
+            (
+                "server.1=h:2888:3888\nserver.2=H:2889:3888",
+                "election address H:3888 is the same as server.1's election",
+            ),
+            (
+                "server.1=h:2888:3888\nserver.2=h:3888:3889",
+                "server.2's quorum address h:3888 is the same as server.1's election",
+            ),
+            (
+                "server.1=h:2888:3888;10.0.0.9:2181\nserver.2=h:2889:3889;10.0.0.9:2181",
+                "server.2's client address 10.0.0.9:2181",
+            ),
+            ("server.1=h:2888:3888;2181\nserver.2=h:2889:3889;2181", "server.2's client address h:2181"),
+            (
+                "server.1=10.0.0.9:2888:3888;10.0.0.9:3888\nserver.2=h:2889:3889",
+                "client address 10.0.0.9:3888 is the same as server.1's election",
+            ),
+            // This server's clientPort counts as its client address.
+            (
+                "clientPort=2889\nserver.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889",
+                "quorum address 127.0.0.1:2889",
+            ),
+        ];
+        for (body, expected) in cases {
+            let e = ensemble_err("1", body);
+            assert!(e.contains(expected), "{body:?}: {e}");
+        }
+        // The same client port on different hosts is the usual production layout.
+        let (c, warnings) =
+            ensemble_ok("1", "server.1=a:2888:3888;2181\nserver.2=b:2888:3888;2181\nserver.3=c:2888:3888;2181");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.ensemble.expect("ensemble").members.len(), 3);
+    }
+
+    #[test]
+    fn even_number_of_participants_warns() {
+        let four = format!("{THREE}\nserver.4=127.0.0.1:2891:3891");
+        let (_, warnings) = ensemble_ok("1", &four);
+        assert!(has_warning(&warnings, "an ensemble of 4 tolerates no more failures than 3"), "{warnings:?}");
+        // Observers do not vote: 4 participants and an observer is still even.
+        let (_, warnings) = ensemble_ok("1", &format!("{four}\nserver.5=127.0.0.1:2892:3892:observer"));
+        assert!(has_warning(&warnings, "an ensemble of 4"), "{warnings:?}");
+        let (_, warnings) = ensemble_ok("1", "server.1=h:1:2\nserver.2=h:3:4");
+        assert!(has_warning(&warnings, "an ensemble of 2 participants tolerates no failure"), "{warnings:?}");
+        let (c, warnings) =
+            ensemble_ok("4", &format!("peerType=observer\n{THREE}\nserver.4=127.0.0.1:2891:3891:observer"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let e = c.ensemble.expect("ensemble");
+        assert_eq!((e.voters(), e.observers(), e.my_role()), (vec![1, 2, 3], vec![4], PeerRole::Observer));
+    }
+
+    #[test]
+    fn peer_type_disagreeing_with_the_server_list_warns_and_the_list_wins() {
+        // ZooKeeper 3.8.0 logs "Peer type from servers list (OBSERVER) doesn't match peerType
+        // (PARTICIPANT). Defaulting to servers list." and runs as the list says.
+        let obs = format!("{THREE}\nserver.4=127.0.0.1:2891:3891:observer");
+        let (c, warnings) = ensemble_ok("4", &format!("peerType=participant\n{obs}"));
+        assert!(c.peer_type_observer);
+        assert!(has_warning(&warnings, "peerType=participant disagrees with server.4"), "{warnings:?}");
+        let (c, warnings) = ensemble_ok("1", &format!("peerType=observer\n{obs}"));
+        assert!(!c.peer_type_observer);
+        assert_eq!(c.ensemble.expect("ensemble").my_role(), PeerRole::Participant);
+        assert!(has_warning(&warnings, "makes this server participant"), "{warnings:?}");
+        let (_, warnings) = ensemble_ok("4", &format!("peerType=observer\n{obs}"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_single_server_line_runs_standalone_without_myid() {
+        // ZooKeeper 3.8.0: "Invalid configuration, only one server specified (ignoring)", then
+        // `srvr` says "Mode: standalone".
+        let (c, warnings) = with_myid(None, "server.1=127.0.0.1:2888:3888").expect("standalone");
+        assert!(c.ensemble.is_none() && c.myid().is_none());
+        assert_eq!(c.servers.len(), 1);
+        assert!(has_warning(&warnings, "a single server.N line (server.1) is not an ensemble"), "{warnings:?}");
+        assert!(Config::embedded_default().ensemble.is_none());
+    }
+
+    #[test]
+    fn observers_without_an_ensemble_are_errors() {
+        for body in ["server.1=h:1:2\nserver.2=h:3:4:observer", "server.1=h:1:2:observer"] {
+            let e = with_myid(Some("1"), body).expect_err(body);
+            assert!(e.to_string().contains("Observers w/o quorum"), "{e}");
+        }
+    }
+
+    #[test]
+    fn zero_limits_are_refused_in_an_ensemble_only() {
+        for key in ["initLimit", "syncLimit"] {
+            let e = ensemble_err("1", &format!("{key}=0\n{THREE}"));
+            assert!(e.contains(&format!("{key} must be at least 1 tick")), "{e}");
+            let _ = cfg(&format!("{key}=0"));
+        }
+        let c = ensemble_ok("1", &format!("initLimit=4\nsyncLimit=2\n{THREE}")).0;
+        assert_eq!((c.init_limit, c.sync_limit), (4, 2));
+    }
+
+    #[test]
+    fn load_reads_myid_from_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("zoo.cfg");
+        std::fs::write(&path, format!("dataDir={}\n{THREE}\n", dir.path().display())).expect("write");
+        let e = Config::load(&path).expect_err("no myid yet");
+        assert!(e.to_string().contains("myid is missing"), "{e}");
+        std::fs::write(dir.path().join("myid"), "3\n").expect("myid");
+        assert_eq!(Config::load(&path).expect("loads").0.myid(), Some(3));
+    }
+
+    #[test]
+    fn shipped_ensemble_configs_parse_cleanly() {
+        let three = [
+            include_str!("../../conf/ensemble-3/zoo1.cfg"),
+            include_str!("../../conf/ensemble-3/zoo2.cfg"),
+            include_str!("../../conf/ensemble-3/zoo3.cfg"),
+        ];
+        let five = [
+            include_str!("../../conf/ensemble-5/zoo1.cfg"),
+            include_str!("../../conf/ensemble-5/zoo2.cfg"),
+            include_str!("../../conf/ensemble-5/zoo3.cfg"),
+            include_str!("../../conf/ensemble-5/zoo4.cfg"),
+            include_str!("../../conf/ensemble-5/zoo5.cfg"),
+        ];
+        for (size, files) in [(3, &three[..]), (5, &five[..])] {
+            for (i, text) in files.iter().enumerate() {
+                let n = i as u64 + 1;
+                let expected_dir = PathBuf::from(format!("/tmp/warren-ensemble-{size}/{n}"));
+                let reader = move |path: &Path| {
+                    assert_eq!(path, expected_dir.join("myid"));
+                    Ok(Some(format!("{n}\n")))
+                };
+                let (c, warnings) = Config::parse_with(text, &reader).expect("parses");
+                assert!(warnings.is_empty(), "ensemble-{size}/zoo{n}.cfg: {warnings:?}");
+                let e = c.ensemble.as_ref().expect("ensemble");
+                assert_eq!((e.myid, e.voters().len()), (n, size));
+                assert_eq!(c.client_port, 2180 + n as u16);
+                assert_eq!(e.my_quorum_addr().1, 2887 + n as u16);
+                assert_eq!(e.my_election_addr().1, 3887 + n as u16);
+            }
+        }
     }
 
     // ----- conf output ----------------------------------------------------------------

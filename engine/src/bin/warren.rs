@@ -1,7 +1,7 @@
 //! The `warren` command: run a server, or ask one for its status.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use tracing::{error, info, warn};
 use warren::admin;
 use warren::config::Config;
 use warren::machine::MachineConfig;
-use warren::server::{self, AdminContext, Settings, Storage};
+use warren::quorum::QuorumConfig;
+use warren::server::{self, AdminContext, EnsembleSettings, Settings, Storage};
 
 #[derive(Parser)]
 #[command(name = "warren", version, about = "A ZooKeeper-compatible coordination service")]
@@ -106,6 +107,18 @@ fn start(path: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Where clients connect: an ensemble member's own `server.N` line may say.
+fn client_addr(cfg: &Config) -> SocketAddr {
+    let own = cfg.ensemble.as_ref().and_then(|e| e.me().client_addr.clone());
+    match own {
+        Some((host, port)) => {
+            let ip = if host == "localhost" { "127.0.0.1".parse().ok() } else { host.parse().ok() };
+            SocketAddr::new(ip.unwrap_or(cfg.client_port_address), port)
+        }
+        None => SocketAddr::new(cfg.client_port_address, cfg.client_port),
+    }
+}
+
 fn settings_from(cfg: &Config) -> Settings {
     let tick = cfg.tick_time_ms as i64;
     let machine = MachineConfig {
@@ -122,7 +135,7 @@ fn settings_from(cfg: &Config) -> Settings {
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
     let version = admin::full_version(env!("CARGO_PKG_VERSION"), "unknown");
     Settings {
-        addr: SocketAddr::new(cfg.client_port_address, cfg.client_port),
+        addr: client_addr(cfg),
         max_frame_len: cfg.jute_max_buffer,
         machine,
         executors: cfg.warren_cores.max(1),
@@ -140,7 +153,32 @@ fn settings_from(cfg: &Config) -> Settings {
                 .then(|| Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600)),
         },
         admin: Arc::new(AdminContext { config: cfg.clone(), data_dir: cfg.data_dir.clone(), data_log_dir, version }),
+        ensemble: ensemble_settings(cfg),
     }
+}
+
+/// Resolves the `server.N` lines: quorum settings and every member's addresses.
+fn ensemble_settings(cfg: &Config) -> Option<EnsembleSettings> {
+    let e = cfg.ensemble.as_ref()?;
+    let resolve = |host: &str, port: u16| -> SocketAddr {
+        (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .unwrap_or_else(|| SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port))
+    };
+    let members =
+        e.members.iter().map(|m| (m.id, resolve(&m.host, m.quorum_port), resolve(&m.host, m.election_port))).collect();
+    let quorum = QuorumConfig {
+        myid: e.myid,
+        voters: e.voters(),
+        observers: e.observers(),
+        init_limit: cfg.init_limit,
+        sync_limit: cfg.sync_limit,
+        max_inflight: cfg.warren_max_inflight,
+        diff_window: cfg.warren_diff_window,
+    };
+    Some(EnsembleSettings { quorum, members, data_dir: cfg.data_dir.clone() })
 }
 
 fn status(path: Option<&Path>) -> ExitCode {

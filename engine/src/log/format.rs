@@ -76,6 +76,8 @@ pub fn append_record(out: &mut Vec<u8>, txn: &Txn) {
 #[derive(Debug)]
 pub struct Scan {
     pub txns: Vec<Txn>,
+    /// Offset of each record of `txns` in the segment (where a truncation before it cuts).
+    pub offsets: Vec<usize>,
     /// Offset just past the last good record: where appends continue.
     pub end: usize,
     /// Set when a torn tail was found at `end` (the caller truncates/zeroes it and logs).
@@ -95,12 +97,14 @@ pub fn scan(b: &[u8]) -> Result<Scan, ScanError> {
     decode_header(b)?;
     let mut pos = HEADER_LEN;
     let mut txns: Vec<Txn> = Vec::new();
+    let mut offsets = Vec::new();
     loop {
         let last_zxid = txns.last().map_or(0, |t| t.hdr.zxid);
         if b.len() - pos < RECORD_HEADER_LEN {
             let torn = b[pos..].iter().any(|&x| x != 0);
             return Ok(Scan {
                 txns,
+                offsets,
                 end: pos,
                 torn_tail: torn.then(|| format!("partial record header at offset {pos}")),
             });
@@ -112,6 +116,7 @@ pub fn scan(b: &[u8]) -> Result<Scan, ScanError> {
             let torn = b[pos..].iter().any(|&x| x != 0);
             return Ok(Scan {
                 txns,
+                offsets,
                 end: pos,
                 torn_tail: torn.then(|| format!("stray bytes after the end at offset {pos}")),
             });
@@ -129,6 +134,7 @@ pub fn scan(b: &[u8]) -> Result<Scan, ScanError> {
                 match decode_txn(body) {
                     Ok(t) => {
                         txns.push(t);
+                        offsets.push(pos);
                         pos = body_start + len as usize;
                         continue;
                     }
@@ -140,7 +146,7 @@ pub fn scan(b: &[u8]) -> Result<Scan, ScanError> {
         // A torn write is the last thing ever written to a segment (a failed write poisons
         // the log), so a bad record is a torn tail exactly when no valid record follows it.
         return match valid_record_after(b, pos + 1) {
-            None => Ok(Scan { txns, end: pos, torn_tail: Some(format!("{what} at offset {pos}")) }),
+            None => Ok(Scan { txns, offsets, end: pos, torn_tail: Some(format!("{what} at offset {pos}")) }),
             Some(next) => Err(ScanError::Corrupt {
                 offset: pos,
                 last_zxid,
@@ -148,6 +154,20 @@ pub fn scan(b: &[u8]) -> Result<Scan, ScanError> {
             }),
         };
     }
+}
+
+/// Whether a log record with zxid `next` may directly follow one with zxid `prev`: the next
+/// zxid of the same epoch, or any zxid of a later epoch (a new leader's first proposal, not
+/// necessarily counter 1). zxids are `epoch << 32 | counter`; a standalone log stays in epoch 0.
+pub fn follows(prev: i64, next: i64) -> bool {
+    next == prev + 1 || (next > prev && crate::quorum::epoch_of(next) > crate::quorum::epoch_of(prev))
+}
+
+/// The zxid of a framed record (`bytes` starts at its record header), read without decoding
+/// the rest: the payload begins with the Txn header `session_id i64, cxid i32, zxid i64`.
+pub fn record_zxid(bytes: &[u8]) -> Option<i64> {
+    let at = RECORD_HEADER_LEN + 12;
+    Some(i64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// Upper bound on checksum work when searching past a bad record: past it, assume the worst

@@ -699,7 +699,12 @@ impl Node {
         let x = l.learners.get_mut(&to).expect("known learner");
         x.stage = LearnerStage::Syncing;
         x.acked = 0;
-        info!("sync with follower {to}: {kind:?} (its last zxid {their_zxid:#x}, mine {:#x})", self.logged);
+        let name = match kind {
+            SyncKind::Diff => "DIFF",
+            SyncKind::Trunc => "TRUNC",
+            SyncKind::Snap => "SNAP",
+        };
+        info!("sync with follower {to}: {name} (its last zxid {their_zxid:#x}, mine {:#x})", self.logged);
         self.last_sync.insert(to, kind);
         let from = match kind {
             SyncKind::Diff => their_zxid,

@@ -7,9 +7,11 @@
 //! owner turns timers into `tick`s and hands appended transactions to the log; replies to
 //! writes come out of `Machine::durable`, so nothing is acknowledged before the log says so.
 
+pub mod epochs;
 mod frame;
 mod outbox;
 mod owner;
+pub mod peers;
 pub mod purge;
 pub mod recovery;
 pub mod wal;
@@ -46,6 +48,18 @@ pub struct Settings {
     pub io_memory_bytes: usize,
     pub admin: Arc<AdminContext>,
     pub storage: Storage,
+    /// Set for an ensemble member; None runs standalone.
+    pub ensemble: Option<EnsembleSettings>,
+}
+
+/// An ensemble member's protocol settings and peers.
+#[derive(Clone, Debug)]
+pub struct EnsembleSettings {
+    pub quorum: crate::quorum::QuorumConfig,
+    /// Every member: (myid, quorum address, election address).
+    pub members: Vec<(crate::quorum::ServerId, SocketAddr, SocketAddr)>,
+    /// dataDir itself (the epoch files live there, not in version-2).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Where and how the log and snapshots are kept.
@@ -179,13 +193,23 @@ pub fn run(settings: Settings) -> io::Result<()> {
     recovery::prepare_dirs(&[&st.snap_dir, &st.log_dir]).map_err(io::Error::other)?;
     let now = owner::now();
     let started = std::time::Instant::now();
-    let snapshot = crate::snap::load_newest_valid(&st.snap_dir).map(|s| recovery::SnapshotState {
-        tree: s.tree,
-        sessions: s.sessions,
-        start_zxid: s.start_zxid,
-    });
-    let recovered = recovery::recover(&st.log_dir, snapshot, settings.machine.clone(), now)
-        .map_err(|e| io::Error::other(format!("cannot recover the data in {}: {e}", st.log_dir.display())))?;
+    let recovered = match &settings.ensemble {
+        None => {
+            let snapshot = crate::snap::load_newest_valid(&st.snap_dir).map(|s| recovery::SnapshotState {
+                tree: s.tree,
+                sessions: s.sessions,
+                start_zxid: s.start_zxid,
+            });
+            let r = recovery::recover(&st.log_dir, snapshot, settings.machine.clone(), now)
+                .map_err(|e| io::Error::other(format!("cannot recover the data in {}: {e}", st.log_dir.display())))?;
+            owner::Start::Standalone(r)
+        }
+        Some(e) => {
+            let r = recovery::recover_ensemble(&e.data_dir, &st.snap_dir, &st.log_dir)
+                .map_err(|e| io::Error::other(format!("cannot recover the data in {}: {e}", st.log_dir.display())))?;
+            owner::Start::Ensemble(r)
+        }
+    };
     info!("data loaded in {} ms", started.elapsed().as_millis());
     let mut to_owner_rx: Vec<SharedReceiver<Event>> = Vec::new();
     let mut to_owner_tx: Vec<Option<SharedSender<Event>>> = vec![None];
@@ -279,7 +303,7 @@ fn new_ctx(index: usize, settings: Settings) -> Rc<ExecCtx> {
 
 async fn owner_main(
     settings: Settings,
-    recovered: recovery::Recovered,
+    recovered: owner::Start,
     rxs: Vec<SharedReceiver<Event>>,
     txs: Vec<Option<SharedSender<Out>>>,
 ) -> io::Result<()> {
@@ -298,6 +322,14 @@ async fn owner_main(
     }
     let owner = owner::Owner::new(settings.clone(), recovered, ctx.clone(), remotes);
     *ctx.owner.borrow_mut() = Some(owner.clone());
+    if let Some(e) = &settings.ensemble {
+        let cfg = peers::PeerConfig {
+            myid: e.quorum.myid,
+            members: e.members.clone(),
+            connect_timeout: std::time::Duration::from_millis(settings.machine.tick_ms.clamp(200, 5000) as u64),
+        };
+        owner.start_peers(cfg)?;
+    }
     for rx in receivers {
         let rx: ConnectedReceiver<Event> = rx;
         let owner = owner.clone();

@@ -7,12 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::recovery::Recovered;
+use super::peers::{PeerConfig, PeerEvent, Peers};
+use super::recovery::{EnsembleRecovered, Recovered};
 use super::wal::Wal;
 use super::{executor_of, Event, ExecCtx, Forwarder, Out, Settings};
 use crate::admin::{self, FourLetterWord};
 use crate::machine::{Machine, Now, Ready};
+use crate::quorum::{Node, NodeReady, PeerState, Zxid};
 use crate::snap::SnapshotWriter;
+use crate::txn::Txn;
 use tracing::{info, warn};
 
 /// What the four-letter words report that the machine does not know.
@@ -23,8 +26,55 @@ pub struct AdminContext {
     pub version: String,
 }
 
+/// What the owner runs: a standalone machine, or an ensemble member (machine plus protocol).
+pub(crate) enum Core {
+    Standalone(Machine),
+    Ensemble(Box<Node>),
+}
+
+impl Core {
+    fn machine(&self) -> &Machine {
+        match self {
+            Core::Standalone(m) => m,
+            Core::Ensemble(n) => n.machine(),
+        }
+    }
+
+    fn machine_mut(&mut self) -> &mut Machine {
+        match self {
+            Core::Standalone(m) => m,
+            Core::Ensemble(n) => n.machine_mut(),
+        }
+    }
+}
+
+/// What start-up recovered, for either kind of server.
+pub(crate) enum Start {
+    Standalone(Recovered),
+    Ensemble(EnsembleRecovered),
+}
+
+/// An ensemble member's I/O besides the log: peer links, epoch files, and the log
+/// operations that must happen in order (truncation, snapshot installation, appends behind them).
+struct EnsembleIo {
+    peers: RefCell<Option<Rc<Peers>>>,
+    data_dir: std::path::PathBuf,
+    disk: RefCell<std::collections::VecDeque<DiskOp>>,
+    disk_busy: Cell<bool>,
+    /// Set from a truncation or snapshot until it is done: fsyncs reported meanwhile may cover
+    /// records that no longer exist, so they are not passed on (see `NodeReady`).
+    suppress_synced: Cell<bool>,
+}
+
+enum DiskOp {
+    Truncate(Zxid),
+    Snapshot(Zxid, Vec<u8>),
+    Append(Vec<Txn>),
+}
+
 pub struct Owner {
-    machine: RefCell<Machine>,
+    core: RefCell<Core>,
+    ensemble: Option<EnsembleIo>,
     wal: Rc<Wal>,
     snaps: Snapshots,
     local: Rc<ExecCtx>,
@@ -50,16 +100,34 @@ fn process_start() -> Instant {
 impl Owner {
     pub(crate) fn new(
         settings: Settings,
-        recovered: Recovered,
+        start: Start,
         local: Rc<ExecCtx>,
         remotes: Vec<Option<Rc<Forwarder<Out>>>>,
     ) -> Rc<Owner> {
         let st = &settings.storage;
-        let wal = Wal::new(st.log_dir.clone(), st.segment_size, st.force_sync, st.slow_fsync, recovered.tail);
+        let (core, tail, last_zxid, ensemble) = match start {
+            Start::Standalone(r) => (Core::Standalone(r.machine), r.tail, r.last_zxid, None),
+            Start::Ensemble(r) => {
+                let e = settings.ensemble.as_ref().expect("ensemble settings");
+                let mut mcfg = settings.machine.clone();
+                mcfg.myid = e.quorum.myid as u8;
+                let node = Node::new(mcfg, e.quorum.clone(), r.init, now());
+                let io = EnsembleIo {
+                    peers: RefCell::new(None),
+                    data_dir: e.data_dir.clone(),
+                    disk: RefCell::new(Default::default()),
+                    disk_busy: Cell::new(false),
+                    suppress_synced: Cell::new(false),
+                };
+                (Core::Ensemble(Box::new(node)), r.tail, r.last_zxid, Some(io))
+            }
+        };
+        let wal = Wal::new(st.log_dir.clone(), st.segment_size, st.force_sync, st.slow_fsync, tail);
         let owner = Rc::new(Owner {
-            machine: RefCell::new(recovered.machine),
+            core: RefCell::new(core),
+            ensemble,
             wal: wal.clone(),
-            snaps: Snapshots::new(st.snap_count, st.snap_size_limit_bytes, recovered.last_zxid),
+            snaps: Snapshots::new(st.snap_count, st.snap_size_limit_bytes, last_zxid),
             local,
             remotes,
             start_wall_ms: wall_ms(),
@@ -76,32 +144,61 @@ impl Owner {
 
     fn durable(&self, zxid: i64) {
         let now = self.now();
-        self.machine.borrow_mut().durable(zxid, now);
+        match &mut *self.core.borrow_mut() {
+            Core::Standalone(m) => m.durable(zxid, now),
+            Core::Ensemble(n) => {
+                if self.ensemble.as_ref().is_some_and(|e| e.suppress_synced.get()) {
+                    return;
+                }
+                n.synced(zxid, now);
+            }
+        }
         self.pump();
     }
 
     fn log_failed(&self, why: &str) {
-        self.machine.borrow_mut().log_failed(why);
+        match &mut *self.core.borrow_mut() {
+            Core::Standalone(m) => m.log_failed(why),
+            Core::Ensemble(_) => {
+                // A member that cannot make its log durable must not vote or acknowledge: it
+                // leaves, as ZooKeeper's does, and the others carry on without it.
+                tracing::error!("transaction log failed: {why}; leaving the ensemble (exiting)");
+                std::process::exit(3);
+            }
+        }
         self.pump();
     }
 
     pub(crate) fn dispatch(&self, ev: Event) {
         let now = self.now();
         {
-            let mut m = self.machine.borrow_mut();
+            let mut core = self.core.borrow_mut();
             match ev {
                 Event::Open { conn, ip } => {
-                    if !m.open(conn, ip, now) {
-                        drop(m);
+                    let ok = match &mut *core {
+                        Core::Standalone(m) => m.open(conn, ip, now),
+                        Core::Ensemble(n) => n.open(conn, ip, now),
+                    };
+                    if !ok {
+                        drop(core);
                         self.route(Out::Close(conn));
                         return;
                     }
                 }
-                Event::Connect { conn, req } => m.connect(conn, req, now),
-                Event::Request { conn, hdr, req } => m.request(conn, hdr, req, now),
-                Event::Closed { conn } => m.disconnected(conn),
+                Event::Connect { conn, req } => match &mut *core {
+                    Core::Standalone(m) => m.connect(conn, req, now),
+                    Core::Ensemble(n) => n.connect(conn, req, now),
+                },
+                Event::Request { conn, hdr, req } => match &mut *core {
+                    Core::Standalone(m) => m.request(conn, hdr, req, now),
+                    Core::Ensemble(n) => n.request(conn, hdr, req, now),
+                },
+                Event::Closed { conn } => match &mut *core {
+                    Core::Standalone(m) => m.disconnected(conn),
+                    Core::Ensemble(n) => n.disconnected(conn),
+                },
                 Event::FourLetter { conn, word } => {
-                    drop(m);
+                    drop(core);
                     let text = self.four_letter(&word);
                     self.route(Out::Frame(conn, text.into_bytes()));
                     self.route(Out::Close(conn));
@@ -112,13 +209,38 @@ impl Owner {
         self.pump();
     }
 
+    /// Starts the peer links (ensemble only) and feeds their events to the node.
+    pub(crate) fn start_peers(self: &Rc<Self>, cfg: PeerConfig) -> std::io::Result<()> {
+        let Some(io) = &self.ensemble else { return Ok(()) };
+        let (peers, rx) = Peers::start(cfg)?;
+        *io.peers.borrow_mut() = Some(peers);
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            while let Some(ev) = rx.recv().await {
+                let now = me.now();
+                if let Core::Ensemble(n) = &mut *me.core.borrow_mut() {
+                    match ev {
+                        PeerEvent::Up(p) => n.peer_up(p, now),
+                        PeerEvent::Down(p) => n.peer_down(p, now),
+                        PeerEvent::Message(p, m) => n.peer_message(p, m, now),
+                    }
+                }
+                me.pump();
+            }
+        })
+        .detach();
+        self.pump();
+        Ok(())
+    }
+
     /// Takes a fuzzy snapshot: captures nodes a chunk at a time between client events, then
     /// writes the image on a plain thread (temp file, fsync, rename, directory fsync). The log
     /// from the starting zxid on replays over it (see `snap`).
     fn start_snapshot(&self) {
         let Some(me) = self.local.owner.borrow().clone() else { return };
         let (start, paths, sessions) = {
-            let m = self.machine.borrow();
+            let core = self.core.borrow();
+            let m = core.machine();
             let paths: Vec<String> = m.tree().iter().map(|(p, _)| p.clone()).collect();
             let sessions: Vec<(i64, i32)> = m.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect();
             (m.last_zxid(), paths, sessions)
@@ -162,7 +284,8 @@ impl Owner {
         let mut w = SnapshotWriter::new(start, Vec::new())?;
         for chunk in paths.chunks(crate::snap::NODES_PER_CHUNK) {
             {
-                let m = self.machine.borrow();
+                let core = self.core.borrow();
+                let m = core.machine();
                 for p in chunk {
                     // A node deleted since the start is simply absent: replay deletes it anyway.
                     if let Some(n) = m.tree().get(p) {
@@ -175,14 +298,18 @@ impl Owner {
             glommio::executor().yield_now().await;
         }
         w.add_sessions(sessions)?;
-        let end = self.machine.borrow().last_zxid();
+        let end = self.core.borrow().machine().last_zxid();
         w.finish(end)
     }
 
     /// Moves the machine's output to sockets and the log until it has nothing more to say.
     fn pump(&self) {
+        if self.ensemble.is_some() {
+            self.pump_ensemble();
+            return;
+        }
         loop {
-            let ready: Ready = self.machine.borrow_mut().take_ready();
+            let ready: Ready = self.core.borrow_mut().machine_mut().take_ready();
             if ready.is_empty() {
                 return;
             }
@@ -197,6 +324,109 @@ impl Owner {
                 self.start_snapshot();
             }
         }
+    }
+
+    /// Performs a node's Ready in the order it requires (see `NodeReady`).
+    fn pump_ensemble(&self) {
+        let io = self.ensemble.as_ref().expect("ensemble");
+        loop {
+            let ready: NodeReady = match &mut *self.core.borrow_mut() {
+                Core::Ensemble(n) => n.take_ready(),
+                Core::Standalone(_) => unreachable!(),
+            };
+            if ready.is_empty() {
+                return;
+            }
+            if let Some(e) = ready.epochs {
+                if let Err(err) = super::epochs::store(&io.data_dir, e) {
+                    tracing::error!("cannot persist epochs {e:?} in {}: {err}; exiting", io.data_dir.display());
+                    std::process::exit(3);
+                }
+            }
+            if let Some(z) = ready.truncate {
+                io.suppress_synced.set(true);
+                io.disk.borrow_mut().push_back(DiskOp::Truncate(z));
+            }
+            if let Some((z, image)) = ready.snapshot {
+                io.suppress_synced.set(true);
+                io.disk.borrow_mut().push_back(DiskOp::Snapshot(z, image));
+            }
+            if !ready.appends.is_empty() {
+                if io.disk.borrow().is_empty() && !io.disk_busy.get() {
+                    self.append(&ready.appends);
+                } else {
+                    io.disk.borrow_mut().push_back(DiskOp::Append(ready.appends));
+                }
+            }
+            if !io.disk.borrow().is_empty() && !io.disk_busy.get() {
+                self.start_disk_task();
+            }
+            if let Some(peers) = io.peers.borrow().as_ref() {
+                for (to, msg) in &ready.sends {
+                    peers.send(*to, msg);
+                }
+            }
+            for (conn, frame) in ready.client_sends {
+                self.route(Out::Frame(conn, frame));
+            }
+            for conn in ready.closes {
+                self.route(Out::Close(conn));
+            }
+        }
+    }
+
+    fn append(&self, txns: &[Txn]) {
+        let bytes = self.wal.append(txns);
+        if self.snaps.due(txns.len() as u64, bytes) {
+            self.start_snapshot();
+        }
+    }
+
+    /// Runs the queued log operations one after another: a truncation or snapshot
+    /// installation waits for the writes before it, and the appends after it wait for it.
+    fn start_disk_task(&self) {
+        let Some(me) = self.local.owner.borrow().clone() else { return };
+        let io = self.ensemble.as_ref().expect("ensemble");
+        io.disk_busy.set(true);
+        glommio::spawn_local(async move {
+            loop {
+                let io = me.ensemble.as_ref().expect("ensemble");
+                let Some(op) = io.disk.borrow_mut().pop_front() else { break };
+                let done = match op {
+                    DiskOp::Append(txns) => {
+                        me.append(&txns);
+                        None
+                    }
+                    DiskOp::Truncate(z) => Some(me.wal.truncate_after(z).await.map(|_| z)),
+                    DiskOp::Snapshot(z, image) => {
+                        let dir = me.settings.storage.snap_dir.clone();
+                        let written = crate::snap::write_file(&dir, z, &image).map(|_| ());
+                        let result = match written {
+                            Ok(()) => me.wal.restart_at(z).await,
+                            Err(e) => Err(e),
+                        };
+                        Some(result.map(|_| z))
+                    }
+                };
+                match done {
+                    None => {}
+                    Some(Ok(z)) => {
+                        if io.disk.borrow().iter().all(|op| matches!(op, DiskOp::Append(_))) {
+                            io.suppress_synced.set(false);
+                        }
+                        // Everything up to z is on disk (the truncation or snapshot synced it).
+                        let now = me.now();
+                        if let Core::Ensemble(n) = &mut *me.core.borrow_mut() {
+                            n.synced(z, now);
+                        }
+                        me.pump();
+                    }
+                    Some(Err(e)) => me.log_failed(&format!("log truncation or snapshot installation failed: {e}")),
+                }
+            }
+            me.ensemble.as_ref().expect("ensemble").disk_busy.set(false);
+        })
+        .detach();
     }
 
     fn route(&self, out: Out) {
@@ -216,11 +446,27 @@ impl Owner {
     /// Session expiry and container sweeps, every tenth of a tick (ZooKeeper checks
     /// expiry once per tick; a finer timer keeps expiry close to its bucket boundary).
     pub(crate) async fn ticker(self: Rc<Self>) {
+        if self.ensemble.is_some() {
+            // The protocol counts in ticks (initLimit, syncLimit, pings) and runs the
+            // machine's expiry from its own tick.
+            let period = Duration::from_millis(self.settings.machine.tick_ms.max(1) as u64);
+            loop {
+                glommio::timer::sleep(period).await;
+                let now = self.now();
+                if let Core::Ensemble(n) = &mut *self.core.borrow_mut() {
+                    n.tick(now);
+                }
+                self.pump();
+            }
+        }
         let period = Duration::from_millis((self.settings.machine.tick_ms / 10).clamp(10, 200) as u64);
         loop {
             glommio::timer::sleep(period).await;
             let now = self.now();
-            self.machine.borrow_mut().tick(now);
+            match &mut *self.core.borrow_mut() {
+                Core::Standalone(m) => m.tick(now),
+                Core::Ensemble(_) => {}
+            }
             self.pump();
         }
     }
@@ -232,13 +478,31 @@ impl Owner {
         if !self.settings.admin.config.four_letter_word_allowed(word) {
             return admin::not_whitelisted(w);
         }
-        let mut m = self.machine.borrow_mut();
+        let mut core = self.core.borrow_mut();
+        let ens = match &*core {
+            Core::Ensemble(n) => Some(ensemble_stats(n)),
+            Core::Standalone(_) => None,
+        };
+        let m = core.machine_mut();
+        let stats = |o: &Self, m: &Machine| {
+            let mut st = o.stats(m);
+            if let Some(e) = &ens {
+                e.fill(&mut st);
+            }
+            st
+        };
+        if let Some(e) = &ens {
+            if !e.serving && matches!(w, FourLetterWord::Srvr | FourLetterWord::Stat | FourLetterWord::Mntr) {
+                // ZooKeeper's answer while electing or synchronizing.
+                return "This ZooKeeper instance is not currently serving requests\n".to_string();
+            }
+        }
         match w {
             FourLetterWord::Ruok => admin::ruok().to_string(),
-            FourLetterWord::Srvr => admin::srvr(&self.stats(&m)),
-            FourLetterWord::Stat => admin::stat(&self.stats(&m)),
-            FourLetterWord::Mntr => admin::mntr(&self.stats(&m)),
-            FourLetterWord::Cons => admin::cons(&self.stats(&m).connections),
+            FourLetterWord::Srvr => admin::srvr(&stats(self, m)),
+            FourLetterWord::Stat => admin::stat(&stats(self, m)),
+            FourLetterWord::Mntr => admin::mntr(&stats(self, m)),
+            FourLetterWord::Cons => admin::cons(&self.stats(m).connections),
             FourLetterWord::Isro => admin::isro(m.log_failure().is_some()).to_string(),
             FourLetterWord::Crst => {
                 m.reset_conn_stats();
@@ -256,8 +520,8 @@ impl Owner {
             FourLetterWord::Dirs => {
                 admin::dirs(dir_size(&self.settings.admin.data_dir), dir_size(&self.settings.admin.data_log_dir))
             }
-            FourLetterWord::Wchs | FourLetterWord::Wchc | FourLetterWord::Wchp => self.watch_report(&m, w),
-            FourLetterWord::Dump => admin::dump(&self.dump_info(&m)),
+            FourLetterWord::Wchs | FourLetterWord::Wchc | FourLetterWord::Wchp => self.watch_report(m, w),
+            FourLetterWord::Dump => admin::dump(&self.dump_info(m)),
             other => format!("{} is not supported by Warren.\n", other.as_str()),
         }
     }
@@ -316,7 +580,7 @@ impl Owner {
         let s = &self.wal.stats;
         let int = |v: u64| admin::MetricValue::Int(v as i64);
         vec![
-            ("zk_fsync_threshold_exceed_count".into(), int(s.slow_fsyncs.get())),
+            ("fsync_threshold_exceed_count".into(), int(s.slow_fsyncs.get())),
             ("warren_log_fsyncs".into(), int(s.fsyncs.get())),
             ("warren_log_records".into(), int(s.records.get())),
             ("warren_log_last_fsync_us".into(), int(s.last_fsync_us.get())),
@@ -445,4 +709,59 @@ fn max_fds() -> i64 {
                 .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(-1)
+}
+
+/// What the four-letter words show about an ensemble member.
+struct EnsembleStats {
+    serving: bool,
+    mode: &'static str,
+    peer_state: String,
+    quorum_size: u64,
+    leader: Option<admin::LeaderStats>,
+    extra: Vec<(String, admin::MetricValue)>,
+}
+
+fn ensemble_stats(n: &Node) -> EnsembleStats {
+    let (mode, state) = match n.state() {
+        PeerState::Leading => ("leader", "leading"),
+        PeerState::Following => ("follower", "following"),
+        PeerState::Observing => ("observer", "observing"),
+        PeerState::Looking => ("looking", "looking"),
+    };
+    let phase = if n.serving() { "broadcast" } else { "synchronization" };
+    let leader = (n.state() == PeerState::Leading).then(|| {
+        let (learners, synced, synced_obs, pending) = n.learner_counts();
+        admin::LeaderStats {
+            learners: learners as u64,
+            synced_followers: synced as u64,
+            synced_observers: synced_obs as u64,
+            pending_syncs: pending as u64,
+            ..Default::default()
+        }
+    });
+    let int = |v: i64| admin::MetricValue::Int(v);
+    let e = n.epochs();
+    EnsembleStats {
+        serving: n.serving(),
+        mode,
+        peer_state: format!("{state} - {phase}"),
+        quorum_size: n.config().voters.len() as u64,
+        leader,
+        extra: vec![
+            ("warren_current_epoch".into(), int(e.current as i64)),
+            ("warren_accepted_epoch".into(), int(e.accepted as i64)),
+            ("warren_last_logged_zxid".into(), int(n.last_logged())),
+            ("warren_outstanding_proposals".into(), int(n.outstanding_proposals() as i64)),
+        ],
+    }
+}
+
+impl EnsembleStats {
+    fn fill(&self, st: &mut admin::ServerStats) {
+        st.mode = self.mode.to_string();
+        st.peer_state = Some(self.peer_state.clone());
+        st.quorum_size = Some(self.quorum_size);
+        st.leader = self.leader.clone();
+        st.extra_metrics.extend(self.extra.iter().cloned());
+    }
 }

@@ -1,5 +1,6 @@
-//! Start-up recovery: newest valid snapshot, then the log replayed from it. Runs before the
-//! executors start, with plain blocking file I/O.
+//! Start-up recovery: newest valid snapshot, then the log replayed from it (standalone,
+//! [`recover`]) or read without applying it (ensemble member, [`recover_ensemble`]). Runs
+//! before the executors start, with plain blocking file I/O.
 
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
@@ -7,10 +8,13 @@ use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
+use super::epochs;
 use super::wal::{sync_dir, Tail};
 use crate::log::format;
 use crate::machine::{Machine, MachineConfig, Now};
+use crate::quorum::NodeInit;
 use crate::tree::DataTree;
+use crate::txn::Txn;
 
 /// What a snapshot gives recovery: the tree, the sessions, and the zxid the log resumes after.
 pub struct SnapshotState {
@@ -52,14 +56,74 @@ pub fn recover(
     };
     let mut machine = Machine::new(cfg, tree, now);
     machine.restore_sessions(&sessions, now);
+    let log = read_log(log_dir, start_zxid, |t| machine.replay(&t, now))?;
+    info!(
+        "recovered to zxid {:#x}: snapshot at {:#x} + {} transactions from the log",
+        log.last_zxid, start_zxid, log.count
+    );
+    Ok(Recovered { machine, tail: log.tail, last_zxid: log.last_zxid, replayed: log.count })
+}
+
+/// What an ensemble member starts from, see [`recover_ensemble`].
+pub struct EnsembleRecovered {
+    /// Epochs, snapshot tree and sessions, and the unapplied log records after the snapshot.
+    pub init: NodeInit,
+    /// Where the log writer resumes (None: no segment left, the next append creates one).
+    pub tail: Option<Tail>,
+    /// The zxid the snapshot was taken at (0 without a snapshot).
+    pub snapshot_zxid: i64,
+    /// The last zxid in the log (the snapshot's when the log holds nothing after it).
+    pub last_zxid: i64,
+}
+
+/// Reads what an ensemble member starts from: its epochs (`data_dir`), the newest valid
+/// snapshot in `snap_dir` (or an empty tree), and every log record after the snapshot's zxid,
+/// checked for continuity like [`recover`] but NOT applied to the tree: whether they were
+/// committed is learnt from the leader. A torn tail is repaired as in [`recover`].
+pub fn recover_ensemble(data_dir: &Path, snap_dir: &Path, log_dir: &Path) -> Result<EnsembleRecovered, String> {
+    let epochs = epochs::load(data_dir).map_err(|e| e.to_string())?;
+    let (tree, sessions, snapshot_zxid) = match crate::snap::load_newest_valid(snap_dir) {
+        Some(s) => (s.tree, s.sessions, s.start_zxid),
+        None => (DataTree::new(), Vec::new(), 0),
+    };
+    let mut txns = Vec::new();
+    let log = read_log(log_dir, snapshot_zxid, |t| txns.push(t))?;
+    info!(
+        "ensemble recovery: epochs accepted {} current {}, snapshot at {:#x}, {} log records after it up to {:#x}",
+        epochs.accepted, epochs.current, snapshot_zxid, log.count, log.last_zxid
+    );
+    Ok(EnsembleRecovered {
+        init: NodeInit { epochs, tree, sessions, log: txns },
+        tail: log.tail,
+        snapshot_zxid,
+        last_zxid: log.last_zxid,
+    })
+}
+
+/// What reading the log found.
+struct LogRead {
+    tail: Option<Tail>,
+    /// The last zxid handed out, or `after` if none.
+    last_zxid: i64,
+    count: usize,
+}
+
+/// Reads the log in `log_dir` and hands every record with a zxid above `after` to `each`, in
+/// order. Each record must [`format::follows`] its predecessor (from `after` on; zxids before it
+/// must still increase); a gap within an epoch or a zxid that goes back is an error. The
+/// torn tail of the last segment is zeroed, and an all-zero last segment without a header (a
+/// crash while creating it) removed.
+fn read_log(log_dir: &Path, after: i64, mut each: impl FnMut(Txn)) -> Result<LogRead, String> {
     let segs = segments(log_dir).map_err(|e| format!("cannot list {}: {e}", log_dir.display()))?;
-    let mut expected = start_zxid + 1;
-    let mut replayed = 0;
+    let mut last = after;
+    let mut seen: Option<i64> = None;
+    let mut count = 0;
     let mut tail = None;
     for (i, (_, path)) in segs.iter().enumerate() {
         let last_segment = i + 1 == segs.len();
-        // A segment whose successor starts at or before the resume point holds nothing new.
-        if !last_segment && segs[i + 1].0 <= expected {
+        // A segment whose successor starts at or before the resume point holds nothing new
+        // (a segment is named after its first record, and records only grow).
+        if !last_segment && segs[i + 1].0 <= after + 1 {
             continue;
         }
         let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -83,48 +147,52 @@ pub fn recover(
             warn!("{}: torn tail ({why}); truncating the log at offset {}", path.display(), scan.end);
             zero_from(path, scan.end as u64, bytes.len() as u64)?;
         }
-        for t in &scan.txns {
-            if t.hdr.zxid < expected {
-                continue;
-            }
-            if t.hdr.zxid != expected {
+        for t in scan.txns {
+            let z = t.hdr.zxid;
+            if let Some(prev) = seen.filter(|&p| z <= p) {
                 return Err(format!(
-                    "{}: log jumps from zxid {:#x} to {:#x}: transactions are missing",
-                    path.display(),
-                    expected - 1,
-                    t.hdr.zxid
+                    "{}: log goes back from zxid {prev:#x} to {z:#x}: the log is out of order",
+                    path.display()
                 ));
             }
-            machine.replay(t, now);
-            expected += 1;
-            replayed += 1;
+            seen = Some(z);
+            if z <= after {
+                continue;
+            }
+            if !format::follows(last, z) {
+                return Err(format!(
+                    "{}: log jumps from zxid {last:#x} to {z:#x}: transactions are missing",
+                    path.display()
+                ));
+            }
+            last = z;
+            count += 1;
+            each(t);
         }
         if last_segment {
             tail = Some(Tail { path: path.clone(), offset: scan.end as u64, size: bytes.len() as u64 });
         }
     }
-    info!(
-        "recovered to zxid {:#x}: snapshot at {:#x} + {replayed} transactions from the log",
-        expected - 1,
-        start_zxid
-    );
-    Ok(Recovered { machine, tail, last_zxid: expected - 1, replayed })
+    Ok(LogRead { tail, last_zxid: last, count })
 }
 
 /// Overwrites a torn tail with zeros (keeping the preallocation) and syncs it.
 fn zero_from(path: &Path, from: u64, to: u64) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("cannot truncate the torn tail of {}: {e}", path.display());
-    let mut f = fs::OpenOptions::new().write(true).open(path).map_err(err)?;
-    f.seek(SeekFrom::Start(from)).map_err(err)?;
+    zero_range(path, from, to).map_err(|e| format!("cannot truncate the torn tail of {}: {e}", path.display()))
+}
+
+/// Overwrites bytes `from..to` of a file with zeros (keeping its size) and syncs it.
+pub(crate) fn zero_range(path: &Path, from: u64, to: u64) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    f.seek(SeekFrom::Start(from))?;
     let zeros = vec![0u8; 64 * 1024];
     let mut left = to.saturating_sub(from);
     while left > 0 {
         let n = left.min(zeros.len() as u64) as usize;
-        f.write_all(&zeros[..n]).map_err(err)?;
+        f.write_all(&zeros[..n])?;
         left -= n as u64;
     }
-    f.sync_data().map_err(err)?;
-    Ok(())
+    f.sync_data()
 }
 
 /// Creates the `version-2` directories (ZooKeeper's layout) and syncs their parents.
@@ -136,4 +204,140 @@ pub fn prepare_dirs(dirs: &[&Path]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quorum::make_zxid;
+    use crate::txn::{TxnHeader, TxnOp};
+
+    fn txn(zxid: i64) -> Txn {
+        Txn {
+            hdr: TxnHeader { session_id: 0x77, cxid: 1, zxid, time_ms: 1_700_000_000_000 },
+            op: TxnOp::CreateSession { timeout_ms: 30_000 },
+        }
+    }
+
+    /// A preallocated-looking segment named after its first record.
+    fn write_segment(dir: &Path, zxids: &[i64]) -> PathBuf {
+        let mut b = format::encode_header(zxids[0]).to_vec();
+        for &z in zxids {
+            format::append_record(&mut b, &txn(z));
+        }
+        b.resize(b.len() + 4096, 0);
+        let path = dir.join(format::segment_name(zxids[0]));
+        fs::write(&path, b).expect("write segment");
+        path
+    }
+
+    fn read_all(dir: &Path, after: i64) -> Result<Vec<i64>, String> {
+        let mut out = Vec::new();
+        let log = read_log(dir, after, |t| out.push(t.hdr.zxid))?;
+        assert_eq!(log.count, out.len());
+        assert_eq!(log.last_zxid, out.last().copied().unwrap_or(after));
+        Ok(out)
+    }
+
+    #[test]
+    fn follows_accepts_the_next_counter_or_a_later_epoch() {
+        assert!(format::follows(0, 1));
+        assert!(format::follows(make_zxid(1, 7), make_zxid(1, 8)));
+        assert!(format::follows(make_zxid(1, 7), make_zxid(2, 1)));
+        assert!(format::follows(make_zxid(1, 7), make_zxid(5, 3)));
+        assert!(format::follows(0, make_zxid(1, 1)));
+        assert!(!format::follows(make_zxid(1, 7), make_zxid(1, 9)));
+        assert!(!format::follows(make_zxid(1, 7), make_zxid(1, 7)));
+        assert!(!format::follows(make_zxid(2, 1), make_zxid(1, 8)));
+    }
+
+    #[test]
+    fn epoch_jumps_are_accepted_within_and_across_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = [1, 2, 3, make_zxid(1, 1), make_zxid(1, 2)];
+        let b = [make_zxid(3, 5), make_zxid(3, 6), make_zxid(4, 1)];
+        write_segment(dir.path(), &a);
+        write_segment(dir.path(), &b);
+        let all: Vec<i64> = a.iter().chain(&b).copied().collect();
+        assert_eq!(read_all(dir.path(), 0).expect("read"), all);
+        // Resuming after a snapshot inside the first segment, and exactly at its end.
+        assert_eq!(read_all(dir.path(), 3).expect("read"), all[3..]);
+        assert_eq!(read_all(dir.path(), make_zxid(1, 2)).expect("read"), b);
+        // A snapshot at the end of epoch 1 followed by a later epoch's first record.
+        assert_eq!(read_all(dir.path(), make_zxid(1, 9)).expect("read"), b);
+    }
+
+    #[test]
+    fn gaps_within_an_epoch_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_segment(dir.path(), &[make_zxid(1, 1), make_zxid(1, 2), make_zxid(1, 4)]);
+        let e = read_all(dir.path(), 0).expect_err("gap");
+        assert!(e.contains("jumps from zxid 0x100000002 to 0x100000004"), "{e}");
+        // A gap between the snapshot and the log.
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_segment(dir.path(), &[5, 6, 7]);
+        let e = read_all(dir.path(), 3).expect_err("gap after the snapshot");
+        assert!(e.contains("jumps from zxid 0x3 to 0x5"), "{e}");
+        // ... but a snapshot inside the log is fine, and one past its end leaves nothing.
+        assert_eq!(read_all(dir.path(), 5).expect("read"), vec![6, 7]);
+        assert_eq!(read_all(dir.path(), 9).expect("read"), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn backwards_and_repeated_zxids_are_refused() {
+        for zxids in [
+            vec![1, 2, 3, 2],
+            vec![1, 2, 2],
+            vec![make_zxid(2, 1), make_zxid(1, 5)],
+            vec![make_zxid(1, 1), make_zxid(1, 2), 3],
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            write_segment(dir.path(), &zxids);
+            let e = read_all(dir.path(), 0).expect_err("backwards");
+            assert!(e.contains("goes back"), "{zxids:?}: {e}");
+            // Also when the repeat is at or before the snapshot.
+            let e = read_all(dir.path(), zxids[zxids.len() - 1]).expect_err("backwards");
+            assert!(e.contains("goes back"), "{zxids:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn standalone_recover_still_replays_contiguous_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_segment(dir.path(), &[1, 2, 3]);
+        let r = recover(dir.path(), None, MachineConfig::default(), Now { mono_ms: 0, wall_ms: 0 }).expect("recover");
+        assert_eq!((r.last_zxid, r.replayed), (3, 3));
+        let t = r.tail.expect("tail");
+        assert!(t.path.ends_with("log.1"));
+        write_segment(dir.path(), &[5]);
+        let e = recover(dir.path(), None, MachineConfig::default(), Now { mono_ms: 0, wall_ms: 0 }).err().expect("gap");
+        assert!(e.contains("transactions are missing"), "{e}");
+    }
+
+    #[test]
+    fn recover_ensemble_does_not_apply_the_log() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let (snap_dir, log_dir) = (data.path().join("snap"), data.path().join("log"));
+        prepare_dirs(&[&snap_dir, &log_dir]).expect("dirs");
+        let fresh = recover_ensemble(data.path(), &snap_dir, &log_dir).expect("fresh");
+        assert_eq!(fresh.init.epochs, crate::quorum::Epochs::default());
+        assert!(fresh.init.log.is_empty() && fresh.tail.is_none());
+        assert_eq!((fresh.snapshot_zxid, fresh.last_zxid), (0, 0));
+
+        epochs::store(data.path(), crate::quorum::Epochs { accepted: 2, current: 1 }).expect("epochs");
+        write_segment(&log_dir, &[make_zxid(1, 1), make_zxid(1, 2), make_zxid(2, 1)]);
+        let r = recover_ensemble(data.path(), &snap_dir, &log_dir).expect("recover");
+        assert_eq!(r.init.epochs, crate::quorum::Epochs { accepted: 2, current: 1 });
+        let zxids: Vec<i64> = r.init.log.iter().map(|t| t.hdr.zxid).collect();
+        assert_eq!(zxids, vec![make_zxid(1, 1), make_zxid(1, 2), make_zxid(2, 1)]);
+        assert_eq!(r.last_zxid, make_zxid(2, 1));
+        // Not applied: the sessions the records create are not in the tree's session list.
+        assert!(r.init.sessions.is_empty());
+        assert_eq!(r.init.tree.node_count(), DataTree::new().node_count());
+        assert!(r.tail.is_some());
+
+        fs::write(data.path().join("currentEpoch"), "one").expect("write");
+        let e = recover_ensemble(data.path(), &snap_dir, &log_dir).err().expect("bad epoch");
+        assert!(e.contains("currentEpoch"), "{e}");
+    }
 }

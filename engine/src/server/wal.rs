@@ -9,9 +9,15 @@
 //!
 //! A failed write or fsync poisons the log: nothing more is reported durable, and the owner
 //! switches the machine to refusing writes (see `Machine::log_failed`).
+//!
+//! An ensemble member also rewinds its log: [`Wal::truncate_after`] (the leader's TRUNC) and
+//! [`Wal::restart_at`] (after a SNAP). Both first wait until everything appended before the
+//! call has been written, hold the writer while they change the files, and then let appends
+//! continue where the log now ends.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -66,6 +72,16 @@ pub struct Wal {
     spare_pending: Rc<Cell<bool>>,
     tail: RefCell<Option<Tail>>,
     poisoned: RefCell<Option<String>>,
+    /// Bytes ever appended, and bytes whose group commit has finished: a rewind waits until
+    /// the second reaches what the first was when it was called.
+    enqueued: Cell<u64>,
+    written: Cell<u64>,
+    /// A batch is being written.
+    busy: Cell<bool>,
+    /// A rewind holds the writer: it takes no batch until the rewind is done.
+    paused: Cell<bool>,
+    /// Rewinds waiting for the writer to finish.
+    idle_wakers: RefCell<Vec<Waker>>,
     pub stats: WalStats,
 }
 
@@ -89,6 +105,11 @@ impl Wal {
             spare_pending: Rc::new(Cell::new(false)),
             tail: RefCell::new(tail),
             poisoned: RefCell::new(None),
+            enqueued: Cell::new(0),
+            written: Cell::new(0),
+            busy: Cell::new(false),
+            paused: Cell::new(false),
+            idle_wakers: RefCell::new(Vec::new()),
             stats: WalStats::default(),
         })
     }
@@ -113,6 +134,7 @@ impl Wal {
         self.pending_last_zxid.set(txns[txns.len() - 1].hdr.zxid);
         self.pending_records.set(self.pending_records.get() + txns.len() as u64);
         let added = (p.len() - before) as u64;
+        self.enqueued.set(self.enqueued.get() + added);
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
@@ -125,10 +147,11 @@ impl Wal {
         loop {
             let (batch, first, last, records) = poll_fn(|cx| {
                 let mut p = self.pending.borrow_mut();
-                if p.is_empty() {
+                if p.is_empty() || self.paused.get() {
                     *self.waker.borrow_mut() = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
+                self.busy.set(true);
                 let batch = std::mem::take(&mut *p);
                 let r =
                     (batch, self.pending_first_zxid.get(), self.pending_last_zxid.get(), self.pending_records.get());
@@ -136,7 +159,11 @@ impl Wal {
                 Poll::Ready(r)
             })
             .await;
-            match self.commit(&batch, first).await {
+            let res = self.commit(&batch, first).await;
+            self.busy.set(false);
+            self.written.set(self.written.get() + batch.len() as u64);
+            self.wake_idle();
+            match res {
                 Ok(()) => {
                     self.stats.records.set(self.stats.records.get() + records);
                     durable(last);
@@ -145,6 +172,7 @@ impl Wal {
                     let reason = format!("{e}");
                     *self.poisoned.borrow_mut() = Some(reason.clone());
                     self.pending.borrow_mut().clear();
+                    self.wake_idle();
                     failed(&reason);
                     return;
                 }
@@ -152,9 +180,91 @@ impl Wal {
         }
     }
 
+    fn wake_idle(&self) {
+        for w in self.idle_wakers.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Drops every record with a zxid above `zxid` (the leader's TRUNC), then lets appends
+    /// continue after the last record kept. Waits first until everything appended before this
+    /// call has been written (and reported durable); the writer takes nothing new meanwhile.
+    ///
+    /// The segment holding the last record kept is cut at that record's end and the rest of
+    /// it zeroed, so a later scan sees a clean end; later segments, and a segment left with no
+    /// record, are removed. Files and directory are synced before this returns.
+    ///
+    /// # Errors
+    /// A poisoned log, or a file that cannot be read, scanned, zeroed or removed (the log is
+    /// then poisoned too: its files are in an unknown state).
+    pub async fn truncate_after(&self, zxid: i64) -> io::Result<()> {
+        let _held = self.hold_writer().await?;
+        self.close_segment().await?;
+        let res = truncate_files(&self.dir, zxid);
+        match res {
+            Ok(tail) => {
+                info!("log truncated after zxid {zxid:#x}; appends continue in {:?}", tail.as_ref().map(|t| &t.path));
+                *self.tail.borrow_mut() = tail;
+                Ok(())
+            }
+            Err(e) => Err(self.poison(format!("cannot truncate the transaction log after zxid {zxid:#x}: {e}"))),
+        }
+    }
+
+    /// Removes every log segment: a snapshot taken at `zxid` has been installed (and written
+    /// durably) in their place. The next append starts a fresh segment; its first record must
+    /// be above `zxid`. Waits like [`Wal::truncate_after`].
+    pub async fn restart_at(&self, zxid: i64) -> io::Result<()> {
+        let _held = self.hold_writer().await?;
+        self.close_segment().await?;
+        *self.tail.borrow_mut() = None;
+        match remove_segments(&self.dir) {
+            Ok(n) => {
+                info!("log restarted after the snapshot at zxid {zxid:#x}: {n} segment(s) removed");
+                Ok(())
+            }
+            Err(e) => Err(self.poison(format!("cannot remove the log segments for a snapshot at {zxid:#x}: {e}"))),
+        }
+    }
+
+    fn poison(&self, reason: String) -> io::Error {
+        warn!("{reason}");
+        *self.poisoned.borrow_mut() = Some(reason.clone());
+        io::Error::other(reason)
+    }
+
+    /// Waits until all bytes appended so far are written and no batch is in flight, then holds
+    /// the writer until the returned guard is dropped.
+    async fn hold_writer(&self) -> io::Result<HeldWriter<'_>> {
+        let target = self.enqueued.get();
+        poll_fn(|cx| {
+            if let Some(why) = self.poisoned.borrow().as_ref() {
+                return Poll::Ready(Err(io::Error::other(format!("the transaction log has failed: {why}"))));
+            }
+            if self.written.get() >= target && !self.busy.get() && !self.paused.get() {
+                self.paused.set(true);
+                return Poll::Ready(Ok(()));
+            }
+            self.idle_wakers.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await?;
+        Ok(HeldWriter(self))
+    }
+
+    async fn close_segment(&self) -> io::Result<()> {
+        let seg = self.segment.borrow_mut().take();
+        if let Some(seg) = seg {
+            seg.file.close().await.map_err(io_err)?;
+        }
+        Ok(())
+    }
+
     async fn commit(&self, batch: &[u8], first_zxid: i64) -> std::io::Result<()> {
         for piece in split_batch(batch) {
-            self.ensure_room(piece.len() as u64, first_zxid).await?;
+            // A segment is named after its first record: the piece's, not the batch's.
+            let first = format::record_zxid(piece).unwrap_or(first_zxid);
+            self.ensure_room(piece.len() as u64, first).await?;
             let mut seg = self.segment.borrow_mut().take().expect("ensure_room opened a segment");
             let res = write_all_at(&seg.file, piece.to_vec(), seg.offset).await;
             if res.is_ok() {
@@ -194,14 +304,17 @@ impl Wal {
     /// cannot take `len` more bytes.
     async fn ensure_room(&self, len: u64, first_zxid: i64) -> std::io::Result<()> {
         if self.segment.borrow().is_none() {
-            if let Some(t) = self.tail.borrow_mut().take() {
+            // Not borrowed across the await below (a rewind replaces the tail).
+            let tail = self.tail.borrow_mut().take();
+            if let Some(t) = tail {
                 let file = OpenOptions::new().read(true).write(true).buffered_open(&t.path).await.map_err(io_err)?;
                 *self.segment.borrow_mut() = Some(Segment { file, offset: t.offset, size: t.size });
             }
         }
         let full = self.segment.borrow().as_ref().is_none_or(|s| s.offset + len > s.size);
         if full {
-            if let Some(old) = self.segment.borrow_mut().take() {
+            let old = self.segment.borrow_mut().take();
+            if let Some(old) = old {
                 old.file.close().await.map_err(io_err)?;
             }
             let size = self.segment_size.max(HEADER_LEN as u64 + len);
@@ -246,6 +359,70 @@ impl Wal {
         })
         .detach();
     }
+}
+
+/// Lets the writer go on when a rewind is done.
+struct HeldWriter<'a>(&'a Wal);
+
+impl Drop for HeldWriter<'_> {
+    fn drop(&mut self) {
+        self.0.paused.set(false);
+        if let Some(w) = self.0.waker.borrow_mut().take() {
+            w.wake();
+        }
+        self.0.wake_idle();
+    }
+}
+
+/// Drops every record above `zxid` from the segments in `dir` (see [`Wal::truncate_after`])
+/// and returns where appends continue: the end of the last record kept, or None when no
+/// segment is left. Blocking file I/O; segments before the one holding the cut are not read.
+pub fn truncate_files(dir: &Path, zxid: i64) -> io::Result<Option<Tail>> {
+    let segs = super::recovery::segments(dir)?;
+    let mut tail = None;
+    let mut removed = false;
+    for (first, path) in segs.into_iter().rev() {
+        if first > zxid {
+            // Named after its first record: every record in it is above zxid.
+            std::fs::remove_file(&path)?;
+            removed = true;
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let cut = match format::scan(&bytes) {
+            Ok(scan) => scan.txns.iter().position(|t| t.hdr.zxid > zxid).map_or(scan.end, |i| scan.offsets[i]),
+            // Created but never given a header: holds nothing.
+            Err(format::ScanError::Header(_)) if bytes.iter().all(|&b| b == 0) => HEADER_LEN,
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        };
+        if cut <= HEADER_LEN {
+            std::fs::remove_file(&path)?;
+            removed = true;
+            continue;
+        }
+        // Zero everything written after the cut (records dropped, or a torn tail), so the
+        // next scan ends exactly there.
+        let written_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        if written_end > cut {
+            super::recovery::zero_range(&path, cut as u64, written_end as u64)?;
+        }
+        tail = Some(Tail { path, offset: cut as u64, size: bytes.len() as u64 });
+        break;
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(tail)
+}
+
+/// Removes every segment in `dir` and syncs it; returns how many there were.
+fn remove_segments(dir: &Path) -> io::Result<usize> {
+    let segs = super::recovery::segments(dir)?;
+    for (_, path) in &segs {
+        std::fs::remove_file(path)?;
+    }
+    sync_dir(dir)?;
+    Ok(segs.len())
 }
 
 /// Name of the segment being prepared; it never holds records under this name (recovery

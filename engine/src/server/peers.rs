@@ -1,0 +1,700 @@
+//! The TCP links between the servers of an ensemble.
+//!
+//! **One connection per ordered pair.** Every server dials the *election* port of every other
+//! member and only writes on that connection; what it receives comes in on the connections
+//! the others dialled to it, which it only reads. So messages from A to B always travel on A's
+//! outbound connection to B's election port, in order. ZooKeeper uses two ports (2888 for
+//! follower ↔ leader traffic, 3888 for election); Warren carries both kinds of message over
+//! this single link per direction. The quorum port is still bound, so that a port clash is
+//! detected at start-up, but peers never use it: a connection to it is accepted and closed.
+//!
+//! A connection opens with a hello ([`codec::encode_hello`]: magic and the dialler's myid);
+//! anything else (a ZooKeeper server, a port scanner, a member id that is not configured) is
+//! logged and closed without affecting the links. Then frames follow ([`codec::encode`]).
+//!
+//! **Up and Down.** A peer is *up* when both directions are connected: our outbound connection
+//! to it and its (hello-identified) inbound connection to us. The events for a peer alternate
+//! `Up`, `Down`, `Up`, ... (starting down). Whenever a peer goes down, for whatever reason
+//! (connect refused, read or write error, EOF, a bad frame, a newer inbound connection
+//! replacing the current one), *both* of its connections are closed, queued messages are
+//! dropped, and a fresh pair is set up in the background (retrying with a backoff from 20 ms
+//! to 500 ms). Hence the guarantee the protocol relies on: between `Up(p)` and `Down(p)`,
+//! messages sent to `p` and received from `p` are delivered in order, without gaps or
+//! duplicates. [`Peers::send`] drops messages while the peer is down, and no `Message` from a
+//! peer is reported while it is down. Because the dialler marks its outbound connection as
+//! connected before it writes its hello, and the other side only counts the connection once
+//! that hello is read, a message a server sends right after its `Up` reaches a peer that
+//! already reported `Up` too.
+//!
+//! Not detected here: a peer that stops reading without closing (a hung process, a partition
+//! that drops packets silently). Its queue grows and its writes stall until TCP gives up; the
+//! protocol's own timeouts (syncLimit) notice first and call [`Peers::reset`].
+//!
+//! The event channel is a glommio unbounded local channel
+//! ([`glommio::channels::local_channel`]): every `Peers` lives on one executor, with its owner.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_lite::future::or;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::Task;
+use tracing::{debug, error, info, warn};
+
+use super::outbox::Outbox;
+use crate::quorum::codec::{self, HELLO_LEN, MAX_FRAME};
+use crate::quorum::{Msg, ServerId};
+
+/// The first retry delay after a link breaks; doubled per failed attempt up to `BACKOFF_MAX`.
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// A link that stayed up this long resets the backoff.
+const STABLE: Duration = Duration::from_secs(1);
+/// Repeated connect failures to one peer are logged at most this often.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// A connection must send its hello within this time (at least).
+const HELLO_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+const READ_BUF_INITIAL: usize = 64 * 1024;
+
+pub struct PeerConfig {
+    pub myid: ServerId,
+    /// Every member, myself included: `(myid, quorum address, election address)`.
+    pub members: Vec<(ServerId, SocketAddr, SocketAddr)>,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    Up(ServerId),
+    Down(ServerId),
+    Message(ServerId, Msg),
+}
+
+/// The links to the other members. Lives on the executor that called [`Peers::start`].
+pub struct Peers {
+    shared: Rc<Shared>,
+    /// Accept loops and outbound links; cancelled by `shutdown` (or on drop).
+    tasks: RefCell<Vec<Task<()>>>,
+    /// Kept so that the sockets close once the tasks are gone; fds to shut them down first.
+    listeners: RefCell<Vec<(Rc<TcpListener>, RawFd)>>,
+    quorum_addr: SocketAddr,
+    election_addr: SocketAddr,
+}
+
+impl Peers {
+    /// Binds the quorum and election ports of `myid` and starts the accept loops and the
+    /// outbound links; events go to the returned receiver. Must run inside a glommio executor.
+    pub fn start(cfg: PeerConfig) -> io::Result<(Rc<Peers>, LocalReceiver<PeerEvent>)> {
+        let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+        let mut seen = std::collections::HashSet::new();
+        for (id, _, _) in &cfg.members {
+            if !seen.insert(*id) {
+                return Err(invalid(format!("server id {id} is listed twice")));
+            }
+        }
+        let &(_, quorum, election) = cfg
+            .members
+            .iter()
+            .find(|m| m.0 == cfg.myid)
+            .ok_or_else(|| invalid(format!("myid {} is not a member", cfg.myid)))?;
+        if cfg.connect_timeout.is_zero() {
+            return Err(invalid("the peer connect timeout must not be zero".into()));
+        }
+        let (q, q_fd, quorum_addr) = bind(quorum, "quorum")?;
+        let (e, e_fd, election_addr) = bind(election, "election")?;
+        info!("peer links: server {} on quorum port {quorum_addr} and election port {election_addr}", cfg.myid);
+
+        let (tx, rx) = local_channel::new_unbounded();
+        let links = cfg
+            .members
+            .iter()
+            .filter(|m| m.0 != cfg.myid)
+            .map(|&(id, _, addr)| (id, Link { addr, out: None, inbound: None, up: false }))
+            .collect();
+        let shared = Rc::new(Shared {
+            myid: cfg.myid,
+            links: RefCell::new(links),
+            events: tx,
+            next_gen: Cell::new(1),
+            conns: RefCell::new(HashMap::new()),
+            closed: Cell::new(false),
+            hello_timeout: cfg.connect_timeout.max(HELLO_TIMEOUT_MIN),
+        });
+        let (q, e) = (Rc::new(q), Rc::new(e));
+        let mut tasks = vec![
+            glommio::spawn_local(accept_quorum(shared.clone(), q.clone())),
+            glommio::spawn_local(accept_election(shared.clone(), e.clone())),
+        ];
+        for &(id, _, addr) in cfg.members.iter().filter(|m| m.0 != cfg.myid) {
+            tasks.push(glommio::spawn_local(outbound(shared.clone(), id, addr, cfg.connect_timeout)));
+        }
+        let peers = Peers {
+            shared,
+            tasks: RefCell::new(tasks),
+            listeners: RefCell::new(vec![(q, q_fd), (e, e_fd)]),
+            quorum_addr,
+            election_addr,
+        };
+        Ok((Rc::new(peers), rx))
+    }
+
+    /// Queues a message to a peer; never blocks. Dropped when the peer is down (or unknown):
+    /// the owner was told `Down` and the protocol recovers.
+    pub fn send(&self, to: ServerId, msg: &Msg) {
+        if !self.is_up(to) {
+            return;
+        }
+        let mut frame = Vec::new();
+        codec::encode(msg, &mut frame);
+        if frame.len() - 4 > MAX_FRAME {
+            // Dropping it silently would leave a gap in the stream: break the link instead.
+            error!(
+                "cannot send a {} byte message to peer {to}: over the {MAX_FRAME} byte frame limit; resetting the link",
+                frame.len() - 4
+            );
+            self.reset(to);
+            return;
+        }
+        let links = self.shared.links.borrow();
+        if let Some(Link { up: true, out: Some(out), .. }) = links.get(&to) {
+            out.outbox.push(frame);
+        }
+    }
+
+    /// Closes both connections with `peer` (reporting `Down` if it was up); they are set up
+    /// again in the background.
+    pub fn reset(&self, peer: ServerId) {
+        let mut links = self.shared.links.borrow_mut();
+        if let Some(l) = links.get_mut(&peer) {
+            self.shared.teardown(l);
+            self.shared.settle(peer, l);
+        }
+    }
+
+    /// True between `Up(peer)` and `Down(peer)`.
+    pub fn is_up(&self, peer: ServerId) -> bool {
+        self.shared.links.borrow().get(&peer).is_some_and(|l| l.up)
+    }
+
+    pub fn myid(&self) -> ServerId {
+        self.shared.myid
+    }
+
+    /// The bound quorum and election addresses (useful when configured with port 0).
+    pub fn local_addrs(&self) -> (SocketAddr, SocketAddr) {
+        (self.quorum_addr, self.election_addr)
+    }
+
+    /// Closes the listeners and every connection, and stops reconnecting. The ports are free
+    /// once this returns. No events are sent after it (the receiver then sees the channel
+    /// end once this `Peers` is dropped).
+    pub async fn shutdown(&self) {
+        self.close_now();
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        for t in tasks {
+            t.cancel().await;
+        }
+        // Inbound connections were told to close; wait (briefly) for their tasks to end.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !self.shared.conns.borrow().is_empty() && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        self.listeners.borrow_mut().clear();
+        info!("peer links of server {} shut down", self.shared.myid);
+    }
+
+    /// The synchronous part of shutting down: no more events, listeners and links closing.
+    fn close_now(&self) {
+        if self.shared.closed.replace(true) {
+            return;
+        }
+        for (_, fd) in self.listeners.borrow().iter() {
+            // Wakes a pending accept; the socket itself closes when the last Rc goes.
+            // SAFETY: the listener owning this fd is alive (held in `self.listeners`).
+            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+        }
+        for l in self.shared.links.borrow_mut().values_mut() {
+            self.shared.teardown(l);
+            l.up = false;
+        }
+        for k in self.shared.conns.borrow().values() {
+            k.fire();
+        }
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        self.close_now();
+        // Dropping the tasks cancels them.
+        self.tasks.borrow_mut().clear();
+    }
+}
+
+/// A standard (SO_REUSEADDR, not SO_REUSEPORT) listener handed to glommio: glommio's own
+/// `bind` sets SO_REUSEPORT, with which a second server on the same port would not fail.
+fn bind(addr: SocketAddr, what: &str) -> io::Result<(TcpListener, RawFd, SocketAddr)> {
+    let l = std::net::TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on the {what} port {addr}: {e}")))?;
+    l.set_nonblocking(true)?;
+    let bound = l.local_addr()?;
+    let fd = l.as_raw_fd();
+    // SAFETY: `into_raw_fd` hands over a bound, listening socket that nothing else owns.
+    Ok((unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) }, fd, bound))
+}
+
+/// Tells one connection's task to close it.
+#[derive(Default)]
+struct Kill {
+    fired: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Kill {
+    fn fire(&self) {
+        self.fired.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.fired.get() {
+                return Poll::Ready(());
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+struct OutConn {
+    gen: u64,
+    outbox: Rc<Outbox>,
+    kill: Rc<Kill>,
+}
+
+struct InConn {
+    gen: u64,
+    kill: Rc<Kill>,
+}
+
+/// What is known about one peer.
+struct Link {
+    /// Its election address, which we dial.
+    addr: SocketAddr,
+    /// Our connection to it, once connected.
+    out: Option<OutConn>,
+    /// Its connection to us, once its hello was read.
+    inbound: Option<InConn>,
+    /// Reported `Up` (and not `Down` since).
+    up: bool,
+}
+
+struct Shared {
+    myid: ServerId,
+    links: RefCell<HashMap<ServerId, Link>>,
+    events: LocalSender<PeerEvent>,
+    /// Numbers connections, so a late report about a replaced connection is ignored.
+    next_gen: Cell<u64>,
+    /// Every accepted connection still open, identified or not.
+    conns: RefCell<HashMap<u64, Rc<Kill>>>,
+    closed: Cell<bool>,
+    hello_timeout: Duration,
+}
+
+impl Shared {
+    fn gen(&self) -> u64 {
+        let g = self.next_gen.get();
+        self.next_gen.set(g + 1);
+        g
+    }
+
+    fn emit(&self, ev: PeerEvent) {
+        if !self.closed.get() {
+            let _ = self.events.try_send(ev);
+        }
+    }
+
+    /// Closes both connections of a link (their tasks notice and end).
+    fn teardown(&self, l: &mut Link) {
+        if let Some(o) = l.out.take() {
+            o.kill.fire();
+        }
+        if let Some(i) = l.inbound.take() {
+            i.kill.fire();
+        }
+    }
+
+    /// Reports a change of the link's state; going down closes both directions.
+    fn settle(&self, id: ServerId, l: &mut Link) {
+        let now = l.out.is_some() && l.inbound.is_some();
+        if l.up && !now {
+            l.up = false;
+            self.teardown(l);
+            info!("peer {id} ({}) is down", l.addr);
+            self.emit(PeerEvent::Down(id));
+        } else if !l.up && now {
+            l.up = true;
+            info!("peer {id} ({}) is up", l.addr);
+            self.emit(PeerEvent::Up(id));
+        }
+    }
+
+    fn out_open(&self, id: ServerId, conn: OutConn) {
+        let mut links = self.links.borrow_mut();
+        let Some(l) = links.get_mut(&id) else { return };
+        if self.closed.get() {
+            conn.kill.fire();
+            return;
+        }
+        if let Some(old) = l.out.replace(conn) {
+            old.kill.fire();
+        }
+        self.settle(id, l);
+    }
+
+    fn out_closed(&self, id: ServerId, gen: u64) {
+        let mut links = self.links.borrow_mut();
+        let Some(l) = links.get_mut(&id) else { return };
+        if l.out.as_ref().is_some_and(|o| o.gen == gen) {
+            l.out = None;
+            self.settle(id, l);
+        }
+    }
+
+    /// A connection from `id` said hello; it replaces any older one.
+    fn in_open(&self, id: ServerId, gen: u64, kill: Rc<Kill>) {
+        let mut links = self.links.borrow_mut();
+        let Some(l) = links.get_mut(&id) else { return };
+        if self.closed.get() {
+            kill.fire();
+            return;
+        }
+        if let Some(old) = l.inbound.take() {
+            // The peer gave up on the old connection, so messages may have been lost.
+            old.kill.fire();
+            self.settle(id, l);
+        }
+        l.inbound = Some(InConn { gen, kill });
+        self.settle(id, l);
+    }
+
+    fn in_closed(&self, id: ServerId, gen: u64) {
+        let mut links = self.links.borrow_mut();
+        let Some(l) = links.get_mut(&id) else { return };
+        if l.inbound.as_ref().is_some_and(|i| i.gen == gen) {
+            l.inbound = None;
+            self.settle(id, l);
+        }
+    }
+
+    /// Reports a message read on connection `gen` from `id`. False once that connection is
+    /// no longer the peer's current one (the reader then stops).
+    fn deliver(&self, id: ServerId, gen: u64, msg: Msg) -> bool {
+        let links = self.links.borrow();
+        let Some(l) = links.get(&id) else { return false };
+        if l.inbound.as_ref().is_none_or(|i| i.gen != gen) {
+            return false;
+        }
+        if l.up {
+            self.emit(PeerEvent::Message(id, msg));
+        }
+        true
+    }
+}
+
+// ---- outbound ---------------------------------------------------------------------------------
+
+/// Keeps a connection to `peer` open for as long as the `Peers` lives.
+async fn outbound(shared: Rc<Shared>, peer: ServerId, addr: SocketAddr, timeout: Duration) {
+    let mut backoff = BACKOFF_MIN;
+    let mut failures = 0u64;
+    let mut last_report: Option<Instant> = None;
+    while !shared.closed.get() {
+        match TcpStream::connect_timeout(addr, timeout).await {
+            Err(e) => {
+                failures += 1;
+                match last_report {
+                    None => info!("cannot connect to peer {peer} at {addr}: {e}; retrying in the background"),
+                    Some(t) if t.elapsed() >= REPORT_EVERY => {
+                        info!("still cannot connect to peer {peer} at {addr} ({failures} attempts): {e}")
+                    }
+                    Some(_) => {}
+                }
+                if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+                    last_report = Some(Instant::now());
+                }
+            }
+            Ok(stream) => {
+                failures = 0;
+                last_report = None;
+                let since = Instant::now();
+                let reason = run_outbound(&shared, peer, stream).await;
+                if !shared.closed.get() {
+                    info!("link to peer {peer} at {addr} closed: {reason}");
+                }
+                if since.elapsed() >= STABLE {
+                    backoff = BACKOFF_MIN;
+                }
+            }
+        }
+        glommio::timer::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Runs one outbound connection until it breaks or is closed; returns why it ended.
+async fn run_outbound(shared: &Rc<Shared>, peer: ServerId, stream: TcpStream) -> String {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().map_or("?".to_string(), |a| a.to_string());
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    let outbox = Rc::new(Outbox::default());
+    let mut hello = Vec::with_capacity(HELLO_LEN);
+    codec::encode_hello(shared.myid, &mut hello);
+    outbox.push(hello);
+    let kill = Rc::new(Kill::default());
+    let gen = shared.gen();
+    debug!("connected to peer {peer} from {local}");
+    // Marked connected before the hello is written: see the module doc.
+    shared.out_open(peer, OutConn { gen, outbox: outbox.clone(), kill: kill.clone() });
+
+    let writer = async {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        while outbox.next_batch(&mut buf).await {
+            if let Err(e) = wr.write_all(&buf).await {
+                return format!("write error: {e}");
+            }
+            buf.clear();
+            if buf.capacity() > 1 << 20 {
+                buf = Vec::with_capacity(64 * 1024);
+            }
+        }
+        "closed".to_string()
+    };
+    // The peer never writes on this connection: any read result means it is gone.
+    let watch = async {
+        let mut b = [0u8; 64];
+        match rd.read(&mut b).await {
+            Ok(0) => "the peer closed the connection".to_string(),
+            Ok(_) => "the peer wrote on a write-only connection".to_string(),
+            Err(e) => format!("read error: {e}"),
+        }
+    };
+    let killed = async {
+        kill.wait().await;
+        "closed with the peer's other link".to_string()
+    };
+    let reason = or(writer, or(watch, killed)).await;
+    shared.out_closed(peer, gen);
+    reason
+}
+
+// ---- inbound ----------------------------------------------------------------------------------
+
+/// Peers do not use the quorum port: it is bound to detect clashes; connections are closed.
+async fn accept_quorum(shared: Rc<Shared>, listener: Rc<TcpListener>) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let from = stream.peer_addr().map_or("?".to_string(), |a| a.to_string());
+                info!("closing a connection from {from} to the quorum port: Warren peers only use the election port");
+            }
+            Err(e) => {
+                if shared.closed.get() {
+                    return;
+                }
+                warn!("accept on the quorum port failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn accept_election(shared: Rc<Shared>, listener: Rc<TcpListener>) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let gen = shared.gen();
+                let kill = Rc::new(Kill::default());
+                shared.conns.borrow_mut().insert(gen, kill.clone());
+                glommio::spawn_local(inbound(shared.clone(), stream, gen, kill)).detach();
+            }
+            Err(e) => {
+                if shared.closed.get() {
+                    return;
+                }
+                // Out of file descriptors and the like: log and keep accepting.
+                warn!("accept on the election port failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Forgets an inbound connection when its task ends or is cancelled.
+struct ConnGuard {
+    shared: Rc<Shared>,
+    gen: u64,
+    peer: Rc<Cell<Option<ServerId>>>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared.conns.borrow_mut().remove(&self.gen);
+        if let Some(id) = self.peer.get() {
+            self.shared.in_closed(id, self.gen);
+        }
+    }
+}
+
+async fn inbound(shared: Rc<Shared>, stream: TcpStream, gen: u64, kill: Rc<Kill>) {
+    let from = stream.peer_addr().map_or("?".to_string(), |a| a.to_string());
+    let peer = Rc::new(Cell::new(None));
+    let _guard = ConnGuard { shared: shared.clone(), gen, peer: peer.clone() };
+    let killed = async {
+        kill.wait().await;
+        Ended::Closed("closed with the peer's other link".into())
+    };
+    match or(read_inbound(&shared, stream, gen, &kill, &peer), killed).await {
+        Ended::Rejected(why) => warn!("rejected a connection to the election port from {from}: {why}"),
+        Ended::Closed(why) => {
+            if let (Some(id), false) = (peer.get(), shared.closed.get()) {
+                info!("link from peer {id} at {from} closed: {why}");
+            }
+        }
+    }
+}
+
+enum Ended {
+    /// Not a member (bad hello, unknown id, timeout).
+    Rejected(String),
+    Closed(String),
+}
+
+async fn read_inbound(
+    shared: &Shared,
+    mut stream: TcpStream,
+    gen: u64,
+    kill: &Rc<Kill>,
+    peer: &Cell<Option<ServerId>>,
+) -> Ended {
+    let mut rb = ReadBuf::new();
+    let timeout = async {
+        glommio::timer::sleep(shared.hello_timeout).await;
+        Err(ReadError::Timeout)
+    };
+    let id = match or(rb.fill(&mut stream, HELLO_LEN), timeout).await {
+        Ok(()) => match codec::decode_hello(rb.take(HELLO_LEN)) {
+            Ok(id) => id,
+            Err(e) => return Ended::Rejected(e.to_string()),
+        },
+        Err(e) => return Ended::Rejected(format!("no hello: {e}")),
+    };
+    if id == shared.myid {
+        return Ended::Rejected(format!("it claims to be this server ({id})"));
+    }
+    let addr = match shared.links.borrow().get(&id) {
+        Some(l) => l.addr,
+        None => return Ended::Rejected(format!("server {id} is not a member")),
+    };
+    peer.set(Some(id));
+    let _ = stream.set_nodelay(true);
+    debug!("peer {id} (election address {addr}) connected");
+    shared.in_open(id, gen, kill.clone());
+    loop {
+        match rb.fill(&mut stream, 4).await {
+            Ok(()) => {}
+            Err(ReadError::Eof) => return Ended::Closed("the peer closed the connection".into()),
+            Err(e) => return Ended::Closed(e.to_string()),
+        }
+        let prefix = rb.take(4).try_into().expect("4 bytes");
+        let len = match codec::frame_len(prefix) {
+            Ok(n) => n,
+            Err(e) => return Ended::Closed(format!("bad frame from peer {id}: {e}")),
+        };
+        if let Err(e) = rb.fill(&mut stream, len).await {
+            let e = if matches!(e, ReadError::Eof) { ReadError::Truncated } else { e };
+            return Ended::Closed(e.to_string());
+        }
+        let msg = match codec::decode(rb.take(len)) {
+            Ok(m) => m,
+            Err(e) => return Ended::Closed(format!("bad frame from peer {id}: {e}")),
+        };
+        if !shared.deliver(id, gen, msg) {
+            return Ended::Closed("replaced by a newer connection".into());
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("the peer closed the connection")]
+    Eof,
+    #[error("the peer closed the connection in the middle of a frame")]
+    Truncated,
+    #[error("timed out")]
+    Timeout,
+    #[error("read error: {0}")]
+    Io(io::Error),
+}
+
+/// A read buffer that grows only as bytes arrive, so a peer announcing a huge frame costs
+/// memory in proportion to what it actually sends.
+struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn new() -> Self {
+        ReadBuf { buf: vec![0; READ_BUF_INITIAL], start: 0, end: 0 }
+    }
+
+    /// Makes `n` bytes available (from `start`).
+    async fn fill<R: AsyncRead + Unpin>(&mut self, rd: &mut R, n: usize) -> Result<(), ReadError> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > 4 * READ_BUF_INITIAL {
+                self.buf = vec![0; READ_BUF_INITIAL];
+            }
+        }
+        while self.end - self.start < n {
+            if self.start > 0 && self.buf.len() - self.start < n {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buf.len() {
+                let want = (self.start + n).min((self.buf.len() * 2).max(READ_BUF_INITIAL));
+                self.buf.resize(want, 0);
+            }
+            let got = rd.read(&mut self.buf[self.end..]).await.map_err(ReadError::Io)?;
+            if got == 0 {
+                return Err(if self.end == self.start { ReadError::Eof } else { ReadError::Truncated });
+            }
+            self.end += got;
+        }
+        Ok(())
+    }
+
+    /// Consumes `n` bytes made available by `fill`.
+    fn take(&mut self, n: usize) -> &[u8] {
+        let s = self.start;
+        self.start += n;
+        &self.buf[s..s + n]
+    }
+}

@@ -1,0 +1,2 @@
+#[path = "sim/lin.rs"]
+mod lin;

@@ -1,0 +1,436 @@
+//! The links between servers (`warren::server::peers`): three `Peers` on 127.0.0.1 in one
+//! glommio executor. Links come up, carry thousands of messages (a 10 MB snapshot among them)
+//! in order, report a stopped server within a second, find it again when it restarts on the
+//! same ports, and shrug off strangers and bad frames.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use glommio::{LocalExecutorBuilder, Placement, Task};
+use warren::acl::{Acl, Id};
+use warren::proto::CreateKind;
+use warren::quorum::codec;
+use warren::quorum::{Msg, ServerId};
+use warren::server::peers::{PeerConfig, PeerEvent, Peers};
+use warren::txn::{Txn, TxnHeader, TxnOp};
+
+type Members = Vec<(ServerId, SocketAddr, SocketAddr)>;
+
+fn run<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let _ = tracing_subscriber::fmt().with_test_writer().with_max_level(tracing::Level::INFO).try_init();
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(512 << 10)
+        .spawn(f)
+        .expect("executor")
+        .join()
+        .expect("test body");
+}
+
+/// `n` members with distinct free ports on 127.0.0.1.
+fn members(n: u64) -> Members {
+    let ls: Vec<StdListener> = (0..2 * n).map(|_| StdListener::bind("127.0.0.1:0").unwrap()).collect();
+    let a: Vec<SocketAddr> = ls.iter().map(|l| l.local_addr().unwrap()).collect();
+    (0..n).map(|i| (i + 1, a[2 * i as usize], a[2 * i as usize + 1])).collect()
+}
+
+struct Node {
+    peers: Rc<Peers>,
+    log: Rc<RefCell<Vec<PeerEvent>>>,
+    _collector: Task<()>,
+}
+
+impl Node {
+    /// Starts server `id`, retrying while its ports are still held by a previous instance.
+    async fn start(id: ServerId, members: &Members) -> Node {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (peers, rx) = loop {
+            let cfg = PeerConfig { myid: id, members: members.clone(), connect_timeout: Duration::from_millis(500) };
+            match Peers::start(cfg) {
+                Ok(x) => break x,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("start {id}: {e}; retrying");
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot start server {id}: {e}"),
+            }
+        };
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let l = log.clone();
+        let collector = glommio::spawn_local(async move {
+            while let Some(ev) = rx.recv().await {
+                l.borrow_mut().push(ev);
+            }
+        });
+        Node { peers, log, _collector: collector }
+    }
+
+    fn ups(&self, p: ServerId) -> usize {
+        self.log.borrow().iter().filter(|e| **e == PeerEvent::Up(p)).count()
+    }
+
+    fn downs(&self, p: ServerId) -> usize {
+        self.log.borrow().iter().filter(|e| **e == PeerEvent::Down(p)).count()
+    }
+
+    fn messages_from(&self, p: ServerId) -> Vec<Msg> {
+        self.log
+            .borrow()
+            .iter()
+            .filter_map(|e| match e {
+                PeerEvent::Message(from, m) if *from == p => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Checks that the events alternate Up, Down per peer (from down), with messages only while up.
+    fn check_alternation(&self) {
+        let mut up = std::collections::HashMap::new();
+        for e in self.log.borrow().iter() {
+            match e {
+                PeerEvent::Up(p) => assert!(!up.insert(*p, true).unwrap_or(false), "Up({p}) twice"),
+                PeerEvent::Down(p) => assert!(up.insert(*p, false).unwrap_or(false), "Down({p}) while down"),
+                PeerEvent::Message(p, _) => assert!(up.get(p).copied().unwrap_or(false), "Message from down {p}"),
+            }
+        }
+    }
+}
+
+async fn wait_until(what: &str, timeout: Duration, cond: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return start.elapsed();
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn all_up(nodes: &[&Node], timeout: Duration) {
+    wait_until("all links up", timeout, || {
+        nodes.iter().all(|a| nodes.iter().all(|b| a.peers.myid() == b.peers.myid() || a.peers.is_up(b.peers.myid())))
+    })
+    .await;
+}
+
+fn txn(zxid: i64, size: usize) -> Txn {
+    Txn {
+        hdr: TxnHeader { session_id: 0x100, cxid: zxid as i32, zxid, time_ms: 1 },
+        op: TxnOp::Create {
+            kind: CreateKind::Create,
+            path: format!("/n{zxid}"),
+            data: Some(vec![zxid as u8; size]),
+            acl: vec![Acl { perms: 31, id: Id::new("world", "anyone") }],
+            ephemeral_owner: 0,
+            parent_cversion: 1,
+        },
+    }
+}
+
+const SNAP_LEN: usize = 10 << 20;
+
+/// The `i`th message of the stream from `from` to `to`.
+fn msg(from: ServerId, to: ServerId, i: u32) -> Msg {
+    let tag = ((from as i64) << 48) | ((to as i64) << 40) | i as i64;
+    match i % 500 {
+        _ if i == 1500 => {
+            Msg::Snap { zxid: tag, image: (0..SNAP_LEN).map(|k| (k as u64 * 7 + from * 3 + to) as u8).collect() }
+        }
+        499 => Msg::Txns((0..20).map(|k| txn(tag + k, 100)).collect()),
+        99 => Msg::Proposal(txn(tag, 4000)),
+        _ => Msg::Ack { zxid: tag },
+    }
+}
+
+#[test]
+fn links_come_up_and_carry_ordered_messages() {
+    run(|| async {
+        let m = members(3);
+        let mut nodes = Vec::new();
+        for id in 1..=3 {
+            nodes.push(Node::start(id, &m).await);
+        }
+        let refs: Vec<&Node> = nodes.iter().collect();
+        let t = Instant::now();
+        all_up(&refs, Duration::from_secs(10)).await;
+        eprintln!("all up in {:?}", t.elapsed());
+        for a in &nodes {
+            for b in &nodes {
+                let (i, j) = (a.peers.myid(), b.peers.myid());
+                if i != j {
+                    assert_eq!(a.ups(j), 1, "server {i} saw Up({j}) once");
+                }
+            }
+        }
+        const N: u32 = 3000;
+        let t = Instant::now();
+        for i in 0..N {
+            for a in &nodes {
+                for to in 1..=3 {
+                    if to != a.peers.myid() {
+                        a.peers.send(to, &msg(a.peers.myid(), to, i));
+                    }
+                }
+            }
+            if i % 100 == 0 {
+                glommio::yield_if_needed().await;
+            }
+        }
+        wait_until("every message delivered", Duration::from_secs(60), || {
+            nodes
+                .iter()
+                .all(|b| (1..=3).all(|from| from == b.peers.myid() || b.messages_from(from).len() == N as usize))
+        })
+        .await;
+        eprintln!("{} messages (six 10 MB snapshots among them) in {:?}", 6 * N, t.elapsed());
+        for b in &nodes {
+            let to = b.peers.myid();
+            for from in (1..=3).filter(|&f| f != to) {
+                let got = b.messages_from(from);
+                for (i, g) in got.iter().enumerate() {
+                    assert!(*g == msg(from, to, i as u32), "message {i} from {from} to {to} differs");
+                }
+            }
+            assert!(b.log.borrow().iter().all(|e| !matches!(e, PeerEvent::Down(_))), "no link went down");
+            b.check_alternation();
+        }
+        for n in &nodes {
+            n.peers.shutdown().await;
+        }
+    });
+}
+
+#[test]
+fn stopped_peer_goes_down_and_is_found_again() {
+    run(|| async {
+        let m = members(3);
+        let n1 = Node::start(1, &m).await;
+        let n2 = Node::start(2, &m).await;
+        let n3 = Node::start(3, &m).await;
+        all_up(&[&n1, &n2, &n3], Duration::from_secs(10)).await;
+
+        n3.peers.shutdown().await;
+        let took =
+            wait_until("Down(3) at servers 1 and 2", Duration::from_secs(5), || n1.downs(3) == 1 && n2.downs(3) == 1)
+                .await;
+        eprintln!("Down(3) seen after {took:?}");
+        assert!(took < Duration::from_secs(1), "Down took {took:?}");
+        assert!(!n1.peers.is_up(3) && !n2.peers.is_up(3));
+        assert!(n3.log.borrow().iter().all(|e| !matches!(e, PeerEvent::Down(_))), "no events after shutdown");
+        drop(n3);
+        // Sends to a down peer are dropped quietly.
+        n1.peers.send(3, &Msg::Ping);
+
+        // Servers 1 and 2 keep talking meanwhile.
+        n1.peers.send(2, &Msg::Commit { zxid: 1 });
+        wait_until("1 -> 2 while 3 is down", Duration::from_secs(5), || n2.messages_from(1).len() == 1).await;
+
+        let t = Instant::now();
+        let n3 = Node::start(3, &m).await;
+        all_up(&[&n1, &n2, &n3], Duration::from_secs(10)).await;
+        eprintln!("restarted server 3 linked up in {:?}", t.elapsed());
+        wait_until("Up(3) reported again", Duration::from_secs(5), || n1.ups(3) == 2 && n2.ups(3) == 2).await;
+        for i in 0..100 {
+            n1.peers.send(3, &msg(1, 3, i));
+            n3.peers.send(1, &msg(3, 1, i));
+            n2.peers.send(3, &msg(2, 3, i));
+        }
+        wait_until("traffic after the restart", Duration::from_secs(10), || {
+            n3.messages_from(1).len() == 100 && n1.messages_from(3).len() == 100 && n3.messages_from(2).len() == 100
+        })
+        .await;
+        let want = |f, t| (0..100).map(|i| msg(f, t, i)).collect::<Vec<_>>();
+        assert_eq!(n3.messages_from(1), want(1, 3));
+        assert_eq!(n1.messages_from(3), want(3, 1));
+        assert_eq!(n3.messages_from(2), want(2, 3));
+        assert_eq!(n1.downs(2) + n2.downs(1), 0, "the 1-2 link stayed up");
+        for n in [&n1, &n2, &n3] {
+            n.check_alternation();
+            n.peers.shutdown().await;
+        }
+    });
+}
+
+/// Connects, writes `bytes`, and waits for the server to close the connection.
+fn closed_by_server(addr: SocketAddr, bytes: &[u8]) -> Result<Duration, String> {
+    let t = Instant::now();
+    let mut s = StdStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => Ok(t.elapsed()),
+        Err(e) if e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut => {
+            Ok(t.elapsed())
+        }
+        Ok(n) => Err(format!("server wrote {n} bytes")),
+        Err(e) => Err(format!("connection not closed: {e}")),
+    }
+}
+
+/// Runs `f` on a plain thread (blocking sockets) while the executor keeps serving.
+async fn off_executor<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return v,
+            Err(mpsc::TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(5)).await,
+            Err(mpsc::TryRecvError::Disconnected) => panic!("helper thread panicked"),
+        }
+    }
+}
+
+#[test]
+fn strangers_are_rejected_without_harm() {
+    run(|| async {
+        let m = members(3);
+        let n1 = Node::start(1, &m).await;
+        let n2 = Node::start(2, &m).await;
+        let n3 = Node::start(3, &m).await;
+        all_up(&[&n1, &n2, &n3], Duration::from_secs(10)).await;
+        let (quorum, election) = (m[0].1, m[0].2);
+        let results = off_executor(move || {
+            let mut zk = Vec::new();
+            zk.extend_from_slice(&(-65536i64).to_be_bytes()); // ZooKeeper's election protocol version
+            zk.extend_from_slice(&2i64.to_be_bytes());
+            zk.extend_from_slice(&[0, 0, 0, 14]);
+            zk.extend_from_slice(b"127.0.0.1:3888");
+            let hello = |id| {
+                let mut h = Vec::new();
+                codec::encode_hello(id, &mut h);
+                h
+            };
+            vec![
+                ("http", closed_by_server(election, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
+                ("zookeeper", closed_by_server(election, &zk)),
+                ("unknown id", closed_by_server(election, &hello(99))),
+                ("own id", closed_by_server(election, &hello(1))),
+                ("silent", closed_by_server(election, b"")),
+                ("short hello", closed_by_server(election, b"WRNPEER1")),
+                ("quorum port", closed_by_server(quorum, &hello(2))),
+            ]
+        })
+        .await;
+        for (what, r) in results {
+            let took = r.unwrap_or_else(|e| panic!("{what}: {e}"));
+            eprintln!("{what}: closed after {took:?}");
+        }
+        for n in [&n1, &n2, &n3] {
+            assert!(n.log.borrow().iter().all(|e| !matches!(e, PeerEvent::Down(_))), "no link went down");
+        }
+        for to in [2, 3] {
+            n1.peers.send(to, &Msg::LeaderInfo { epoch: 7 });
+        }
+        n2.peers.send(1, &Msg::AckEpoch { current_epoch: 7, last_zxid: 9 });
+        wait_until("traffic after the strangers", Duration::from_secs(5), || {
+            n2.messages_from(1) == vec![Msg::LeaderInfo { epoch: 7 }]
+                && n3.messages_from(1) == vec![Msg::LeaderInfo { epoch: 7 }]
+                && n1.messages_from(2) == vec![Msg::AckEpoch { current_epoch: 7, last_zxid: 9 }]
+        })
+        .await;
+        for n in [&n1, &n2, &n3] {
+            n.peers.shutdown().await;
+        }
+    });
+}
+
+/// Server 3 is played by this test with blocking sockets: it accepts the links of servers
+/// 1 and 2 (checking their hello), dials server 1, sends a good frame, then a bad one.
+#[test]
+fn bad_frame_closes_the_link_and_it_comes_back() {
+    run(|| async {
+        let m = members(3);
+        let fake = StdListener::bind(m[2].2).expect("bind server 3's election port");
+        let stop = Arc::new(AtomicBool::new(false));
+        let hellos = Arc::new(AtomicUsize::new(0));
+        let eofs = Arc::new(AtomicUsize::new(0));
+        // Accepts the links dialled to "server 3" and reads them until they close.
+        let acceptor = {
+            let (stop, hellos, eofs) = (stop.clone(), hellos.clone(), eofs.clone());
+            fake.set_nonblocking(true).unwrap();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((mut s, _)) = fake.accept() else {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    };
+                    let (hellos, eofs) = (hellos.clone(), eofs.clone());
+                    std::thread::spawn(move || {
+                        s.set_nonblocking(false).unwrap();
+                        let mut h = [0u8; codec::HELLO_LEN];
+                        if s.read_exact(&mut h).is_ok() && matches!(codec::decode_hello(&h), Ok(1 | 2)) {
+                            hellos.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let mut b = vec![0u8; 1 << 16];
+                        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                        eofs.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+            })
+        };
+        let n1 = Node::start(1, &m).await;
+        let n2 = Node::start(2, &m).await;
+        wait_until("1 and 2 dial server 3", Duration::from_secs(10), || hellos.load(Ordering::SeqCst) >= 2).await;
+
+        let election1 = m[0].2;
+        let frame = |msg: &Msg| {
+            let mut f = Vec::new();
+            codec::encode(msg, &mut f);
+            f
+        };
+        for (round, bad) in [vec![0, 0, 0, 1, 0xee], 0xffff_ffffu32.to_be_bytes().to_vec()].into_iter().enumerate() {
+            let ups = round + 1;
+            let (to_thread, cmds) = mpsc::channel::<Vec<u8>>();
+            let mut hello = Vec::new();
+            codec::encode_hello(3, &mut hello);
+            let ping = frame(&Msg::Ping);
+            let dialer = std::thread::spawn(move || {
+                let mut s = StdStream::connect(election1).unwrap();
+                s.write_all(&hello).unwrap();
+                for bytes in cmds {
+                    s.write_all(&bytes).unwrap();
+                }
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut b = [0u8; 16];
+                matches!(s.read(&mut b), Ok(0) | Err(_))
+            });
+            wait_until("server 1 sees Up(3)", Duration::from_secs(10), || n1.ups(3) == ups).await;
+            to_thread.send(ping).unwrap();
+            wait_until("Ping from 3", Duration::from_secs(5), || n1.messages_from(3).len() == ups).await;
+            let eofs_before = eofs.load(Ordering::SeqCst);
+            to_thread.send(bad).unwrap();
+            wait_until("Down(3) after a bad frame", Duration::from_secs(5), || n1.downs(3) == ups).await;
+            drop(to_thread);
+            // Both connections of the pair closed: the one from 1, and the one to 1.
+            let closed = off_executor(move || dialer.join().unwrap()).await;
+            assert!(closed, "server 1 closed the connection that sent the bad frame");
+            wait_until("server 1's link to 3 closed", Duration::from_secs(5), || {
+                eofs.load(Ordering::SeqCst) > eofs_before
+            })
+            .await;
+        }
+        assert_eq!(n1.messages_from(3), vec![Msg::Ping, Msg::Ping]);
+        assert_eq!(n1.downs(2) + n2.downs(1), 0, "the 1-2 link stayed up");
+        n1.check_alternation();
+        n1.peers.shutdown().await;
+        n2.peers.shutdown().await;
+        stop.store(true, Ordering::SeqCst);
+        off_executor(move || acceptor.join().unwrap()).await;
+    });
+}
