@@ -327,6 +327,11 @@ impl Node {
                 Phase::Following(f) => {
                     if f.leader == from {
                         self.follower_msg(other);
+                    } else if let Msg::FollowerInfo { .. } = other {
+                        // It thinks I lead: tell it whom I follow.
+                        if let Some(v) = self.my_vote_state() {
+                            self.ready.sends.push((from, Msg::Vote(v)));
+                        }
                     }
                 }
             },
@@ -477,6 +482,13 @@ impl Node {
             }
             return;
         }
+        if let Phase::Following(f) = &self.phase {
+            // My leader is electing (it lost its quorum), or the server I chose follows
+            // someone else: no point waiting out syncLimit or initLimit.
+            if f.leader == from && v.state != PeerState::Leading {
+                self.look("the server I follow is not leading");
+            }
+        }
         if let Some(mine) = self.my_vote_state() {
             // Tell a looking server whom we follow, so it can join.
             if v.state == PeerState::Looking {
@@ -550,6 +562,17 @@ impl Node {
             }
             self.maybe_choose_epoch();
         } else {
+            for from in early.into_keys() {
+                // They chose me; I follow another: tell them, so they look again at once.
+                let v = Vote {
+                    leader,
+                    zxid: self.logged,
+                    epoch: self.epochs.current,
+                    round: self.round,
+                    state: PeerState::Following,
+                };
+                self.ready.sends.push((from, Msg::Vote(v)));
+            }
             let role = if self.cfg.is_observer() { "OBSERVING" } else { "FOLLOWING" };
             info!("{role}: leader {leader} (round {}), my last zxid {:#x}", self.round, self.logged);
             self.phase = Phase::Following(Follower {
