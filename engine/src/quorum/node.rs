@@ -618,8 +618,9 @@ impl Node {
                         l.infos.insert(from, accepted_epoch);
                     }
                     self.maybe_choose_epoch();
-                } else if accepted_epoch > l.epoch || (accepted_epoch == l.epoch && !l.infos.contains_key(&from)) {
-                    // It promised a newer (or another) leader this epoch: let it time out and elect again.
+                } else if accepted_epoch > l.epoch {
+                    // It promised a newer leader: let it time out and elect again. (Equal is fine:
+                    // it accepted this epoch before, from me, as ZooKeeper's learners may.)
                     warn!("server {from} accepted epoch {accepted_epoch}, not below mine ({}); ignoring it", l.epoch);
                     l.learners.remove(&from);
                 } else {

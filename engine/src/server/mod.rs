@@ -189,6 +189,10 @@ impl ExecCtx {
 /// Runs the server until the process is killed.
 pub fn run(settings: Settings) -> io::Result<()> {
     let n = settings.executors.max(1);
+    // The executors bind with SO_REUSEPORT, which would let a second server on the same port
+    // start and quietly share it. A plain bind first fails if anything listens there already.
+    std::net::TcpListener::bind(settings.addr)
+        .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, format!("cannot listen on {}: {e}", settings.addr)))?;
     let st = &settings.storage;
     recovery::prepare_dirs(&[&st.snap_dir, &st.log_dir]).map_err(io::Error::other)?;
     let now = owner::now();
