@@ -190,9 +190,24 @@ impl ExecCtx {
 pub fn run(settings: Settings) -> io::Result<()> {
     let n = settings.executors.max(1);
     // The executors bind with SO_REUSEPORT, which would let a second server on the same port
-    // start and quietly share it. A plain bind first fails if anything listens there already.
-    std::net::TcpListener::bind(settings.addr)
-        .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, format!("cannot listen on {}: {e}", settings.addr)))?;
+    // start and quietly share it. (A plain bind cannot tell: connections of a killed server
+    // linger in TIME_WAIT with SO_REUSEPORT and make it fail.) So: is anyone listening?
+    let mut probe = settings.addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    // A server killed a moment ago may still be closing its listener: give it two seconds.
+    let listening = || std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(500)).is_ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while listening() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if listening() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("cannot listen on {}: another process is listening there", settings.addr),
+        ));
+    }
     let st = &settings.storage;
     recovery::prepare_dirs(&[&st.snap_dir, &st.log_dir]).map_err(io::Error::other)?;
     let now = owner::now();
