@@ -36,11 +36,32 @@ where
         .expect("test body");
 }
 
+/// A free port below the ephemeral range, so that no outgoing connection (of this test or
+/// another) can take it between now and the moment a `Peers` binds it.
+fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    assert!(low > 12000, "ephemeral ports start at {low}");
+    let mut taken = TAKEN.lock().unwrap();
+    loop {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(taken.len());
+        let port = 10000 + (h.finish() % (low as u64 - 10000)) as u16;
+        if !taken.contains(&port) && StdListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.push(port);
+            return port;
+        }
+    }
+}
+
 /// `n` members with distinct free ports on 127.0.0.1.
 fn members(n: u64) -> Members {
-    let ls: Vec<StdListener> = (0..2 * n).map(|_| StdListener::bind("127.0.0.1:0").unwrap()).collect();
-    let a: Vec<SocketAddr> = ls.iter().map(|l| l.local_addr().unwrap()).collect();
-    (0..n).map(|i| (i + 1, a[2 * i as usize], a[2 * i as usize + 1])).collect()
+    let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
+    (1..=n).map(|id| (id, addr(free_port()), addr(free_port()))).collect()
 }
 
 struct Node {
@@ -121,7 +142,13 @@ async fn wait_until(what: &str, timeout: Duration, cond: impl Fn() -> bool) -> D
 
 async fn all_up(nodes: &[&Node], timeout: Duration) {
     wait_until("all links up", timeout, || {
-        nodes.iter().all(|a| nodes.iter().all(|b| a.peers.myid() == b.peers.myid() || a.peers.is_up(b.peers.myid())))
+        nodes.iter().all(|a| {
+            nodes.iter().all(|b| {
+                let p = b.peers.myid();
+                // Both the state and the event the owner will read (collected asynchronously).
+                a.peers.myid() == p || (a.peers.is_up(p) && a.ups(p) > a.downs(p))
+            })
+        })
     })
     .await;
 }
