@@ -303,6 +303,11 @@ impl Machine {
         self.tree.last_zxid
     }
 
+    /// The zxid of the last transaction prepared (logged or not).
+    pub fn last_prepared_zxid(&self) -> i64 {
+        self.next_zxid - 1
+    }
+
     pub fn outstanding(&self) -> usize {
         self.unapplied.len() + self.conns.values().map(|c| c.queue.len()).sum::<usize>()
     }

@@ -68,8 +68,11 @@ impl Election {
                     }
                     out.push(Out::Broadcast(self.vote));
                 } else if v.round < self.round {
-                    // It is behind: tell it where we are.
-                    out.push(Out::To(from, self.vote));
+                    // It is behind: tell it where we are. (An observer only listens: answering
+                    // each other's stale votes, a voter and an observer would echo forever.)
+                    if !cfg.is_observer() {
+                        out.push(Out::To(from, self.vote));
+                    }
                     return None;
                 } else if v.leader != 0 && cfg.voters.contains(&v.leader) && Self::better(&v, &self.vote) {
                     self.adopt(v);

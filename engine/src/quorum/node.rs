@@ -115,6 +115,9 @@ struct Leader {
     commit: Zxid,
     /// Prepared transactions held back while `max_inflight` proposals are outstanding.
     held: VecDeque<Txn>,
+    /// Forwarded syncs waiting for the commit of everything prepared before them:
+    /// (zxid, follower, session, cxid).
+    syncs: VecDeque<(Zxid, ServerId, i64, i32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +171,8 @@ pub struct Node {
     pub last_sync: HashMap<ServerId, SyncKind>,
     /// What the machine prepared, on its way to the log and the followers (leader).
     pending_appends: Vec<Txn>,
+    /// The highest accepted epoch any learner reported: a new epoch is chosen above it.
+    max_seen_epoch: u32,
     now: Now,
 }
 
@@ -203,6 +208,7 @@ impl Node {
             early_infos: HashMap::new(),
             last_sync: HashMap::new(),
             pending_appends: Vec::new(),
+            max_seen_epoch: 0,
             now,
         };
         node.look("starting");
@@ -360,6 +366,7 @@ impl Node {
                 if l.learners.remove(&peer).is_some() {
                     info!("follower {peer} disconnected");
                 }
+                l.epoch_acks.remove(&peer);
                 if l.stage == LeadStage::Broadcast && !self.has_quorum() {
                     self.look("lost the quorum");
                 }
@@ -418,6 +425,7 @@ impl Node {
                     for id in silent {
                         info!("follower {id} silent for more than syncLimit; dropping it");
                         l.learners.remove(&id);
+                        l.epoch_acks.remove(&id);
                     }
                     let ids: Vec<ServerId> = l.learners.keys().copied().collect();
                     for id in ids {
@@ -556,6 +564,7 @@ impl Node {
                 started: self.ticks,
                 commit: self.applied,
                 held: VecDeque::new(),
+                syncs: VecDeque::new(),
             });
             for (from, msg) in early {
                 self.leader_msg(from, msg);
@@ -611,6 +620,7 @@ impl Node {
         }
         match msg {
             Msg::FollowerInfo { accepted_epoch, last_zxid: _, observer } => {
+                self.max_seen_epoch = self.max_seen_epoch.max(accepted_epoch);
                 let observer = observer || !self.cfg.voters.contains(&from);
                 l.learners.insert(from, Learner { observer, stage: LearnerStage::Info, acked: 0, last_heard: ticks });
                 if l.stage == LeadStage::Discovery {
@@ -619,10 +629,13 @@ impl Node {
                     }
                     self.maybe_choose_epoch();
                 } else if accepted_epoch > l.epoch {
-                    // It promised a newer leader: let it time out and elect again. (Equal is fine:
-                    // it accepted this epoch before, from me, as ZooKeeper's learners may.)
-                    warn!("server {from} accepted epoch {accepted_epoch}, not below mine ({}); ignoring it", l.epoch);
-                    l.learners.remove(&from);
+                    // It accepted a newer epoch from a leader that never got established. It
+                    // cannot follow mine: lead again (or let another lead) above its epoch, so
+                    // that every server can rejoin. (Equal is fine: it accepted this epoch
+                    // before, from me, as ZooKeeper's learners may.)
+                    warn!("server {from} accepted epoch {accepted_epoch}, above mine ({}); electing again", l.epoch);
+                    self.look("a follower accepted a newer epoch");
+                    return;
                 } else {
                     let epoch = l.epoch;
                     self.ready.sends.push((from, Msg::LeaderInfo { epoch }));
@@ -678,8 +691,16 @@ impl Node {
                     return;
                 }
                 if let ForwardOp::Sync = f.op {
-                    // Everything committed so far was sent on this link before this answer.
-                    self.ready.sends.push((from, Msg::SyncDone { session_id: f.session_id, cxid: f.cxid }));
+                    // Answered once everything prepared so far (this session's earlier writes
+                    // included) is committed; the commit goes out on this link first.
+                    let z = self.m.last_prepared_zxid();
+                    // Counter 0: nothing prepared yet in this epoch, all history is committed.
+                    let z = if z & 0xffff_ffff == 0 { l.commit } else { z };
+                    if z <= l.commit {
+                        self.ready.sends.push((from, Msg::SyncDone { session_id: f.session_id, cxid: f.cxid }));
+                    } else {
+                        l.syncs.push_back((z, from, f.session_id, f.cxid));
+                    }
                 } else {
                     self.m.forwarded(from, f, self.now);
                 }
@@ -699,7 +720,7 @@ impl Node {
         if l.stage != LeadStage::Discovery || !self.cfg.is_quorum(l.infos.len()) {
             return;
         }
-        let epoch = l.infos.values().copied().max().unwrap_or(0).max(self.epochs.accepted) + 1;
+        let epoch = l.infos.values().copied().max().unwrap_or(0).max(self.epochs.accepted).max(self.max_seen_epoch) + 1;
         l.epoch = epoch;
         l.stage = LeadStage::Sync;
         self.epochs.accepted = epoch;
@@ -720,7 +741,9 @@ impl Node {
         let (kind, trunc) = self.plan_sync(their_zxid);
         let l = self.lead_mut();
         let epoch = l.epoch;
-        let x = l.learners.get_mut(&to).expect("known learner");
+        let Some(x) = l.learners.get_mut(&to) else {
+            return;
+        };
         x.stage = LearnerStage::Syncing;
         x.acked = 0;
         let name = match kind {
@@ -867,17 +890,38 @@ impl Node {
                 }
             }
         }
-        for id in voters {
-            self.ready.sends.push((id, Msg::Commit { zxid: z }));
+        // Commits go out cut at every sync waiting in this range: a follower answers a sync
+        // when its SyncDone arrives, and must not apply the writes prepared after the sync
+        // (which it answers in order behind the sync) before that.
+        let mut cuts: Vec<(Zxid, Option<(ServerId, Msg)>)> = Vec::new();
+        while l.syncs.front().is_some_and(|s| s.0 <= z) {
+            let (at, to, session_id, cxid) = l.syncs.pop_front().expect("checked");
+            cuts.push((at.max(old), Some((to, Msg::SyncDone { session_id, cxid }))));
         }
-        if !observers.is_empty() {
-            let start = self.history.partition_point(|t| t.hdr.zxid <= old);
-            let committed: Vec<Txn> =
-                self.history.iter().skip(start).take_while(|t| t.hdr.zxid <= z).cloned().collect();
-            for t in committed {
-                for &id in &observers {
-                    self.ready.sends.push((id, Msg::Inform(t.clone())));
+        cuts.push((z, None));
+        let start = self.history.partition_point(|t| t.hdr.zxid <= old);
+        let committed: Vec<Txn> = if observers.is_empty() {
+            Vec::new()
+        } else {
+            self.history.iter().skip(start).take_while(|t| t.hdr.zxid <= z).cloned().collect()
+        };
+        let mut sent = old;
+        let mut informed = 0;
+        for (at, done) in cuts {
+            if at > sent {
+                for &id in &voters {
+                    self.ready.sends.push((id, Msg::Commit { zxid: at }));
                 }
+                while informed < committed.len() && committed[informed].hdr.zxid <= at {
+                    for &id in &observers {
+                        self.ready.sends.push((id, Msg::Inform(committed[informed].clone())));
+                    }
+                    informed += 1;
+                }
+                sent = at;
+            }
+            if let Some(d) = done {
+                self.ready.sends.push(d);
             }
         }
         self.m.durable(z, self.now);
