@@ -51,6 +51,9 @@ pub struct NodeReady {
     pub sends: Vec<(ServerId, Msg)>,
     pub client_sends: Vec<(ConnId, Vec<u8>)>,
     pub closes: Vec<ConnId>,
+    /// Links to drop and set up afresh: the peer went silent with its link up (a hung process
+    /// or a partition that drops packets), and what is queued for it is stale.
+    pub resets: Vec<ServerId>,
 }
 
 impl NodeReady {
@@ -62,6 +65,7 @@ impl NodeReady {
             && self.sends.is_empty()
             && self.client_sends.is_empty()
             && self.closes.is_empty()
+            && self.resets.is_empty()
     }
 }
 
@@ -404,6 +408,8 @@ impl Node {
             Phase::Following(f) => {
                 let limit = if f.stage == FollowStage::Serving { self.cfg.sync_limit } else { self.cfg.init_limit };
                 if ticks - f.last_heard > limit as u64 {
+                    let leader = f.leader;
+                    self.ready.resets.push(leader);
                     self.look("the leader is silent");
                 } else if f.stage == FollowStage::Serving {
                     self.m.tick(now);
@@ -426,6 +432,7 @@ impl Node {
                         info!("follower {id} silent for more than syncLimit; dropping it");
                         l.learners.remove(&id);
                         l.epoch_acks.remove(&id);
+                        self.ready.resets.push(id);
                     }
                     let ids: Vec<ServerId> = l.learners.keys().copied().collect();
                     for id in ids {
@@ -1066,10 +1073,16 @@ impl Node {
                 info!("synced with leader {leader} at zxid {commit:#x}; serving");
             }
             Msg::Proposal(t) => {
-                // During synchronization proposals follow NewLeader on the same link; they
-                // are acknowledged once NewLeader is.
-                self.append(t);
+                // Proposals follow NewLeader on the same link; they are acknowledged once
+                // NewLeader is. Earlier, it is a stale message of a previous epoch.
+                if matches!(f.stage, FollowStage::NewLeader | FollowStage::Serving) {
+                    self.append(t);
+                }
             }
+            Msg::Commit { zxid } if !matches!(f.stage, FollowStage::NewLeader | FollowStage::Serving) => {
+                let _ = zxid;
+            }
+            Msg::Inform(_) if !matches!(f.stage, FollowStage::NewLeader | FollowStage::Serving) => {}
             Msg::Commit { zxid } => {
                 f.commit = f.commit.max(zxid);
                 if f.stage == FollowStage::Serving {

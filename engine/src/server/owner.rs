@@ -362,6 +362,9 @@ impl Owner {
                 self.start_disk_task();
             }
             if let Some(peers) = io.peers.borrow().as_ref() {
+                for p in &ready.resets {
+                    peers.reset(*p);
+                }
                 for (to, msg) in &ready.sends {
                     peers.send(*to, msg);
                 }
