@@ -823,7 +823,9 @@ impl Node {
         }
         if self.epochs.current != l.epoch {
             let voters = l.epoch_acks.keys().filter(|id| self.cfg.voters.contains(id)).count();
-            if !self.cfg.is_quorum(voters + 1) {
+            // My own history must be durable before its epoch becomes current (see the
+            // follower's NewLeader).
+            if !self.cfg.is_quorum(voters + 1) || durable < logged {
                 return;
             }
             self.epochs.current = l.epoch;
@@ -1053,9 +1055,9 @@ impl Node {
                     self.look("log does not match the leader's after sync");
                     return;
                 }
-                self.epochs.current = epoch;
-                self.epochs.accepted = self.epochs.accepted.max(epoch);
-                self.ready.epochs = Some(self.epochs);
+                // The epoch becomes current only once the log holding the leader's history is
+                // durable (maybe_ack_newleader): a current epoch over a log that lost its tail
+                // in a crash would win elections it must lose.
                 f.stage = FollowStage::NewLeader;
                 f.newleader = Some(zxid);
                 self.maybe_ack_newleader();
@@ -1118,6 +1120,10 @@ impl Node {
         let Phase::Following(f) = &mut self.phase else { return };
         if let Some(z) = f.newleader {
             if durable >= z && !f.acked_newleader {
+                // Persisted before the acknowledgement leaves (the shell writes epochs first).
+                self.epochs.current = f.epoch;
+                self.epochs.accepted = self.epochs.accepted.max(f.epoch);
+                self.ready.epochs = Some(self.epochs);
                 f.acked_newleader = true;
                 f.last_acked = z;
                 self.ready.sends.push((f.leader, Msg::AckNewLeader { zxid: z }));
