@@ -348,3 +348,30 @@ fn an_observer_learns_commits_and_forwards_writes() {
         assert!(c.node(id).machine().tree().get("/o").is_some(), "server {id}");
     }
 }
+
+#[test]
+fn a_session_that_moved_gets_session_moved_on_its_old_server() {
+    let mut c = Cluster::new(3, &[]);
+    c.settle();
+    let s = c.session(1, 100);
+    assert_eq!(c.call(1, 100, 1, create("/m")), 0);
+    // The same session connects to server 2 (its old connection on server 1 stays open).
+    let now = c.now;
+    assert!(c.node(2).open(200, IpAddr::V4(Ipv4Addr::LOCALHOST), now));
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 30_000,
+        session_id: s,
+        passwd: crate::session::password(s),
+        read_only: None,
+    };
+    c.node(2).connect(200, req, now);
+    c.drain(2);
+    c.deliver_all();
+    assert!(c.replies.remove(&(2, 200)).is_some(), "connect response");
+    // A write through the old server is refused, as ZooKeeper does; through the new one it works.
+    assert_eq!(c.call(1, 100, 2, create("/m/old")), -118, "SessionMoved");
+    assert_eq!(c.call(2, 200, 3, create("/m/new")), 0);
+    assert!(c.node(3).machine().tree().get("/m/old").is_none());
+}
