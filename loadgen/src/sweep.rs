@@ -424,7 +424,7 @@ pub fn markdown(
           of the paper's for reads. Cells are single short runs: expect ±10–20 % noise.\n\n";
     m += "The echo ceiling is loadgen's echo server answering the same client with canned replies (one \
           process, no storage): what client and loopback can do at all. `–` marks a cell not measured \
-          (Warren ensembles: not yet available; these cells fill in when `warren` runs ensembles).\n\n";
+          (a size left out with --warren-sizes or --zookeeper-sizes).\n\n";
     m += "## Throughput (ops/s)\n\n";
     m += "| servers | read ratio | Warren | ZooKeeper | echo ceiling | Warren / ZooKeeper | Warren / ceiling | ZooKeeper / ceiling |\n";
     m += "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
