@@ -490,7 +490,12 @@ impl Drop for Ensemble {
         for i in 0..self.members.len() {
             let _ = self.kill(i);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // LOADGEN_KEEP=1 keeps the servers' configs, data and logs for a post-mortem.
+        if std::env::var_os("LOADGEN_KEEP").is_some() {
+            eprintln!("kept {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
         unregister_dir(&self.dir);
     }
 }

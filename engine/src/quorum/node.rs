@@ -137,6 +137,8 @@ enum FollowStage {
 
 struct Follower {
     leader: ServerId,
+    /// The election round in which I chose it.
+    round: u64,
     epoch: u32,
     stage: FollowStage,
     /// The NewLeader zxid waiting to be acknowledged once the log is durable up to it.
@@ -499,8 +501,15 @@ impl Node {
         }
         if let Phase::Following(f) = &self.phase {
             // My leader is electing (it lost its quorum), or the server I chose follows
-            // someone else: no point waiting out syncLimit or initLimit.
-            if f.leader == from && v.state != PeerState::Leading {
+            // someone else: no point waiting out syncLimit or initLimit. A looking vote of
+            // the round I decided in may predate its own decision (still in flight): only a
+            // later round means it is electing again.
+            let current = match v.state {
+                PeerState::Looking => v.round > f.round,
+                PeerState::Leading => false,
+                _ => v.round >= f.round,
+            };
+            if f.leader == from && current {
                 self.look("the server I follow is not leading");
             }
         }
@@ -593,6 +602,7 @@ impl Node {
             info!("{role}: leader {leader} (round {}), my last zxid {:#x}", self.round, self.logged);
             self.phase = Phase::Following(Follower {
                 leader,
+                round: self.round,
                 epoch: 0,
                 stage: FollowStage::Discovery,
                 newleader: None,

@@ -375,3 +375,31 @@ fn a_session_that_moved_gets_session_moved_on_its_old_server() {
     assert_eq!(c.call(2, 200, 3, create("/m/new")), 0);
     assert!(c.node(3).machine().tree().get("/m/old").is_none());
 }
+
+#[test]
+fn a_follower_holding_the_dead_leaders_last_proposal_leads() {
+    let mut c = Cluster::new(3, &[]);
+    c.settle();
+    c.session(3, 100);
+    c.call(3, 100, 1, create("/a"));
+    // The leader's next proposal reaches follower 1 only, then the leader dies.
+    let now = c.now;
+    let hdr = RequestHeader { xid: 2, op: crate::proto::op::CREATE };
+    c.node(3).request(100, hdr, create("/b"), now);
+    let r = c.node(3).take_ready();
+    for (to, m) in r.sends {
+        if to == 1 {
+            c.net.push_back((3, 1, m));
+        }
+    }
+    c.disks.get_mut(&3).unwrap().log.extend(r.appends);
+    c.deliver_all();
+    c.crash(3);
+    c.settle();
+    assert_eq!(c.leader(), 1);
+    c.session(2, 101);
+    assert_eq!(c.call(2, 101, 1, create("/c")), 0);
+    let p1 = paths(c.node(1));
+    assert_eq!(paths(c.node(2)), p1);
+    assert!(p1.contains(&"/b".to_string()), "the proposal a quorum logged is kept");
+}
