@@ -22,6 +22,8 @@ pub struct Election {
     /// Votes of servers outside the election (following or leading).
     outside: HashMap<ServerId, Vote>,
     down: HashSet<ServerId>,
+    /// Voters I answered with my vote in this round because theirs was worse (once each).
+    answered: HashSet<ServerId>,
     /// Tick count when a quorum first agreed with my proposal without everyone having voted.
     agreed_at: Option<u64>,
     ticks: u64,
@@ -42,7 +44,16 @@ impl Election {
         if !cfg.is_observer() {
             votes.insert(cfg.myid, vote);
         }
-        Election { round, vote, votes, outside: HashMap::new(), down, agreed_at: None, ticks: 0 }
+        Election {
+            round,
+            vote,
+            votes,
+            outside: HashMap::new(),
+            down,
+            answered: HashSet::new(),
+            agreed_at: None,
+            ticks: 0,
+        }
     }
 
     fn better(a: &Vote, b: &Vote) -> bool {
@@ -58,6 +69,7 @@ impl Election {
                     // A newer election: join it, keeping my own claim if it is better.
                     self.round = v.round;
                     self.votes.retain(|id, _| *id == cfg.myid);
+                    self.answered.clear();
                     self.agreed_at = None;
                     if voter && v.leader != 0 && (Self::better(&v, &self.vote) || self.vote.leader == 0) {
                         self.adopt(v);
@@ -80,6 +92,11 @@ impl Election {
                         *mine = self.vote;
                     }
                     out.push(Out::Broadcast(self.vote));
+                } else if voter && !cfg.is_observer() && v.key() < self.vote.key() && self.answered.insert(from) {
+                    // Same round, a worse proposal: it may have missed mine (it was still
+                    // following when I announced it). Tell it once, rather than have it wait
+                    // for the periodic re-announce two ticks later.
+                    out.push(Out::To(from, self.vote));
                 }
                 if voter && v.leader != 0 {
                     self.votes.insert(from, v);
@@ -227,6 +244,21 @@ mod tests {
         let mut out = vec![];
         assert_eq!(e.on_vote(&c, 2, looking(3, 0, 0, 1), &mut out), None);
         assert_eq!(e.tick(&c, &mut out), Some(3));
+    }
+
+    #[test]
+    fn a_worse_vote_in_my_round_is_answered_with_mine_once() {
+        // Server 2 was still following when I announced my vote; it now proposes itself.
+        let c = cfg(3, 5);
+        let mut e = Election::new(&c, 4, 1, 100, HashSet::new());
+        let mut out = vec![];
+        assert_eq!(e.on_vote(&c, 2, looking(2, 100, 1, 4), &mut out), None);
+        assert!(matches!(out[..], [Out::To(2, v)] if v.leader == 3 && v.round == 4));
+        // Once per round: a duplicate is not answered again, nor is an equal vote.
+        out.clear();
+        e.on_vote(&c, 2, looking(2, 100, 1, 4), &mut out);
+        e.on_vote(&c, 4, looking(3, 100, 1, 4), &mut out);
+        assert!(out.is_empty());
     }
 
     #[test]
