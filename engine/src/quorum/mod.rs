@@ -127,11 +127,16 @@ pub struct Forward {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ForwardOp {
     /// A new session (its id chosen by the follower: myid in the high byte, like ZooKeeper).
-    CreateSession { timeout_ms: i32 },
+    CreateSession {
+        timeout_ms: i32,
+    },
     CloseSession,
     /// A write request as the client framed it (header and body, without the length), with
     /// the identities its connection has authenticated as, for the leader's ACL checks.
-    Write { frame: Vec<u8>, auth: Vec<Id> },
+    Write {
+        frame: Vec<u8>,
+        auth: Vec<Id>,
+    },
     /// `sync`: the leader answers with `SyncDone` once everything it proposed before has
     /// been committed (and, on the same link, sent as commits).
     Sync,
@@ -143,36 +148,68 @@ pub enum Msg {
     // -- election --
     Vote(Vote),
     // -- discovery (learner → leader, leader → learner) --
-    FollowerInfo { accepted_epoch: u32, last_zxid: Zxid, observer: bool },
-    LeaderInfo { epoch: u32 },
-    AckEpoch { current_epoch: u32, last_zxid: Zxid },
+    FollowerInfo {
+        accepted_epoch: u32,
+        last_zxid: Zxid,
+        observer: bool,
+    },
+    LeaderInfo {
+        epoch: u32,
+    },
+    AckEpoch {
+        current_epoch: u32,
+        last_zxid: Zxid,
+    },
     // -- synchronization (leader → learner) --
     /// Drop every log record after `zxid`, then append what follows.
-    Trunc { zxid: Zxid },
+    Trunc {
+        zxid: Zxid,
+    },
     /// Replace all state with this snapshot image (the `snap` format) taken at `zxid`.
-    Snap { zxid: Zxid, image: Vec<u8> },
+    Snap {
+        zxid: Zxid,
+        image: Vec<u8>,
+    },
     /// Transactions of the leader's history to append (DIFF, or the tail after TRUNC/SNAP).
     Txns(Vec<Txn>),
     /// The end of synchronization: the learner's log now equals the leader's history up to
     /// `zxid`; it persists `epoch` as current and answers `AckNewLeader` once durable.
-    NewLeader { epoch: u32, zxid: Zxid },
-    AckNewLeader { zxid: Zxid },
+    NewLeader {
+        epoch: u32,
+        zxid: Zxid,
+    },
+    AckNewLeader {
+        zxid: Zxid,
+    },
     /// Everything up to `committed` is committed: apply it and start serving clients.
-    UpToDate { committed: Zxid },
+    UpToDate {
+        committed: Zxid,
+    },
     // -- broadcast --
     Proposal(Txn),
-    Ack { zxid: Zxid },
-    Commit { zxid: Zxid },
+    Ack {
+        zxid: Zxid,
+    },
+    Commit {
+        zxid: Zxid,
+    },
     /// A committed transaction for an observer.
     Inform(Txn),
     /// Leader → learner every tick; the learner answers with `Pong`.
     Ping,
     /// Learner → leader: sessions its clients were active on since the last `Pong`.
-    Pong { touched: Vec<i64> },
+    Pong {
+        touched: Vec<i64>,
+    },
     // -- client requests through a follower --
     Forward(Forward),
-    SyncDone { session_id: i64, cxid: i32 },
+    SyncDone {
+        session_id: i64,
+        cxid: i32,
+    },
     /// A session connected to the sender: the leader records the sender as the session's
     /// owner, so requests arriving from elsewhere get SessionMoved.
-    SessionOwner { session_id: i64 },
+    SessionOwner {
+        session_id: i64,
+    },
 }
