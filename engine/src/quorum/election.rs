@@ -183,14 +183,6 @@ impl Election {
         }
         self.decide(cfg, true)
     }
-
-    pub fn is_down(&self, peer: ServerId) -> bool {
-        self.down.contains(&peer)
-    }
-
-    pub fn down_set(&self) -> HashSet<ServerId> {
-        self.down.clone()
-    }
 }
 
 #[cfg(test)]

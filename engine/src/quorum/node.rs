@@ -103,6 +103,13 @@ struct Learner {
     last_heard: u64,
 }
 
+impl Leader {
+    /// Voting learners that acknowledged NewLeader (the quorum that counts, besides me).
+    fn synced_voters(&self) -> impl Iterator<Item = &Learner> {
+        self.learners.values().filter(|x| !x.observer && x.stage == LearnerStage::Synced)
+    }
+}
+
 struct Leader {
     epoch: u32,
     stage: LeadStage,
@@ -262,14 +269,6 @@ impl Node {
             Phase::Looking(_) => None,
             Phase::Leading(_) => Some(self.cfg.myid),
             Phase::Following(f) => Some(f.leader),
-        }
-    }
-    /// The epoch being led or followed.
-    pub fn epoch(&self) -> Option<u32> {
-        match &self.phase {
-            Phase::Looking(_) => None,
-            Phase::Leading(l) => Some(l.epoch),
-            Phase::Following(f) => Some(f.epoch),
         }
     }
     pub fn epochs(&self) -> Epochs {
@@ -587,17 +586,6 @@ impl Node {
             }
             self.maybe_choose_epoch();
         } else {
-            for from in early.into_keys() {
-                // They chose me; I follow another: tell them, so they look again at once.
-                let v = Vote {
-                    leader,
-                    zxid: self.logged,
-                    epoch: self.epochs.current,
-                    round: self.round,
-                    state: PeerState::Following,
-                };
-                self.ready.sends.push((from, Msg::Vote(v)));
-            }
             let role = if self.cfg.is_observer() { "OBSERVING" } else { "FOLLOWING" };
             info!("{role}: leader {leader} (round {}), my last zxid {:#x}", self.round, self.logged);
             self.phase = Phase::Following(Follower {
@@ -611,6 +599,12 @@ impl Node {
                 commit: self.applied,
                 last_heard: self.ticks,
             });
+            // They chose me; I follow another: tell them (as the answer to a FollowerInfo
+            // arriving now would), so they look again at once.
+            let mine = self.my_vote_state().expect("following");
+            for from in early.into_keys() {
+                self.ready.sends.push((from, Msg::Vote(mine)));
+            }
             let info = Msg::FollowerInfo {
                 accepted_epoch: self.epochs.accepted,
                 last_zxid: self.logged,
@@ -850,7 +844,7 @@ impl Node {
             let _ = l;
         }
         let Phase::Leading(l) = &mut self.phase else { return };
-        let synced = l.learners.values().filter(|x| !x.observer && x.stage == LearnerStage::Synced).count();
+        let synced = l.synced_voters().count();
         let me = usize::from(durable >= l.newleader_zxid);
         if !self.cfg.is_quorum(synced + me) {
             return;
@@ -872,8 +866,7 @@ impl Node {
 
     fn has_quorum(&self) -> bool {
         let Phase::Leading(l) = &self.phase else { return false };
-        let synced = l.learners.values().filter(|x| !x.observer && x.stage == LearnerStage::Synced).count();
-        self.cfg.is_quorum(synced + 1)
+        self.cfg.is_quorum(l.synced_voters().count() + 1)
     }
 
     /// Commits the highest zxid a quorum (my durable log included) has acknowledged.
@@ -884,8 +877,7 @@ impl Node {
         if l.stage != LeadStage::Broadcast {
             return;
         }
-        let mut acked: Vec<Zxid> =
-            l.learners.values().filter(|x| !x.observer && x.stage == LearnerStage::Synced).map(|x| x.acked).collect();
+        let mut acked: Vec<Zxid> = l.synced_voters().map(|x| x.acked).collect();
         acked.push(durable);
         acked.sort_unstable_by(|a, b| b.cmp(a));
         let need = self.cfg.voters.len() / 2 + 1;

@@ -192,15 +192,7 @@ impl Cluster {
     fn session(&mut self, server: ServerId, conn: u64) -> i64 {
         let now = self.now;
         assert!(self.node(server).open(conn, IpAddr::V4(Ipv4Addr::LOCALHOST), now));
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id: 0,
-            passwd: vec![0; 16],
-            read_only: None,
-        };
-        self.node(server).connect(conn, req, now);
+        self.node(server).connect(conn, connect_request(0, vec![0; 16]), now);
         self.drain(server);
         self.deliver_all();
         let frames = self.replies.remove(&(server, conn)).expect("connect response");
@@ -219,6 +211,10 @@ impl Cluster {
         let f = frames.iter().find(|f| i32::from_be_bytes(f[4..8].try_into().unwrap()) == xid).expect("a reply");
         i32::from_be_bytes(f[16..20].try_into().unwrap())
     }
+}
+
+fn connect_request(session_id: i64, passwd: Vec<u8>) -> ConnectRequest {
+    ConnectRequest { protocol_version: 0, last_zxid_seen: 0, timeout_ms: 30_000, session_id, passwd, read_only: None }
 }
 
 fn create(path: &str) -> Request {
@@ -358,15 +354,7 @@ fn a_session_that_moved_gets_session_moved_on_its_old_server() {
     // The same session connects to server 2 (its old connection on server 1 stays open).
     let now = c.now;
     assert!(c.node(2).open(200, IpAddr::V4(Ipv4Addr::LOCALHOST), now));
-    let req = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 30_000,
-        session_id: s,
-        passwd: crate::session::password(s),
-        read_only: None,
-    };
-    c.node(2).connect(200, req, now);
+    c.node(2).connect(200, connect_request(s, crate::session::password(s)), now);
     c.drain(2);
     c.deliver_all();
     assert!(c.replies.remove(&(2, 200)).is_some(), "connect response");
