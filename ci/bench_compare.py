@@ -1,67 +1,77 @@
 #!/usr/bin/env python3
-"""Compares criterion results saved as base1/base2 (baseline) and cur1/cur2 (current).
+"""Compares criterion results saved as base1, base2, ... (the baseline commit) and cur1,
+cur2, ... (the current tree), each run a separate process, runs of the two sides interleaved.
 
-The threshold is 35%: comparing a commit with itself in CI showed up to +20% on a
-microbenchmark (shared 2-core machine), so a smaller margin would make CI flaky.
+    bench_compare.py CRITERION_HOME [--flagged FILE]
 
-For each benchmark the better (lower mean) of the two runs of each side is taken, which
-discards a run disturbed by other load on a shared machine. A benchmark regresses when the
-current best mean is more than THRESHOLD slower than the baseline's AND the current run's 95%
-confidence interval lies entirely above the baseline's: both a large and a clear slowdown.
+A benchmark regresses when both hold:
+- every current run is slower than every baseline run (their point estimates do not
+  interleave), so the difference is bigger than the run-to-run noise this run itself showed;
+- the best current run is more than THRESHOLD slower than the best baseline run.
+
+Why both: on this shared 2-core machine one binary's figure for a 1M-znode tree benchmark
+moved between 1.08 and 1.50 µs from one process to the next (noisy neighbours, memory
+placement), so a single pair of runs, or best-of-two, called a 40 % "regression" in a commit
+that did not touch the tree. The order condition adapts to that noise; the threshold keeps
+small, real but unimportant differences from failing CI. The names of regressed benchmarks
+go to --flagged FILE (one per line) so that ci/bench-check.sh can measure them again before
+failing.
 """
 import json
+import re
 import sys
 from pathlib import Path
 
 THRESHOLD = 0.35
 
 
-def load(home: Path, name: str):
-    out = {}
-    for est in home.glob(f"**/{name}/estimates.json"):
+def load(home: Path, side: str):
+    """bench -> {run name: (mean, ci low, ci high)} for runs named side<N>."""
+    out: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for est in home.glob("**/estimates.json"):
+        run = est.parent.name
+        if not re.fullmatch(rf"{side}\d+", run):
+            continue
         bench = str(est.parent.parent.relative_to(home))
         mean = json.loads(est.read_text())["mean"]
         ci = mean["confidence_interval"]
-        out[bench] = (mean["point_estimate"], ci["lower_bound"], ci["upper_bound"])
+        out.setdefault(bench, {})[run] = (mean["point_estimate"], ci["lower_bound"], ci["upper_bound"])
     return out
 
 
-def best(*runs):
-    merged = {}
-    for r in runs:
-        for k, v in r.items():
-            if k not in merged or v[0] < merged[k][0]:
-                merged[k] = v
-    return merged
-
-
-def main():
-    home = Path(sys.argv[1])
-    base = best(load(home, "base1"), load(home, "base2"))
-    cur = best(load(home, "cur1"), load(home, "cur2"))
+def main(argv):
+    home = Path(argv[1])
+    flagged_file = Path(argv[argv.index("--flagged") + 1]) if "--flagged" in argv else None
+    base, cur = load(home, "base"), load(home, "cur")
     if not base or not cur:
         print("bench-compare: no results found")
         return 1
     fails = []
-    print(f"{'benchmark':<40} {'baseline':>12} {'current':>12} {'change':>8}")
+    print(f"{'benchmark':<40} {'baseline':>10} {'current':>10} {'change':>8}   "
+          f"runs (baseline | current, ns)")
     for k in sorted(cur):
+        c = sorted(v[0] for v in cur[k].values())
         if k not in base:
-            print(f"{k:<40} {'-':>12} {cur[k][0]:>10.0f}ns {'new':>8}")
+            print(f"{k:<40} {'-':>10} {c[0]:>8.0f}ns {'new':>8}")
             continue
-        b, c = base[k], cur[k]
+        b = sorted(v[0] for v in base[k].values())
         change = c[0] / b[0] - 1
-        regressed = change > THRESHOLD and c[1] > b[2]
+        regressed = change > THRESHOLD and c[0] > b[-1]
+        runs = " ".join(f"{x:.0f}" for x in b) + " | " + " ".join(f"{x:.0f}" for x in c)
         mark = "  REGRESSION" if regressed else ""
-        print(f"{k:<40} {b[0]:>10.0f}ns {c[0]:>10.0f}ns {change:>+7.1%}{mark}")
+        print(f"{k:<40} {b[0]:>8.0f}ns {c[0]:>8.0f}ns {change:>+7.1%}   {runs}{mark}")
         if regressed:
             fails.append(k)
+    if flagged_file is not None:
+        flagged_file.write_text("".join(f"{k}\n" for k in fails))
     if fails:
-        print(f"bench-check: {len(fails)} benchmark(s) slower than the baseline by more than "
-              f"{THRESHOLD:.0%} with non-overlapping confidence intervals: {', '.join(fails)}")
+        print(f"bench-check: {len(fails)} benchmark(s) slower than the baseline in every run and by "
+              f"more than {THRESHOLD:.0%} best against best: {', '.join(fails)}")
         return 1
-    print(f"bench-check: no regression beyond {THRESHOLD:.0%}")
+    print(f"bench-check: no regression (a regression: every current run slower than every "
+          f"baseline run, and by more than {THRESHOLD:.0%})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))
