@@ -19,6 +19,9 @@ conf_dir=conf/ensemble-$n
 [ -d "$conf_dir" ] || { echo "$0: no $conf_dir: only 3 and 5 are provided" >&2; exit 2; }
 warren=${WARREN:-target/release/warren}
 
+# alive PID: the process exists and is not a zombie (a killed member whose parent has not
+# reaped it yet still answers kill -0).
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $st != Z* ]]; }
 data_dir_of() { sed -n 's/^dataDir=//p' "$conf_dir/zoo$1.cfg"; }
 client_port_of() { sed -n "s/^server\.$1=.*;.*:\([0-9]*\)$/\1/p" "$conf_dir/zoo$1.cfg"; }
 
@@ -32,7 +35,7 @@ start)
     dir=$(data_dir_of "$id")
     mkdir -p "$dir"
     printf '%s\n' "$id" > "$dir/myid"
-    if [ -f "$dir/warren.pid" ] && kill -0 "$(cat "$dir/warren.pid")" 2>/dev/null; then
+    if [ -f "$dir/warren.pid" ] && alive "$(cat "$dir/warren.pid")"; then
       echo "member $id already running (pid $(cat "$dir/warren.pid"))"
       continue
     fi
@@ -44,7 +47,7 @@ start)
   failed=0
   for id in $(seq 1 "$n"); do
     dir=$(data_dir_of "$id")
-    if ! kill -0 "$(cat "$dir/warren.pid")" 2>/dev/null; then
+    if ! alive "$(cat "$dir/warren.pid")"; then
       echo "member $id exited at once; the end of $dir/warren.log:" >&2
       tail -n 5 "$dir/warren.log" >&2
       rm -f "$dir/warren.pid"
@@ -60,8 +63,8 @@ stop)
     [ -f "$pid_file" ] || continue
     pid=$(cat "$pid_file")
     if kill "$pid" 2>/dev/null; then
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+      alive "$pid" && kill -9 "$pid" 2>/dev/null || true
       echo "member $id (pid $pid) stopped"
     fi
     rm -f "$pid_file"
