@@ -57,8 +57,10 @@ def _buffer(b: bytes) -> bytes:
 
 
 class RawClient:
-    def __init__(self, port: int):
+    def __init__(self, port: int, timeout_ms: int = SESSION_TIMEOUT_MS):
         self.port = port
+        self.timeout_ms = timeout_ms
+        self.negotiated_ms = 0
         self.sock: socket.socket | None = None
         self.session_id = 0
         self.passwd = b"\x00" * 16
@@ -99,7 +101,7 @@ class RawClient:
         s = socket.create_connection((LOCALHOST, self.port), timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = s
-        body = (struct.pack(">iqiq", 0, self.last_zxid, SESSION_TIMEOUT_MS, self.session_id)
+        body = (struct.pack(">iqiq", 0, self.last_zxid, self.timeout_ms, self.session_id)
                 + _buffer(self.passwd) + b"\x00")
         s.sendall(struct.pack(">i", len(body)) + body)
         frame = self._recv_frame(deadline)
@@ -111,6 +113,7 @@ class RawClient:
             self.close()
             raise ConnectionError("session expired")
         self.session_id, self.passwd = session_id, passwd
+        self.negotiated_ms = negotiated
 
     def create(self, path: str, data: bytes, flags: int,
                timeout: float = REQUEST_TIMEOUT) -> int:

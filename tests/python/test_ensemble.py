@@ -177,6 +177,15 @@ class SeqWriter(threading.Thread):
         return [p for p, _ in self.acked]
 
 
+def works(client, path: str) -> bool:
+    """True once `client` is connected and a sync through it succeeds."""
+    try:
+        client.sync(path)
+        return client.connected
+    except KazooException:
+        return False
+
+
 def names(paths) -> set[str]:
     return {p.rsplit("/", 1)[1] for p in paths}
 
@@ -645,14 +654,7 @@ def test_session_ephemeral_and_recipes_survive_leader_kill(make_ensemble):
     new = ens.wait_stable(sids=followers, timeout=ELECTION_TIMEOUT)
     assert new in followers
 
-    def a_works():
-        try:
-            a.sync(root)
-            return a.connected
-        except KazooException:
-            return False
-
-    wait_for(a_works, 30, interval=0.1, what="client A to reconnect")
+    wait_for(lambda: works(a, root), 30, interval=0.1, what="client A to reconnect")
     assert KazooState.SUSPENDED in states_a, "A never lost its connection (was it on the leader?)"
     assert KazooState.LOST not in states_a, f"A's session was lost: {states_a}"
     assert a.client_id[0] == session, "A's session id changed"
@@ -683,6 +685,76 @@ def test_session_ephemeral_and_recipes_survive_leader_kill(make_ensemble):
     c = ens.client([leader])
     c.sync(root)
     assert c.exists(f"{root}/eph").ephemeralOwner == session
+
+
+# ---------------------------------------------------------------------------------------
+# 7b. session expiry in an ensemble: owned by the leader, liveness relayed by followers
+# ---------------------------------------------------------------------------------------
+EXPIRY_TIMEOUT_MS = 4000   # tickTime 1000: ZooKeeper negotiates within [2000, 20000]
+
+
+@pytest.mark.timeout(240)
+def test_sessions_expire_through_the_leader(make_ensemble):
+    from recovery_latency import RawClient
+
+    ens = make_ensemble(participants=3)
+    leader = ens.leader()
+    f1, f2 = ens.followers(leader)
+    root = "/ens-expiry"
+    timeout_s = EXPIRY_TIMEOUT_MS / 1000
+    watcher = ens.client([leader])
+    watcher.ensure_path(root)
+
+    # A live session on a follower keeps its ephemeral for many timeouts: the follower
+    # relays its pings to the leader, which owns expiry.
+    alive = ens.client([f1], timeout=timeout_s)
+    alive_session = alive.client_id[0]
+    alive.create(f"{root}/alive", b"", ephemeral=True)
+    t_alive = time.monotonic()
+
+    # A client that vanishes from the other follower: its session outlives the broken
+    # connection, then the leader expires it and its ephemeral goes everywhere.
+    gone = RawClient(ens[f2].port, timeout_ms=EXPIRY_TIMEOUT_MS)
+    gone.connect()
+    assert gone.negotiated_ms == EXPIRY_TIMEOUT_MS
+    assert gone.create(f"{root}/gone", b"", flags=1) == 0
+    deleted = threading.Event()
+    watcher.sync(root)
+    assert watcher.exists(f"{root}/gone", watch=lambda ev: deleted.set()) is not None
+    t_close = time.monotonic()
+    gone.close()
+    assert deleted.wait(timeout_s + 15), "the vanished session was never expired"
+    waited = time.monotonic() - t_close
+    assert waited >= timeout_s - 1.0, f"expired {waited:.1f} s after its client went: before its timeout"
+    print(f"vanished session on server.{f2} expired {waited:.2f} s after its client went")
+    for sid in ens.sids:
+        assert "gone" not in ens.view(sid, root)["children"], f"server.{sid} still has it"
+
+    while time.monotonic() - t_alive < 3 * timeout_s:
+        time.sleep(0.2)
+    watcher.sync(root)
+    stat = watcher.exists(f"{root}/alive")
+    assert stat is not None and stat.ephemeralOwner == alive_session, (
+        "a live session on a follower was expired: its liveness did not reach the leader")
+
+    # The leader dies holding a session whose client cannot reach anyone else: the new leader
+    # expires it after a timeout; the live session on the follower survives the change.
+    orphan = RawClient(ens[leader].port, timeout_ms=EXPIRY_TIMEOUT_MS)
+    orphan.connect()
+    assert orphan.create(f"{root}/orphan", b"", flags=1) == 0
+    ens.kill(leader)
+    orphan.close()
+    new = ens.wait_stable(sids=[f1, f2], timeout=ELECTION_TIMEOUT)
+    c = ens.client([new])
+    wait_for(lambda: c.exists(f"{root}/orphan") is None, timeout_s + 30, interval=0.2,
+             what="the dead leader's orphaned session to expire")
+
+    wait_for(lambda: works(alive, root), 30, interval=0.1,
+             what="the live client to reconnect to its follower")
+    assert alive.client_id[0] == alive_session
+    c.sync(root)
+    stat = c.exists(f"{root}/alive")
+    assert stat is not None and stat.ephemeralOwner == alive_session, "the live session was lost"
 
 
 # ---------------------------------------------------------------------------------------

@@ -450,6 +450,36 @@ impl Node {
         self.pump();
     }
 
+    /// Called halfway between two ticks. A serving leader pings its learners here too, as
+    /// ZooKeeper's leader does every half tick: a follower reports its sessions' activity in
+    /// answer to a ping, so the leader hears of it at most half a tick late, not a whole tick,
+    /// and expires a vanished client's session that much closer to its timeout. Silence
+    /// limits stay counted in whole ticks by [`Node::tick`].
+    pub fn half_tick(&mut self, now: Now) {
+        self.now = now;
+        if let Phase::Leading(l) = &self.phase {
+            if l.stage == LeadStage::Broadcast {
+                let ids: Vec<ServerId> = l.learners.keys().copied().collect();
+                for id in ids {
+                    self.ready.sends.push((id, Msg::Ping));
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// Session expiry and container clean-up between ticks (the shell calls this often, as it
+    /// does for a standalone machine): a serving leader with its quorum expires a session as
+    /// soon as its tick bucket has passed, not at the next protocol tick. Nobody else expires.
+    pub fn sweep(&mut self, now: Now) {
+        self.now = now;
+        let leading = matches!(&self.phase, Phase::Leading(l) if l.stage == LeadStage::Broadcast);
+        if leading && self.has_quorum() {
+            self.m.tick(now);
+        }
+        self.pump();
+    }
+
     /// The local log has made every appended record up to `zxid` durable.
     pub fn synced(&mut self, zxid: Zxid, now: Now) {
         self.now = now;

@@ -40,7 +40,7 @@ fn qcfg(myid: ServerId, n: u64, observers: &[ServerId]) -> QuorumConfig {
 }
 
 fn mcfg(myid: ServerId) -> MachineConfig {
-    MachineConfig { tick_ms: 100, myid: myid as u8, ..Default::default() }
+    MachineConfig { tick_ms: 100, min_session_timeout_ms: 200, myid: myid as u8, ..Default::default() }
 }
 
 impl Cluster {
@@ -188,11 +188,39 @@ impl Cluster {
         leaders[0]
     }
 
+    /// Advances time by `ms` in 10 ms steps, as the shell's timer does: `tick` on every
+    /// 100 ms (tickTime) boundary, `half_tick` halfway between, `sweep` at every step.
+    fn run_for(&mut self, ms: i64) {
+        for _ in 0..ms / 10 {
+            self.now.mono_ms += 10;
+            self.now.wall_ms += 10;
+            let now = self.now;
+            let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
+            for id in ids {
+                if let Some(Some(n)) = self.nodes.get_mut(&id) {
+                    match now.mono_ms % 100 {
+                        0 => n.tick(now),
+                        50 => n.half_tick(now),
+                        _ => {}
+                    }
+                    n.sweep(now);
+                    self.drain(id);
+                }
+            }
+            self.deliver_all();
+        }
+    }
+
     /// Connects a client to `server`, returning its connection id and session.
     fn session(&mut self, server: ServerId, conn: u64) -> i64 {
+        self.session_with_timeout(server, conn, 30_000)
+    }
+
+    fn session_with_timeout(&mut self, server: ServerId, conn: u64, timeout_ms: i32) -> i64 {
         let now = self.now;
         assert!(self.node(server).open(conn, IpAddr::V4(Ipv4Addr::LOCALHOST), now));
-        self.node(server).connect(conn, connect_request(0, vec![0; 16]), now);
+        let req = ConnectRequest { timeout_ms, ..connect_request(0, vec![0; 16]) };
+        self.node(server).connect(conn, req, now);
         self.drain(server);
         self.deliver_all();
         let frames = self.replies.remove(&(server, conn)).expect("connect response");
@@ -390,4 +418,53 @@ fn a_follower_holding_the_dead_leaders_last_proposal_leads() {
     let p1 = paths(c.node(1));
     assert_eq!(paths(c.node(2)), p1);
     assert!(p1.contains(&"/b".to_string()), "the proposal a quorum logged is kept");
+}
+
+#[test]
+fn the_leader_expires_a_vanished_session_on_a_follower_soon_after_its_timeout() {
+    // At every phase of the tick the client may vanish at.
+    for phase_ms in (0..100).step_by(10) {
+        let mut c = Cluster::new(3, &[]);
+        c.settle();
+        assert_eq!(c.leader(), 3);
+        let live = c.session_with_timeout(2, 200, 400);
+        let gone = c.session_with_timeout(1, 100, 400);
+        c.run_for(100 - c.now.mono_ms % 100 + phase_ms);
+        let eph = Request::Create(CreateRequest {
+            flags: 1,
+            ..match create("/gone") {
+                Request::Create(r) => r,
+                _ => unreachable!(),
+            }
+        });
+        assert_eq!(c.call(1, 100, 1, eph), 0);
+        let t0 = c.now.mono_ms;
+        c.node(1).disconnected(100);
+        c.drain(1);
+        let mut expired_after = None;
+        let mut xid = 1;
+        while c.now.mono_ms - t0 < 1500 {
+            c.run_for(10);
+            if (c.now.mono_ms - t0) % 100 == 0 {
+                // The other client keeps its session alive through follower 2.
+                xid += 1;
+                assert_eq!(c.call(2, 200, xid, Request::Exists { path: "/".into(), watch: false }), 0);
+            }
+            if expired_after.is_none() && !c.node(3).machine().sessions().is_live(gone) {
+                expired_after = Some(c.now.mono_ms - t0);
+            }
+        }
+        let after = expired_after.expect("the vanished session was never expired");
+        // Never before its timeout; at most a tick late for its expiry bucket, half a tick
+        // for the follower's report of its last activity, and one timer step.
+        assert!(
+            (400..=400 + 100 + 50 + 10).contains(&after),
+            "phase {phase_ms}: expired {after} ms after its client went"
+        );
+        assert!(c.node(3).machine().sessions().is_live(live), "a live session on a follower was expired");
+        for id in 1..=3 {
+            assert!(c.node(id).machine().tree().get("/gone").is_none(), "server {id} kept the ephemeral");
+            assert!(!c.node(id).machine().sessions().is_live(gone), "server {id} kept the session");
+        }
+    }
 }

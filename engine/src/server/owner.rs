@@ -446,29 +446,37 @@ impl Owner {
         }
     }
 
-    /// Session expiry and container sweeps, every tenth of a tick (ZooKeeper checks
-    /// expiry once per tick; a finer timer keeps expiry close to its bucket boundary).
+    /// Session expiry and container sweeps every tenth of a tick (ZooKeeper checks expiry
+    /// once per tick; a finer timer keeps expiry close to its bucket boundary). In an ensemble
+    /// the same timer drives the protocol: `tick` every tickTime (initLimit, syncLimit, pings)
+    /// and `half_tick` halfway between, both on fixed deadlines so that they do not drift.
     pub(crate) async fn ticker(self: Rc<Self>) {
-        if self.ensemble.is_some() {
-            // The protocol counts in ticks (initLimit, syncLimit, pings) and runs the
-            // machine's expiry from its own tick.
-            let period = Duration::from_millis(self.settings.machine.tick_ms.max(1) as u64);
-            loop {
-                glommio::timer::sleep(period).await;
-                let now = self.now();
-                if let Core::Ensemble(n) = &mut *self.core.borrow_mut() {
-                    n.tick(now);
-                }
-                self.pump();
-            }
-        }
-        let period = Duration::from_millis((self.settings.machine.tick_ms / 10).clamp(10, 200) as u64);
+        let tick_ms = self.settings.machine.tick_ms.max(1) as u64;
+        let fine = Duration::from_millis((tick_ms / 10).clamp(10, 200));
+        let tick = Duration::from_millis(tick_ms);
+        let mut next_tick = std::time::Instant::now() + tick;
+        let mut next_half = next_tick - tick / 2;
         loop {
-            glommio::timer::sleep(period).await;
+            glommio::timer::sleep(fine).await;
             let now = self.now();
+            let at = std::time::Instant::now();
             match &mut *self.core.borrow_mut() {
                 Core::Standalone(m) => m.tick(now),
-                Core::Ensemble(_) => {}
+                Core::Ensemble(n) => {
+                    if at >= next_tick {
+                        n.tick(now);
+                        // After a stall, start afresh instead of firing the missed ticks.
+                        next_tick += tick;
+                        if next_tick <= at {
+                            next_tick = at + tick;
+                        }
+                        next_half = next_tick - tick / 2;
+                    } else if at >= next_half {
+                        n.half_tick(now);
+                        next_half = next_tick;
+                    }
+                    n.sweep(now);
+                }
             }
             self.pump();
         }

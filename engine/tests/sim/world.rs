@@ -248,6 +248,11 @@ enum Ev {
         s: usize,
         inc: u64,
     },
+    /// Halfway between two ticks, as the shell does: `half_tick` then `sweep`.
+    HalfTick {
+        s: usize,
+        inc: u64,
+    },
     FsyncDone {
         s: usize,
         inc: u64,
@@ -802,6 +807,15 @@ impl World {
                     self.call(s, |n, now| n.tick(now));
                     let next = self.now + self.cfg.tick_ms as u64 * US;
                     self.schedule(next, Ev::Tick { s, inc });
+                    self.schedule(self.now + self.cfg.tick_ms as u64 * US / 2, Ev::HalfTick { s, inc });
+                }
+            }
+            Ev::HalfTick { s, inc } => {
+                if self.servers[s].inc == inc && self.servers[s].node.is_some() {
+                    self.call(s, |n, now| {
+                        n.half_tick(now);
+                        n.sweep(now);
+                    });
                 }
             }
             Ev::FsyncDone { s, inc } => {
