@@ -26,17 +26,14 @@ THRESHOLD = 0.35
 
 
 def load(home: Path, side: str):
-    """bench -> {run name: (mean, ci low, ci high)} for runs named side<N>."""
-    out: dict[str, dict[str, tuple[float, float, float]]] = {}
+    """bench -> sorted mean estimates of its runs named side<N>."""
+    out: dict[str, list[float]] = {}
     for est in home.glob("**/estimates.json"):
-        run = est.parent.name
-        if not re.fullmatch(rf"{side}\d+", run):
+        if not re.fullmatch(rf"{side}\d+", est.parent.name):
             continue
         bench = str(est.parent.parent.relative_to(home))
-        mean = json.loads(est.read_text())["mean"]
-        ci = mean["confidence_interval"]
-        out.setdefault(bench, {})[run] = (mean["point_estimate"], ci["lower_bound"], ci["upper_bound"])
-    return out
+        out.setdefault(bench, []).append(json.loads(est.read_text())["mean"]["point_estimate"])
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def main(argv):
@@ -50,11 +47,11 @@ def main(argv):
     print(f"{'benchmark':<40} {'baseline':>10} {'current':>10} {'change':>8}   "
           f"runs (baseline | current, ns)")
     for k in sorted(cur):
-        c = sorted(v[0] for v in cur[k].values())
+        c = cur[k]
         if k not in base:
             print(f"{k:<40} {'-':>10} {c[0]:>8.0f}ns {'new':>8}")
             continue
-        b = sorted(v[0] for v in base[k].values())
+        b = base[k]
         change = c[0] / b[0] - 1
         regressed = change > THRESHOLD and c[0] > b[-1]
         runs = " ".join(f"{x:.0f}" for x in b) + " | " + " ".join(f"{x:.0f}" for x in c)

@@ -32,8 +32,11 @@ import random
 import re
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
+
+from kazoo.exceptions import KazooException
 
 from servers import (
     LOCALHOST,
@@ -548,7 +551,6 @@ class Ensemble:
     def view(self, sid: int, path: str, timeout: float = 30.0) -> dict:
         """What member `sid` holds under `path` after a sync through it: the children and
         the parent's child-related stat. Retries until `timeout` (the member may be joining)."""
-        from kazoo.exceptions import KazooException
         deadline = time.monotonic() + timeout
         last_error = None
         while time.monotonic() < deadline:
@@ -647,3 +649,62 @@ def wait_for(pred, timeout: float, interval: float = 0.05, what: str = "conditio
         if time.monotonic() >= deadline:
             raise EnsembleError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------
+# kazoo helpers shared by the ensemble tests
+# ---------------------------------------------------------------------------------------
+class SeqWriter(threading.Thread):
+    """Creates sequential nodes `prefix` in a loop through one client, recording every
+    acknowledged path; writes whose outcome is unknown (connection loss, timeout) are
+    counted and retried with new nodes."""
+
+    def __init__(self, client, prefix: str):
+        super().__init__(daemon=True, name=f"writer{prefix}")
+        self.client, self.prefix = client, prefix
+        self.acked: list[tuple[str, float]] = []
+        self.unknown = 0
+        self.errors: list[BaseException] = []
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self):
+        n = 0
+        while not self.stop_event.is_set():
+            n += 1
+            try:
+                path = self.client.create_async(self.prefix, f"{self.prefix}{n}".encode(),
+                                                sequence=True).get(timeout=15.0)
+            except (KazooException, self.client.handler.timeout_exception):
+                self.unknown += 1
+                self.stop_event.wait(0.01)
+                continue
+            except BaseException as e:  # noqa: BLE001 - reported by finish()
+                self.errors.append(e)
+                return
+            with self.lock:
+                self.acked.append((path, time.monotonic()))
+
+    def acked_after(self, t: float) -> int:
+        with self.lock:
+            return sum(1 for _, at in self.acked if at > t)
+
+    def finish(self) -> list[str]:
+        self.stop_event.set()
+        self.join(30.0)
+        assert not self.is_alive(), f"{self.name} did not stop"
+        assert not self.errors, f"{self.name}: unexpected error {self.errors[0]!r}"
+        return [p for p, _ in self.acked]
+
+
+def works(client, path: str) -> bool:
+    """True once `client` is connected and a sync through it succeeds."""
+    try:
+        client.sync(path)
+        return client.connected
+    except KazooException:
+        return False
+
+
+def names(paths) -> set[str]:
+    return {p.rsplit("/", 1)[1] for p in paths}

@@ -31,18 +31,20 @@ import time
 
 import pytest
 from kazoo.client import KazooState
-from kazoo.exceptions import KazooException
 
 from ensemble import (
     DIFF_WINDOW,
     Ensemble,
     EnsembleError,
+    SeqWriter,
     check_system_available,
     diff_window_settings,
     listening_ports,
+    names,
     parse_mode,
     selected_systems,
     wait_for,
+    works,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -132,62 +134,6 @@ def write_batch(client, paths, data: bytes = b"", timeout: float = WRITE_TIMEOUT
 def never_acked(result) -> bool:
     """True unless the async write completed successfully."""
     return not (result.ready() and result.successful())
-
-
-class SeqWriter(threading.Thread):
-    """Creates sequential nodes `prefix` in a loop through one client, recording every
-    acknowledged path; writes whose outcome is unknown (connection loss, timeout) are
-    counted and retried with new nodes."""
-
-    def __init__(self, client, prefix: str):
-        super().__init__(daemon=True, name=f"writer{prefix}")
-        self.client, self.prefix = client, prefix
-        self.acked: list[tuple[str, float]] = []
-        self.unknown = 0
-        self.errors: list[BaseException] = []
-        self.stop_event = threading.Event()
-        self.lock = threading.Lock()
-
-    def run(self):
-        n = 0
-        while not self.stop_event.is_set():
-            n += 1
-            try:
-                path = self.client.create_async(self.prefix, f"{self.prefix}{n}".encode(),
-                                                sequence=True).get(timeout=15.0)
-            except (KazooException, self.client.handler.timeout_exception):
-                self.unknown += 1
-                self.stop_event.wait(0.01)
-                continue
-            except BaseException as e:  # noqa: BLE001 - reported by finish()
-                self.errors.append(e)
-                return
-            with self.lock:
-                self.acked.append((path, time.monotonic()))
-
-    def acked_after(self, t: float) -> int:
-        with self.lock:
-            return sum(1 for _, at in self.acked if at > t)
-
-    def finish(self) -> list[str]:
-        self.stop_event.set()
-        self.join(30.0)
-        assert not self.is_alive(), f"{self.name} did not stop"
-        assert not self.errors, f"{self.name}: unexpected error {self.errors[0]!r}"
-        return [p for p, _ in self.acked]
-
-
-def works(client, path: str) -> bool:
-    """True once `client` is connected and a sync through it succeeds."""
-    try:
-        client.sync(path)
-        return client.connected
-    except KazooException:
-        return False
-
-
-def names(paths) -> set[str]:
-    return {p.rsplit("/", 1)[1] for p in paths}
 
 
 def assert_sync_kind(ens: Ensemble, leader: int, learner: int, mark: int, expected: set[str],

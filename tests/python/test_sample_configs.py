@@ -17,14 +17,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
 
+from ensemble import SeqWriter, _close_client, names, parse_mode, wait_for, works
 from servers import four_letter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,11 +44,9 @@ def members(n: int) -> dict[int, tuple[int, Path]]:
 
 def mode(port: int) -> str | None:
     try:
-        text = four_letter("127.0.0.1", port, "srvr", timeout=2.0)
+        return parse_mode(four_letter("127.0.0.1", port, "srvr", timeout=2.0))
     except OSError:
         return None
-    m = re.search(r"^Mode: (\w+)", text, re.M)
-    return m.group(1) if m else None
 
 
 def script(cmd: str, n: int) -> str:
@@ -62,44 +59,18 @@ def script(cmd: str, n: int) -> str:
 
 def wait_stable(ms: dict[int, tuple[int, Path]], ids: list[int]) -> int:
     """The leader, once exactly one of `ids` leads and all the others follow."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
+    def leader():
         modes = {i: mode(ms[i][0]) for i in ids}
         leaders = [i for i, m in modes.items() if m == "leader"]
         if len(leaders) == 1 and all(m == "follower" for i, m in modes.items() if i != leaders[0]):
             return leaders[0]
-        assert time.monotonic() < deadline, f"no stable ensemble among {ids}: {modes}"
-        time.sleep(0.05)
+        return None
+
+    return wait_for(leader, TIMEOUT, what=f"a stable ensemble among {ids}")
 
 
 def pid_of(data: Path) -> int:
     return int((data / "warren.pid").read_text())
-
-
-class Writer(threading.Thread):
-    """Sequential creates through one client, recording each acknowledged name and when."""
-
-    def __init__(self, client: KazooClient, prefix: str):
-        super().__init__(daemon=True)
-        self.client, self.prefix = client, prefix
-        self.acked: list[tuple[str, float]] = []
-        self.errors: list[BaseException] = []
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                p = self.client.create_async(self.prefix, b"x", sequence=True).get(timeout=15)
-            except (KazooException, self.client.handler.timeout_exception):
-                self.stop.wait(0.01)   # outcome unknown (connection loss): not counted
-                continue
-            except BaseException as e:  # noqa: BLE001 - reported below
-                self.errors.append(e)
-                return
-            self.acked.append((p.rsplit("/", 1)[1], time.monotonic()))
-
-    def after(self, t: float) -> int:
-        return sum(1 for _, at in list(self.acked) if at > t)
 
 
 def ports_free(ms) -> bool:
@@ -140,27 +111,21 @@ def test_sample_ensemble_survives_a_leader_kill_under_load(n):
             c = KazooClient(hosts=f"127.0.0.1:{ms[f][0]}," + hosts, timeout=10, randomize_hosts=False)
             c.start(timeout=TIMEOUT)
             clients.append(c)
-            writers.append(Writer(c, f"/sample/via{f}-"))
+            writers.append(SeqWriter(c, f"/sample/via{f}-"))
         for w in writers:
             w.start()
-        deadline = time.monotonic() + TIMEOUT
-        while not all(len(w.acked) >= 50 for w in writers):
-            assert time.monotonic() < deadline, "writers did not get 50 writes each through"
-            time.sleep(0.05)
+        wait_for(lambda: all(len(w.acked) >= 50 for w in writers), TIMEOUT,
+                 what="50 acknowledged writes per writer")
 
         t_kill = time.monotonic()
         os.kill(pid_of(ms[leader][1]), signal.SIGKILL)
         new_leader = wait_stable(ms, followers)
         elected_ms = (time.monotonic() - t_kill) * 1000
-        deadline = time.monotonic() + TIMEOUT
-        while not all(w.after(t_kill) >= 50 for w in writers):
-            assert time.monotonic() < deadline, "writes did not resume after the leader kill"
-            time.sleep(0.05)
+        wait_for(lambda: all(w.acked_after(t_kill) >= 50 for w in writers), TIMEOUT,
+                 what="writes to resume after the leader kill")
+        acked = set()
         for w in writers:
-            w.stop.set()
-            w.join(30)
-            assert not w.errors, f"unexpected error {w.errors[0]!r}"
-        acked = {name for w in writers for name, _ in w.acked}
+            acked |= names(w.finish())
         print(f"{n} servers: killed leader {leader}, server {new_leader} leading "
               f"{elected_ms:.0f} ms later; {len(acked)} acknowledged writes")
 
@@ -168,14 +133,8 @@ def test_sample_ensemble_survives_a_leader_kill_under_load(n):
         print(script("start", n))
         assert wait_stable(ms, ids) == new_leader
         assert mode(ms[leader][0]) == "follower"
-        deadline = time.monotonic() + TIMEOUT
-        while True:   # answered once the session has moved to a survivor
-            try:
-                owner.get("/sample")
-                break
-            except KazooException:
-                assert time.monotonic() < deadline, "the leader's client did not reconnect"
-                time.sleep(0.05)
+        # answered once the session has moved to a survivor
+        wait_for(lambda: works(owner, "/sample"), TIMEOUT, what="the leader's client to reconnect")
         assert owner.client_id[0] == session, "the leader's client got a new session"
         for i in ids:
             c = KazooClient(hosts=f"127.0.0.1:{ms[i][0]}", timeout=10)
@@ -189,11 +148,7 @@ def test_sample_ensemble_survives_a_leader_kill_under_load(n):
             assert c.get("/sample/member")[1].ephemeralOwner == session
     finally:
         for c in clients:
-            try:
-                c.stop()
-                c.close()
-            except Exception:  # noqa: BLE001 - best effort at teardown
-                pass
+            _close_client(c)
         subprocess.run(["bash", str(SCRIPT), "stop", str(n)], cwd=ROOT, capture_output=True, timeout=60)
         for _, data in ms.values():
             shutil.rmtree(data, ignore_errors=True)

@@ -195,7 +195,7 @@ pub enum Msg {
     },
     /// A committed transaction for an observer.
     Inform(Txn),
-    /// Leader → learner every half tick (from `tick` and `half_tick`); the learner answers with `Pong`.
+    /// Leader → learner every half tick (from `tick` and `sweep`); the learner answers with `Pong`.
     Ping,
     /// Learner → leader: sessions its clients were active on since the last `Pong`.
     Pong {

@@ -186,6 +186,9 @@ pub struct Node {
     pending_appends: Vec<Txn>,
     /// The highest accepted epoch any learner reported: a new epoch is chosen above it.
     max_seen_epoch: u32,
+    /// tickTime, and when the leader last pinged its learners (see [`Node::sweep`]).
+    tick_ms: i64,
+    last_ping_ms: i64,
     now: Now,
 }
 
@@ -200,6 +203,7 @@ impl Node {
         }
         log.retain(|t| t.hdr.zxid > applied);
         tree.last_zxid = applied;
+        let tick_ms = mcfg.tick_ms;
         let mut m = Machine::new(mcfg, tree, now);
         m.restore_sessions(&init.sessions, now);
         m.stop_serving();
@@ -222,6 +226,8 @@ impl Node {
             last_sync: HashMap::new(),
             pending_appends: Vec::new(),
             max_seen_epoch: 0,
+            tick_ms,
+            last_ping_ms: now.mono_ms,
             now,
         };
         node.look("starting");
@@ -435,10 +441,7 @@ impl Node {
                         l.epoch_acks.remove(&id);
                         self.ready.resets.push(id);
                     }
-                    let ids: Vec<ServerId> = l.learners.keys().copied().collect();
-                    for id in ids {
-                        self.ready.sends.push((id, Msg::Ping));
-                    }
+                    self.ping_learners();
                     if !self.has_quorum() {
                         self.look("lost the quorum");
                     } else {
@@ -450,34 +453,35 @@ impl Node {
         self.pump();
     }
 
-    /// Called halfway between two ticks. A serving leader pings its learners here too, as
-    /// ZooKeeper's leader does every half tick: a follower reports its sessions' activity in
-    /// answer to a ping, so the leader hears of it at most half a tick late, not a whole tick,
-    /// and expires a vanished client's session that much closer to its timeout. Silence
-    /// limits stay counted in whole ticks by [`Node::tick`].
-    pub fn half_tick(&mut self, now: Now) {
+    /// Called often between ticks (the shell does so every tenth of a tick, as it does for a
+    /// standalone machine). A serving leader
+    /// - pings its learners again halfway between ticks, as ZooKeeper's leader does: a
+    ///   follower reports its sessions' activity in answer to a ping, so the leader hears of
+    ///   it at most half a tick late, not a whole tick;
+    /// - with its quorum, expires sessions (and cleans up containers) as soon as their tick
+    ///   bucket has passed, not at the next protocol tick. Nobody else expires.
+    ///
+    /// Silence limits stay counted in whole ticks by [`Node::tick`].
+    pub fn sweep(&mut self, now: Now) {
         self.now = now;
-        if let Phase::Leading(l) = &self.phase {
-            if l.stage == LeadStage::Broadcast {
-                let ids: Vec<ServerId> = l.learners.keys().copied().collect();
-                for id in ids {
-                    self.ready.sends.push((id, Msg::Ping));
-                }
+        if matches!(&self.phase, Phase::Leading(l) if l.stage == LeadStage::Broadcast) {
+            if now.mono_ms - self.last_ping_ms >= self.tick_ms / 2 {
+                self.ping_learners();
+            }
+            if self.has_quorum() {
+                self.m.tick(now);
             }
         }
         self.pump();
     }
 
-    /// Session expiry and container clean-up between ticks (the shell calls this often, as it
-    /// does for a standalone machine): a serving leader with its quorum expires a session as
-    /// soon as its tick bucket has passed, not at the next protocol tick. Nobody else expires.
-    pub fn sweep(&mut self, now: Now) {
-        self.now = now;
-        let leading = matches!(&self.phase, Phase::Leading(l) if l.stage == LeadStage::Broadcast);
-        if leading && self.has_quorum() {
-            self.m.tick(now);
+    /// Leader: a `Ping` to every learner; each answers with a `Pong` of its active sessions.
+    fn ping_learners(&mut self) {
+        let Phase::Leading(l) = &self.phase else { return };
+        for &id in l.learners.keys() {
+            self.ready.sends.push((id, Msg::Ping));
         }
-        self.pump();
+        self.last_ping_ms = self.now.mono_ms;
     }
 
     /// The local log has made every appended record up to `zxid` durable.

@@ -189,7 +189,7 @@ impl Cluster {
     }
 
     /// Advances time by `ms` in 10 ms steps, as the shell's timer does: `tick` on every
-    /// 100 ms (tickTime) boundary, `half_tick` halfway between, `sweep` at every step.
+    /// 100 ms (tickTime) boundary, `sweep` at every step.
     fn run_for(&mut self, ms: i64) {
         for _ in 0..ms / 10 {
             self.now.mono_ms += 10;
@@ -198,10 +198,8 @@ impl Cluster {
             let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
             for id in ids {
                 if let Some(Some(n)) = self.nodes.get_mut(&id) {
-                    match now.mono_ms % 100 {
-                        0 => n.tick(now),
-                        50 => n.half_tick(now),
-                        _ => {}
+                    if now.mono_ms % 100 == 0 {
+                        n.tick(now);
                     }
                     n.sweep(now);
                     self.drain(id);
@@ -246,12 +244,16 @@ fn connect_request(session_id: i64, passwd: Vec<u8>) -> ConnectRequest {
 }
 
 fn create(path: &str) -> Request {
+    create_with_flags(path, 0)
+}
+
+fn create_with_flags(path: &str, flags: i32) -> Request {
     Request::Create(CreateRequest {
         kind: CreateKind::Create,
         path: path.to_string(),
         data: Some(b"v".to_vec()),
         acl: crate::acl::open_acl_unsafe(),
-        flags: 0,
+        flags,
         ttl_ms: 0,
     })
 }
@@ -430,14 +432,7 @@ fn the_leader_expires_a_vanished_session_on_a_follower_soon_after_its_timeout() 
         let live = c.session_with_timeout(2, 200, 400);
         let gone = c.session_with_timeout(1, 100, 400);
         c.run_for(100 - c.now.mono_ms % 100 + phase_ms);
-        let eph = Request::Create(CreateRequest {
-            flags: 1,
-            ..match create("/gone") {
-                Request::Create(r) => r,
-                _ => unreachable!(),
-            }
-        });
-        assert_eq!(c.call(1, 100, 1, eph), 0);
+        assert_eq!(c.call(1, 100, 1, create_with_flags("/gone", 1)), 0);
         let t0 = c.now.mono_ms;
         c.node(1).disconnected(100);
         c.drain(1);

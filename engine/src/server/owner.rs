@@ -448,32 +448,24 @@ impl Owner {
 
     /// Session expiry and container sweeps every tenth of a tick (ZooKeeper checks expiry
     /// once per tick; a finer timer keeps expiry close to its bucket boundary). In an ensemble
-    /// the same timer drives the protocol: `tick` every tickTime (initLimit, syncLimit, pings)
-    /// and `half_tick` halfway between, both on fixed deadlines so that they do not drift.
+    /// the same timer drives the protocol: `tick` every tickTime, on fixed deadlines so that
+    /// it does not drift, and `sweep` at every step (it sends the leader's half-tick pings).
     pub(crate) async fn ticker(self: Rc<Self>) {
         let tick_ms = self.settings.machine.tick_ms.max(1) as u64;
         let fine = Duration::from_millis((tick_ms / 10).clamp(10, 200));
         let tick = Duration::from_millis(tick_ms);
         let mut next_tick = std::time::Instant::now() + tick;
-        let mut next_half = next_tick - tick / 2;
         loop {
             glommio::timer::sleep(fine).await;
             let now = self.now();
-            let at = std::time::Instant::now();
             match &mut *self.core.borrow_mut() {
                 Core::Standalone(m) => m.tick(now),
                 Core::Ensemble(n) => {
+                    let at = std::time::Instant::now();
                     if at >= next_tick {
                         n.tick(now);
                         // After a stall, start afresh instead of firing the missed ticks.
-                        next_tick += tick;
-                        if next_tick <= at {
-                            next_tick = at + tick;
-                        }
-                        next_half = next_tick - tick / 2;
-                    } else if at >= next_half {
-                        n.half_tick(now);
-                        next_half = next_tick;
+                        next_tick = if next_tick + tick > at { next_tick + tick } else { at + tick };
                     }
                     n.sweep(now);
                 }

@@ -248,8 +248,9 @@ enum Ev {
         s: usize,
         inc: u64,
     },
-    /// Halfway between two ticks, as the shell does: `half_tick` then `sweep`.
-    HalfTick {
+    /// Halfway between two ticks: `sweep`, which sends the leader's half-tick pings and
+    /// expires sessions between ticks, as the shell's finer timer does.
+    Sweep {
         s: usize,
         inc: u64,
     },
@@ -807,15 +808,12 @@ impl World {
                     self.call(s, |n, now| n.tick(now));
                     let next = self.now + self.cfg.tick_ms as u64 * US;
                     self.schedule(next, Ev::Tick { s, inc });
-                    self.schedule(self.now + self.cfg.tick_ms as u64 * US / 2, Ev::HalfTick { s, inc });
+                    self.schedule(self.now + self.cfg.tick_ms as u64 * US / 2, Ev::Sweep { s, inc });
                 }
             }
-            Ev::HalfTick { s, inc } => {
+            Ev::Sweep { s, inc } => {
                 if self.servers[s].inc == inc && self.servers[s].node.is_some() {
-                    self.call(s, |n, now| {
-                        n.half_tick(now);
-                        n.sweep(now);
-                    });
+                    self.call(s, |n, now| n.sweep(now));
                 }
             }
             Ev::FsyncDone { s, inc } => {
