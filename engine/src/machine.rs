@@ -961,11 +961,10 @@ impl Machine {
         let opname = request_opname(&req);
         let result = self.read_result(conn, &req);
         let zxid = self.tree.last_zxid;
-        let reply_xid = match req {
-            Request::Ping => xid::PING,
-            Request::SetWatches(_) => xid::SET_WATCHES,
-            _ => hdr.xid,
-        };
+        // Pings answer with -2 whatever they carried; everything else, setWatches included,
+        // echoes the request's xid (the Java client sends setWatches with an ordinary xid and
+        // checks it; the C client and kazoo send -8 and get -8 back).
+        let reply_xid = if matches!(req, Request::Ping) { xid::PING } else { hdr.xid };
         let (err, body) = match result {
             Ok(b) => (ErrorCode::Ok, b),
             Err(e) => (e, Response::Empty),
@@ -1046,7 +1045,7 @@ impl Machine {
                     _ => return Err(ErrorCode::BadArguments),
                 };
                 self.watches.add(path, conn, kind);
-                Ok(Response::Empty)
+                Ok(Response::ErrorBody(0))
             }
             Request::CheckWatches { path, watch_type } => {
                 valid(path)?;

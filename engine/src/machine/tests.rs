@@ -283,6 +283,49 @@ fn setwatches_fires_missed_changes() {
     h.call(1, 3, create("/later", 0));
 }
 
+/// The Java client sends setWatches (101) and setWatches2 (105) with an ordinary xid and
+/// drops the connection when the reply carries another; the C client and kazoo send -8.
+/// Either way the reply echoes the request's xid and has no body.
+#[test]
+fn setwatches_reply_echoes_the_request_xid() {
+    let mut h = Harness::new();
+    h.connect(1);
+    for (xid, persistent) in [(7, false), (8, true), (xid::SET_WATCHES, false), (xid::SET_WATCHES, true)] {
+        let sw = SetWatches {
+            relative_zxid: h.m.last_zxid(),
+            exist: vec!["/nothing".into()],
+            // A persistent watch makes it a setWatches2.
+            persistent: if persistent { vec!["/nothing".into()] } else { vec![] },
+            ..Default::default()
+        };
+        h.send(1, xid, Request::SetWatches(sw));
+        let frames = h.take(1);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(header(&frames[0]), ReplyHeader { xid, zxid: h.m.last_zxid(), err: 0 });
+        assert_eq!(frames[0].len(), 4 + 16, "setWatches replies carry no body");
+    }
+}
+
+/// ZooKeeper answers addWatch (106) with the reply header and an ErrorResponse{err: 0}: the
+/// Java client reads those 4 bytes, and a frame without them ends its connection.
+#[test]
+fn add_watch_reply_carries_an_error_response_body() {
+    let mut h = Harness::new();
+    h.connect(1);
+    for mode in [add_watch_mode::PERSISTENT, add_watch_mode::PERSISTENT_RECURSIVE] {
+        h.send(1, 5 + mode, Request::AddWatch { path: "/".into(), mode });
+        let f = h.take(1).remove(0);
+        assert_eq!(header(&f).err, 0);
+        assert_eq!(&f[..4], &20u32.to_be_bytes(), "frame length: 16-byte header + 4-byte err");
+        assert_eq!(&f[20..], &0i32.to_be_bytes());
+    }
+    // A bad mode is an error with a bare header, as in ZooKeeper.
+    h.send(1, 9, Request::AddWatch { path: "/".into(), mode: 7 });
+    let f = h.take(1).remove(0);
+    assert_eq!(header(&f).err, ErrorCode::BadArguments.code());
+    assert_eq!(f.len(), 4 + 16);
+}
+
 #[test]
 fn auth_failure_closes_and_digest_acl_protects() {
     let mut h = Harness::new();

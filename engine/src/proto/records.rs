@@ -553,18 +553,37 @@ pub enum MultiResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
     Empty,
-    Create { path: String },
-    Create2 { path: String, stat: Stat },
+    Create {
+        path: String,
+    },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     Stat(Stat),
-    GetData { data: Option<Vec<u8>>, stat: Stat },
-    GetAcl { acl: Vec<Acl>, stat: Stat },
+    GetData {
+        data: Option<Vec<u8>>,
+        stat: Stat,
+    },
+    GetAcl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
     Children(Vec<String>),
-    Children2 { children: Vec<String>, stat: Stat },
-    Sync { path: String },
+    Children2 {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    Sync {
+        path: String,
+    },
     Multi(Vec<MultiResult>),
     Ephemerals(Vec<String>),
     AllChildrenNumber(i32),
     WhoAmI(Vec<(String, String)>),
+    /// ZooKeeper's `ErrorResponse{err}` record: the body of a successful addWatch (err 0).
+    /// The Java client reads it; a reply without it ends its connection.
+    ErrorBody(i32),
 }
 
 impl Response {
@@ -595,7 +614,7 @@ impl Response {
                 stat.write(w);
             }
             Response::Multi(results) => write_multi_results(w, results),
-            Response::AllChildrenNumber(n) => {
+            Response::AllChildrenNumber(n) | Response::ErrorBody(n) => {
                 w.i32(*n);
             }
             Response::WhoAmI(infos) => {
