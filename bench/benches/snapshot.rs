@@ -16,7 +16,7 @@ fn image(t: &DataTree) -> Vec<u8> {
     for (p, n) in t.iter() {
         w.add_node(p, n).unwrap();
     }
-    w.add_sessions(&[(1, 30_000)]).unwrap();
+    w.add_sessions(&[warren::snap::SessionRecord { id: 1, timeout_ms: 30_000, passwd: [1; 16] }]).unwrap();
     w.finish(t.last_zxid).unwrap()
 }
 

@@ -22,7 +22,8 @@ use crate::proto::{
     Request, RequestHeader, Response, SetWatches, WatcherEvent,
 };
 use crate::quorum::{Forward, ForwardOp};
-use crate::session::{self, SessionTracker};
+use crate::session::{self, PasswordSource, SessionTracker};
+use crate::snap::SessionRecord;
 use crate::tree::{DataTree, OpResult, Trigger};
 use crate::txn::{owner_kind, OwnerKind, Txn, TxnHeader, TxnOp};
 use crate::watch::{add_watch_mode, Kind, WatchManager};
@@ -43,6 +44,9 @@ pub struct MachineConfig {
     pub myid: u8,
     /// Requests a connection may have queued before it is closed as misbehaving.
     pub max_queued_per_conn: usize,
+    /// Tests and the deterministic simulator only: session passwords from a seeded sequence
+    /// instead of the OS random number generator. The server never sets it.
+    pub password_seed: Option<u64>,
 }
 
 impl Default for MachineConfig {
@@ -57,6 +61,7 @@ impl Default for MachineConfig {
             container_check_interval_ms: 60_000,
             myid: 0,
             max_queued_per_conn: 100_000,
+            password_seed: None,
         }
     }
 }
@@ -198,11 +203,13 @@ pub struct Machine {
     owners: HashMap<i64, u64>,
     /// Follower only: sessions active since the leader last heard of them.
     touched: std::collections::HashSet<i64>,
+    passwords: PasswordSource,
 }
 
 impl Machine {
     pub fn new(cfg: MachineConfig, tree: DataTree, now: Now) -> Machine {
         let first_session = session::initial_session_id(cfg.myid, now.wall_ms);
+        let cfg_password_seed = cfg.password_seed;
         let next_zxid = tree.last_zxid + 1;
         Machine {
             sessions: SessionTracker::new(cfg.tick_ms, first_session),
@@ -222,15 +229,24 @@ impl Machine {
             role: Role::Standalone,
             owners: HashMap::new(),
             touched: Default::default(),
+            passwords: match cfg_password_seed {
+                Some(seed) => PasswordSource::seeded(seed),
+                None => PasswordSource::os(),
+            },
         }
     }
 
     /// Sessions found on disk at start-up: live again, each with a full timeout from now (as
     /// ZooKeeper does), so clients have time to reconnect.
-    pub fn restore_sessions(&mut self, sessions: &[(i64, i32)], now: Now) {
-        for &(id, timeout) in sessions {
-            self.sessions.add(id, timeout, now.mono_ms);
+    pub fn restore_sessions(&mut self, sessions: &[SessionRecord], now: Now) {
+        for s in sessions {
+            self.sessions.add(s.id, s.timeout_ms, s.passwd, now.mono_ms);
         }
+    }
+
+    /// The session table as a snapshot stores it.
+    pub fn session_records(&self) -> Vec<SessionRecord> {
+        self.sessions.iter().map(|s| SessionRecord { id: s.id, timeout_ms: s.timeout_ms, passwd: s.passwd }).collect()
     }
 
     /// Applies a transaction read back from the log during recovery (no replies, no watches).
@@ -238,7 +254,9 @@ impl Machine {
         let mut triggers = Vec::new();
         self.tree.apply(txn, &mut triggers);
         match txn.op {
-            TxnOp::CreateSession { timeout_ms } => self.sessions.add(txn.hdr.session_id, timeout_ms, now.mono_ms),
+            TxnOp::CreateSession { timeout_ms, passwd } => {
+                self.sessions.add(txn.hdr.session_id, timeout_ms, passwd, now.mono_ms)
+            }
             TxnOp::CloseSession => self.sessions.remove(txn.hdr.session_id),
             _ => {}
         }
@@ -406,6 +424,7 @@ impl Machine {
         }
         if req.session_id == 0 && self.role == Role::Follower {
             let id = self.sessions.next_id();
+            let passwd = self.passwords.next();
             self.bind_session(conn, id);
             let c = self.conns.get_mut(&conn).expect("present");
             c.writes_issued += 1;
@@ -413,31 +432,23 @@ impl Machine {
             self.ready.forwards.push(Forward {
                 session_id: id,
                 cxid: 0,
-                op: ForwardOp::CreateSession { timeout_ms: timeout },
+                op: ForwardOp::CreateSession { timeout_ms: timeout, passwd },
             });
             return;
         }
         if req.session_id == 0 {
             let id = self.sessions.next_id();
-            self.sessions.add(id, timeout, now.mono_ms);
+            let passwd = self.passwords.next();
+            self.sessions.add(id, timeout, passwd, now.mono_ms);
             self.owners.insert(id, self.cfg.myid as u64);
             self.bind_session(conn, id);
             let waiter = Waiter::Connect { conn, timeout_ms: timeout, read_only: req.read_only };
-            self.append(id, 0, TxnOp::CreateSession { timeout_ms: timeout }, now, waiter);
+            self.append(id, 0, TxnOp::CreateSession { timeout_ms: timeout, passwd }, now, waiter);
             return;
         }
-        let valid = self.sessions.is_live(req.session_id) && req.passwd == session::password(req.session_id);
-        if !valid {
+        if !self.sessions.password_matches(req.session_id, &req.passwd) {
             info!("Invalid session {:#x} for client, probably expired", req.session_id);
-            let resp = ConnectResponse {
-                protocol_version: 0,
-                timeout_ms: 0,
-                session_id: 0,
-                passwd: vec![0; session::PASSWD_LEN],
-                read_only: req.read_only.map(|_| false),
-            };
-            self.send(conn, resp.encode());
-            self.close(conn);
+            self.refuse_session(conn, req.read_only);
             return;
         }
         if let Some(old) = self.session_conn.get(&req.session_id).copied() {
@@ -461,6 +472,20 @@ impl Machine {
         self.send_connect_response(conn, req.session_id, timeout, req.read_only);
     }
 
+    /// What ZooKeeper answers an unknown session or a wrong password: timeout 0, session 0,
+    /// then the socket closes (clients take the session as expired).
+    fn refuse_session(&mut self, conn: ConnId, read_only: Option<bool>) {
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: 0,
+            session_id: 0,
+            passwd: vec![0; session::PASSWD_LEN],
+            read_only: read_only.map(|_| false),
+        };
+        self.send(conn, resp.encode());
+        self.close(conn);
+    }
+
     fn bind_session(&mut self, conn: ConnId, session_id: i64) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session_id = session_id;
@@ -469,11 +494,17 @@ impl Machine {
     }
 
     fn send_connect_response(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, read_only: Option<bool>) {
+        let Some(passwd) = self.sessions.get(session_id).map(|s| s.passwd.to_vec()) else {
+            // Gone between its creation and this answer (expired or closed): as for any
+            // unknown session, the client is told it expired.
+            self.refuse_session(conn, read_only);
+            return;
+        };
         let resp = ConnectResponse {
             protocol_version: 0,
             timeout_ms,
             session_id,
-            passwd: session::password(session_id),
+            passwd,
             read_only: read_only.map(|_| false),
         };
         self.send(conn, resp.encode());
@@ -597,7 +628,7 @@ impl Machine {
     }
 
     /// Replaces the whole state with a snapshot the leader sent (not while serving).
-    pub fn reset_state(&mut self, tree: DataTree, sessions: &[(i64, i32)], now: Now) {
+    pub fn reset_state(&mut self, tree: DataTree, sessions: &[SessionRecord], now: Now) {
         debug_assert!(self.conns.is_empty());
         self.tree = tree;
         self.sessions = SessionTracker::new(self.cfg.tick_ms, self.sessions.peek_next_id());
@@ -680,10 +711,10 @@ impl Machine {
         let sid = f.session_id;
         let nobody = || Waiter::Nobody;
         match f.op {
-            ForwardOp::CreateSession { timeout_ms } => {
-                self.sessions.add(sid, timeout_ms, now.mono_ms);
+            ForwardOp::CreateSession { timeout_ms, passwd } => {
+                self.sessions.add(sid, timeout_ms, passwd, now.mono_ms);
                 self.owners.insert(sid, from);
-                self.append(sid, 0, TxnOp::CreateSession { timeout_ms }, now, nobody());
+                self.append(sid, 0, TxnOp::CreateSession { timeout_ms, passwd }, now, nobody());
             }
             ForwardOp::CloseSession => {
                 if self.sessions.is_live(sid) {
@@ -811,10 +842,10 @@ impl Machine {
         self.fire(&triggers);
         match &txn.op {
             TxnOp::CloseSession => self.session_closed(txn.hdr.session_id),
-            TxnOp::CreateSession { timeout_ms } => {
+            TxnOp::CreateSession { timeout_ms, passwd } => {
                 // Created elsewhere (a follower's client, or before this server led).
                 if self.sessions.get(txn.hdr.session_id).is_none() {
-                    self.sessions.add(txn.hdr.session_id, *timeout_ms, now.mono_ms);
+                    self.sessions.add(txn.hdr.session_id, *timeout_ms, *passwd, now.mono_ms);
                 }
             }
             _ => {}

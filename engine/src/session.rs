@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -13,6 +14,7 @@ pub struct Session {
     pub expire_at_ms: i64,
     /// Set once a closeSession was prepared: no new work is accepted for it.
     pub closing: bool,
+    pub passwd: Passwd,
 }
 
 #[derive(Debug)]
@@ -23,16 +25,55 @@ pub struct SessionTracker {
     next_id: i64,
 }
 
-/// Session passwords are derived from the id and a fixed secret, as ZooKeeper does, so that
-/// any server of an ensemble can check a reconnecting client without shared state.
-const PASSWD_SECRET: &[u8] = b"warren-session-secret-v1";
 pub const PASSWD_LEN: usize = 16;
 
-pub fn password(session_id: i64) -> Vec<u8> {
-    let mut h = Sha1::new();
-    h.update(PASSWD_SECRET);
-    h.update(session_id.to_be_bytes());
-    h.finalize()[..PASSWD_LEN].to_vec()
+/// A session's password: 16 random bytes chosen when the session is created, carried in its
+/// createSession transaction and in snapshots, so every server of an ensemble checks a
+/// reconnecting client against the same bytes. ZooKeeper derives the password from the
+/// session id and a constant, so anyone can compute another session's password and take it
+/// over (close it, and its ephemerals -- locks, leader elections -- vanish); Warren does not.
+pub type Passwd = [u8; PASSWD_LEN];
+
+/// The password of a session whose record predates random passwords (a log or snapshot
+/// written by an older Warren). It matches nothing: such a session keeps serving its current
+/// connection, and a client that reconnects to it is told it expired and starts a new one.
+pub const UNUSABLE_PASSWD: Passwd = [0; PASSWD_LEN];
+
+/// Where new session passwords come from: the operating system's CSPRNG, or, for tests and
+/// the deterministic simulator only, a seeded sequence.
+#[derive(Debug, Clone)]
+pub struct PasswordSource {
+    seeded: Option<(u64, u64)>,
+}
+
+impl PasswordSource {
+    pub fn os() -> PasswordSource {
+        PasswordSource { seeded: None }
+    }
+
+    /// A reproducible sequence (SHA-1 of seed and counter). Never used by the server.
+    pub fn seeded(seed: u64) -> PasswordSource {
+        PasswordSource { seeded: Some((seed, 0)) }
+    }
+
+    pub fn next(&mut self) -> Passwd {
+        loop {
+            let mut p = UNUSABLE_PASSWD;
+            match &mut self.seeded {
+                None => getrandom::fill(&mut p).expect("the OS random number generator failed"),
+                Some((seed, n)) => {
+                    *n += 1;
+                    let mut h = Sha1::new();
+                    h.update(seed.to_be_bytes());
+                    h.update(n.to_be_bytes());
+                    p.copy_from_slice(&h.finalize()[..PASSWD_LEN]);
+                }
+            }
+            if p != UNUSABLE_PASSWD {
+                return p;
+            }
+        }
+    }
 }
 
 /// The first session id for a server: its myid in the top byte and a time-derived counter
@@ -72,9 +113,19 @@ impl SessionTracker {
         (t / self.tick_ms + 1) * self.tick_ms
     }
 
-    pub fn add(&mut self, id: i64, timeout_ms: i32, now_ms: i64) {
-        self.sessions.insert(id, Session { id, timeout_ms, expire_at_ms: 0, closing: false });
+    pub fn add(&mut self, id: i64, timeout_ms: i32, passwd: Passwd, now_ms: i64) {
+        self.sessions.insert(id, Session { id, timeout_ms, expire_at_ms: 0, closing: false, passwd });
         self.touch(id, now_ms);
+    }
+
+    /// Whether a reconnecting client may resume session `id` with password `given`: the
+    /// session is live and the bytes match (compared in constant time, so the comparison's
+    /// timing tells nothing about how much of a guess was right).
+    pub fn password_matches(&self, id: i64, given: &[u8]) -> bool {
+        let Some(s) = self.sessions.get(&id).filter(|s| !s.closing) else {
+            return false;
+        };
+        s.passwd != UNUSABLE_PASSWD && bool::from(s.passwd.as_slice().ct_eq(given))
     }
 
     pub fn get(&self, id: i64) -> Option<&Session> {
@@ -165,7 +216,7 @@ mod tests {
     #[test]
     fn expiry_is_bucketed_by_tick() {
         let mut t = SessionTracker::new(2000, 100);
-        t.add(1, 4000, 500); // 4500 rounds up to 6000
+        t.add(1, 4000, [1; 16], 500); // 4500 rounds up to 6000
         assert_eq!(t.get(1).unwrap().expire_at_ms, 6000);
         assert!(t.expired(5999).is_empty());
         assert_eq!(t.expired(6000), vec![1]);
@@ -174,7 +225,7 @@ mod tests {
     #[test]
     fn touch_moves_expiry() {
         let mut t = SessionTracker::new(2000, 100);
-        t.add(1, 4000, 0);
+        t.add(1, 4000, [1; 16], 0);
         assert!(t.touch(1, 3000));
         assert!(t.expired(6000).is_empty());
         assert_eq!(t.expired(8000), vec![1]);
@@ -183,7 +234,7 @@ mod tests {
     #[test]
     fn closing_sessions_neither_touch_nor_expire_twice() {
         let mut t = SessionTracker::new(2000, 100);
-        t.add(1, 4000, 0);
+        t.add(1, 4000, [1; 16], 0);
         t.set_closing(1);
         assert!(!t.touch(1, 10));
         assert!(t.expired(100_000).is_empty());
@@ -191,11 +242,42 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_stable_and_distinct() {
-        assert_eq!(password(5), password(5));
-        assert_ne!(password(5), password(6));
-        assert_eq!(password(5).len(), PASSWD_LEN);
+    fn session_ids_carry_the_server_id() {
         let id = initial_session_id(1, 1_700_000_000_000);
         assert_eq!((id as u64) >> 56, 1);
+    }
+
+    #[test]
+    fn passwords_are_random_and_checked_exactly() {
+        let mut os = PasswordSource::os();
+        let (a, b) = (os.next(), os.next());
+        assert_ne!(a, b);
+        assert_ne!(a, UNUSABLE_PASSWD);
+        let mut t = SessionTracker::new(2000, 100);
+        t.add(1, 4000, a, 0);
+        t.add(2, 4000, b, 0);
+        assert!(t.password_matches(1, &a));
+        assert!(!t.password_matches(1, &b), "another session's password");
+        assert!(!t.password_matches(1, &a[..15]), "a prefix");
+        assert!(!t.password_matches(1, &[a.as_slice(), &[0]].concat()), "a longer string");
+        assert!(!t.password_matches(3, &a), "an unknown session");
+        t.set_closing(1);
+        assert!(!t.password_matches(1, &a), "a closing session");
+    }
+
+    #[test]
+    fn sessions_from_before_random_passwords_cannot_be_resumed() {
+        let mut t = SessionTracker::new(2000, 100);
+        t.add(1, 4000, UNUSABLE_PASSWD, 0);
+        assert!(!t.password_matches(1, &UNUSABLE_PASSWD));
+    }
+
+    #[test]
+    fn seeded_passwords_repeat_per_seed_only() {
+        let (mut a, mut b, mut c) = (PasswordSource::seeded(7), PasswordSource::seeded(7), PasswordSource::seeded(8));
+        let x = a.next();
+        assert_eq!(x, b.next());
+        assert_ne!(x, c.next());
+        assert_ne!(x, a.next());
     }
 }

@@ -19,6 +19,8 @@ pub struct TxnHeader {
 pub enum TxnOp {
     CreateSession {
         timeout_ms: i32,
+        /// Random, chosen by the server the client connected to (see `session::Passwd`).
+        passwd: crate::session::Passwd,
     },
     CloseSession,
     Create {

@@ -184,7 +184,7 @@ fn restart_at_a_snapshot_then_recover() {
         for (p, n) in tree.iter() {
             w.add_node(p, n).expect("node");
         }
-        w.add_sessions(&[(0x77, 30_000)]).expect("sessions");
+        w.add_sessions(&[SESSION]).expect("sessions");
         let image = w.finish(e(2, 5)).expect("image");
         warren::snap::write_file(&snap, e(2, 5), &image).expect("snapshot");
         wal.restart_at(e(2, 5)).await.expect("restart");
@@ -194,7 +194,7 @@ fn restart_at_a_snapshot_then_recover() {
     });
     let r = recovered(&d);
     assert_eq!(r.snapshot_zxid, e(2, 5));
-    assert_eq!(r.init.sessions, vec![(0x77, 30_000)]);
+    assert_eq!(r.init.sessions, vec![SESSION]);
     assert_eq!(log_zxids(&r), vec![e(2, 6), e(3, 1)]);
     assert_eq!(r.last_zxid, e(3, 1));
     assert_eq!(segment_names(&d.log), vec![e(2, 6)]);
@@ -220,3 +220,6 @@ fn a_batch_split_across_segments_names_each_after_its_own_first_record() {
         assert_eq!(scan.txns[0].hdr.zxid, first, "{}", path.display());
     }
 }
+
+const SESSION: warren::snap::SessionRecord =
+    warren::snap::SessionRecord { id: 0x77, timeout_ms: 30_000, passwd: [7; 16] };

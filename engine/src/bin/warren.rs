@@ -131,6 +131,7 @@ fn settings_from(cfg: &Config) -> Settings {
         container_check_interval_ms: cfg.warren_container_check_interval_ms as i64,
         myid: 0,
         max_queued_per_conn: 100_000,
+        password_seed: None,
     };
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
     let version = admin::full_version(env!("CARGO_PKG_VERSION"), "unknown");

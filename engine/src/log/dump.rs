@@ -37,7 +37,7 @@ fn data_text(d: &Option<Vec<u8>>) -> String {
 
 fn op_text(op: &TxnOp) -> String {
     match op {
-        TxnOp::CreateSession { timeout_ms } => format!("createSession {timeout_ms}"),
+        TxnOp::CreateSession { timeout_ms, .. } => format!("createSession {timeout_ms}"),
         TxnOp::CloseSession => "closeSession".into(),
         TxnOp::Create { kind, path, data, acl, ephemeral_owner, parent_cversion } => format!(
             "create {path},{},{},{ephemeral_owner:#x},{parent_cversion} ({kind:?})",
@@ -99,7 +99,8 @@ fn op_json(op: &TxnOp) -> String {
         fields.push(format!("\"path\":{}", json_str(p)));
     }
     match op {
-        TxnOp::CreateSession { timeout_ms } => fields.push(format!("\"timeout_ms\":{timeout_ms}")),
+        // The password is a secret: never printed.
+        TxnOp::CreateSession { timeout_ms, .. } => fields.push(format!("\"timeout_ms\":{timeout_ms}")),
         TxnOp::Create { data, ephemeral_owner, parent_cversion, .. } => {
             fields.push(format!("\"data_length\":{}", data.as_ref().map_or(-1, |d| d.len() as i64)));
             fields.push(format!("\"ephemeral_owner\":{ephemeral_owner}"));

@@ -28,10 +28,14 @@
 //!
 //! The Txn payload uses jute's big-endian primitives: header `session_id i64, cxid i32, zxid
 //! i64, time_ms i64`, then the op: `type i32` (ZooKeeper's opcode) and its fields.
+//! createSession's fields are `timeout_ms i32` and the session's 16-byte password; a record
+//! written before passwords were random ends after the timeout and reads back with
+//! `session::UNUSABLE_PASSWD`.
 
 use crate::acl::Acl;
 use crate::proto::records::{read_acls, write_acls};
 use crate::proto::{op, CreateKind, DecodeError, ErrorCode, Reader, Writer};
+use crate::session::{PASSWD_LEN, UNUSABLE_PASSWD};
 use crate::txn::{Txn, TxnHeader, TxnOp};
 
 pub const MAGIC: &[u8; 8] = b"WRNLOG01";
@@ -204,8 +208,9 @@ pub fn encode_txn(w: &mut Writer, t: &Txn) {
 
 fn encode_op(w: &mut Writer, o: &TxnOp) {
     match o {
-        TxnOp::CreateSession { timeout_ms } => {
+        TxnOp::CreateSession { timeout_ms, passwd } => {
             w.i32(op::CREATE_SESSION).i32(*timeout_ms);
+            w.buf.extend_from_slice(passwd);
         }
         TxnOp::CloseSession => {
             w.i32(op::CLOSE_SESSION);
@@ -261,7 +266,12 @@ fn decode_op(r: &mut Reader, depth: u8) -> Result<TxnOp, DecodeError> {
         Ok(TxnOp::Create { kind, path, data, acl, ephemeral_owner: r.i64()?, parent_cversion: r.i32()? })
     };
     Ok(match code {
-        op::CREATE_SESSION => TxnOp::CreateSession { timeout_ms: r.i32()? },
+        op::CREATE_SESSION => {
+            let timeout_ms = r.i32()?;
+            // Records written before passwords were random end after the timeout.
+            let passwd = if r.remaining() == 0 { UNUSABLE_PASSWD } else { r.fixed::<PASSWD_LEN>()? };
+            TxnOp::CreateSession { timeout_ms, passwd }
+        }
         op::CLOSE_SESSION => TxnOp::CloseSession,
         op::CREATE => create(CreateKind::Create, r)?,
         op::CREATE2 => create(CreateKind::Create2, r)?,

@@ -16,6 +16,8 @@ struct Harness {
     closed: Vec<ConnId>,
     /// When false, appended txns stay "unsynced" until `sync()`.
     auto_sync: bool,
+    /// Each session's password, as its ConnectResponse gave it.
+    passwds: HashMap<i64, Vec<u8>>,
 }
 
 impl Harness {
@@ -32,6 +34,7 @@ impl Harness {
             inbox: HashMap::new(),
             closed: vec![],
             auto_sync: true,
+            passwds: HashMap::new(),
         }
     }
 
@@ -67,6 +70,7 @@ impl Harness {
         let f = self.take(conn).remove(0);
         let resp = ConnectResponse::decode(&f[4..]).unwrap();
         assert_eq!(resp.timeout_ms, 10_000);
+        self.passwds.insert(resp.session_id, resp.passwd);
         resp.session_id
     }
 
@@ -218,10 +222,55 @@ fn reconnect_with_wrong_password_is_refused_and_right_one_resumes() {
     assert_eq!((resp.session_id, resp.timeout_ms, resp.read_only), (0, 0, None));
     assert!(h.closed.contains(&2));
     assert!(h.m.open(3, IP, h.now));
-    h.m.connect(3, ConnectRequest { passwd: session::password(s), ..bad }, h.now);
+    h.m.connect(3, ConnectRequest { passwd: h.passwds[&s].clone(), ..bad }, h.now);
     h.pump();
     let resp = ConnectResponse::decode(&h.take(3)[0][4..]).unwrap();
     assert_eq!(resp.session_id, s);
+}
+
+/// Session ids are sequential, so a password that could be computed from the id would let
+/// anyone take over (or close) another client's session. Another session's password, or the
+/// one ZooKeeper would derive, does not open it; the password is in the createSession
+/// transaction, so a restart (replay) keeps it.
+#[test]
+fn session_passwords_are_random_and_survive_replay() {
+    let mut h = Harness::new();
+    let (a, b) = (h.connect(1), h.connect(2));
+    assert_eq!(b, a + 1);
+    assert_ne!(h.passwds[&a], h.passwds[&b]);
+    assert_eq!(h.passwds[&a].len(), session::PASSWD_LEN);
+    for (conn, passwd) in [(3, h.passwds[&b].clone()), (4, vec![0; 16]), (5, zookeeper_password(a))] {
+        assert!(h.m.open(conn, IP, h.now));
+        h.m.connect(conn, connect_req(0, a, passwd, None), h.now);
+        h.pump();
+        let resp = ConnectResponse::decode(&h.take(conn)[0][4..]).unwrap();
+        assert_eq!(resp.session_id, 0, "session {a:#x} opened with a password that is not its own");
+    }
+    // A fresh machine that replays the log knows the same password.
+    let mut again = Machine::new(MachineConfig::default(), DataTree::new(), h.now);
+    for t in &h.log {
+        again.replay(t, h.now);
+    }
+    assert_eq!(again.sessions().get(a).unwrap().passwd.to_vec(), h.passwds[&a]);
+}
+
+/// ZooKeeper's password for a session id: java.util.Random seeded with id ^ 0xB3415C00L,
+/// 16 bytes from nextBytes. Anyone can compute it; Warren must not accept it.
+fn zookeeper_password(id: i64) -> Vec<u8> {
+    let mut seed = ((id ^ 0xB341_5C00) ^ 0x5_DEEC_E66D) & ((1 << 48) - 1);
+    let mut next_int = || {
+        seed = (seed.wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB)) & ((1 << 48) - 1);
+        (seed >> 16) as i32
+    };
+    let mut out = Vec::with_capacity(16);
+    while out.len() < 16 {
+        let mut r = next_int();
+        for _ in 0..4.min(16 - out.len()) {
+            out.push(r as u8);
+            r >>= 8;
+        }
+    }
+    out
 }
 
 #[test]

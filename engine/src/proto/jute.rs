@@ -61,6 +61,11 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// Exactly `N` raw bytes (no length prefix).
+    pub fn fixed<const N: usize>(&mut self) -> DecodeResult<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
+
     pub fn i32(&mut self) -> DecodeResult<i32> {
         let b = self.take(4)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))

@@ -30,7 +30,8 @@
 //! | 15   | `Ping`         | (empty)                                                           |
 //! | 16   | `Pong`         | count u32, count × session_id i64                                 |
 //! | 17   | `Forward`      | session_id i64, cxid i32, op u8, then by op:                      |
-//! |      |                | 0 CreateSession: timeout_ms i32; 1 CloseSession: -;               |
+//! |      |                | 0 CreateSession: timeout_ms i32, password 16 bytes;               |
+//! |      |                | 1 CloseSession: -;                                                |
 //! |      |                | 2 Write: frame bytes, count u32, count × (scheme str, id str);    |
 //! |      |                | 3 Sync: -                                                         |
 //! | 18   | `SyncDone`     | session_id i64, cxid i32                                          |
@@ -47,6 +48,7 @@ use super::{Forward, ForwardOp, Msg, PeerState, ServerId, Vote};
 use crate::acl::Id;
 use crate::log::format::{decode_txn, encode_txn};
 use crate::proto::{DecodeError, Writer};
+use crate::session::UNUSABLE_PASSWD;
 use crate::txn::Txn;
 
 /// The largest frame (type byte and body) accepted; a `Snap` carries a whole snapshot image.
@@ -246,9 +248,10 @@ fn encode_body(msg: &Msg, out: &mut Vec<u8>) {
             put_i64(out, f.session_id);
             put_i32(out, f.cxid);
             match &f.op {
-                ForwardOp::CreateSession { timeout_ms } => {
+                ForwardOp::CreateSession { timeout_ms, passwd } => {
                     out.push(fwd::CREATE_SESSION);
                     put_i32(out, *timeout_ms);
+                    out.extend_from_slice(passwd);
                 }
                 ForwardOp::CloseSession => out.push(fwd::CLOSE_SESSION),
                 ForwardOp::Write { frame, auth } => {
@@ -448,7 +451,12 @@ pub fn decode(frame_body: &[u8]) -> Result<Msg, CodecError> {
             let session_id = c.i64("session id")?;
             let cxid = c.i32("cxid")?;
             let op = match c.u8("forward op")? {
-                fwd::CREATE_SESSION => ForwardOp::CreateSession { timeout_ms: c.i32("session timeout")? },
+                fwd::CREATE_SESSION => {
+                    let timeout_ms = c.i32("session timeout")?;
+                    // A peer from before random passwords sends none: its sessions cannot be resumed.
+                    let passwd = if c.remaining() == 0 { UNUSABLE_PASSWD } else { c.arr("session password")? };
+                    ForwardOp::CreateSession { timeout_ms, passwd }
+                }
                 fwd::CLOSE_SESSION => ForwardOp::CloseSession,
                 fwd::WRITE => {
                     let frame = c.bytes("forwarded request")?.to_vec();
@@ -536,7 +544,7 @@ mod tests {
             Msg::Txns(Vec::new()),
             Msg::Txns(vec![
                 create(1),
-                txn(2, TxnOp::CreateSession { timeout_ms: 30000 }),
+                txn(2, TxnOp::CreateSession { timeout_ms: 30000, passwd: [3; 16] }),
                 txn(3, TxnOp::Multi(vec![TxnOp::Delete { path: "/x".into() }, TxnOp::Check { path: "/y".into() }])),
                 txn(4, TxnOp::Error(ErrorCode::NoNode)),
                 txn(5, TxnOp::SetData { path: "/a".into(), data: None, version: 2 }),
@@ -551,7 +559,11 @@ mod tests {
             Msg::Ping,
             Msg::Pong { touched: Vec::new() },
             Msg::Pong { touched: vec![1, -2, i64::MIN, i64::MAX] },
-            Msg::Forward(Forward { session_id: 1, cxid: 0, op: ForwardOp::CreateSession { timeout_ms: 4000 } }),
+            Msg::Forward(Forward {
+                session_id: 1,
+                cxid: 0,
+                op: ForwardOp::CreateSession { timeout_ms: 4000, passwd: [4; 16] },
+            }),
             Msg::Forward(Forward { session_id: 2, cxid: 5, op: ForwardOp::CloseSession }),
             Msg::Forward(Forward {
                 session_id: 3,
@@ -708,7 +720,8 @@ mod tests {
             Just(ErrorCode::Ok)
         ];
         prop_oneof![
-            any::<i32>().prop_map(|timeout_ms| TxnOp::CreateSession { timeout_ms }),
+            (any::<i32>(), any::<[u8; 16]>())
+                .prop_map(|(timeout_ms, passwd)| TxnOp::CreateSession { timeout_ms, passwd }),
             Just(TxnOp::CloseSession),
             (kind, text(), data(), acls(), any::<i64>(), any::<i32>()).prop_map(
                 |(kind, path, data, acl, ephemeral_owner, parent_cversion)| TxnOp::Create {
@@ -747,7 +760,8 @@ mod tests {
 
     fn forward_op() -> impl Strategy<Value = ForwardOp> {
         prop_oneof![
-            any::<i32>().prop_map(|timeout_ms| ForwardOp::CreateSession { timeout_ms }),
+            (any::<i32>(), any::<[u8; 16]>())
+                .prop_map(|(timeout_ms, passwd)| ForwardOp::CreateSession { timeout_ms, passwd }),
             Just(ForwardOp::CloseSession),
             (vec(any::<u8>(), 0..64), vec((text(), text()).prop_map(|(s, i)| Id::new(s, i)), 0..3))
                 .prop_map(|(frame, auth)| ForwardOp::Write { frame, auth }),

@@ -129,6 +129,8 @@ pub enum ForwardOp {
     /// A new session (its id chosen by the follower: myid in the high byte, like ZooKeeper).
     CreateSession {
         timeout_ms: i32,
+        /// Chosen by the follower from its OS random source; the leader puts it in the txn.
+        passwd: crate::session::Passwd,
     },
     CloseSession,
     /// A write request as the client framed it (header and body, without the length), with

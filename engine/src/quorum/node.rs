@@ -31,7 +31,7 @@ use crate::txn::Txn;
 pub struct NodeInit {
     pub epochs: Epochs,
     pub tree: DataTree,
-    pub sessions: Vec<(i64, i32)>,
+    pub sessions: Vec<crate::snap::SessionRecord>,
     pub log: Vec<Txn>,
 }
 
@@ -843,8 +843,7 @@ impl Node {
             for (p, n) in tree.iter() {
                 w.add_node(p, n)?;
             }
-            let sessions: Vec<(i64, i32)> = self.m.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect();
-            w.add_sessions(&sessions)?;
+            w.add_sessions(&self.m.session_records())?;
             w.finish(self.applied)
         };
         build().expect("writing to memory cannot fail")
@@ -1226,7 +1225,7 @@ impl Node {
     }
 }
 
-fn decode_image(image: &[u8]) -> Result<(DataTree, Vec<(i64, i32)>), String> {
+fn decode_image(image: &[u8]) -> Result<(DataTree, Vec<crate::snap::SessionRecord>), String> {
     // The snapshot decoder wants 16-byte alignment.
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(image.len());
     aligned.extend_from_slice(image);

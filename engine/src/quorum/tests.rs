@@ -384,7 +384,8 @@ fn a_session_that_moved_gets_session_moved_on_its_old_server() {
     // The same session connects to server 2 (its old connection on server 1 stays open).
     let now = c.now;
     assert!(c.node(2).open(200, IpAddr::V4(Ipv4Addr::LOCALHOST), now));
-    c.node(2).connect(200, connect_request(s, crate::session::password(s)), now);
+    let passwd = c.node(1).machine().sessions().get(s).expect("live").passwd;
+    c.node(2).connect(200, connect_request(s, passwd.to_vec()), now);
     c.drain(2);
     c.deliver_all();
     assert!(c.replies.remove(&(2, 200)).is_some(), "connect response");
@@ -462,4 +463,45 @@ fn the_leader_expires_a_vanished_session_on_a_follower_soon_after_its_timeout() 
             assert!(!c.node(id).machine().sessions().is_live(gone), "server {id} kept the session");
         }
     }
+}
+
+/// A session's random password is chosen by the server the client connected to (here a
+/// follower), travels in the createSession transaction, and is the same on every server, so
+/// the client can resume the session anywhere; a wrong password is refused everywhere.
+#[test]
+fn session_passwords_are_replicated_and_checked_on_every_server() {
+    let mut c = Cluster::new(3, &[4]);
+    c.settle();
+    let follower = (1..=3).find(|&id| c.node(id).state() == PeerState::Following).expect("a follower");
+    let s = c.session(follower, 100);
+    let passwd = c.node(follower).machine().sessions().get(s).expect("live").passwd;
+    assert_ne!(passwd, crate::session::UNUSABLE_PASSWD);
+    for id in 1..=4 {
+        assert_eq!(c.node(id).machine().sessions().get(s).expect("replicated").passwd, passwd, "server {id}");
+    }
+    let now = c.now;
+    for (id, conn) in [(1, 300), (2, 301), (3, 302), (4, 303)] {
+        assert!(c.node(id).open(conn, IpAddr::V4(Ipv4Addr::LOCALHOST), now));
+        let mut wrong = passwd;
+        wrong[15] ^= 1;
+        c.node(id).connect(conn, connect_request(s, wrong.to_vec()), now);
+        c.drain(id);
+        assert!(c.node(id).machine().sessions().is_live(s));
+    }
+    c.deliver_all();
+    for (id, conn) in [(1, 300), (2, 301), (3, 302), (4, 303)] {
+        let frames = c.replies.remove(&(id, conn)).unwrap_or_default();
+        let resp = crate::proto::ConnectResponse::decode(&frames[0][4..]).expect("a connect response");
+        assert_eq!((resp.session_id, resp.timeout_ms), (0, 0), "server {id} accepted a wrong password");
+    }
+    // The right password resumes it on another server, and the session still works there.
+    let other = (1..=3).find(|&id| id != follower).expect("another server");
+    assert!(c.node(other).open(400, IpAddr::V4(Ipv4Addr::LOCALHOST), now));
+    c.node(other).connect(400, connect_request(s, passwd.to_vec()), now);
+    c.drain(other);
+    c.deliver_all();
+    let frames = c.replies.remove(&(other, 400)).expect("connect response");
+    let resp = crate::proto::ConnectResponse::decode(&frames[0][4..]).expect("a connect response");
+    assert_eq!((resp.session_id, resp.passwd), (s, passwd.to_vec()));
+    assert_eq!(c.call(other, 400, 1, create("/resumed")), 0);
 }

@@ -242,8 +242,7 @@ impl Owner {
             let core = self.core.borrow();
             let m = core.machine();
             let paths: Vec<String> = m.tree().iter().map(|(p, _)| p.clone()).collect();
-            let sessions: Vec<(i64, i32)> = m.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect();
-            (m.last_zxid(), paths, sessions)
+            (m.last_zxid(), paths, m.session_records())
         };
         self.snaps.running.store(true, Ordering::SeqCst);
         let dir = self.settings.storage.snap_dir.clone();
@@ -280,7 +279,12 @@ impl Owner {
         .detach();
     }
 
-    async fn capture(&self, start: i64, paths: &[String], sessions: &[(i64, i32)]) -> std::io::Result<Vec<u8>> {
+    async fn capture(
+        &self,
+        start: i64,
+        paths: &[String],
+        sessions: &[crate::snap::SessionRecord],
+    ) -> std::io::Result<Vec<u8>> {
         let mut w = SnapshotWriter::new(start, Vec::new())?;
         for chunk in paths.chunks(crate::snap::NODES_PER_CHUNK) {
             {

@@ -19,7 +19,7 @@ use crate::txn::Txn;
 /// What a snapshot gives recovery: the tree, the sessions, and the zxid the log resumes after.
 pub struct SnapshotState {
     pub tree: DataTree,
-    pub sessions: Vec<(i64, i32)>,
+    pub sessions: Vec<crate::snap::SessionRecord>,
     pub start_zxid: i64,
 }
 
@@ -215,7 +215,7 @@ mod tests {
     fn txn(zxid: i64) -> Txn {
         Txn {
             hdr: TxnHeader { session_id: 0x77, cxid: 1, zxid, time_ms: 1_700_000_000_000 },
-            op: TxnOp::CreateSession { timeout_ms: 30_000 },
+            op: TxnOp::CreateSession { timeout_ms: 30_000, passwd: [9; 16] },
         }
     }
 

@@ -16,7 +16,8 @@
 //! chunks, each starting at a 16-byte aligned offset
 //!   0  len         u32      payload length
 //!   4  crc         u32      crc32c of the payload
-//!   8  kind        u32      1 nodes, 2 sessions, 3 trailer
+//!   8  kind        u32      1 nodes, 4 sessions, 3 trailer (2: sessions without passwords,
+//!                           written before passwords were random; still read)
 //!  12  reserved    u32      0
 //!  16  payload     len bytes: an rkyv archive (Vec<NodeRecord>, Vec<SessionRecord>, Trailer)
 //!      padding     zeros up to the next multiple of 16
@@ -53,7 +54,9 @@ pub const NODES_PER_CHUNK: usize = 4096;
 /// overflow the u32 chunk length.
 pub const CHUNK_BYTES_TARGET: usize = 16 << 20;
 const KIND_NODES: u32 = 1;
-const KIND_SESSIONS: u32 = 2;
+/// Sessions written before passwords were random: read back with `UNUSABLE_PASSWD`.
+const KIND_SESSIONS_NO_PASSWD: u32 = 2;
+const KIND_SESSIONS: u32 = 4;
 const KIND_TRAILER: u32 = 3;
 
 const _: () = assert!(CHUNK_HEADER_LEN % ALIGN == 0 && HEADER_LEN % ALIGN == 0);
@@ -73,10 +76,18 @@ pub struct NodeRecord {
     pub stat: NodeStat,
 }
 
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SessionRecord {
     pub id: i64,
     pub timeout_ms: i32,
+    /// The session's password (a secret: the dump commands never print it).
+    pub passwd: [u8; 16],
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+struct SessionRecordNoPasswd {
+    id: i64,
+    timeout_ms: i32,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
@@ -188,11 +199,9 @@ impl<W: Write> SnapshotWriter<W> {
         self.chunk(KIND_NODES, &bytes)
     }
 
-    pub fn add_sessions(&mut self, sessions: &[(i64, i32)]) -> io::Result<()> {
-        let recs: Vec<SessionRecord> =
-            sessions.iter().map(|&(id, timeout_ms)| SessionRecord { id, timeout_ms }).collect();
-        self.session_count += recs.len() as u64;
-        let bytes = rkyv::to_bytes::<RkyvError>(&recs).map_err(io::Error::other)?;
+    pub fn add_sessions(&mut self, sessions: &[SessionRecord]) -> io::Result<()> {
+        self.session_count += sessions.len() as u64;
+        let bytes = rkyv::to_bytes::<RkyvError>(&sessions.to_vec()).map_err(io::Error::other)?;
         self.chunk(KIND_SESSIONS, &bytes)
     }
 
@@ -227,7 +236,7 @@ impl<W: Write> SnapshotWriter<W> {
 /// A snapshot read back and validated.
 pub struct LoadedSnapshot {
     pub tree: DataTree,
-    pub sessions: Vec<(i64, i32)>,
+    pub sessions: Vec<SessionRecord>,
     pub start_zxid: i64,
     pub end_zxid: i64,
     pub digest: u64,
@@ -287,7 +296,20 @@ pub fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, SnapError> {
             }
             KIND_SESSIONS => {
                 let recs = rkyv::access::<rkyv::Archived<Vec<SessionRecord>>, RkyvError>(payload).map_err(bad)?;
-                sessions.extend(recs.iter().map(|s| (s.id.to_native(), s.timeout_ms.to_native())));
+                sessions.extend(recs.iter().map(|s| SessionRecord {
+                    id: s.id.to_native(),
+                    timeout_ms: s.timeout_ms.to_native(),
+                    passwd: s.passwd,
+                }));
+            }
+            KIND_SESSIONS_NO_PASSWD => {
+                let recs =
+                    rkyv::access::<rkyv::Archived<Vec<SessionRecordNoPasswd>>, RkyvError>(payload).map_err(bad)?;
+                sessions.extend(recs.iter().map(|s| SessionRecord {
+                    id: s.id.to_native(),
+                    timeout_ms: s.timeout_ms.to_native(),
+                    passwd: crate::session::UNUSABLE_PASSWD,
+                }));
             }
             KIND_TRAILER => {
                 let t = rkyv::access::<rkyv::Archived<Trailer>, RkyvError>(payload).map_err(bad)?;
@@ -418,7 +440,7 @@ pub fn dump(s: &LoadedSnapshot, json: bool, out: &mut impl Write) -> io::Result<
     }
     let mut sessions = s.sessions.clone();
     sessions.sort();
-    for (id, timeout) in sessions {
+    for SessionRecord { id, timeout_ms: timeout, .. } in sessions {
         if json {
             writeln!(out, "{{\"session\":{id},\"timeout_ms\":{timeout}}}")?;
         } else {

@@ -36,7 +36,11 @@ fn sample_tree() -> DataTree {
     t
 }
 
-fn image(t: &DataTree, start: i64, sessions: &[(i64, i32)]) -> rkyv::util::AlignedVec {
+fn sess(id: i64, timeout_ms: i32) -> SessionRecord {
+    SessionRecord { id, timeout_ms, passwd: [id as u8 + 1; 16] }
+}
+
+fn image(t: &DataTree, start: i64, sessions: &[SessionRecord]) -> rkyv::util::AlignedVec {
     let mut w = SnapshotWriter::new(start, Vec::new()).unwrap();
     let mut paths: Vec<&String> = t.iter().map(|(p, _)| p).collect();
     paths.sort();
@@ -62,10 +66,10 @@ fn assert_same(a: &DataTree, b: &DataTree) {
 #[test]
 fn round_trip_every_node_kind_and_sessions() {
     let t = sample_tree();
-    let img = image(&t, t.last_zxid, &[(5, 30_000), (6, 4_000)]);
+    let img = image(&t, t.last_zxid, &[sess(5, 30_000), sess(6, 4_000)]);
     let s = decode(&img).unwrap();
     assert_same(&t, &s.tree);
-    assert_eq!(s.sessions, vec![(5, 30_000), (6, 4_000)]);
+    assert_eq!(s.sessions, vec![sess(5, 30_000), sess(6, 4_000)]);
     assert_eq!((s.start_zxid, s.end_zxid), (t.last_zxid, t.last_zxid));
     assert_eq!(s.digest, tree_digest(&t));
     assert_eq!(s.tree.ephemerals_of(5).count(), 1);
@@ -78,7 +82,7 @@ fn round_trip_every_node_kind_and_sessions() {
 #[test]
 fn any_flipped_bit_or_truncation_is_rejected() {
     let t = sample_tree();
-    let img = image(&t, 8, &[(5, 30_000)]);
+    let img = image(&t, 8, &[sess(5, 30_000)]);
     let step = (img.len() / 997).max(1);
     for pos in (0..img.len()).step_by(step).chain(0..HEADER_LEN + 32) {
         let mut b = rkyv::util::AlignedVec::<16>::new();
@@ -206,4 +210,25 @@ fn big_nodes_are_split_into_size_bounded_chunks() {
     };
     assert!(chunks >= 4, "40 MiB of data in {chunks} chunks");
     assert_same(&t, &decode(&img).unwrap().tree);
+}
+
+/// A snapshot written before passwords were random (session chunk kind 2) still loads; its
+/// sessions get a password that matches nothing.
+#[test]
+fn sessions_without_passwords_load_as_unusable() {
+    let t = sample_tree();
+    let mut w = SnapshotWriter::new(t.last_zxid, Vec::new()).unwrap();
+    let mut paths: Vec<&String> = t.iter().map(|(p, _)| p).collect();
+    paths.sort();
+    for p in paths {
+        w.add_node(p, t.get(p).unwrap()).unwrap();
+    }
+    let old = vec![SessionRecordNoPasswd { id: 5, timeout_ms: 30_000 }];
+    let bytes = rkyv::to_bytes::<RkyvError>(&old).unwrap();
+    w.session_count += 1;
+    w.chunk(KIND_SESSIONS_NO_PASSWD, &bytes).unwrap();
+    let mut a = rkyv::util::AlignedVec::<16>::new();
+    a.extend_from_slice(&w.finish(t.last_zxid).unwrap());
+    let s = decode(&a).unwrap();
+    assert_eq!(s.sessions, vec![SessionRecord { id: 5, timeout_ms: 30_000, passwd: crate::session::UNUSABLE_PASSWD }]);
 }

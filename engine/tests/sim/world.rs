@@ -913,6 +913,9 @@ impl World {
             max_session_timeout_ms: 60_000,
             max_client_cnxns: 0,
             myid: self.servers[s].id as u8,
+            // Session passwords from the run's seed (not the OS), so a run stays a pure
+            // function of its seed; each server start gets its own sequence.
+            password_seed: Some(self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((s as u64) << 56) ^ self.now),
             ..MachineConfig::default()
         };
         let qcfg = self.qcfg(s);

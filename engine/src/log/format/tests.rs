@@ -15,7 +15,7 @@ fn every_op() -> Vec<TxnOp> {
         parent_cversion: 3,
     };
     vec![
-        TxnOp::CreateSession { timeout_ms: 30_000 },
+        TxnOp::CreateSession { timeout_ms: 30_000, passwd: [7; 16] },
         TxnOp::CloseSession,
         create(CreateKind::Create, Some(b"x".to_vec())),
         create(CreateKind::Create2, None),
@@ -125,4 +125,17 @@ fn names() {
     assert_eq!(segment_name(0x1f), "log.1f");
     assert_eq!(parse_segment_name("log.1f"), Some(0x1f));
     assert_eq!(parse_segment_name("snapshot.1f"), None);
+}
+
+/// A createSession record from before passwords were random (no password after the timeout)
+/// still reads, with a password that matches nothing.
+#[test]
+fn create_session_without_password_reads_as_unusable() {
+    let mut w = Writer::new();
+    w.i64(5).i32(0).i64(9).i64(1_700_000_000_000).i32(op::CREATE_SESSION).i32(30_000);
+    let t = decode_txn(&w.buf).unwrap();
+    assert_eq!(t.op, TxnOp::CreateSession { timeout_ms: 30_000, passwd: UNUSABLE_PASSWD });
+    // A password cut short is damage, not an old record.
+    w.buf.extend_from_slice(&[1; 15]);
+    assert!(decode_txn(&w.buf).is_err());
 }
