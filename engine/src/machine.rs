@@ -26,7 +26,7 @@ use crate::session::{self, PasswordSource, SessionTracker};
 use crate::snap::SessionRecord;
 use crate::tree::{DataTree, OpResult, Trigger};
 use crate::txn::{owner_kind, OwnerKind, Txn, TxnHeader, TxnOp};
-use crate::watch::{add_watch_mode, Kind, WatchManager};
+use crate::watch::{Kind, WatchManager};
 
 pub type ConnId = u64;
 
@@ -797,6 +797,8 @@ impl Machine {
                 Some(w) => prep.multi(&w, &who),
                 None => TxnOp::Error(ErrorCode::BadArguments),
             },
+            // ZooKeeper's default (reconfigEnabled=false) answers reconfig this way.
+            Request::Unimplemented(op::RECONFIG) => TxnOp::Error(ErrorCode::ReconfigDisabled),
             other => {
                 let w = single_write(other).expect("is_write checked");
                 prep.op(&w, &who).unwrap_or_else(TxnOp::Error)
@@ -989,9 +991,24 @@ impl Machine {
             self.auth(conn, hdr.xid, scheme, auth);
             return;
         }
+        if let Request::Unimplemented(opcode) = req {
+            if !matches!(opcode, op::SASL | op::CREATE_SESSION) {
+                // ZooKeeper answers an opcode it does not know with Unimplemented and zxid -1,
+                // then closes the connection (the session lives on).
+                warn!("unknown opcode {opcode} on connection {conn}; closing it");
+                let frame = encode_reply(
+                    ReplyHeader { xid: hdr.xid, zxid: -1, err: ErrorCode::Unimplemented.code() },
+                    &Response::Empty,
+                );
+                self.send(conn, frame);
+                self.close(conn);
+                return;
+            }
+        }
         let opname = request_opname(&req);
         let result = self.read_result(conn, &req);
-        let zxid = self.tree.last_zxid;
+        // sasl is answered outside ZooKeeper's pipeline, with zxid 0.
+        let zxid = if matches!(req, Request::Unimplemented(op::SASL)) { 0 } else { self.tree.last_zxid };
         // Pings answer with -2 whatever they carried; everything else, setWatches included,
         // echoes the request's xid (the Java client sends setWatches with an ordinary xid and
         // checks it; the C client and kazoo send -8 and get -8 back).
@@ -1068,27 +1085,29 @@ impl Machine {
                 self.set_watches(conn, sw);
                 Ok(Response::Empty)
             }
+            // An unknown mode or watcher type is a MarshallingError in ZooKeeper 3.8 (its enum
+            // conversion throws before the path is looked at).
             Request::AddWatch { path, mode } => {
+                let kinds = Kind::for_add_watch_mode(*mode).ok_or(ErrorCode::MarshallingError)?;
                 valid(path)?;
-                let kind = match *mode {
-                    add_watch_mode::PERSISTENT => Kind::Persistent,
-                    add_watch_mode::PERSISTENT_RECURSIVE => Kind::Recursive,
-                    _ => return Err(ErrorCode::BadArguments),
-                };
-                self.watches.add(path, conn, kind);
+                for &k in kinds {
+                    self.watches.add(path, conn, k);
+                }
                 Ok(Response::ErrorBody(0))
             }
             Request::CheckWatches { path, watch_type } => {
+                let kinds = WatchManager::kinds_for(*watch_type).ok_or(ErrorCode::MarshallingError)?;
                 valid(path)?;
-                if self.watches.contains(path, conn, *watch_type) {
+                if self.watches.contains(path, conn, kinds) {
                     Ok(Response::Empty)
                 } else {
                     Err(ErrorCode::NoWatcher)
                 }
             }
             Request::RemoveWatches { path, watch_type } => {
+                let kinds = WatchManager::kinds_for(*watch_type).ok_or(ErrorCode::MarshallingError)?;
                 valid(path)?;
-                if self.watches.remove(path, conn, *watch_type) {
+                if self.watches.remove(path, conn, kinds) {
                     Ok(Response::Empty)
                 } else {
                     Err(ErrorCode::NoWatcher)
@@ -1111,12 +1130,10 @@ impl Machine {
             }
             Request::WhoAmI => Ok(Response::WhoAmI(client_infos(&self.conns[&conn].auth))),
             Request::MultiRead(ops) => Ok(Response::Multi(ops.iter().map(|o| self.multi_read_op(conn, o)).collect())),
-            // ZooKeeper's default (reconfigEnabled=false) answers reconfig this way.
-            Request::Unimplemented(op::RECONFIG) => Err(ErrorCode::ReconfigDisabled),
-            Request::Unimplemented(opcode) => {
-                warn!("unimplemented opcode {opcode} on connection {conn}");
-                Err(ErrorCode::Unimplemented)
-            }
+            // Without SASL configured ZooKeeper answers with an empty (null) token.
+            Request::Unimplemented(op::SASL) => Ok(Response::SaslToken(None)),
+            // A createSession inside a session: ZooKeeper fails to parse it as a session's.
+            Request::Unimplemented(op::CREATE_SESSION) => Err(ErrorCode::MarshallingError),
             _ => Err(ErrorCode::Unimplemented),
         }
     }
@@ -1161,10 +1178,12 @@ impl Machine {
             }
         }
         for p in &sw.persistent {
-            self.watches.add(p, conn, Kind::Persistent);
+            self.watches.add(p, conn, Kind::PersistentData);
+            self.watches.add(p, conn, Kind::PersistentChild);
         }
         for p in &sw.persistent_recursive {
             self.watches.add(p, conn, Kind::Recursive);
+            self.watches.add(p, conn, Kind::RecursiveChild);
         }
         for (p, t) in events {
             let ev = WatcherEvent { event_type: t, state: state::SYNC_CONNECTED, path: p };
@@ -1218,6 +1237,9 @@ fn is_write(req: &Request) -> bool {
             | Request::Check { .. }
             | Request::Multi(_)
             | Request::CloseSession
+            // ZooKeeper prepares reconfig like any write; disabled, it is an error transaction
+            // (so its reply carries a new zxid).
+            | Request::Unimplemented(op::RECONFIG)
     )
 }
 

@@ -307,20 +307,24 @@ fn huge_counts_inside_a_frame_are_not_trusted() {
 // ---- requests a library would not send ----------------------------------------------------------
 
 #[test]
-fn unknown_opcodes_answer_unimplemented_and_keep_the_connection() {
+fn unknown_opcodes_answer_unimplemented_then_close_the_connection_not_the_session() {
     let mut s = Server::start(&[]);
     let mut c = Raw::connect(s.addr);
-    // Opcodes ZooKeeper 3.8.0 was seen to answer with Unimplemented (-6).
-    for (xid, opcode) in [77, 999, 50, 108].into_iter().enumerate() {
+    // ZooKeeper 3.8 answers an opcode it does not know with Unimplemented (-6) and zxid -1,
+    // then closes the connection (UnimplementedRequestProcessor); the session lives on.
+    for (xid, opcode) in [77, 999, 50, 108, 0, -1].into_iter().enumerate() {
         let xid = xid as i32 + 10;
         let mut w = Writer::framed();
         w.i32(xid).i32(opcode).string("whatever");
         c.send_bytes(&w.finish_frame());
-        assert_eq!(c.reply(xid).err(), ErrorCode::Unimplemented.code(), "opcode {opcode}");
+        let r = c.reply(xid);
+        assert_eq!((r.err(), r.hdr.zxid), (ErrorCode::Unimplemented.code(), -1), "opcode {opcode}");
+        assert!(c.next_frame().is_none(), "the connection stays open after opcode {opcode}");
+        c = Raw::resume(s.addr, c.session_id, c.passwd.clone()).expect("the session survives");
         let r = c.call(xid + 100, &Request::Exists { path: "/".into(), watch: false });
-        assert_eq!(r.err(), 0, "the connection is still usable after opcode {opcode}");
+        assert_eq!(r.err(), 0);
     }
-    assert!(s.wait_for_log("unimplemented opcode 77", Duration::from_secs(5)), "{}", s.log());
+    assert!(s.wait_for_log("unknown opcode 77", Duration::from_secs(5)), "{}", s.log());
     assert_healthy(&mut s, "opcode");
 }
 

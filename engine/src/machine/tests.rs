@@ -3,6 +3,7 @@
 use super::*;
 use crate::acl::open_acl_unsafe;
 use crate::proto::{CreateKind, CreateRequest, Reader, Stat};
+use crate::watch::add_watch_mode;
 use std::net::Ipv4Addr;
 
 const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -368,10 +369,10 @@ fn add_watch_reply_carries_an_error_response_body() {
         assert_eq!(&f[..4], &20u32.to_be_bytes(), "frame length: 16-byte header + 4-byte err");
         assert_eq!(&f[20..], &0i32.to_be_bytes());
     }
-    // A bad mode is an error with a bare header, as in ZooKeeper.
+    // A bad mode is a MarshallingError with a bare header, as in ZooKeeper 3.8.
     h.send(1, 9, Request::AddWatch { path: "/".into(), mode: 7 });
     let f = h.take(1).remove(0);
-    assert_eq!(header(&f).err, ErrorCode::BadArguments.code());
+    assert_eq!(header(&f).err, ErrorCode::MarshallingError.code());
     assert_eq!(f.len(), 4 + 16);
 }
 

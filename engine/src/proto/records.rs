@@ -581,6 +581,8 @@ pub enum Response {
     Ephemerals(Vec<String>),
     AllChildrenNumber(i32),
     WhoAmI(Vec<(String, String)>),
+    /// ZooKeeper's `SetSASLResponse{token}`: a sasl answer (a null token without SASL).
+    SaslToken(Option<Vec<u8>>),
     /// ZooKeeper's `ErrorResponse{err}` record: the body of a successful addWatch (err 0).
     /// The Java client reads it; a reply without it ends its connection.
     ErrorBody(i32),
@@ -601,6 +603,9 @@ impl Response {
             Response::GetData { data, stat } => {
                 w.opt_buffer(data.as_deref());
                 stat.write(w);
+            }
+            Response::SaslToken(token) => {
+                w.opt_buffer(token.as_deref());
             }
             Response::GetAcl { acl, stat } => {
                 write_acls(w, acl);

@@ -136,7 +136,9 @@ impl DataTree {
                 // ZooKeeper's system nodes hold empty (not null) data.
                 data: Some(Vec::new()),
                 acl: a.clone(),
-                stat: NodeStat::default(),
+                // ZooKeeper sets the config node's read-only ACL with setACL(version -1), which
+                // leaves its aversion at -1; Curator reads that Stat on every connect.
+                stat: NodeStat { aversion: if p == CONFIG { -1 } else { 0 }, ..NodeStat::default() },
                 children: BTreeSet::new(),
             };
             t.nodes.insert(p.to_string(), node);
