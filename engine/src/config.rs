@@ -217,6 +217,11 @@ pub struct Ensemble {
     /// has a client address: from its own line's `;[host:]port`, else `clientPortAddress`
     /// and `clientPort`. Another member's is `None` unless its line gives one.
     pub members: Vec<ServerEntry>,
+    /// What ZooKeeper 3.8 puts in `/zookeeper/config` for this membership (QuorumMaj's text):
+    /// one `server.N=host:quorumPort:electionPort:participant|observer[;clientHost:port]` line
+    /// per member in id order, the client part only where the member's own line gives one,
+    /// then `version=0` (a static configuration).
+    pub config_text: String,
 }
 
 impl Ensemble {
@@ -1119,9 +1124,10 @@ impl Parser {
             ));
             self.cfg.peer_type_observer = role == PeerRole::Observer;
         }
+        let config_text = config_node_text(&self.cfg.servers);
         self.resolve_my_client_address(me)?;
         check_distinct_addresses(&self.cfg.servers)?;
-        self.cfg.ensemble = Some(Ensemble { myid, members: self.cfg.servers.clone() });
+        self.cfg.ensemble = Some(Ensemble { myid, members: self.cfg.servers.clone(), config_text });
         Ok(())
     }
 
@@ -1210,6 +1216,28 @@ fn role_name(role: PeerRole) -> &'static str {
         PeerRole::Participant => "participant",
         PeerRole::Observer => "observer",
     }
+}
+
+/// ZooKeeper's QuorumMaj text of a static membership (see `Ensemble::config_text`); IPv6
+/// hosts in brackets, as Java's formatInetAddr writes them.
+fn config_node_text(servers: &[ServerEntry]) -> String {
+    let host = |h: &str| if h.contains(':') { format!("[{h}]") } else { h.to_string() };
+    let mut sorted: Vec<&ServerEntry> = servers.iter().collect();
+    sorted.sort_by_key(|s| s.id);
+    let mut out = String::new();
+    for s in sorted {
+        let role = match s.role {
+            PeerRole::Observer => "observer",
+            PeerRole::Participant => "participant",
+        };
+        out.push_str(&format!("server.{}={}:{}:{}:{role}", s.id, host(&s.host), s.quorum_port, s.election_port));
+        if let Some((h, p)) = &s.client_addr {
+            out.push_str(&format!(";{}:{p}", host(h)));
+        }
+        out.push('\n');
+    }
+    out.push_str("version=0");
+    out
 }
 
 /// No two endpoints of the ensemble may be the same host and port: each member's quorum and
@@ -2085,6 +2113,25 @@ server.4=zk4:2888:3888;127.0.0.1:2191",
         assert_eq!(e.me().client_addr, Some(("127.0.0.1".to_string(), 2182)));
         assert_eq!(e.members[0].client_addr, None);
         assert_eq!((c.init_limit, c.sync_limit), (10, 5));
+        // As ZooKeeper 3.8 fills /zookeeper/config: no client part from clientPort.
+        assert_eq!(
+            e.config_text,
+            "server.1=127.0.0.1:2888:3888:participant\nserver.2=127.0.0.1:2889:3889:participant\n\
+             server.3=127.0.0.1:2890:3890:participant\nversion=0"
+        );
+    }
+
+    #[test]
+    fn config_node_text_keeps_client_parts_roles_and_v6_brackets() {
+        let lines = "server.3=127.0.0.1:2890:3890:observer;2183
+server.1=[::1]:2888:3888;[::1]:2181
+server.2=127.0.0.1:2889:3889";
+        let c = ensemble_ok("2", lines).0;
+        assert_eq!(
+            c.ensemble.unwrap().config_text,
+            "server.1=[::1]:2888:3888:participant;[::1]:2181\nserver.2=127.0.0.1:2889:3889:participant\n\
+             server.3=127.0.0.1:2890:3890:observer;0.0.0.0:2183\nversion=0"
+        );
     }
 
     #[test]

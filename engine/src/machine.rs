@@ -47,6 +47,10 @@ pub struct MachineConfig {
     /// Tests and the deterministic simulator only: session passwords from a seeded sequence
     /// instead of the OS random number generator. The server never sets it.
     pub password_seed: Option<u64>,
+    /// In an ensemble, the membership text ZooKeeper keeps in `/zookeeper/config` (every
+    /// Curator client reads it); each server writes it into its own tree at start-up and
+    /// after a SNAP, as ZooKeeper does. None standalone (the node stays empty).
+    pub config_node: Option<Vec<u8>>,
 }
 
 impl Default for MachineConfig {
@@ -62,6 +66,7 @@ impl Default for MachineConfig {
             myid: 0,
             max_queued_per_conn: 100_000,
             password_seed: None,
+            config_node: None,
         }
     }
 }
@@ -210,6 +215,10 @@ impl Machine {
     pub fn new(cfg: MachineConfig, tree: DataTree, now: Now) -> Machine {
         let first_session = session::initial_session_id(cfg.myid, now.wall_ms);
         let cfg_password_seed = cfg.password_seed;
+        let mut tree = tree;
+        if let Some(text) = &cfg.config_node {
+            tree.set_config_node(text.clone(), now.wall_ms);
+        }
         let next_zxid = tree.last_zxid + 1;
         Machine {
             sessions: SessionTracker::new(cfg.tick_ms, first_session),
@@ -631,6 +640,9 @@ impl Machine {
     pub fn reset_state(&mut self, tree: DataTree, sessions: &[SessionRecord], now: Now) {
         debug_assert!(self.conns.is_empty());
         self.tree = tree;
+        if let Some(text) = &self.cfg.config_node {
+            self.tree.set_config_node(text.clone(), now.wall_ms);
+        }
         self.sessions = SessionTracker::new(self.cfg.tick_ms, self.sessions.peek_next_id());
         self.restore_sessions(sessions, now);
         self.watches = WatchManager::default();

@@ -132,6 +132,7 @@ fn settings_from(cfg: &Config) -> Settings {
         myid: 0,
         max_queued_per_conn: 100_000,
         password_seed: None,
+        config_node: cfg.ensemble.as_ref().map(|e| e.config_text.clone().into_bytes()),
     };
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
     let version = admin::full_version(env!("CARGO_PKG_VERSION"), "unknown");

@@ -151,6 +151,18 @@ impl DataTree {
         t
     }
 
+    /// Writes the ensemble's membership into `/zookeeper/config` the way ZooKeeper does at
+    /// start-up (not a transaction: every server does it to its own tree): the data, version
+    /// -1, mzxid 0 (the static configuration's version), mtime now.
+    pub fn set_config_node(&mut self, data: Vec<u8>, now_ms: i64) {
+        let node = self.nodes.get_mut(CONFIG).expect("system node");
+        self.data_bytes = self.data_bytes.saturating_sub(data_len(&node.data) as u64) + data.len() as u64;
+        node.data = Some(data);
+        node.stat.version = -1;
+        node.stat.mzxid = 0;
+        node.stat.mtime = now_ms;
+    }
+
     /// Rebuilds a tree from its nodes (a snapshot's content): children sets, the ephemeral,
     /// container and TTL indexes and the ACL cache are derived, never trusted from the input.
     /// Fails, naming the path, if a node's parent is missing or "/" is absent.
