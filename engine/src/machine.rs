@@ -1094,6 +1094,13 @@ impl Machine {
                 Ok(Response::Sync { path: path.clone() })
             }
             Request::SetWatches(sw) => {
+                // Validated like every other path (ZooKeeper does not, and echoes a NUL back
+                // in an event); one bad path refuses the whole request, registering nothing.
+                let lists = [&sw.data, &sw.exist, &sw.child, &sw.persistent, &sw.persistent_recursive];
+                if let Some(bad) = lists.iter().flat_map(|l| l.iter()).find(|p| path::validate(p).is_err()) {
+                    warn!("setWatches with an invalid path {bad:?} on connection {conn}");
+                    return Err(ErrorCode::BadArguments);
+                }
                 self.set_watches(conn, sw);
                 Ok(Response::Empty)
             }

@@ -530,21 +530,27 @@ fn floods_on_two_executors_are_answered_in_order() {
 }
 
 #[test]
-fn set_watches_with_odd_paths_is_survived() {
+fn set_watches_with_invalid_paths_is_bad_arguments_and_registers_nothing() {
     let mut s = Server::start(&[]);
     let mut c = Raw::connect(s.addr);
-    let odd: Vec<String> = ["", "no-slash", "/", "//", "/a/../b", "/\u{0}"].iter().map(|p| p.to_string()).collect();
-    let sw = SetWatches {
-        relative_zxid: 0,
-        data: odd.clone(),
-        exist: odd.clone(),
-        child: odd.clone(),
-        persistent: odd.clone(),
-        persistent_recursive: odd,
-    };
-    c.send(-8, &Request::SetWatches(sw));
-    let _ = c.ping_barrier();
-    assert_eq!(c.call(1, &create_req("/after", b"", 0)).err(), 0);
+    // Each list with one bad path beside a good one: refused whole, as every other request
+    // with a bad path is. (Before, a NUL inside a path came back in a NodeDeleted event.)
+    for bad in ["", "no-slash", "//", "/a/../b", "/a\u{0}b", "/x/"] {
+        let odd = vec!["/fine".to_string(), bad.to_string()];
+        for list in 0..5 {
+            let mut sw = SetWatches { relative_zxid: 0, ..Default::default() };
+            *[&mut sw.data, &mut sw.exist, &mut sw.child, &mut sw.persistent, &mut sw.persistent_recursive][list] =
+                odd.clone();
+            let r = c.call(-8, &Request::SetWatches(sw));
+            assert_eq!(r.err(), ErrorCode::BadArguments.code(), "path {bad:?} in list {list}");
+        }
+    }
+    assert!(c.ping_barrier().is_empty(), "no event for a watch that was refused: {:?}", c.events);
+    assert!(c.events.is_empty(), "{:?}", c.events);
+    // Nothing was registered: creating /fine notifies nobody.
+    assert_eq!(c.call(1, &create_req("/fine", b"", 0)).err(), 0);
+    assert!(c.ping_barrier().is_empty());
+    assert!(s.wait_for_log("setWatches with an invalid path", Duration::from_secs(5)), "{}", s.log());
     assert_healthy(&mut s, "setwatches");
 }
 
