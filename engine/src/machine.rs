@@ -209,6 +209,8 @@ pub struct Machine {
     /// Follower only: sessions active since the leader last heard of them.
     touched: std::collections::HashSet<i64>,
     passwords: PasswordSource,
+    /// Sessions opened after the log failed: never logged, this server's alone.
+    unlogged_sessions: std::collections::HashSet<i64>,
 }
 
 impl Machine {
@@ -242,6 +244,7 @@ impl Machine {
                 Some(seed) => PasswordSource::seeded(seed),
                 None => PasswordSource::os(),
             },
+            unlogged_sessions: Default::default(),
         }
     }
 
@@ -427,8 +430,15 @@ impl Machine {
         }
         let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         if req.session_id == 0 && self.log_failure.is_some() {
-            info!("refusing a new session: the transaction log has failed");
-            self.close(conn);
+            // Nothing can be logged, so the session is this server's alone, like a read-only
+            // ZooKeeper server's: it reads, its writes get NotReadOnly, it is gone on restart.
+            let id = self.sessions.next_id();
+            let passwd = self.passwords.next();
+            self.sessions.add(id, timeout, passwd, now.mono_ms);
+            self.unlogged_sessions.insert(id);
+            self.bind_session(conn, id);
+            info!("session {id:#x} opened read-only: the transaction log has failed");
+            self.send_connect_response_as(conn, id, timeout, req.read_only.map(|_| true));
             return;
         }
         if req.session_id == 0 && self.role == Role::Follower {
@@ -503,19 +513,19 @@ impl Machine {
     }
 
     fn send_connect_response(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, read_only: Option<bool>) {
+        // A client that sent the readOnly byte learns whether this server takes writes.
+        let ro = self.log_failure.is_some();
+        self.send_connect_response_as(conn, session_id, timeout_ms, read_only.map(|_| ro));
+    }
+
+    fn send_connect_response_as(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, read_only: Option<bool>) {
         let Some(passwd) = self.sessions.get(session_id).map(|s| s.passwd.to_vec()) else {
             // Gone between its creation and this answer (expired or closed): as for any
             // unknown session, the client is told it expired.
             self.refuse_session(conn, read_only);
             return;
         };
-        let resp = ConnectResponse {
-            protocol_version: 0,
-            timeout_ms,
-            session_id,
-            passwd,
-            read_only: read_only.map(|_| false),
-        };
+        let resp = ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd, read_only };
         self.send(conn, resp.encode());
     }
 
@@ -571,7 +581,14 @@ impl Machine {
             return;
         }
         if self.log_failure.is_some() {
-            // Expiring a session is a write; with no log, sessions stay until restart.
+            // Expiring a logged session is a write; with no log, those stay until restart.
+            // Sessions opened since the failure were never logged and expire here.
+            for id in self.sessions.expired(now.mono_ms) {
+                if self.unlogged_sessions.remove(&id) {
+                    info!("Expiring read-only session {id:#x}");
+                    self.session_closed(id);
+                }
+            }
             return;
         }
         for id in self.sessions.expired(now.mono_ms) {
@@ -782,6 +799,20 @@ impl Machine {
         if !self.sessions.is_live(session_id) {
             // ZooKeeper answers SessionExpired for work on a closing session.
             self.reply_error(conn, hdr.xid, ErrorCode::SessionExpired, now.mono_ms, now.mono_ms);
+            return;
+        }
+        if self.log_failure.is_some() {
+            // Nothing can be made durable: answer at once (a write that waited for the log
+            // would hold every later request of its connection, pings included).
+            if matches!(req, Request::CloseSession) && self.unlogged_sessions.remove(&session_id) {
+                let frame =
+                    encode_reply(ReplyHeader { xid: hdr.xid, zxid: self.tree.last_zxid, err: 0 }, &Response::Empty);
+                self.send(conn, frame);
+                self.session_closed(session_id);
+                self.close(conn);
+            } else {
+                self.reply_error(conn, hdr.xid, ErrorCode::NotReadOnly, now.mono_ms, now.mono_ms);
+            }
             return;
         }
         if self.role == Role::Follower {

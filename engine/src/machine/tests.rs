@@ -493,9 +493,10 @@ fn null_data_stays_null() {
 }
 
 #[test]
-fn failed_log_drops_unacknowledged_writes_and_refuses_new_ones() {
+fn failed_log_drops_unacknowledged_writes_and_serves_reads() {
     let mut h = Harness::new();
-    h.connect(1);
+    let s = h.connect(1);
+    h.connect(3);
     h.call(1, 1, create("/kept", 0));
     h.auto_sync = false;
     h.send(1, 2, create("/lost", 0));
@@ -505,12 +506,38 @@ fn failed_log_drops_unacknowledged_writes_and_refuses_new_ones() {
     assert!(h.closed.contains(&1));
     assert!(h.m.tree().get("/lost").is_none());
     assert!(h.m.tree().get("/kept").is_some());
-    // A fresh connection: reads work, writes answer NotReadOnly, new sessions are refused.
+    // An existing session: a write is answered at once with NotReadOnly, and the ping and
+    // the read behind it are answered too (a write waiting for the log used to hold them).
+    h.send(3, 4, Request::SetData { path: "/kept".into(), data: Some(vec![1]), version: -1 });
+    h.send(3, xid::PING, Request::Ping);
+    h.send(3, 5, Request::Exists { path: "/kept".into(), watch: false });
+    let frames = h.take(3);
+    let hdrs: Vec<(i32, i32)> = frames.iter().map(|f| (header(f).xid, header(f).err)).collect();
+    assert_eq!(hdrs, vec![(4, ErrorCode::NotReadOnly.code()), (xid::PING, 0), (5, 0)]);
+    // The session whose write was lost can still resume (nothing needs logging for that),
+    // and learns the server is read-only.
     assert!(h.m.open(2, IP, h.now));
-    let req = connect_req(0, 0, vec![0; 16], None);
-    h.m.connect(2, req, h.now);
+    h.m.connect(2, connect_req(0, s, h.passwds[&s].clone(), Some(false)), h.now);
     h.pump();
-    assert!(h.closed.contains(&2));
+    let resp = ConnectResponse::decode(&h.take(2)[0][4..]).unwrap();
+    assert_eq!((resp.session_id, resp.read_only), (s, Some(true)));
+    // A new session is this server's alone (nothing can log it): it reads, cannot write,
+    // and closes without a transaction.
+    assert!(h.m.open(4, IP, h.now));
+    h.m.connect(4, connect_req(0, 0, vec![0; 16], Some(true)), h.now);
+    h.pump();
+    let resp = ConnectResponse::decode(&h.take(4)[0][4..]).unwrap();
+    assert!(resp.session_id != 0 && resp.read_only == Some(true));
+    let (r, _) = h.call(4, 1, Request::GetData { path: "/kept".into(), watch: false });
+    assert_eq!(r.err, 0);
+    let (r, _) = h.call(4, 2, create("/new", 0));
+    assert_eq!(r.err, ErrorCode::NotReadOnly.code());
+    let appended = h.log.len();
+    let (r, _) = h.call(4, 3, Request::CloseSession);
+    assert_eq!(r.err, 0);
+    assert!(h.closed.contains(&4));
+    assert!(h.m.sessions().get(resp.session_id).is_none());
+    assert_eq!(h.log.len(), appended, "nothing was appended to the failed log");
 }
 
 /// A client may pipeline its auth packet right behind the ConnectRequest; the auth reply must

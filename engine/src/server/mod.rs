@@ -214,6 +214,7 @@ pub fn run(settings: Settings) -> io::Result<()> {
     let started = std::time::Instant::now();
     let recovered = match &settings.ensemble {
         None => {
+            crate::snap::remove_leftover_temp_files(&st.snap_dir);
             let snapshot = crate::snap::load_newest_valid(&st.snap_dir).map(|s| recovery::SnapshotState {
                 tree: s.tree,
                 sessions: s.sessions,

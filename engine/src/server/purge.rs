@@ -54,9 +54,15 @@ pub fn plan(snaps: &[(i64, PathBuf)], segs: &[(i64, PathBuf)], retain: usize) ->
     doomed
 }
 
-/// Removes what `plan` says; returns the removed files.
+/// A snapshot temp file untouched for this long was left by an interrupted snapshot (a
+/// running one writes and flushes every 8 MiB).
+pub const ABANDONED_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes what `plan` says, and snapshot temp files abandoned by an interrupted snapshot;
+/// returns the removed files.
 pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> std::io::Result<Vec<PathBuf>> {
-    let doomed = plan(&snapshots(snap_dir), &segments(log_dir), retain);
+    let mut doomed = plan(&snapshots(snap_dir), &segments(log_dir), retain);
+    doomed.extend(crate::snap::stale_temp_files(snap_dir, ABANDONED_TEMP_AGE));
     for p in &doomed {
         fs::remove_file(p)?;
     }
@@ -79,6 +85,23 @@ mod tests {
         let names: Vec<String> = doomed.iter().map(|p| p.display().to_string()).collect();
         // Snapshots 200 and 100 go; logs 1 and 150 go; log 290 straddles snapshot 300.
         assert_eq!(names, vec!["snapshot.c8", "snapshot.64", "log.1", "log.96"]);
+    }
+
+    /// purge (the command and autopurge) also removes snapshot temp files an interrupted
+    /// snapshot left, once they have not been written for a minute.
+    #[test]
+    fn abandoned_snapshot_temp_files_are_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("snapshot.5.tmp");
+        let fresh = dir.path().join("snapshot.6.tmp");
+        for p in [&old, &fresh] {
+            fs::write(p, b"partial").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - ABANDONED_TEMP_AGE * 2;
+        fs::File::options().write(true).open(&old).unwrap().set_modified(long_ago).unwrap();
+        let removed = purge(dir.path(), dir.path(), 3).unwrap();
+        assert_eq!(removed, vec![old.clone()]);
+        assert!(!old.exists() && fresh.exists());
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub struct EnsembleRecovered {
 /// committed is learnt from the leader. A torn tail is repaired as in [`recover`].
 pub fn recover_ensemble(data_dir: &Path, snap_dir: &Path, log_dir: &Path) -> Result<EnsembleRecovered, String> {
     let epochs = epochs::load(data_dir).map_err(|e| e.to_string())?;
+    crate::snap::remove_leftover_temp_files(snap_dir);
     let (tree, sessions, snapshot_zxid) = match crate::snap::load_newest_valid(snap_dir) {
         Some(s) => (s.tree, s.sessions, s.start_zxid),
         None => (DataTree::new(), Vec::new(), 0),

@@ -341,11 +341,56 @@ pub fn file_name(start_zxid: i64) -> String {
 }
 
 /// Writes a finished snapshot image durably: temp file, fsync, rename, fsync the directory.
+/// A failure (ENOSPC, EIO) removes the temp file: nothing half-written stays behind.
 pub fn write_file(dir: &Path, start_zxid: i64, image: &[u8]) -> io::Result<PathBuf> {
+    let tmp = dir.join(format!("{}{TEMP_SUFFIX}", file_name(start_zxid)));
+    let result = write_then_rename(dir, &tmp, start_zxid, image);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Snapshot temp files in `dir` (`snapshot.<zxid>.tmp`) not modified for `min_age`: what an
+/// interrupted snapshot (kill -9, power loss) left behind.
+pub fn stale_temp_files(dir: &Path, min_age: std::time::Duration) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now();
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("snapshot.") && name.ends_with(TEMP_SUFFIX)
+        })
+        .filter(|e| {
+            let modified = e.metadata().and_then(|m| m.modified()).unwrap_or(now);
+            now.duration_since(modified).unwrap_or_default() >= min_age
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// At start-up, before anything writes a snapshot: removes every snapshot temp file.
+pub fn remove_leftover_temp_files(dir: &Path) {
+    for p in stale_temp_files(dir, std::time::Duration::ZERO) {
+        match std::fs::remove_file(&p) {
+            Ok(()) => tracing::info!("removed {}, left by an interrupted snapshot", p.display()),
+            Err(e) => tracing::warn!("could not remove {}: {e}", p.display()),
+        }
+    }
+}
+
+fn write_then_rename(dir: &Path, tmp: &Path, start_zxid: i64, image: &[u8]) -> io::Result<PathBuf> {
     let path = dir.join(file_name(start_zxid));
-    let tmp = dir.join(format!("{}.tmp", file_name(start_zxid)));
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::File::create(tmp)?;
         // Flush as we go, 8 MiB at a time (sync_file_range, waiting for each piece), so the log's
         // fdatasyncs interleave with small flushes instead of queueing behind one 200+ MB flush
         // at the end (measured in docs/design.md).
@@ -370,7 +415,7 @@ pub fn write_file(dir: &Path, start_zxid: i64, image: &[u8]) -> io::Result<PathB
         }
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, &path)?;
+    std::fs::rename(tmp, &path)?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(path)
 }

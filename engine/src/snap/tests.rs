@@ -232,3 +232,26 @@ fn sessions_without_passwords_load_as_unusable() {
     let s = decode(&a).unwrap();
     assert_eq!(s.sessions, vec![SessionRecord { id: 5, timeout_ms: 30_000, passwd: crate::session::UNUSABLE_PASSWD }]);
 }
+
+/// A snapshot whose write fails (here its rename: a directory holds the final name) leaves no
+/// temp file behind; one left by a killed server is removed at start-up.
+#[test]
+fn failed_and_interrupted_snapshots_leave_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = sample_tree();
+    let blocker = dir.path().join(file_name(7));
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), b"x").unwrap();
+    assert!(write_file(dir.path(), 7, &image(&t, 7, &[])).is_err());
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+
+    let leftover = dir.path().join("snapshot.9.tmp");
+    std::fs::write(&leftover, b"half a snapshot").unwrap();
+    let recent = std::time::Duration::from_secs(3600);
+    assert!(stale_temp_files(dir.path(), recent).is_empty(), "a fresh temp file may be a snapshot being written");
+    assert_eq!(stale_temp_files(dir.path(), std::time::Duration::ZERO), vec![leftover.clone()]);
+    remove_leftover_temp_files(dir.path());
+    assert!(!leftover.exists());
+}
