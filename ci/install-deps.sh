@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Installs what the black-box test harness (tests/python) needs: the real Apache ZooKeeper
-# (reference server + Java zkCli) and the Python client/test tools. Idempotent and quiet:
-# prints one line per thing it installs, nothing when all is present.
+# (reference server + Java zkCli), Apache Curator and a JDK (tests/java/CuratorSuite.java,
+# compiled by tests/python/test_curator.py) and the Python client/test tools. Idempotent and
+# quiet: prints one line per thing it installs, nothing when all is present.
 set -euo pipefail
 
 PY="${PYTHON:-python3}"
 
-if [ ! -f /usr/share/java/zookeeper.jar ]; then
+APT_PACKAGES="zookeeper zookeeper-bin netcat-openbsd libcurator-recipes-java libcurator-framework-java libcurator-client-java default-jdk-headless"
+if [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -f /usr/share/java/curator-recipes.jar ] \
+        || ! command -v javac >/dev/null 2>&1; then
     log="$(mktemp)"
+    # shellcheck disable=SC2086  # a list of package names
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            --no-install-recommends zookeeper zookeeper-bin netcat-openbsd; } >"$log" 2>&1; then
+            --no-install-recommends $APT_PACKAGES; } >"$log" 2>&1; then
         cat "$log" >&2; rm -f "$log"; exit 1
     fi
     rm -f "$log"
-    echo "installed: zookeeper zookeeper-bin netcat-openbsd (apt)"
+    echo "installed: $APT_PACKAGES (apt)"
 fi
 
 pip_install() { # module-to-import  pip-requirement
