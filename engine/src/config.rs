@@ -67,7 +67,6 @@ pub const IGNORED_KEYS: &[&str] = &[
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "clientPortListenBacklog",
-    "maxCnxns",
     "serverCnxnFactory",
     "snapSizeLimitInKb",
     "txnLogSizeLimitInKb",
@@ -136,6 +135,8 @@ const USED_KEYS: &[&str] = &[
     "clientPort",
     "clientPortAddress",
     "maxClientCnxns",
+    "maxCnxns",
+    "nio.sessionlessCnxnTimeout",
     "minSessionTimeout",
     "maxSessionTimeout",
     "jute.maxbuffer",
@@ -156,6 +157,7 @@ const USED_KEYS: &[&str] = &[
     "warren.containerCheckIntervalMs",
     "warren.diffWindow",
     "warren.maxInflight",
+    "warren.maxQueuedReplyBytes",
     "fsync.warningthresholdms",
     "extendedTypesEnabled",
     "admin.enableServer",
@@ -168,6 +170,16 @@ const USED_KEYS: &[&str] = &[
 const DEFAULT_TICK_TIME_MS: u32 = 2000;
 const DEFAULT_CLIENT_PORT: u16 = 2181;
 const DEFAULT_MAX_CLIENT_CNXNS: u32 = 60;
+/// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` default (NIOServerCnxnFactory).
+const DEFAULT_SESSIONLESS_CNXN_TIMEOUT_MS: u32 = 10_000;
+/// 16 MiB: sixteen replies of the default jute.maxbuffer. A connection's reader pauses at
+/// 1 MiB of unwritten replies (`server/outbox.rs`), so the cap is reached only by
+/// notifications a client does not read, or by a burst of replies already on their way from
+/// the owner to another executor: sixteen pipelined 1 MiB reads still fit.
+const DEFAULT_MAX_QUEUED_REPLY_BYTES: u64 = 16 << 20;
+/// Below this many maximum-size replies the cap is worth a warning: a large reply followed by
+/// a notification before the client read it would close the connection.
+const MIN_REPLIES_UNDER_CAP: u64 = 2;
 const DEFAULT_JUTE_MAX_BUFFER: u32 = 0xfffff;
 const DEFAULT_INIT_LIMIT: u32 = 10;
 const DEFAULT_SYNC_LIMIT: u32 = 5;
@@ -292,6 +304,13 @@ pub struct Config {
     pub client_port_address: IpAddr,
     /// `maxClientCnxns`: connections per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
+    /// `maxCnxns` (ZooKeeper 3.6+, its system property `zookeeper.maxCnxns`): connections from
+    /// all addresses together; 0 = unlimited.
+    pub max_cnxns: u32,
+    /// `nio.sessionlessCnxnTimeout` (ZooKeeper's system property
+    /// `zookeeper.nio.sessionlessCnxnTimeout`), milliseconds: a connection must send its
+    /// ConnectRequest (or four-letter word) this soon after it was accepted.
+    pub sessionless_cnxn_timeout_ms: u32,
     /// `minSessionTimeout`, milliseconds (default 2 × tickTime).
     pub min_session_timeout_ms: u32,
     /// `maxSessionTimeout`, milliseconds (default 20 × tickTime).
@@ -339,6 +358,9 @@ pub struct Config {
     pub warren_diff_window: usize,
     /// `warren.maxInflight`: proposals a leader keeps in flight before holding writes back.
     pub warren_max_inflight: usize,
+    /// `warren.maxQueuedReplyBytes`: reply bytes a connection may have waiting to be written;
+    /// past it the connection is closed.
+    pub warren_max_queued_reply_bytes: u64,
     /// `fsync.warningthresholdms`: a log fsync slower than this is logged as a warning and
     /// counted (ZooKeeper's default 1000).
     pub fsync_warning_threshold_ms: u64,
@@ -444,6 +466,8 @@ impl Config {
             client_port: DEFAULT_CLIENT_PORT,
             client_port_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             max_client_cnxns: DEFAULT_MAX_CLIENT_CNXNS,
+            max_cnxns: 0,
+            sessionless_cnxn_timeout_ms: DEFAULT_SESSIONLESS_CNXN_TIMEOUT_MS,
             min_session_timeout_ms: DEFAULT_TICK_TIME_MS * 2,
             max_session_timeout_ms: DEFAULT_TICK_TIME_MS * 20,
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
@@ -465,6 +489,7 @@ impl Config {
             warren_container_check_interval_ms: 60_000,
             warren_diff_window: 10_000,
             warren_max_inflight: 10_000,
+            warren_max_queued_reply_bytes: DEFAULT_MAX_QUEUED_REPLY_BYTES,
             fsync_warning_threshold_ms: 1000,
             extended_types_enabled: false,
             admin_enable_server: false,
@@ -877,6 +902,14 @@ impl Parser {
                 self.client_port_address_set = true;
             }
             "maxClientCnxns" => self.cfg.max_client_cnxns = number(e, "a non-negative integer (0 = unlimited)")?,
+            // ZooKeeper turns unknown zoo.cfg keys into `zookeeper.`-prefixed system
+            // properties, which is how these two are set there: both spellings work.
+            "maxCnxns" | "zookeeper.maxCnxns" => {
+                self.cfg.max_cnxns = number(e, "a non-negative integer (0 = unlimited)")?
+            }
+            "nio.sessionlessCnxnTimeout" | "zookeeper.nio.sessionlessCnxnTimeout" => {
+                self.cfg.sessionless_cnxn_timeout_ms = positive(e)?
+            }
             "minSessionTimeout" => self.min_session = session_timeout(e)?,
             "maxSessionTimeout" => self.max_session = session_timeout(e)?,
             "initLimit" => {
@@ -947,6 +980,7 @@ impl Parser {
             "warren.containerCheckIntervalMs" => self.cfg.warren_container_check_interval_ms = positive(e)?,
             "warren.diffWindow" => self.cfg.warren_diff_window = positive(e)?,
             "warren.maxInflight" => self.cfg.warren_max_inflight = positive(e)?,
+            "warren.maxQueuedReplyBytes" => self.cfg.warren_max_queued_reply_bytes = positive(e)?,
             "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
                 self.cfg.extended_types_enabled = true_false(e)?
             }
@@ -1060,6 +1094,7 @@ impl Parser {
             self.standalone_notes();
         }
         self.memlock_note();
+        self.reply_cap_note();
         Ok((self.cfg, self.warnings))
     }
 
@@ -1186,6 +1221,17 @@ impl Parser {
         }
         if self.cfg.peer_type_observer {
             self.warnings.push("zoo.cfg: peerType=observer ignored: Warren runs standalone".to_string());
+        }
+    }
+
+    fn reply_cap_note(&mut self) {
+        let (cap, frame) = (self.cfg.warren_max_queued_reply_bytes, self.cfg.jute_max_buffer as u64);
+        if cap < MIN_REPLIES_UNDER_CAP * frame {
+            self.warnings.push(format!(
+                "zoo.cfg: warren.maxQueuedReplyBytes ({cap}) is less than {MIN_REPLIES_UNDER_CAP} x jute.maxbuffer \
+                 ({frame}): a client that reads a large node and gets a notification before it read the reply \
+                 is disconnected"
+            ));
         }
     }
 
@@ -1633,6 +1679,33 @@ admin.enableServer=false");
     }
 
     #[test]
+    fn connection_limits_and_their_defaults() {
+        let c = cfg("");
+        assert_eq!(c.max_cnxns, 0, "ZooKeeper's default: no global limit");
+        assert_eq!(c.sessionless_cnxn_timeout_ms, 10_000, "ZooKeeper's NIOServerCnxnFactory default");
+        assert_eq!(c.warren_max_queued_reply_bytes, 16 << 20);
+        let (c, warnings) = ok("maxCnxns=500\nnio.sessionlessCnxnTimeout=3000\nwarren.maxQueuedReplyBytes=4194304");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!((c.max_cnxns, c.sessionless_cnxn_timeout_ms, c.warren_max_queued_reply_bytes), (500, 3000, 4 << 20));
+        // The names ZooKeeper's system properties have work too.
+        let c = cfg("zookeeper.maxCnxns=7\nzookeeper.nio.sessionlessCnxnTimeout=2500");
+        assert_eq!((c.max_cnxns, c.sessionless_cnxn_timeout_ms), (7, 2500));
+        // Other nio.* keys stay accepted and ignored.
+        let (_, warnings) = ok("nio.numWorkerThreads=4");
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_reply_cap_below_two_large_replies_is_warned_about() {
+        let (_, warnings) = ok("warren.maxQueuedReplyBytes=1048576");
+        assert!(has_warning(&warnings, "warren.maxQueuedReplyBytes (1048576) is less than 2 x jute.maxbuffer"));
+        let (_, warnings) = ok("jute.maxbuffer=16777216");
+        assert!(has_warning(&warnings, "less than 2 x jute.maxbuffer (16777216)"), "{warnings:?}");
+        let (_, warnings) = ok("jute.maxbuffer=4194304\nwarren.maxQueuedReplyBytes=67108864");
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
     fn zookeeper_spelling_of_super_digest_is_accepted() {
         let c = cfg("DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
         assert_eq!(c.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
@@ -1652,6 +1725,7 @@ admin.enableServer=false");
             "skipACL" => "no",
             "extendedTypesEnabled" => "true",
             "warren.cores" => "1",
+            "warren.maxQueuedReplyBytes" => "16777216",
             "minSessionTimeout" => "4000",
             "maxSessionTimeout" => "40000",
             _ => "10",
@@ -1910,6 +1984,9 @@ skipACL=yes");
             ("autopurge.purgeInterval=1.5", "hours"),
             ("warren.cores=0", "positive"),
             ("warren.ioMemoryKb=-1", "positive"),
+            ("maxCnxns=-1", "expected a non-negative integer"),
+            ("nio.sessionlessCnxnTimeout=0", "positive"),
+            ("warren.maxQueuedReplyBytes=0", "positive"),
         ];
         for (line, expected) in cases {
             let e = err(line);

@@ -36,8 +36,6 @@ pub struct MachineConfig {
     pub tick_ms: i64,
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
-    /// Connections per client IP; 0 means unlimited.
-    pub max_client_cnxns: u32,
     pub super_digest: Option<String>,
     pub ttl_enabled: bool,
     pub container_check_interval_ms: i64,
@@ -59,7 +57,6 @@ impl Default for MachineConfig {
             tick_ms: 2000,
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40000,
-            max_client_cnxns: 60,
             super_digest: None,
             ttl_enabled: false,
             container_check_interval_ms: 60_000,
@@ -195,7 +192,6 @@ pub struct Machine {
     pending: Pending,
     conns: HashMap<ConnId, Conn>,
     session_conn: HashMap<i64, ConnId>,
-    per_ip: HashMap<IpAddr, u32>,
     unapplied: VecDeque<(Txn, Waiter)>,
     next_zxid: i64,
     ready: Ready,
@@ -230,7 +226,6 @@ impl Machine {
             pending: Pending::default(),
             conns: HashMap::new(),
             session_conn: HashMap::new(),
-            per_ip: HashMap::new(),
             unapplied: VecDeque::new(),
             next_zxid,
             ready: Ready::default(),
@@ -353,18 +348,14 @@ impl Machine {
 
     // ---- events -------------------------------------------------------------------------
 
-    /// A new TCP connection. False means refuse it (too many from this address).
+    /// A new connection, past its first bytes. False means refuse it (not serving). The
+    /// connection limits (`maxClientCnxns`, `maxCnxns`) are the shell's: it counts every
+    /// connection from the moment it is accepted (`server/admission.rs`).
     pub fn open(&mut self, conn: ConnId, ip: IpAddr, now: Now) -> bool {
         if self.role == Role::NotServing {
             // ZooKeeper closes connections while it is not running (electing, syncing).
             return false;
         }
-        let count = self.per_ip.entry(ip).or_insert(0);
-        if self.cfg.max_client_cnxns != 0 && *count >= self.cfg.max_client_cnxns {
-            warn!("Too many connections from {ip} - max is {}", self.cfg.max_client_cnxns);
-            return false;
-        }
-        *count += 1;
         let stats = ConnStats { established_ms: now.wall_ms, min_latency_ms: i64::MAX, ..Default::default() };
         let conn_state = Conn {
             ip,
@@ -386,12 +377,6 @@ impl Machine {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        if let Some(n) = self.per_ip.get_mut(&c.ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_ip.remove(&c.ip);
-            }
-        }
         if self.session_conn.get(&c.session_id) == Some(&conn) {
             self.session_conn.remove(&c.session_id);
         }

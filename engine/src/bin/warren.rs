@@ -125,7 +125,6 @@ fn settings_from(cfg: &Config) -> Settings {
         tick_ms: tick,
         min_session_timeout_ms: cfg.min_session_timeout_ms as i32,
         max_session_timeout_ms: cfg.max_session_timeout_ms as i32,
-        max_client_cnxns: cfg.max_client_cnxns,
         super_digest: cfg.super_digest.clone(),
         ttl_enabled: cfg.extended_types_enabled,
         container_check_interval_ms: cfg.warren_container_check_interval_ms as i64,
@@ -139,6 +138,10 @@ fn settings_from(cfg: &Config) -> Settings {
     Settings {
         addr: client_addr(cfg),
         max_frame_len: cfg.jute_max_buffer,
+        max_client_cnxns: cfg.max_client_cnxns,
+        max_cnxns: cfg.max_cnxns,
+        handshake_timeout: Duration::from_millis(cfg.sessionless_cnxn_timeout_ms as u64),
+        max_queued_reply_bytes: usize::try_from(cfg.warren_max_queued_reply_bytes).unwrap_or(usize::MAX),
         machine,
         executors: cfg.warren_cores.max(1),
         io_memory_bytes: cfg.warren_io_memory_kb * 1024,

@@ -286,14 +286,13 @@ fn client_ahead_of_server_is_refused() {
 }
 
 #[test]
-fn max_client_cnxns_per_ip() {
+fn connection_limits_are_the_shells() {
+    // maxClientCnxns and maxCnxns are enforced when a connection is accepted, before it sends
+    // a byte (server/admission.rs); whatever reaches the machine is already admitted.
     let mut h = Harness::new();
-    for c in 0..60 {
+    for c in 0..100 {
         assert!(h.m.open(c, IP, h.now));
     }
-    assert!(!h.m.open(60, IP, h.now));
-    h.m.disconnected(0);
-    assert!(h.m.open(61, IP, h.now));
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! owner turns timers into `tick`s and hands appended transactions to the log; replies to
 //! writes come out of `Machine::durable`, so nothing is acknowledged before the log says so.
 
+mod admission;
 pub mod epochs;
 mod frame;
 mod outbox;
@@ -24,6 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWriteExt};
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
@@ -33,8 +35,9 @@ use tracing::{info, warn};
 
 use crate::machine::{ConnId, MachineConfig};
 use crate::proto::{ConnectRequest, Request, RequestHeader};
+use admission::{AcceptBackoff, Admission, LogLimiter, Slot};
 use frame::{FrameError, FrameReader};
-use outbox::Outbox;
+use outbox::{Backlog, Outbox, ReplyLimits};
 pub use owner::AdminContext;
 
 /// Everything the shell needs to run, already validated.
@@ -43,6 +46,15 @@ pub struct Settings {
     pub addr: SocketAddr,
     /// jute.maxbuffer: the largest frame body accepted.
     pub max_frame_len: u32,
+    /// maxClientCnxns: connections per client address, counted from accept; 0 = unlimited.
+    pub max_client_cnxns: u32,
+    /// maxCnxns: connections from all addresses together; 0 = unlimited.
+    pub max_cnxns: u32,
+    /// nio.sessionlessCnxnTimeout: how long after accept a connection may take to send its
+    /// ConnectRequest (or four-letter word) before it is closed.
+    pub handshake_timeout: Duration,
+    /// warren.maxQueuedReplyBytes: unwritten reply bytes past which a connection is aborted.
+    pub max_queued_reply_bytes: usize,
     pub machine: MachineConfig,
     pub executors: usize,
     pub io_memory_bytes: usize,
@@ -85,13 +97,15 @@ pub struct Storage {
     pub purge_interval: Option<std::time::Duration>,
 }
 
-/// A connection event, sent from the connection's executor to the owner.
+/// A connection event, sent from the connection's executor to the owner. `Open` and
+/// `FourLetter` carry the connection's reply backlog, which the owner charges as it routes
+/// frames to a connection on another executor (see `outbox`).
 pub enum Event {
-    Open { conn: ConnId, ip: IpAddr },
+    Open { conn: ConnId, ip: IpAddr, backlog: Arc<Backlog> },
     Connect { conn: ConnId, req: ConnectRequest },
     Request { conn: ConnId, hdr: RequestHeader, req: Request },
     Closed { conn: ConnId },
-    FourLetter { conn: ConnId, word: String },
+    FourLetter { conn: ConnId, word: String, backlog: Arc<Backlog> },
 }
 
 /// An output for a connection, sent from the owner to the connection's executor.
@@ -103,6 +117,12 @@ pub enum Out {
 /// Bits of a ConnId that name the executor that holds the socket.
 const EXECUTOR_SHIFT: u32 = 48;
 const CHANNEL_CAPACITY: usize = 8192;
+/// How long a closing connection may take to flush what is queued for it (a four-letter
+/// word's answer, the reply to closeSession), and how long a four-letter word may wait for the
+/// owner's answer. A client that stopped reading is cut off after this.
+const LINGER: Duration = Duration::from_secs(10);
+/// Refused connections are logged at most once per this interval (with a count of the others).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 fn executor_of(conn: ConnId) -> usize {
     (conn >> EXECUTOR_SHIFT) as usize
@@ -155,6 +175,9 @@ pub(crate) struct ExecCtx {
     outboxes: RefCell<HashMap<ConnId, Rc<Outbox>>>,
     owner: RefCell<Option<Rc<owner::Owner>>>,
     to_owner: RefCell<Option<Rc<Forwarder<Event>>>>,
+    /// Connection counts, shared by every executor.
+    admission: Arc<Admission>,
+    reply_limits: ReplyLimits,
     settings: Settings,
 }
 
@@ -174,7 +197,12 @@ impl ExecCtx {
         match out {
             Out::Frame(conn, f) => {
                 if let Some(o) = self.outboxes.borrow().get(&conn) {
-                    o.push(f);
+                    // The owner charged frames for other executors when it routed them.
+                    if self.index == 0 {
+                        o.push(f);
+                    } else {
+                        o.push_counted(f);
+                    }
                 }
             }
             Out::Close(conn) => {
@@ -262,20 +290,29 @@ pub fn run(settings: Settings) -> io::Result<()> {
             }
         })?;
     }
+    let admission = Admission::new(admission::Limits { per_ip: settings.max_client_cnxns, total: settings.max_cnxns });
+    info!(
+        "connections: maxClientCnxns {}, maxCnxns {}, handshake within {} ms, at most {} reply bytes queued each",
+        settings.max_client_cnxns,
+        settings.max_cnxns,
+        settings.handshake_timeout.as_millis(),
+        settings.max_queued_reply_bytes
+    );
     let mut handles = Vec::new();
     let mut owner_parts = Some((to_owner_rx, from_owner_tx));
     let mut recovered_slot = Some(recovered);
     for k in 0..n {
         let s = settings.clone();
+        let adm = admission.clone();
         let builder = LocalExecutorBuilder::new(Placement::Unbound).name(&format!("warren-{k}")).io_memory(io_memory);
         let handle = if k == 0 {
             let (rx, tx) = owner_parts.take().expect("once");
             let r = recovered_slot.take().expect("once");
-            builder.spawn(move || async move { owner_main(s, r, rx, tx).await })
+            builder.spawn(move || async move { owner_main(s, adm, r, rx, tx).await })
         } else {
             let tx = to_owner_tx[k].take().expect("once");
             let rx = from_owner_rx[k].take().expect("once");
-            builder.spawn(move || async move { worker_main(k, s, tx, rx).await })
+            builder.spawn(move || async move { worker_main(k, s, adm, tx, rx).await })
         };
         handles.push(handle.map_err(|e| io::Error::other(format!("cannot start executor {k}: {e}")))?);
     }
@@ -310,24 +347,27 @@ fn memlock_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-fn new_ctx(index: usize, settings: Settings) -> Rc<ExecCtx> {
+fn new_ctx(index: usize, settings: Settings, admission: Arc<Admission>) -> Rc<ExecCtx> {
     Rc::new(ExecCtx {
         index,
         next_conn: Cell::new(1),
         outboxes: RefCell::new(HashMap::new()),
         owner: RefCell::new(None),
         to_owner: RefCell::new(None),
+        admission,
+        reply_limits: ReplyLimits::new(settings.max_queued_reply_bytes),
         settings,
     })
 }
 
 async fn owner_main(
     settings: Settings,
+    admission: Arc<Admission>,
     recovered: owner::Start,
     rxs: Vec<SharedReceiver<Event>>,
     txs: Vec<Option<SharedSender<Out>>>,
 ) -> io::Result<()> {
-    let ctx = new_ctx(0, settings.clone());
+    let ctx = new_ctx(0, settings.clone(), admission);
     // Channel ends pair up in the order the workers connect theirs: each worker connects its
     // sender to us first, then its receiver. Connecting in another order deadlocks.
     let mut receivers = Vec::new();
@@ -367,10 +407,11 @@ async fn owner_main(
 async fn worker_main(
     index: usize,
     settings: Settings,
+    admission: Arc<Admission>,
     tx: SharedSender<Event>,
     rx: SharedReceiver<Out>,
 ) -> io::Result<()> {
-    let ctx = new_ctx(index, settings);
+    let ctx = new_ctx(index, settings, admission);
     let f = Forwarder::new();
     glommio::spawn_local(f.clone().run(tx.connect().await)).detach();
     *ctx.to_owner.borrow_mut() = Some(f);
@@ -392,31 +433,46 @@ async fn accept_loop(ctx: Rc<ExecCtx>) -> io::Result<()> {
     if ctx.index == 0 {
         info!("binding to port {}", ctx.settings.addr);
     }
+    let mut backoff = AcceptBackoff::default();
+    let mut refusals = LogLimiter::new(REFUSAL_LOG_INTERVAL);
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let id = ctx.next_conn.get();
-                ctx.next_conn.set(id + 1);
-                let conn = ((ctx.index as u64) << EXECUTOR_SHIFT) | id;
-                glommio::spawn_local(serve(ctx.clone(), stream, conn)).detach();
-            }
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
             Err(e) => {
-                // Out of file descriptors and the like: log and keep serving the others.
-                warn!("accept failed: {e}");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                if let Some(pause) = backoff.on_error(&io::Error::from(e), "client port") {
+                    glommio::timer::sleep(pause).await;
+                }
+                continue;
             }
-        }
+        };
+        backoff.on_success("client port");
+        let Ok(peer) = stream.peer_addr() else { continue };
+        let slot = match ctx.admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // Dropping the stream closes it: a refused connection costs nothing more.
+                if let Some(held_back) = refusals.allow(Instant::now()) {
+                    let more = if held_back > 0 {
+                        format!(" ({held_back} more refused since the last line)")
+                    } else {
+                        String::new()
+                    };
+                    warn!("{refusal}: closing the connection from {peer}{more}");
+                }
+                continue;
+            }
+        };
+        let id = ctx.next_conn.get();
+        ctx.next_conn.set(id + 1);
+        let conn = ((ctx.index as u64) << EXECUTOR_SHIFT) | id;
+        glommio::spawn_local(serve(ctx.clone(), stream, conn, peer, slot)).detach();
     }
 }
 
-async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId) {
-    let peer = match stream.peer_addr() {
-        Ok(p) => p,
-        Err(_) => return,
-    };
+async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId, peer: SocketAddr, slot: Slot) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = futures_lite::io::split(stream);
-    let outbox = Rc::new(Outbox::default());
+    let outbox = Rc::new(Outbox::new(ctx.reply_limits, Some(slot)));
     ctx.outboxes.borrow_mut().insert(conn, outbox.clone());
 
     let writer_box = outbox.clone();
@@ -426,6 +482,7 @@ async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId) {
             if wr.write_all(&buf).await.is_err() {
                 break;
             }
+            writer_box.written(buf.len());
             buf.clear();
             if buf.capacity() > 1 << 20 {
                 buf = Vec::with_capacity(64 * 1024);
@@ -434,13 +491,19 @@ async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId) {
         let _ = wr.close().await;
     });
 
-    match read_loop(&ctx, &mut rd, conn, peer).await {
+    // Reading stops as soon as the connection is closing (closed by the owner, refused, or
+    // over its reply cap), even while the client sends nothing.
+    let reading = read_loop(&ctx, &mut rd, conn, peer, &outbox);
+    let closed = async {
+        outbox.closed().await;
+        Ok(Ended::PeerDone)
+    };
+    match futures_lite::future::or(reading, closed).await {
         Ok(Ended::PeerDone) => {}
         // The answer comes from the owner, possibly on another executor: wait for it, but
         // not forever (the owner closes the outbox right after the text).
         Ok(Ended::AwaitOwner) => {
-            let timeout = glommio::timer::sleep(std::time::Duration::from_secs(10));
-            futures_lite::future::or(outbox.closed(), timeout).await;
+            futures_lite::future::or(outbox.closed(), glommio::timer::sleep(LINGER)).await;
         }
         Err(msg) => info!("closing connection {conn:#x} from {peer}: {msg}"),
     }
@@ -449,7 +512,19 @@ async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId) {
         o.close();
     }
     outbox.close();
-    writer.await;
+    if outbox.overflowed() {
+        warn!(
+            "closing connection {conn:#x} from {peer}: {} bytes of replies wait to be written, past \
+             warren.maxQueuedReplyBytes ({}); the client does not read what it is sent",
+            outbox.backlog().bytes(),
+            outbox.limits().cap
+        );
+        // Dropping the writer cancels a write that waits on a client that does not read.
+        drop(writer);
+        return;
+    }
+    // Flush what is queued, but a client that stopped reading gets no more than LINGER.
+    futures_lite::future::or(writer, glommio::timer::sleep(LINGER)).await;
 }
 
 /// How a connection's reading ended, when it ended cleanly.
@@ -459,31 +534,59 @@ enum Ended {
     AwaitOwner,
 }
 
+/// What a connection opened with.
+enum Hello {
+    /// The peer closed the connection before sending anything.
+    Nothing,
+    FourLetter,
+    Connect(ConnectRequest),
+}
+
 /// Reads until the peer goes away or sends something malformed. `Err` carries the log line.
 async fn read_loop<R: AsyncRead + Unpin>(
     ctx: &ExecCtx,
     rd: &mut R,
     conn: ConnId,
     peer: SocketAddr,
+    outbox: &Outbox,
 ) -> Result<Ended, String> {
     let mut frames = FrameReader::new();
     let max = ctx.settings.max_frame_len;
-    let first = match frames.peek4(rd).await {
-        Ok(b) => b,
-        Err(_) => return Ok(Ended::PeerDone),
+    let limit = ctx.settings.handshake_timeout;
+    let handshake = async {
+        let first = match frames.peek4(rd).await {
+            Ok(b) => b,
+            Err(_) => return Ok(Hello::Nothing),
+        };
+        if let Some(word) = crate::admin::parse_word(first) {
+            let backlog = outbox.backlog().clone();
+            ctx.submit(Event::FourLetter { conn, word: word.as_str().to_string(), backlog });
+            return Ok(Hello::FourLetter);
+        }
+        ctx.submit(Event::Open { conn, ip: peer.ip(), backlog: outbox.backlog().clone() });
+        let body = frames.next(rd, max).await.map_err(|e| describe(e, max))?;
+        let req = ConnectRequest::decode(body).map_err(|e| format!("malformed ConnectRequest: {e}"))?;
+        Ok::<_, String>(Hello::Connect(req))
     };
-    if let Some(word) = crate::admin::parse_word(first) {
-        ctx.submit(Event::FourLetter { conn, word: word.as_str().to_string() });
-        return Ok(Ended::AwaitOwner);
-    }
-    ctx.submit(Event::Open { conn, ip: peer.ip() });
-    let body = frames.next(rd, max).await.map_err(|e| describe(e, max))?;
-    let req = ConnectRequest::decode(body).map_err(|e| format!("malformed ConnectRequest: {e}"))?;
+    // A deadline, not an idle timeout: a client trickling a byte at a time gets no longer.
+    let expired = async {
+        glommio::timer::sleep(limit).await;
+        Err(format!("no ConnectRequest within {} ms (nio.sessionlessCnxnTimeout)", limit.as_millis()))
+    };
+    let req = match futures_lite::future::or(handshake, expired).await? {
+        Hello::Nothing => return Ok(Ended::PeerDone),
+        Hello::FourLetter => return Ok(Ended::AwaitOwner),
+        Hello::Connect(req) => req,
+    };
     ctx.submit(Event::Connect { conn, req });
     loop {
-        let closing = ctx.outboxes.borrow().get(&conn).is_none_or(|o| o.is_closing());
-        if closing {
+        if outbox.is_closing() {
             return Ok(Ended::PeerDone);
+        }
+        if outbox.should_pause() {
+            // Backpressure: take no request while the client has not read its replies.
+            outbox.drained().await;
+            continue;
         }
         let body = match frames.next(rd, max).await {
             Ok(b) => b,

@@ -1,18 +1,20 @@
 //! The executor that owns the Machine: applies events, routes its output, runs its timers.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::outbox::{Admit, Backlog};
 use super::peers::{PeerConfig, PeerEvent, Peers};
 use super::recovery::{EnsembleRecovered, Recovered};
 use super::wal::Wal;
 use super::{executor_of, Event, ExecCtx, Forwarder, Out, Settings};
 use crate::admin::{self, FourLetterWord};
-use crate::machine::{Machine, Now, Ready};
+use crate::machine::{ConnId, Machine, Now, Ready};
 use crate::quorum::{Node, NodeReady, PeerState, Zxid};
 use crate::snap::SnapshotWriter;
 use crate::txn::Txn;
@@ -79,6 +81,9 @@ pub struct Owner {
     snaps: Snapshots,
     local: Rc<ExecCtx>,
     remotes: Vec<Option<Rc<Forwarder<Out>>>>,
+    /// Reply backlogs of the connections held by other executors: frames for them are charged
+    /// here, as they are routed, so that the cap also bounds what waits in the channels.
+    remote_backlogs: RefCell<HashMap<ConnId, Arc<Backlog>>>,
     settings: Settings,
     start_wall_ms: i64,
 }
@@ -130,6 +135,7 @@ impl Owner {
             snaps: Snapshots::new(st.snap_count, st.snap_size_limit_bytes, last_zxid),
             local,
             remotes,
+            remote_backlogs: RefCell::new(HashMap::new()),
             start_wall_ms: wall_ms(),
             settings,
         });
@@ -174,7 +180,7 @@ impl Owner {
         {
             let mut core = self.core.borrow_mut();
             match ev {
-                Event::Open { conn, ip } => {
+                Event::Open { conn, ip, backlog } => {
                     let ok = match &mut *core {
                         Core::Standalone(m) => m.open(conn, ip, now),
                         Core::Ensemble(n) => n.open(conn, ip, now),
@@ -184,6 +190,7 @@ impl Owner {
                         self.route(Out::Close(conn));
                         return;
                     }
+                    self.track_remote(conn, backlog);
                 }
                 Event::Connect { conn, req } => match &mut *core {
                     Core::Standalone(m) => m.connect(conn, req, now),
@@ -193,15 +200,20 @@ impl Owner {
                     Core::Standalone(m) => m.request(conn, hdr, req, now),
                     Core::Ensemble(n) => n.request(conn, hdr, req, now),
                 },
-                Event::Closed { conn } => match &mut *core {
-                    Core::Standalone(m) => m.disconnected(conn),
-                    Core::Ensemble(n) => n.disconnected(conn),
-                },
-                Event::FourLetter { conn, word } => {
+                Event::Closed { conn } => {
+                    self.remote_backlogs.borrow_mut().remove(&conn);
+                    match &mut *core {
+                        Core::Standalone(m) => m.disconnected(conn),
+                        Core::Ensemble(n) => n.disconnected(conn),
+                    }
+                }
+                Event::FourLetter { conn, word, backlog } => {
                     drop(core);
+                    self.track_remote(conn, backlog);
                     let text = self.four_letter(&word);
                     self.route(Out::Frame(conn, text.into_bytes()));
                     self.route(Out::Close(conn));
+                    self.remote_backlogs.borrow_mut().remove(&conn);
                     return;
                 }
             }
@@ -436,18 +448,44 @@ impl Owner {
         .detach();
     }
 
+    /// Remembers the backlog of a connection held by another executor (see `route`).
+    fn track_remote(&self, conn: ConnId, backlog: Arc<Backlog>) {
+        if executor_of(conn) != 0 {
+            self.remote_backlogs.borrow_mut().insert(conn, backlog);
+        }
+    }
+
     fn route(&self, out: Out) {
         let conn = match &out {
             Out::Frame(c, _) | Out::Close(c) => *c,
         };
-        match executor_of(conn) {
-            0 => self.local.deliver(out),
-            k => {
-                if let Some(Some(f)) = self.remotes.get(k) {
-                    f.push(out);
+        let k = executor_of(conn);
+        if k == 0 {
+            // The outbox charges its own executor's frames (no channel in between).
+            self.local.deliver(out);
+            return;
+        }
+        let out = match out {
+            Out::Frame(conn, frame) => {
+                let admit = self.remote_backlogs.borrow().get(&conn).map(|b| b.admit(frame.len(), self.reply_cap()));
+                match admit {
+                    Some(Admit::Yes) => Out::Frame(conn, frame),
+                    // Over the cap: the frame goes no further, the connection is aborted (its
+                    // executor sees the overflow and drops the queue instead of flushing it).
+                    Some(Admit::Overflowed) => Out::Close(conn),
+                    // Aborted already, or gone.
+                    Some(Admit::Dropped) | None => return,
                 }
             }
+            close => close,
+        };
+        if let Some(Some(f)) = self.remotes.get(k) {
+            f.push(out);
         }
+    }
+
+    fn reply_cap(&self) -> usize {
+        self.local.reply_limits.cap
     }
 
     /// Session expiry and container sweeps every tenth of a tick (ZooKeeper checks expiry

@@ -50,6 +50,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::Task;
 use tracing::{debug, error, info, warn};
 
+use super::admission::AcceptBackoff;
 use super::outbox::Outbox;
 use crate::quorum::codec::{self, HELLO_LEN, MAX_FRAME};
 use crate::quorum::{Msg, ServerId};
@@ -460,7 +461,7 @@ async fn run_outbound(shared: &Rc<Shared>, peer: ServerId, stream: TcpStream) ->
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().map_or("?".to_string(), |a| a.to_string());
     let (mut rd, mut wr) = futures_lite::io::split(stream);
-    let outbox = Rc::new(Outbox::default());
+    let outbox = Rc::new(Outbox::unbounded());
     let mut hello = Vec::with_capacity(HELLO_LEN);
     codec::encode_hello(shared.myid, &mut hello);
     outbox.push(hello);
@@ -476,6 +477,7 @@ async fn run_outbound(shared: &Rc<Shared>, peer: ServerId, stream: TcpStream) ->
             if let Err(e) = wr.write_all(&buf).await {
                 return format!("write error: {e}");
             }
+            outbox.written(buf.len());
             buf.clear();
             if buf.capacity() > 1 << 20 {
                 buf = Vec::with_capacity(64 * 1024);
@@ -505,9 +507,11 @@ async fn run_outbound(shared: &Rc<Shared>, peer: ServerId, stream: TcpStream) ->
 
 /// Peers do not use the quorum port: it is bound to detect clashes; connections are closed.
 async fn accept_quorum(shared: Rc<Shared>, listener: Rc<TcpListener>) {
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                backoff.on_success("quorum port");
                 let from = stream.peer_addr().map_or("?".to_string(), |a| a.to_string());
                 info!("closing a connection from {from} to the quorum port: Warren peers only use the election port");
             }
@@ -515,17 +519,20 @@ async fn accept_quorum(shared: Rc<Shared>, listener: Rc<TcpListener>) {
                 if shared.closed.get() {
                     return;
                 }
-                warn!("accept on the quorum port failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                if let Some(pause) = backoff.on_error(&std::io::Error::from(e), "quorum port") {
+                    glommio::timer::sleep(pause).await;
+                }
             }
         }
     }
 }
 
 async fn accept_election(shared: Rc<Shared>, listener: Rc<TcpListener>) {
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                backoff.on_success("election port");
                 let gen = shared.gen();
                 let kill = Rc::new(Kill::default());
                 shared.conns.borrow_mut().insert(gen, kill.clone());
@@ -535,9 +542,10 @@ async fn accept_election(shared: Rc<Shared>, listener: Rc<TcpListener>) {
                 if shared.closed.get() {
                     return;
                 }
-                // Out of file descriptors and the like: log and keep accepting.
-                warn!("accept on the election port failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                // Out of file descriptors and the like: pause (logged once) and keep accepting.
+                if let Some(pause) = backoff.on_error(&std::io::Error::from(e), "election port") {
+                    glommio::timer::sleep(pause).await;
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     extra: Vec<String>,
+    /// RLIMIT_NOFILE for the process (soft and hard), when set.
+    nofile: Option<u64>,
 }
 
 /// A port that was free a moment ago (bound to 127.0.0.1:0, read, dropped).
@@ -36,12 +38,22 @@ impl Server {
     /// Starts a server with `tickTime=1000` (unless `extra` sets it), a fresh dataDir, the
     /// loopback address, every four-letter word allowed, and the `extra` zoo.cfg lines.
     pub fn start(extra: &[&str]) -> Server {
+        Self::start_inner(extra, None)
+    }
+
+    /// As [`Server::start`], with the process's open-file limit (RLIMIT_NOFILE) set to `nofile`.
+    pub fn start_with_nofile(extra: &[&str], nofile: u64) -> Server {
+        Self::start_inner(extra, Some(nofile))
+    }
+
+    fn start_inner(extra: &[&str], nofile: Option<u64>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             dir,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            nofile,
         };
         // The port is chosen before the server binds it: another process may take it in
         // between. Rare, so a few attempts with fresh ports are enough.
@@ -79,15 +91,27 @@ impl Server {
         std::fs::write(&cfg, self.config_text()).unwrap();
         // Append: a restarted server keeps the earlier log lines.
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .arg("start-foreground")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        cmd.arg("start-foreground")
             .arg(&cfg)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
-            .env("WARREN_LOG", std::env::var("WARREN_LOG").unwrap_or_else(|_| "info".into()))
-            .spawn()
-            .unwrap();
+            .env("WARREN_LOG", std::env::var("WARREN_LOG").unwrap_or_else(|_| "info".into()));
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+            // SAFETY: setrlimit is async-signal-safe and touches nothing but the child's limits.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
@@ -146,6 +170,29 @@ impl Server {
         if let Err(log) = self.spawn() {
             panic!("warren did not restart:\n{log}");
         }
+    }
+
+    /// The process id (panics when the server is not running).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The server's resident set size (VmRSS), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
+    /// How many file descriptors the server has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+    }
+
+    /// How many lines of the log contain `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
     }
 
     pub fn connect_string(&self) -> String {
@@ -283,8 +330,56 @@ impl Raw {
         Self::handshake(addr, &connect_request(30_000, session_id, passwd))
     }
 
+    /// A plain TCP connection from the local address `src` (any of 127.0.0.0/8 works on
+    /// loopback), with the same timeouts as [`Raw::tcp`]: a second client address for tests of
+    /// per-address limits.
+    pub fn tcp_from(src: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        use std::os::fd::FromRawFd;
+        let (IpAddr::V4(src), SocketAddr::V4(dst)) = (src, addr) else {
+            panic!("tcp_from is IPv4 only");
+        };
+        let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: plain socket calls on a descriptor this function owns; it is handed to
+        // TcpStream (which closes it) or closed here on error.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let s = TcpStream::from_raw_fd(fd);
+            let local = sockaddr(src, 0);
+            if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let remote = sockaddr(*dst.ip(), dst.port());
+            if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            s.set_read_timeout(Some(IO_TIMEOUT))?;
+            s.set_write_timeout(Some(IO_TIMEOUT))?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        }
+    }
+
+    /// A new session (30 s timeout) on a connection from the local address `src`.
+    pub fn connect_from(src: IpAddr, addr: SocketAddr) -> Raw {
+        let s = Self::tcp_from(src, addr).expect("a connection");
+        Self::handshake_on(s, &connect_request(30_000, 0, vec![0; 16])).expect("a new session")
+    }
+
     pub fn handshake(addr: SocketAddr, req: &ConnectRequest) -> Result<Raw, (ConnectResponse, TcpStream)> {
-        let mut s = Self::tcp(addr);
+        Self::handshake_on(Self::tcp(addr), req)
+    }
+
+    /// The handshake on a connection that is already open.
+    pub fn handshake_on(mut s: TcpStream, req: &ConnectRequest) -> Result<Raw, (ConnectResponse, TcpStream)> {
         s.write_all(&req.encode()).unwrap();
         let frame = read_frame(&mut s).expect("a ConnectResponse");
         let resp = ConnectResponse::decode(&frame).unwrap();

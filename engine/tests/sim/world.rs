@@ -911,7 +911,6 @@ impl World {
             tick_ms: self.cfg.tick_ms,
             min_session_timeout_ms: 2 * self.cfg.tick_ms as i32,
             max_session_timeout_ms: 60_000,
-            max_client_cnxns: 0,
             myid: self.servers[s].id as u8,
             // Session passwords from the run's seed (not the OS), so a run stays a pure
             // function of its seed; each server start gets its own sequence.
