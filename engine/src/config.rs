@@ -158,6 +158,7 @@ const USED_KEYS: &[&str] = &[
     "warren.diffWindow",
     "warren.maxInflight",
     "warren.maxQueuedReplyBytes",
+    "warren.maxWatchesPerSession",
     "fsync.warningthresholdms",
     "extendedTypesEnabled",
     "admin.enableServer",
@@ -177,6 +178,9 @@ const DEFAULT_SESSIONLESS_CNXN_TIMEOUT_MS: u32 = 10_000;
 /// notifications a client does not read, or by a burst of replies already on their way from
 /// the owner to another executor: sixteen pipelined 1 MiB reads still fit.
 const DEFAULT_MAX_QUEUED_REPLY_BYTES: u64 = 16 << 20;
+/// About 185 MB of watch table at most per session (results/watches), far above what a
+/// TreeCache of a large tree holds (two watches per node).
+const DEFAULT_MAX_WATCHES_PER_SESSION: u64 = 1_000_000;
 /// Below this many maximum-size replies the cap is worth a warning: a large reply followed by
 /// a notification before the client read it would close the connection.
 const MIN_REPLIES_UNDER_CAP: u64 = 2;
@@ -361,6 +365,9 @@ pub struct Config {
     /// `warren.maxQueuedReplyBytes`: reply bytes a connection may have waiting to be written;
     /// past it the connection is closed.
     pub warren_max_queued_reply_bytes: u64,
+    /// `warren.maxWatchesPerSession`: watches one session may hold (a persistent or recursive
+    /// watch counts two, as in ZooKeeper's watch counts); 0 = unlimited.
+    pub warren_max_watches_per_session: u64,
     /// `fsync.warningthresholdms`: a log fsync slower than this is logged as a warning and
     /// counted (ZooKeeper's default 1000).
     pub fsync_warning_threshold_ms: u64,
@@ -490,6 +497,7 @@ impl Config {
             warren_diff_window: 10_000,
             warren_max_inflight: 10_000,
             warren_max_queued_reply_bytes: DEFAULT_MAX_QUEUED_REPLY_BYTES,
+            warren_max_watches_per_session: DEFAULT_MAX_WATCHES_PER_SESSION,
             fsync_warning_threshold_ms: 1000,
             extended_types_enabled: false,
             admin_enable_server: false,
@@ -981,6 +989,9 @@ impl Parser {
             "warren.diffWindow" => self.cfg.warren_diff_window = positive(e)?,
             "warren.maxInflight" => self.cfg.warren_max_inflight = positive(e)?,
             "warren.maxQueuedReplyBytes" => self.cfg.warren_max_queued_reply_bytes = positive(e)?,
+            "warren.maxWatchesPerSession" => {
+                self.cfg.warren_max_watches_per_session = number(e, "a non-negative integer (0 = unlimited)")?
+            }
             "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
                 self.cfg.extended_types_enabled = true_false(e)?
             }
@@ -1726,6 +1737,7 @@ admin.enableServer=false");
             "extendedTypesEnabled" => "true",
             "warren.cores" => "1",
             "warren.maxQueuedReplyBytes" => "16777216",
+            "warren.maxWatchesPerSession" => "1000000",
             "minSessionTimeout" => "4000",
             "maxSessionTimeout" => "40000",
             _ => "10",

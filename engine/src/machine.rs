@@ -42,6 +42,9 @@ pub struct MachineConfig {
     pub myid: u8,
     /// Requests a connection may have queued before it is closed as misbehaving.
     pub max_queued_per_conn: usize,
+    /// `warren.maxWatchesPerSession` (0 = unlimited): a request that would take a session's
+    /// watches past it closes the connection with a log line instead of being answered.
+    pub max_watches_per_session: usize,
     /// Tests and the deterministic simulator only: session passwords from a seeded sequence
     /// instead of the OS random number generator. The server never sets it.
     pub password_seed: Option<u64>,
@@ -64,6 +67,7 @@ impl Default for MachineConfig {
             max_queued_per_conn: 100_000,
             password_seed: None,
             config_node: None,
+            max_watches_per_session: 1_000_000,
         }
     }
 }
@@ -1033,6 +1037,20 @@ impl Machine {
                 return;
             }
         }
+        let adding = watches_requested(&req);
+        if adding > 0 && self.cfg.max_watches_per_session > 0 {
+            let held = self.watches.count_of(conn);
+            if held + adding > self.cfg.max_watches_per_session {
+                warn!(
+                    "closing connection {conn} (session {:#x}): {held} watches held and {adding} more asked for \
+                     exceed warren.maxWatchesPerSession={}",
+                    self.conns.get(&conn).map_or(0, |c| c.session_id),
+                    self.cfg.max_watches_per_session
+                );
+                self.close(conn);
+                return;
+            }
+        }
         let opname = request_opname(&req);
         let result = self.read_result(conn, &req);
         // sasl is answered outside ZooKeeper's pipeline, with zxid 0.
@@ -1259,6 +1277,22 @@ fn client_infos(auth: &AuthInfo) -> Vec<(String, String)> {
             (id.scheme.clone(), user)
         })
         .collect()
+}
+
+/// Watches a read would add at most (for the per-session bound; a persistent or recursive
+/// watch is two entries).
+fn watches_requested(req: &Request) -> usize {
+    match req {
+        Request::Exists { watch: true, .. }
+        | Request::GetData { watch: true, .. }
+        | Request::GetChildren { watch: true, .. }
+        | Request::GetChildren2 { watch: true, .. } => 1,
+        Request::AddWatch { .. } => 2,
+        Request::SetWatches(sw) => {
+            sw.data.len() + sw.exist.len() + sw.child.len() + 2 * (sw.persistent.len() + sw.persistent_recursive.len())
+        }
+        _ => 0,
+    }
 }
 
 fn is_write(req: &Request) -> bool {

@@ -131,6 +131,7 @@ fn settings_from(cfg: &Config) -> Settings {
         myid: 0,
         max_queued_per_conn: 100_000,
         password_seed: None,
+        max_watches_per_session: usize::try_from(cfg.warren_max_watches_per_session).unwrap_or(usize::MAX),
         config_node: cfg.ensemble.as_ref().map(|e| e.config_text.clone().into_bytes()),
     };
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());

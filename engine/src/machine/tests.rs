@@ -556,3 +556,37 @@ fn auth_sent_before_the_session_is_durable_is_answered_after_it() {
     assert!(ConnectResponse::decode(&frames[0][4..]).is_ok());
     assert_eq!(header(&frames[1]).xid, xid::AUTH);
 }
+
+/// warren.maxWatchesPerSession: a request that would take a session past it closes the
+/// connection with a log line instead of being answered; other sessions are not affected.
+/// (One session set a million watches, 653 MB, before there was a bound.)
+#[test]
+fn watches_per_session_are_bounded() {
+    let mut h = Harness::with(MachineConfig { max_watches_per_session: 3, ..MachineConfig::default() });
+    h.connect(1);
+    h.connect(2);
+    h.call(1, 1, create("/w", 0));
+    for (xid, path) in [(2, "/w"), (3, "/x"), (4, "/y")] {
+        let (r, _) = h.call(1, xid, Request::Exists { path: path.into(), watch: true });
+        assert!(r.err == 0 || r.err == ErrorCode::NoNode.code());
+    }
+    assert_eq!(h.m.watches().count_of(1), 3);
+    // Reads without a watch are still answered.
+    let (r, _) = h.call(1, 5, Request::GetData { path: "/w".into(), watch: false });
+    assert_eq!(r.err, 0);
+    h.send(1, 6, Request::GetData { path: "/w".into(), watch: true });
+    assert!(h.take(1).is_empty(), "the request past the bound is not answered");
+    assert!(h.closed.contains(&1));
+    assert_eq!(h.m.watches().count_of(1), 0, "its watches went with its connection");
+    // A setWatches past the bound (a persistent watch counts two) is refused the same way.
+    let sw = SetWatches {
+        relative_zxid: h.m.last_zxid(),
+        exist: vec!["/a".into()],
+        persistent: vec!["/b".into()],
+        ..Default::default()
+    };
+    h.send(2, 1, Request::SetWatches(sw.clone()));
+    assert_eq!(header(&h.take(2)[0]).err, 0, "three watches fit");
+    h.send(2, 2, Request::AddWatch { path: "/c".into(), mode: add_watch_mode::PERSISTENT });
+    assert!(h.closed.contains(&2));
+}
