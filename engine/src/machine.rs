@@ -211,7 +211,12 @@ pub struct Machine {
     passwords: PasswordSource,
     /// Sessions opened after the log failed: never logged, this server's alone.
     unlogged_sessions: std::collections::HashSet<i64>,
+    /// When a failed authentication was last logged, and how many failed since unlogged.
+    auth_failures: (i64, u64),
 }
+
+/// Failed authentications are logged at most once a second.
+const AUTH_FAILURE_LOG_INTERVAL_MS: i64 = 1000;
 
 impl Machine {
     pub fn new(cfg: MachineConfig, tree: DataTree, now: Now) -> Machine {
@@ -244,6 +249,7 @@ impl Machine {
                 None => PasswordSource::os(),
             },
             unlogged_sessions: Default::default(),
+            auth_failures: (i64::MIN / 2, 0),
         }
     }
 
@@ -995,8 +1001,11 @@ impl Machine {
     // ---- reads and session-local requests -------------------------------------------------
 
     /// The reply echoes the request's xid (-4 from the Java client; others use ordinary xids).
-    fn auth(&mut self, conn: ConnId, request_xid: i32, scheme: &str, auth: &[u8]) {
+    /// A failure closes the connection and is logged with the client's address, at most once
+    /// per `AUTH_FAILURE_LOG_INTERVAL_MS` (a client guessing passwords cannot flood the log).
+    fn auth(&mut self, conn: ConnId, request_xid: i32, scheme: &str, auth: &[u8], now_ms: i64) {
         let c = self.conns.get_mut(&conn).expect("present");
+        let (ip, session_id) = (c.ip, c.session_id);
         let err = match c.auth.add_auth(scheme, auth) {
             Ok(()) => ErrorCode::Ok,
             Err(_) => ErrorCode::AuthFailed,
@@ -1004,7 +1013,20 @@ impl Machine {
         let frame = encode_reply(ReplyHeader { xid: request_xid, zxid: 0, err: err.code() }, &Response::Empty);
         self.send(conn, frame);
         if err != ErrorCode::Ok {
-            warn!("authentication failed for scheme {scheme:?} on connection {conn}; closing it");
+            let (last, unlogged) = &mut self.auth_failures;
+            if now_ms - *last >= AUTH_FAILURE_LOG_INTERVAL_MS {
+                let more = if *unlogged > 0 {
+                    format!(" ({unlogged} more failures since the last line)")
+                } else {
+                    String::new()
+                };
+                warn!(
+                    "authentication failed for scheme {scheme:?} from {ip} (session {session_id:#x}); closing the connection{more}"
+                );
+                (*last, *unlogged) = (now_ms, 0);
+            } else {
+                *unlogged += 1;
+            }
             self.close(conn);
         }
     }
@@ -1020,7 +1042,7 @@ impl Machine {
         // Auth is answered in order too: a client may send it right behind its ConnectRequest,
         // and its reply must not overtake the ConnectResponse.
         if let Request::Auth { scheme, auth, .. } = &req {
-            self.auth(conn, hdr.xid, scheme, auth);
+            self.auth(conn, hdr.xid, scheme, auth, now_ms);
             return;
         }
         if let Request::Unimplemented(opcode) = req {

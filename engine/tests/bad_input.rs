@@ -470,6 +470,34 @@ fn unknown_auth_scheme_fails_and_closes() {
     assert_healthy(&mut s, "auth");
 }
 
+/// Failed authentications are logged with the client's address, and at most once a second:
+/// a client failing in a loop cannot flood the log.
+#[test]
+fn failed_authentications_are_logged_with_the_address_and_rate_limited() {
+    let s = Server::start(&[]);
+    let started = std::time::Instant::now();
+    for _ in 0..40 {
+        let mut c = Raw::connect(s.addr);
+        let r = c.call(-4, &Request::Auth { auth_type: 0, scheme: "nosuch".into(), auth: b"guess".to_vec() });
+        assert_eq!(r.err(), ErrorCode::AuthFailed.code());
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    assert!(
+        s.wait_for_log("authentication failed for scheme \"nosuch\" from 127.0.0.1", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
+    let lines = s.log_lines_with("authentication failed") as u64;
+    assert!(lines >= 1 && lines <= seconds + 1, "{lines} lines for 40 failures in about {seconds} s:\n{}", s.log());
+    if lines < 40 {
+        // The next line after a quiet second counts the failures it did not log.
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut c = Raw::connect(s.addr);
+        let _ = c.call(-4, &Request::Auth { auth_type: 0, scheme: "nosuch".into(), auth: b"guess".to_vec() });
+        assert!(s.wait_for_log("more failures since the last line", Duration::from_secs(5)), "{}", s.log());
+    }
+}
+
 /// Pipelines `n` requests on one connection (one in ten a setData of `path`) from a writer
 /// thread while this thread reads: replies must come in request order, and each read must see
 /// exactly the session's earlier writes.
