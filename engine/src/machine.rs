@@ -221,11 +221,9 @@ const AUTH_FAILURE_LOG_INTERVAL_MS: i64 = 1000;
 impl Machine {
     pub fn new(cfg: MachineConfig, tree: DataTree, now: Now) -> Machine {
         let first_session = session::initial_session_id(cfg.myid, now.wall_ms);
-        let cfg_password_seed = cfg.password_seed;
+        let passwords = cfg.password_seed.map_or_else(PasswordSource::os, PasswordSource::seeded);
         let mut tree = tree;
-        if let Some(text) = &cfg.config_node {
-            tree.set_config_node(text.clone(), now.wall_ms);
-        }
+        install_config_node(&cfg, &mut tree, now);
         let next_zxid = tree.last_zxid + 1;
         Machine {
             sessions: SessionTracker::new(cfg.tick_ms, first_session),
@@ -244,10 +242,7 @@ impl Machine {
             role: Role::Standalone,
             owners: HashMap::new(),
             touched: Default::default(),
-            passwords: match cfg_password_seed {
-                Some(seed) => PasswordSource::seeded(seed),
-                None => PasswordSource::os(),
-            },
+            passwords,
             unlogged_sessions: Default::default(),
             auth_failures: (i64::MIN / 2, 0),
         }
@@ -433,7 +428,7 @@ impl Machine {
             self.unlogged_sessions.insert(id);
             self.bind_session(conn, id);
             info!("session {id:#x} opened read-only: the transaction log has failed");
-            self.send_connect_response_as(conn, id, timeout, req.read_only.map(|_| true));
+            self.send_connect_response(conn, id, timeout, req.read_only);
             return;
         }
         if req.session_id == 0 && self.role == Role::Follower {
@@ -507,13 +502,9 @@ impl Machine {
         self.session_conn.insert(session_id, conn);
     }
 
+    /// A client that sent the readOnly byte learns whether this server takes writes.
     fn send_connect_response(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, read_only: Option<bool>) {
-        // A client that sent the readOnly byte learns whether this server takes writes.
-        let ro = self.log_failure.is_some();
-        self.send_connect_response_as(conn, session_id, timeout_ms, read_only.map(|_| ro));
-    }
-
-    fn send_connect_response_as(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, read_only: Option<bool>) {
+        let read_only = read_only.map(|_| self.log_failure.is_some());
         let Some(passwd) = self.sessions.get(session_id).map(|s| s.passwd.to_vec()) else {
             // Gone between its creation and this answer (expired or closed): as for any
             // unknown session, the client is told it expired.
@@ -652,9 +643,7 @@ impl Machine {
     pub fn reset_state(&mut self, tree: DataTree, sessions: &[SessionRecord], now: Now) {
         debug_assert!(self.conns.is_empty());
         self.tree = tree;
-        if let Some(text) = &self.cfg.config_node {
-            self.tree.set_config_node(text.clone(), now.wall_ms);
-        }
+        install_config_node(&self.cfg, &mut self.tree, now);
         self.sessions = SessionTracker::new(self.cfg.tick_ms, self.sessions.peek_next_id());
         self.restore_sessions(sessions, now);
         self.watches = WatchManager::default();
@@ -1314,6 +1303,14 @@ fn watches_requested(req: &Request) -> usize {
             sw.data.len() + sw.exist.len() + sw.child.len() + 2 * (sw.persistent.len() + sw.persistent_recursive.len())
         }
         _ => 0,
+    }
+}
+
+/// ZooKeeper writes the ensemble's membership into each server's own tree at start-up and
+/// after a SNAP (not a transaction).
+fn install_config_node(cfg: &MachineConfig, tree: &mut DataTree, now: Now) {
+    if let Some(text) = &cfg.config_node {
+        tree.set_config_node(text.clone(), now.wall_ms);
     }
 }
 
