@@ -99,6 +99,27 @@ fn peak_rss_during(s: &Server, limit: u64, deadline: Duration, mut step: impl Fn
     peak
 }
 
+/// Prints what the server's RSS did (shown with --no-capture) and asserts it stayed under
+/// `bound` above `baseline`.
+fn check_growth(what: &str, baseline: u64, peak: u64, bound: u64, healthy: &Healthy) {
+    eprintln!(
+        "{what}: RSS {:.0} MiB before, peak {:.0} MiB (+{:.0} MiB, bound +{:.0} MiB); healthy client: {} answers, \
+         slowest {:?}",
+        mib(baseline),
+        mib(peak),
+        mib(peak.saturating_sub(baseline)),
+        mib(bound),
+        healthy.answers,
+        healthy.slowest
+    );
+    assert!(
+        peak <= baseline + bound,
+        "{what}: the server grew by {:.0} MiB (bound {:.0} MiB)",
+        mib(peak - baseline),
+        mib(bound)
+    );
+}
+
 fn mib(b: u64) -> f64 {
     b as f64 / MIB as f64
 }
@@ -136,22 +157,7 @@ fn big_reads_nobody_reads(s: &mut Server, clients: usize, each: usize, tag: &str
         true
     });
     let healthy = probe.stop();
-    eprintln!(
-        "{tag}: {clients} clients x {each} unread 1 MB replies: RSS {:.0} MiB before, peak {:.0} MiB \
-         (+{:.0} MiB, bound +{:.0} MiB); healthy client: {} answers, slowest {:?}",
-        mib(baseline),
-        mib(peak),
-        mib(peak.saturating_sub(baseline)),
-        mib(bound),
-        healthy.answers,
-        healthy.slowest
-    );
-    assert!(
-        peak <= baseline + bound,
-        "{tag}: the server grew by {:.0} MiB (bound {:.0} MiB)",
-        mib(peak - baseline),
-        mib(bound)
-    );
+    check_growth(&format!("{tag}: {clients} clients x {each} unread 1 MB replies"), baseline, peak, bound, &healthy);
     healthy.check(tag);
     assert!(s.is_alive());
 }
@@ -204,21 +210,12 @@ fn slow_watchers_of_a_busy_recursive_watch_are_closed_at_the_cap() {
         writes < 8000 || started.elapsed() < Duration::from_secs(2)
     });
     let healthy = probe.stop();
-    eprintln!(
-        "{WATCHERS} slow watchers, {writes} writes: RSS {:.0} MiB before, peak {:.0} MiB (+{:.0} MiB, bound \
-         +{:.0} MiB); slowest batch of 100 writes {slowest_batch:?}; healthy client: {} answers, slowest {:?}",
-        mib(baseline),
-        mib(peak),
-        mib(peak.saturating_sub(baseline)),
-        mib(bound),
-        healthy.answers,
-        healthy.slowest
-    );
-    assert!(
-        peak <= baseline + bound,
-        "the server grew by {:.0} MiB (bound {:.0} MiB)",
-        mib(peak - baseline),
-        mib(bound)
+    check_growth(
+        &format!("{WATCHERS} slow watchers, {writes} writes (slowest batch of 100 {slowest_batch:?})"),
+        baseline,
+        peak,
+        bound,
+        &healthy,
     );
     healthy.check("watchers");
     assert!(slowest_batch < Duration::from_secs(5), "the writer waited {slowest_batch:?} for 100 writes");
