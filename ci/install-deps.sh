@@ -7,7 +7,7 @@ set -euo pipefail
 
 PY="${PYTHON:-python3}"
 
-APT_PACKAGES="zookeeper zookeeper-bin netcat-openbsd libcurator-recipes-java libcurator-framework-java libcurator-client-java default-jdk-headless"
+APT_PACKAGES="zookeeper zookeeper-bin netcat-openbsd libservlet-api-java libcurator-recipes-java libcurator-framework-java libcurator-client-java default-jdk-headless"
 if [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -f /usr/share/java/curator-recipes.jar ] \
         || ! command -v javac >/dev/null 2>&1; then
     log="$(mktemp)"
@@ -34,3 +34,4 @@ pip_install() { # module-to-import  pip-requirement
 pip_install kazoo 'kazoo==2.11.0'
 pip_install pytest 'pytest==8.*'
 pip_install pytest_timeout 'pytest-timeout'
+pip_install prometheus_client 'prometheus-client'

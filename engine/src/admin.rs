@@ -630,6 +630,16 @@ pub fn cons(connections: &[ConnectionStats]) -> String {
 
 /// `mntr`: `zk_<key>\t<value>` lines; see the module docs for the order.
 pub fn mntr(stats: &ServerStats) -> String {
+    let mut out = String::new();
+    for (k, v) in mntr_entries(stats) {
+        push_metric(&mut out, &k, &v);
+    }
+    out
+}
+
+/// `mntr`'s keys (without `zk_`) and values, in its order; the AdminServer's `monitor`
+/// answers the same pairs as JSON.
+pub fn mntr_entries(stats: &ServerStats) -> Vec<(String, MetricValue)> {
     use MetricValue::{Float, Int, Text};
     let u = |v: u64| Int(i64::try_from(v).unwrap_or(i64::MAX));
     let mut lines: Vec<(&str, MetricValue)> =
@@ -679,14 +689,9 @@ pub fn mntr(stats: &ServerStats) -> String {
             ("min_proposal_size", Int(l.min_proposal_size)),
         ]);
     }
-    let mut out = String::new();
-    for (k, v) in &lines {
-        push_metric(&mut out, k, v);
-    }
-    for (k, v) in &stats.extra_metrics {
-        push_metric(&mut out, k, v);
-    }
-    out
+    let mut all: Vec<(String, MetricValue)> = lines.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    all.extend(stats.extra_metrics.iter().cloned());
+    all
 }
 
 fn push_metric(out: &mut String, key: &str, value: &MetricValue) {
@@ -780,7 +785,21 @@ pub fn java_os_arch(rust_arch: &str) -> &str {
 
 /// `envi`: `Environment:` then `key=value` lines.
 pub fn envi(env: &EnvInfo) -> String {
-    let entries: [(&str, String); 18] = [
+    let mut out = String::from("Environment:\n");
+    for (k, v) in env.entries() {
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&v);
+        out.push('\n');
+    }
+    out
+}
+
+impl EnvInfo {
+    /// ZooKeeper's `Environment.list()`: keys and values in its order.
+    pub fn entries(&self) -> [(&'static str, String); 18] {
+        let env = self;
+        [
         ("zookeeper.version", env.zookeeper_version.clone()),
         ("host.name", env.host_name.clone()),
         ("java.version", env.java_version.clone()),
@@ -799,15 +818,8 @@ pub fn envi(env: &EnvInfo) -> String {
         ("os.memory.free", format!("{}MB", env.os_memory_free_mb)),
         ("os.memory.max", format!("{}MB", env.os_memory_max_mb)),
         ("os.memory.total", format!("{}MB", env.os_memory_total_mb)),
-    ];
-    let mut out = String::from("Environment:\n");
-    for (k, v) in entries {
-        out.push_str(k);
-        out.push('=');
-        out.push_str(&v);
-        out.push('\n');
+        ]
     }
-    out
 }
 
 /// Counts for `wchs`.

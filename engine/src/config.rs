@@ -162,6 +162,15 @@ const USED_KEYS: &[&str] = &[
     "fsync.warningthresholdms",
     "extendedTypesEnabled",
     "admin.enableServer",
+    "admin.serverAddress",
+    "admin.serverPort",
+    "admin.commandURL",
+    "admin.idleTimeout",
+    "admin.commands.whitelist",
+    "metricsProvider.className",
+    "metricsProvider.httpHost",
+    "metricsProvider.httpPort",
+    "metricsProvider.exportJvmInfo",
     "skipACL",
     "requireClientAuthScheme",
     "sessionRequireClientSASLAuth",
@@ -169,6 +178,8 @@ const USED_KEYS: &[&str] = &[
 ];
 
 const DEFAULT_TICK_TIME_MS: u32 = 2000;
+const DEFAULT_ADMIN_SERVER_PORT: u16 = 8080;
+const DEFAULT_METRICS_PORT: u16 = 7000;
 const DEFAULT_CLIENT_PORT: u16 = 2181;
 const DEFAULT_MAX_CLIENT_CNXNS: u32 = 60;
 /// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` default (NIOServerCnxnFactory).
@@ -375,9 +386,69 @@ pub struct Config {
     /// `zookeeper.extendedTypesEnabled`). Off by default, as in ZooKeeper: createTTL then
     /// answers Unimplemented.
     pub extended_types_enabled: bool,
-    /// `admin.enableServer`: accepted for compatibility; Warren has no HTTP
-    /// admin server.
+    /// `admin.enableServer`: the HTTP AdminServer (on by default, as in ZooKeeper).
     pub admin_enable_server: bool,
+    /// `admin.serverAddress`: loopback by default (ZooKeeper binds every interface).
+    pub admin_server_address: IpAddr,
+    /// `admin.serverPort` (8080).
+    pub admin_server_port: u16,
+    /// `admin.commandURL` (`/commands`).
+    pub admin_command_url: String,
+    /// `admin.idleTimeout`: how long a connection may take to send its request (ms).
+    pub admin_idle_timeout_ms: u64,
+    /// `admin.commands.whitelist` (Warren's): which AdminServer commands that expose znode
+    /// paths or session ids are served.
+    pub admin_commands: AdminWhitelist,
+    /// `metricsProvider.className` naming ZooKeeper's Prometheus provider: serve `/metrics`.
+    pub metrics_enabled: bool,
+    /// `metricsProvider.httpHost` (0.0.0.0, as ZooKeeper).
+    pub metrics_http_host: IpAddr,
+    /// `metricsProvider.httpPort` (7000).
+    pub metrics_http_port: u16,
+}
+
+/// The class name that switches ZooKeeper's Prometheus metrics provider on.
+pub const PROMETHEUS_PROVIDER: &str = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// ZooKeeper's default provider, which exports nothing.
+pub const NULL_PROVIDER: &str = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
+
+/// AdminServer commands that show znode paths or session ids: served only when listed in
+/// `admin.commands.whitelist` (or when it is `*`).
+pub const SENSITIVE_ADMIN_COMMANDS: &[&str] = &["connections", "dump", "watches", "watches_by_path"];
+
+/// `admin.commands.whitelist`: the 4lw whitelist's syntax (comma-separated names, `*` for
+/// all). It only gates [`SENSITIVE_ADMIN_COMMANDS`]; every other command is always served.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AdminWhitelist {
+    All,
+    #[default]
+    None,
+    Only(BTreeSet<String>),
+}
+
+impl AdminWhitelist {
+    pub fn parse(spec: &str) -> AdminWhitelist {
+        let names: BTreeSet<String> =
+            spec.split(',').map(str::trim).filter(|w| !w.is_empty()).map(str::to_string).collect();
+        if names.contains("*") {
+            AdminWhitelist::All
+        } else if names.is_empty() {
+            AdminWhitelist::None
+        } else {
+            AdminWhitelist::Only(names)
+        }
+    }
+
+    pub fn allows(&self, command: &str) -> bool {
+        if !SENSITIVE_ADMIN_COMMANDS.contains(&command) {
+            return true;
+        }
+        match self {
+            AdminWhitelist::All => true,
+            AdminWhitelist::None => false,
+            AdminWhitelist::Only(names) => names.contains(command),
+        }
+    }
 }
 
 /// Why a configuration could not be used.
@@ -500,7 +571,15 @@ impl Config {
             warren_max_watches_per_session: DEFAULT_MAX_WATCHES_PER_SESSION,
             fsync_warning_threshold_ms: 1000,
             extended_types_enabled: false,
-            admin_enable_server: false,
+            admin_enable_server: true,
+            admin_server_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            admin_server_port: DEFAULT_ADMIN_SERVER_PORT,
+            admin_command_url: "/commands".to_string(),
+            admin_idle_timeout_ms: 30_000,
+            admin_commands: AdminWhitelist::None,
+            metrics_enabled: false,
+            metrics_http_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            metrics_http_port: DEFAULT_METRICS_PORT,
         }
     }
 
@@ -960,11 +1039,38 @@ impl Parser {
             "superDigest" | "DigestAuthenticationProvider.superDigest" => {
                 self.cfg.super_digest = Some(self.super_digest(e)?)
             }
-            "admin.enableServer" => {
-                self.cfg.admin_enable_server = true_false(e)?;
-                if self.cfg.admin_enable_server {
-                    self.warn(e.line, "admin.enableServer=true: Warren has no HTTP admin server");
+            "admin.enableServer" => self.cfg.admin_enable_server = true_false(e)?,
+            "admin.serverAddress" => self.cfg.admin_server_address = ip_address(e)?,
+            "admin.serverPort" => self.cfg.admin_server_port = number(e, "a port number (0-65535)")?,
+            "admin.commandURL" => {
+                if !e.value.starts_with('/') || e.value.len() < 2 {
+                    return Err(invalid(e, "a URL path such as /commands"));
                 }
+                self.cfg.admin_command_url = e.value.trim_end_matches('/').to_string();
+            }
+            "admin.idleTimeout" => self.cfg.admin_idle_timeout_ms = positive(e)?,
+            "admin.commands.whitelist" => self.cfg.admin_commands = AdminWhitelist::parse(&e.value),
+            "metricsProvider.className" => {
+                self.cfg.metrics_enabled = match e.value.as_str() {
+                    PROMETHEUS_PROVIDER => true,
+                    NULL_PROVIDER => false,
+                    other => {
+                        self.warn(
+                            e.line,
+                            format_args!(
+                                "metricsProvider.className={other}: Warren only has the Prometheus provider \
+                                 ({PROMETHEUS_PROVIDER}); no metrics are exported"
+                            ),
+                        );
+                        false
+                    }
+                }
+            }
+            "metricsProvider.httpHost" => self.cfg.metrics_http_host = ip_address(e)?,
+            "metricsProvider.httpPort" => self.cfg.metrics_http_port = number(e, "a port number (0-65535)")?,
+            "metricsProvider.exportJvmInfo" => {
+                true_false(e)?;
+                self.warn(e.line, "metricsProvider.exportJvmInfo is ignored: Warren has no JVM (process figures are exported)");
             }
             "skipACL" => {
                 if e.value == "yes" {
@@ -1602,7 +1708,11 @@ mod tests {
         assert!(!c.peer_type_observer);
         assert_eq!(c.warren_cores, 1);
         assert_eq!(c.warren_io_memory_kb, 2048);
-        assert!(!c.admin_enable_server);
+        assert!(c.admin_enable_server, "ZooKeeper's AdminServer is on by default");
+        assert_eq!((c.admin_server_address, c.admin_server_port), (IpAddr::V4(Ipv4Addr::LOCALHOST), 8080));
+        assert_eq!(c.admin_command_url, "/commands");
+        assert!(!c.metrics_enabled);
+        assert_eq!((c.metrics_http_host, c.metrics_http_port), (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 7000));
     }
 
     #[test]
@@ -1726,7 +1836,11 @@ admin.enableServer=false");
     fn every_used_key_is_recognised() {
         let sample = |key: &str| match key {
             "dataDir" | "dataLogDir" => "/x",
-            "clientPortAddress" => "127.0.0.1",
+            "clientPortAddress" | "admin.serverAddress" | "metricsProvider.httpHost" => "127.0.0.1",
+            "admin.commandURL" => "/commands",
+            "admin.commands.whitelist" => "dump",
+            "metricsProvider.className" => PROMETHEUS_PROVIDER,
+            "metricsProvider.exportJvmInfo" => "false",
             "4lw.commands.whitelist" => "ruok",
             "superDigest" | "DigestAuthenticationProvider.superDigest" => "super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
             "forceSync" => "yes",
@@ -1750,7 +1864,9 @@ admin.enableServer=false");
                 _ => with_data_dir(&line),
             };
             let (_, warnings) = parsed.expect("parses");
-            assert!(warnings.is_empty(), "{key}: {warnings:?}");
+            // exportJvmInfo is read (true/false) only to say that it is ignored.
+            let expected = usize::from(*key == "metricsProvider.exportJvmInfo");
+            assert_eq!(warnings.len(), expected, "{key}: {warnings:?}");
         }
     }
 
@@ -1776,10 +1892,40 @@ admin.enableServer=false");
     }
 
     #[test]
-    fn admin_server_true_warns() {
-        let (c, warnings) = ok("admin.enableServer=true");
-        assert!(c.admin_enable_server);
-        assert!(has_warning(&warnings, "line 2: admin.enableServer=true: Warren has no HTTP admin server"));
+    fn admin_and_metrics_keys() {
+        let (c, warnings) = ok("admin.serverAddress=0.0.0.0
+admin.serverPort=9090
+admin.commandURL=/cmds/
+admin.idleTimeout=5000
+admin.commands.whitelist=dump, connections
+metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
+metricsProvider.httpHost=127.0.0.2
+metricsProvider.httpPort=7001");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.admin_server_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!((c.admin_server_port, c.admin_command_url.as_str(), c.admin_idle_timeout_ms), (9090, "/cmds", 5000));
+        assert!(c.admin_commands.allows("dump") && c.admin_commands.allows("connections"));
+        assert!(!c.admin_commands.allows("watches") && c.admin_commands.allows("monitor"));
+        assert!(c.metrics_enabled);
+        assert_eq!((c.metrics_http_host.to_string(), c.metrics_http_port), ("127.0.0.2".to_string(), 7001));
+        assert!(err_text("admin.commandURL=commands").contains("a URL path"));
+    }
+
+    #[test]
+    fn admin_whitelist_gates_only_sensitive_commands() {
+        assert!(!AdminWhitelist::default().allows("dump"));
+        assert!(AdminWhitelist::default().allows("ruok"));
+        assert!(AdminWhitelist::parse("*").allows("watches_by_path"));
+        assert_eq!(AdminWhitelist::parse(" , "), AdminWhitelist::None);
+    }
+
+    #[test]
+    fn other_metrics_providers_and_jvm_info_warn_by_name() {
+        let (c, warnings) = ok("metricsProvider.className=com.example.Statsd
+metricsProvider.exportJvmInfo=true");
+        assert!(!c.metrics_enabled);
+        assert!(has_warning(&warnings, "line 2: metricsProvider.className=com.example.Statsd"), "{warnings:?}");
+        assert!(has_warning(&warnings, "line 3: metricsProvider.exportJvmInfo is ignored"), "{warnings:?}");
     }
 
     #[test]

@@ -6,10 +6,12 @@
 
 pub mod acl;
 pub mod admin;
+pub mod admin_json;
 pub mod config;
 pub mod header;
 pub mod log;
 pub mod machine;
+pub mod metrics;
 pub mod path;
 pub mod prep;
 pub mod proto;

@@ -72,11 +72,28 @@ impl Default for MachineConfig {
     }
 }
 
-/// Clock readings supplied by the shell: `mono_ms` drives expiry, `wall_ms` stamps znodes.
+/// Clock readings supplied by the shell: `mono_ms` drives expiry, `wall_ms` stamps znodes,
+/// `mono_us` (the same clock as `mono_ms`, finer) only measures request latency.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Now {
     pub mono_ms: i64,
     pub wall_ms: i64,
+    pub mono_us: i64,
+}
+
+impl Now {
+    /// A reading with millisecond resolution only (tests, the simulator).
+    pub fn from_ms(mono_ms: i64, wall_ms: i64) -> Now {
+        Now { mono_ms, wall_ms, mono_us: mono_ms * 1000 }
+    }
+}
+
+/// Whether replies to this op (by its short name, see `txn_opname`) count as updates in the latency figures.
+fn is_write_op(op: &str) -> bool {
+    matches!(
+        op,
+        "CREA" | "DELE" | "SETD" | "SETA" | "CHEC" | "MULT" | "CLOS" | "SESS" | "ERR"
+    )
 }
 
 /// What the shell must do after an event.
@@ -145,14 +162,14 @@ struct Queued {
     req: Request,
     /// Answer once this many of the connection's writes are done.
     wait_writes: u64,
-    arrived_ms: i64,
+    arrived_us: i64,
 }
 
 /// A request a follower forwarded for one of its connections, waiting for its outcome.
 enum Fwd {
     Connect { timeout_ms: i32, read_only: Option<bool> },
-    Write { cxid: i32, arrived_ms: i64 },
-    Sync { cxid: i32, path: String, arrived_ms: i64 },
+    Write { cxid: i32, arrived_us: i64 },
+    Sync { cxid: i32, path: String, arrived_us: i64 },
 }
 
 /// How this server serves clients.
@@ -172,7 +189,7 @@ pub enum Role {
 
 /// Who waits on an appended transaction, and how to answer.
 enum Waiter {
-    Request { conn: ConnId, xid: i32, arrived_ms: i64 },
+    Request { conn: ConnId, xid: i32, arrived_us: i64 },
     Connect { conn: ConnId, timeout_ms: i32, read_only: Option<bool> },
     Nobody,
 }
@@ -200,6 +217,8 @@ pub struct Machine {
     next_zxid: i64,
     ready: Ready,
     counters: ServerCounters,
+    /// Where request latencies are recorded for the metrics endpoint (set by the shell).
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     last_container_check_ms: i64,
     /// Set when the log failed: nothing more can be made durable, so no write is accepted.
     log_failure: Option<String>,
@@ -237,6 +256,7 @@ impl Machine {
             next_zxid,
             ready: Ready::default(),
             counters: ServerCounters::default(),
+            metrics: None,
             last_container_check_ms: now.mono_ms,
             log_failure: None,
             role: Role::Standalone,
@@ -317,6 +337,11 @@ impl Machine {
 
     pub fn counters(&self) -> &ServerCounters {
         &self.counters
+    }
+
+    /// Record every reply's latency into `metrics` from now on.
+    pub fn set_metrics(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        self.metrics = Some(metrics);
     }
 
     pub fn reset_counters(&mut self) {
@@ -541,7 +566,7 @@ impl Machine {
                 // The leader answers once this server has every commit it sent before.
                 let c = self.conns.get_mut(&conn).expect("present");
                 c.writes_issued += 1;
-                c.forwarded.push_back(Fwd::Sync { cxid: hdr.xid, path: path.clone(), arrived_ms: now.mono_ms });
+                c.forwarded.push_back(Fwd::Sync { cxid: hdr.xid, path: path.clone(), arrived_us: now.mono_us });
                 self.ready.forwards.push(Forward { session_id, cxid: hdr.xid, op: ForwardOp::Sync });
                 return;
             }
@@ -554,10 +579,10 @@ impl Machine {
                 return;
             }
             let wait_writes = c.writes_issued;
-            c.queue.push_back(Queued { hdr, req, wait_writes, arrived_ms: now.mono_ms });
+            c.queue.push_back(Queued { hdr, req, wait_writes, arrived_us: now.mono_us });
             return;
         }
-        self.read(conn, hdr, req, now.mono_ms, now.mono_ms);
+        self.read(conn, hdr, req, now.mono_us, now.mono_us);
     }
 
     /// Timers: session expiry and container/TTL clean-up.
@@ -668,7 +693,7 @@ impl Machine {
             if matches {
                 waiter = match c.forwarded.pop_front().expect("checked") {
                     Fwd::Connect { timeout_ms, read_only } => Waiter::Connect { conn, timeout_ms, read_only },
-                    Fwd::Write { cxid, arrived_ms } => Waiter::Request { conn, xid: cxid, arrived_ms },
+                    Fwd::Write { cxid, arrived_us } => Waiter::Request { conn, xid: cxid, arrived_us },
                     Fwd::Sync { .. } => unreachable!("matched above"),
                 };
             }
@@ -687,13 +712,13 @@ impl Machine {
             warn!("unexpected sync reply for session {session_id:#x} cxid {cxid}");
             return;
         }
-        let Some(Fwd::Sync { path, arrived_ms, .. }) = c.forwarded.pop_front() else {
+        let Some(Fwd::Sync { path, arrived_us, .. }) = c.forwarded.pop_front() else {
             unreachable!("checked");
         };
         c.writes_done += 1;
         let zxid = self.tree.last_zxid;
         let frame = encode_reply(ReplyHeader { xid: cxid, zxid, err: 0 }, &Response::Sync { path });
-        self.record_reply(conn, "sync", cxid, zxid, arrived_ms, now.mono_ms);
+        self.record_reply(conn, "sync", cxid, zxid, arrived_us, now.mono_us);
         self.send(conn, frame);
         self.drain(conn, zxid, now);
     }
@@ -765,7 +790,7 @@ impl Machine {
     fn forward_write(&mut self, conn: ConnId, session_id: i64, hdr: RequestHeader, req: Request, now: Now) {
         let c = self.conns.get_mut(&conn).expect("present");
         c.writes_issued += 1;
-        c.forwarded.push_back(Fwd::Write { cxid: hdr.xid, arrived_ms: now.mono_ms });
+        c.forwarded.push_back(Fwd::Write { cxid: hdr.xid, arrived_us: now.mono_us });
         let op = match req {
             Request::CloseSession => ForwardOp::CloseSession,
             other => {
@@ -779,10 +804,10 @@ impl Machine {
     // ---- writes -------------------------------------------------------------------------
 
     fn write(&mut self, conn: ConnId, session_id: i64, hdr: RequestHeader, req: Request, now: Now) {
-        let waiter = Waiter::Request { conn, xid: hdr.xid, arrived_ms: now.mono_ms };
+        let waiter = Waiter::Request { conn, xid: hdr.xid, arrived_us: now.mono_us };
         if !self.sessions.is_live(session_id) {
             // ZooKeeper answers SessionExpired for work on a closing session.
-            self.reply_error(conn, hdr.xid, ErrorCode::SessionExpired, now.mono_ms, now.mono_ms);
+            self.reply_error(conn, hdr.xid, ErrorCode::SessionExpired, now.mono_us, now.mono_us);
             return;
         }
         if self.log_failure.is_some() {
@@ -795,7 +820,7 @@ impl Machine {
                 self.session_closed(session_id);
                 self.close(conn);
             } else {
-                self.reply_error(conn, hdr.xid, ErrorCode::NotReadOnly, now.mono_ms, now.mono_ms);
+                self.reply_error(conn, hdr.xid, ErrorCode::NotReadOnly, now.mono_us, now.mono_us);
             }
             return;
         }
@@ -889,11 +914,11 @@ impl Machine {
                 }
                 self.drain(conn, zxid, now);
             }
-            Waiter::Request { conn, xid: request_xid, arrived_ms } => {
+            Waiter::Request { conn, xid: request_xid, arrived_us } => {
                 self.write_done(conn, zxid);
                 let (err, body) = write_reply(result);
                 let frame = encode_reply(ReplyHeader { xid: request_xid, zxid, err: err.code() }, &body);
-                self.record_reply(conn, txn_opname(&txn.op), request_xid, zxid, arrived_ms, now.mono_ms);
+                self.record_reply(conn, txn_opname(&txn.op), request_xid, zxid, arrived_us, now.mono_us);
                 if self.conns.contains_key(&conn) {
                     self.send(conn, frame);
                 }
@@ -925,7 +950,7 @@ impl Machine {
                 return;
             }
             let q = c.queue.pop_front().expect("checked");
-            self.read(conn, q.hdr, q.req, q.arrived_ms, now.mono_ms);
+            self.read(conn, q.hdr, q.req, q.arrived_us, now.mono_us);
         }
     }
 
@@ -1020,18 +1045,18 @@ impl Machine {
         }
     }
 
-    fn reply_error(&mut self, conn: ConnId, request_xid: i32, err: ErrorCode, arrived_ms: i64, now_ms: i64) {
+    fn reply_error(&mut self, conn: ConnId, request_xid: i32, err: ErrorCode, arrived_us: i64, now_us: i64) {
         let zxid = self.tree.last_zxid;
         let frame = encode_reply(ReplyHeader { xid: request_xid, zxid, err: err.code() }, &Response::Empty);
-        self.record_reply(conn, "ERR", request_xid, zxid, arrived_ms, now_ms);
+        self.record_reply(conn, "ERR", request_xid, zxid, arrived_us, now_us);
         self.send(conn, frame);
     }
 
-    fn read(&mut self, conn: ConnId, hdr: RequestHeader, req: Request, arrived_ms: i64, now_ms: i64) {
+    fn read(&mut self, conn: ConnId, hdr: RequestHeader, req: Request, arrived_us: i64, now_us: i64) {
         // Auth is answered in order too: a client may send it right behind its ConnectRequest,
         // and its reply must not overtake the ConnectResponse.
         if let Request::Auth { scheme, auth, .. } = &req {
-            self.auth(conn, hdr.xid, scheme, auth, now_ms);
+            self.auth(conn, hdr.xid, scheme, auth, now_us / 1000);
             return;
         }
         if let Request::Unimplemented(opcode) = req {
@@ -1075,7 +1100,7 @@ impl Machine {
             Err(e) => (e, Response::Empty),
         };
         if !matches!(req, Request::Ping) {
-            self.record_reply(conn, opname, hdr.xid, zxid, arrived_ms, now_ms);
+            self.record_reply(conn, opname, hdr.xid, zxid, arrived_us, now_us);
         }
         let frame = encode_reply(ReplyHeader { xid: reply_xid, zxid, err: err.code() }, &body);
         self.send(conn, frame);
@@ -1255,8 +1280,12 @@ impl Machine {
         }
     }
 
-    fn record_reply(&mut self, conn: ConnId, opname: &'static str, cxid: i32, zxid: i64, arrived_ms: i64, now_ms: i64) {
-        let latency = (now_ms - arrived_ms).max(0);
+    fn record_reply(&mut self, conn: ConnId, opname: &'static str, cxid: i32, zxid: i64, arrived_us: i64, now_us: i64) {
+        let latency_us = (now_us - arrived_us).max(0);
+        let latency = latency_us / 1000;
+        if let Some(m) = &self.metrics {
+            m.observe_request(opname, is_write_op(opname), latency_us as u64);
+        }
         let k = &mut self.counters;
         k.min_latency_ms = if k.replies == 0 { latency } else { k.min_latency_ms.min(latency) };
         k.max_latency_ms = k.max_latency_ms.max(latency);

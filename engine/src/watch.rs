@@ -330,25 +330,31 @@ impl WatchManager {
 
     /// watcher → paths (wchc).
     pub fn by_watcher(&self) -> BTreeMap<WatcherId, Vec<String>> {
-        self.by_watcher
-            .iter()
-            .map(|(w, h)| {
-                let mut paths: Vec<String> = h.paths.iter().map(|p| p.to_string()).collect();
-                paths.sort();
-                (*w, paths)
-            })
-            .collect()
+        let mut out: BTreeMap<WatcherId, Vec<String>> = BTreeMap::new();
+        for (path, ws) in self.by_path() {
+            for w in ws {
+                out.entry(w).or_default().push(path.clone());
+            }
+        }
+        out
     }
 
-    /// path → watchers (wchp).
+    /// path → watchers (wchp). As ZooKeeper 3.8's `wchc`, `wchp` and `wchs` (and their
+    /// AdminServer commands), only the data side is listed: data and exists watches and the
+    /// data half of persistent and recursive watches, not child watches.
     pub fn by_path(&self) -> BTreeMap<String, Vec<WatcherId>> {
+        const DATA_SIDE: Kinds = 1 << Kind::Data as u8 | 1 << Kind::PersistentData as u8 | 1 << Kind::Recursive as u8;
         self.by_path
             .iter()
-            .map(|(p, e)| {
+            .filter_map(|(p, e)| {
                 let mut ws: Vec<WatcherId> = Vec::new();
-                e.for_each(|w, _| ws.push(w));
+                e.for_each(|w, kinds| {
+                    if kinds & DATA_SIDE != 0 {
+                        ws.push(w)
+                    }
+                });
                 ws.sort_unstable();
-                (p.to_string(), ws)
+                (!ws.is_empty()).then(|| (p.to_string(), ws))
             })
             .collect()
     }

@@ -99,12 +99,28 @@ fn start(path: Option<&Path>) -> ExitCode {
         error!("cannot create dataDir {}: {e}", cfg.data_dir.display());
         return ExitCode::from(2);
     }
-    let settings = settings_from(&cfg);
+    let mut settings = settings_from(&cfg);
+    if let Some(p) = path {
+        let initial = initial_config_text(&std::fs::read_to_string(p).unwrap_or_default());
+        if let Some(admin) = Arc::get_mut(&mut settings.admin) {
+            admin.initial_config = Some(initial);
+        }
+    }
     if let Err(e) = server::run(settings) {
         error!("{e}");
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// The settings of a zoo.cfg as ZooKeeper's `initial_configuration` shows them: one line per
+/// setting, without comments and blank lines.
+fn initial_config_text(file: &str) -> String {
+    file.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// Where clients connect: an ensemble member's own `server.N` line may say.
@@ -158,7 +174,14 @@ fn settings_from(cfg: &Config) -> Settings {
             purge_interval: (cfg.autopurge_purge_interval_hours > 0)
                 .then(|| Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600)),
         },
-        admin: Arc::new(AdminContext { config: cfg.clone(), data_dir: cfg.data_dir.clone(), data_log_dir, version }),
+        admin: Arc::new(AdminContext {
+            config: cfg.clone(),
+            data_dir: cfg.data_dir.clone(),
+            data_log_dir,
+            version,
+            initial_config: None,
+            metrics: Arc::new(warren::metrics::Metrics::new(server::wall_clock_ms())),
+        }),
         ensemble: ensemble_settings(cfg),
     }
 }

@@ -27,7 +27,7 @@ impl Harness {
     }
 
     fn with(cfg: MachineConfig) -> Harness {
-        let now = Now { mono_ms: 1_000, wall_ms: 1_700_000_000_000 };
+        let now = Now::from_ms(1_000, 1_700_000_000_000);
         Harness {
             m: Machine::new(cfg, DataTree::new(), now),
             now,

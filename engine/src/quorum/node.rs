@@ -315,6 +315,18 @@ impl Node {
             _ => (0, 0, 0, 0),
         }
     }
+    /// Leader: how many zxids each synced learner's acknowledgements trail my log.
+    pub fn learner_lags(&self) -> Vec<(ServerId, i64)> {
+        match &self.phase {
+            Phase::Leading(l) => l
+                .learners
+                .iter()
+                .filter(|(_, x)| x.stage == LearnerStage::Synced)
+                .map(|(id, x)| (*id, (self.logged - x.acked).max(0)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
     /// Proposals not yet committed (leader).
     pub fn outstanding_proposals(&self) -> usize {
         match &self.phase {

@@ -50,7 +50,7 @@ impl Cluster {
             disks: HashMap::new(),
             net: VecDeque::new(),
             replies: HashMap::new(),
-            now: Now { mono_ms: 1000, wall_ms: 1_700_000_000_000 },
+            now: Now::from_ms(1000, 1_700_000_000_000),
             n,
             observers: observers.to_vec(),
         };

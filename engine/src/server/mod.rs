@@ -7,9 +7,11 @@
 //! owner turns timers into `tick`s and hands appended transactions to the log; replies to
 //! writes come out of `Machine::durable`, so nothing is acknowledged before the log says so.
 
+mod admin;
 mod admission;
 pub mod epochs;
 mod frame;
+pub mod http;
 mod outbox;
 mod owner;
 pub mod peers;
@@ -38,7 +40,7 @@ use crate::proto::{ConnectRequest, Request, RequestHeader};
 use admission::{AcceptBackoff, Admission, LogLimiter, Slot};
 use frame::{FrameError, FrameReader};
 use outbox::{Backlog, Outbox, ReplyLimits};
-pub use owner::AdminContext;
+pub use owner::{wall_ms as wall_clock_ms, AdminContext};
 
 /// Everything the shell needs to run, already validated.
 #[derive(Clone)]
@@ -290,6 +292,9 @@ pub fn run(settings: Settings) -> io::Result<()> {
             }
         })?;
     }
+    let (admin_tx, admin_rx) = async_channel::bounded(16);
+    admin::start(&settings.admin, admin_tx);
+    let mut admin_rx = Some(admin_rx);
     let admission = Admission::new(admission::Limits { per_ip: settings.max_client_cnxns, total: settings.max_cnxns });
     info!(
         "connections: maxClientCnxns {}, maxCnxns {}, handshake within {} ms, at most {} reply bytes queued each",
@@ -308,7 +313,8 @@ pub fn run(settings: Settings) -> io::Result<()> {
         let handle = if k == 0 {
             let (rx, tx) = owner_parts.take().expect("once");
             let r = recovered_slot.take().expect("once");
-            builder.spawn(move || async move { owner_main(s, adm, r, rx, tx).await })
+            let arx = admin_rx.take().expect("once");
+            builder.spawn(move || async move { owner_main(s, adm, r, rx, tx, arx).await })
         } else {
             let tx = to_owner_tx[k].take().expect("once");
             let rx = from_owner_rx[k].take().expect("once");
@@ -366,6 +372,7 @@ async fn owner_main(
     recovered: owner::Start,
     rxs: Vec<SharedReceiver<Event>>,
     txs: Vec<Option<SharedSender<Out>>>,
+    admin_rx: async_channel::Receiver<admin::Query>,
 ) -> io::Result<()> {
     let ctx = new_ctx(0, settings.clone(), admission);
     // Channel ends pair up in the order the workers connect theirs: each worker connects its
@@ -401,6 +408,8 @@ async fn owner_main(
         .detach();
     }
     glommio::spawn_local(owner.clone().ticker()).detach();
+    glommio::spawn_local(owner.clone().publisher()).detach();
+    glommio::spawn_local(owner.clone().serve_admin(admin_rx)).detach();
     accept_loop(ctx).await
 }
 

@@ -26,6 +26,11 @@ pub struct AdminContext {
     pub data_dir: std::path::PathBuf,
     pub data_log_dir: std::path::PathBuf,
     pub version: String,
+    /// The configuration file's settings as ZooKeeper's `initial_configuration` shows them
+    /// (`key=value` lines, comments and blank lines left out); None without a file.
+    pub initial_config: Option<String>,
+    /// What the server measures, read by the metrics endpoint and the AdminServer.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What the owner runs: a standalone machine, or an ensemble member (machine plus protocol).
@@ -86,15 +91,18 @@ pub struct Owner {
     remote_backlogs: RefCell<HashMap<ConnId, Arc<Backlog>>>,
     settings: Settings,
     start_wall_ms: i64,
+    /// Since when this ensemble member has not been serving (election, synchronisation).
+    not_serving_since: Cell<Option<Instant>>,
 }
 
-fn wall_ms() -> i64 {
+pub fn wall_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Clock readings; monotonic time counts from process start (recovery uses it too).
 pub(crate) fn now() -> Now {
-    Now { mono_ms: process_start().elapsed().as_millis() as i64, wall_ms: wall_ms() }
+    let mono = process_start().elapsed();
+    Now { mono_ms: mono.as_millis() as i64, wall_ms: wall_ms(), mono_us: mono.as_micros() as i64 }
 }
 
 fn process_start() -> Instant {
@@ -128,6 +136,7 @@ impl Owner {
             }
         };
         let wal = Wal::new(st.log_dir.clone(), st.segment_size, st.force_sync, st.slow_fsync, tail);
+        wal.set_metrics(settings.admin.metrics.clone());
         let owner = Rc::new(Owner {
             core: RefCell::new(core),
             ensemble,
@@ -137,8 +146,10 @@ impl Owner {
             remotes,
             remote_backlogs: RefCell::new(HashMap::new()),
             start_wall_ms: wall_ms(),
+            not_serving_since: Cell::new(Some(Instant::now())),
             settings,
         });
+        owner.core.borrow_mut().machine_mut().set_metrics(owner.settings.admin.metrics.clone());
         let (d, f) = (owner.clone(), owner.clone());
         glommio::spawn_local(wal.run(move |zxid| d.durable(zxid), move |why| f.log_failed(why))).detach();
         owner
@@ -250,6 +261,8 @@ impl Owner {
     /// from the starting zxid on replays over it (see `snap`).
     fn start_snapshot(&self) {
         let Some(me) = self.local.owner.borrow().clone() else { return };
+        // Capture time includes listing the paths, which the owner does in one go.
+        let began = Instant::now();
         let (start, paths, sessions) = {
             let core = self.core.borrow();
             let m = core.machine();
@@ -259,7 +272,6 @@ impl Owner {
         self.snaps.running.store(true, Ordering::SeqCst);
         let dir = self.settings.storage.snap_dir.clone();
         glommio::spawn_local(async move {
-            let began = Instant::now();
             let done = me.snaps.running.clone();
             let image = match me.capture(start, &paths, &sessions).await {
                 Ok(image) => image,
@@ -270,8 +282,14 @@ impl Owner {
                 }
             };
             let captured_ms = began.elapsed().as_millis();
+            let metrics = me.settings.admin.metrics.clone();
+            metrics.snapshot_capture_us.observe(began.elapsed().as_micros() as u64);
             let spawned = std::thread::Builder::new().name("warren-snapshot".into()).spawn(move || {
-                match crate::snap::write_file(&dir, start, &image) {
+                let writing = Instant::now();
+                let written = crate::snap::write_file(&dir, start, &image);
+                metrics.snapshot_write_us.observe(writing.elapsed().as_micros() as u64);
+                metrics.snapshottime.observe(began.elapsed().as_millis() as u64);
+                match written {
                     Ok(p) => info!(
                         "Snapshot {} taken: {} nodes, {} bytes, captured in {captured_ms} ms, written in {} ms",
                         p.display(),
@@ -346,11 +364,12 @@ impl Owner {
     fn pump_ensemble(&self) {
         let io = self.ensemble.as_ref().expect("ensemble");
         loop {
-            let ready: NodeReady = match &mut *self.core.borrow_mut() {
-                Core::Ensemble(n) => n.take_ready(),
+            let (ready, serving): (NodeReady, bool) = match &mut *self.core.borrow_mut() {
+                Core::Ensemble(n) => (n.take_ready(), n.serving()),
                 Core::Standalone(_) => unreachable!(),
             };
             if ready.is_empty() {
+                self.note_serving(serving);
                 return;
             }
             if let Some(e) = ready.epochs {
@@ -606,8 +625,8 @@ impl Owner {
             zxid: m.last_zxid(),
             mode: "standalone".into(),
             read_only: m.log_failure().is_some(),
-            extra_metrics: self.wal_metrics(),
-            node_count: m.tree().node_count() as u64,
+            extra_metrics: [crate::metrics::mntr_summaries(&self.settings.admin.metrics), self.wal_metrics()].concat(),
+            node_count: zookeeper_node_count(m.tree()),
             connections,
             watch_count: m.watches().watch_count() as u64,
             ephemerals_count: m.tree().ephemeral_count() as u64,
@@ -625,7 +644,7 @@ impl Owner {
         let s = &self.wal.stats;
         let int = |v: u64| admin::MetricValue::Int(v as i64);
         vec![
-            ("fsync_threshold_exceed_count".into(), int(s.slow_fsyncs.get())),
+            ("warren_log_slow_fsyncs".into(), int(s.slow_fsyncs.get())),
             ("warren_log_fsyncs".into(), int(s.fsyncs.get())),
             ("warren_log_records".into(), int(s.records.get())),
             ("warren_log_last_fsync_us".into(), int(s.last_fsync_us.get())),
@@ -635,21 +654,11 @@ impl Owner {
     }
 
     fn watch_report(&self, m: &Machine, w: FourLetterWord) -> String {
-        let session = |conn: u64| m.session_of(conn).unwrap_or(0);
-        let by_session: Vec<(i64, Vec<String>)> =
-            m.watches().by_watcher().into_iter().map(|(c, paths)| (session(c), paths)).collect();
+        let (by_session, by_path) = watch_lists(m);
         match w {
             FourLetterWord::Wchs => admin::wchs(&admin::WatchSummary::from_by_session(&by_session)),
             FourLetterWord::Wchc => admin::wchc(&by_session),
-            _ => {
-                let by_path: Vec<(String, Vec<i64>)> = m
-                    .watches()
-                    .by_path()
-                    .into_iter()
-                    .map(|(p, conns)| (p, conns.into_iter().map(session).collect()))
-                    .collect();
-                admin::wchp(&by_path)
-            }
+            _ => admin::wchp(&by_path),
         }
     }
 
@@ -672,6 +681,192 @@ impl Owner {
             m.tree().ephemeral_sessions().map(|(s, set)| (*s, set.iter().cloned().collect())).collect();
         ephemerals.sort();
         admin::DumpInfo { sessions, ephemerals, connections: None }
+    }
+}
+
+/// How often the owner publishes its gauges for the metrics endpoint and the probes.
+pub(crate) const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Owner {
+    /// Publishes the gauges every [`PUBLISH_INTERVAL`]: a handful of O(1) reads and atomic
+    /// stores, so that a scrape never has to ask the owner anything.
+    pub(crate) async fn publisher(self: Rc<Self>) {
+        loop {
+            self.publish();
+            glommio::timer::sleep(PUBLISH_INTERVAL).await;
+        }
+    }
+
+    fn publish(&self) {
+        let m = &self.settings.admin.metrics;
+        let core = self.core.borrow();
+        let machine = core.machine();
+        let k = machine.counters();
+        let tree = machine.tree();
+        m.znode_count.set(zookeeper_node_count(tree) as i64);
+        m.avg_latency_x1000.set((admin::avg_latency(k.total_latency_ms as u64, k.replies) * 1000.0) as i64);
+        m.min_latency.set(k.min_latency_ms);
+        m.max_latency.set(k.max_latency_ms);
+        m.ephemerals_count.set(tree.ephemeral_count() as i64);
+        m.approximate_data_size.set(tree.approximate_data_size() as i64);
+        m.watch_count.set(machine.watches().watch_count() as i64);
+        m.outstanding_requests.set(machine.outstanding() as i64);
+        m.num_alive_connections.set(machine.connections().count() as i64);
+        m.global_sessions.set(machine.sessions().len() as i64);
+        m.packets_received.set(k.packets_received as i64);
+        m.packets_sent.set(k.packets_sent as i64);
+        m.last_zxid.set(machine.last_zxid());
+        m.read_only.set(machine.log_failure().is_some() as i64);
+        m.fsync_threshold_exceed_count.set(self.wal.stats.slow_fsyncs.get() as i64);
+        match &*core {
+            Core::Standalone(_) => m.serving.set(1),
+            Core::Ensemble(n) => {
+                let e = ensemble_stats(n);
+                m.serving.set(e.serving as i64);
+                m.quorum_size.set(e.quorum_size as i64);
+                m.is_leader.set(e.leader.is_some() as i64);
+                let l = e.leader.unwrap_or_default();
+                m.learners.set(l.learners as i64);
+                m.synced_followers.set(l.synced_followers as i64);
+                m.synced_observers.set(l.synced_observers as i64);
+                m.pending_syncs.set(l.pending_syncs as i64);
+                for (_, lag) in n.learner_lags() {
+                    m.peer_lag_zxids.observe(lag as u64);
+                }
+            }
+        }
+        m.heartbeat_wall_ms.set(wall_ms());
+    }
+
+    /// Election time as ZooKeeper's `election_time`: from the moment an ensemble member stops
+    /// serving (start-up included) to the moment it serves again. Called after every pump.
+    fn note_serving(&self, serving: bool) {
+        match (serving, self.not_serving_since.get()) {
+            (true, Some(since)) => {
+                self.settings.admin.metrics.election_time.observe(since.elapsed().as_millis() as u64);
+                self.not_serving_since.set(None);
+            }
+            (false, None) => self.not_serving_since.set(Some(Instant::now())),
+            _ => {}
+        }
+    }
+
+    /// Answers the AdminServer commands that need the owner's state (the others are answered
+    /// on the HTTP thread, see `server::admin`).
+    pub(crate) async fn serve_admin(self: Rc<Self>, rx: async_channel::Receiver<super::admin::Query>) {
+        while let Ok(q) = rx.recv().await {
+            let answer = self.admin_command(q.command, q.dirs);
+            let _ = q.reply.send(answer);
+        }
+    }
+
+    fn admin_command(&self, command: &'static str, dirs: crate::admin_json::DirSizes) -> serde_json::Value {
+        use crate::admin_json as j;
+        let mut core = self.core.borrow_mut();
+        let ens = match &*core {
+            Core::Ensemble(n) => Some(ensemble_stats(n)),
+            Core::Standalone(_) => None,
+        };
+        let serving = ens.as_ref().is_none_or(|e| e.serving);
+        if !serving && !matches!(command, "monitor" | "zabstate") {
+            return j::error(command, "This ZooKeeper instance is not currently serving requests");
+        }
+        let m = core.machine_mut();
+        let stats = |o: &Self, m: &Machine| {
+            let mut st = o.stats(m);
+            if let Some(e) = &ens {
+                e.fill(&mut st);
+            }
+            st
+        };
+        let dirs = j::DirSizes { fsync_threshold_exceed_count: self.wal.stats.slow_fsyncs.get(), ..dirs };
+        let fields = match command {
+            "monitor" => j::monitor(&stats(self, m)),
+            "server_stats" => j::server_stats(&stats(self, m), dirs),
+            "stats" => j::stats(&stats(self, m), dirs),
+            "connections" => j::connections(&self.stats(m).connections),
+            "connection_stat_reset" => {
+                m.reset_conn_stats();
+                Default::default()
+            }
+            "stat_reset" => {
+                m.reset_counters();
+                self.settings.admin.metrics.reset_latency();
+                Default::default()
+            }
+            "is_read_only" => {
+                let mut f = serde_json::Map::new();
+                f.insert("read_only".into(), m.log_failure().is_some().into());
+                f
+            }
+            "dump" => j::dump(&self.dump_info(m)),
+            "watches" | "watches_by_path" | "watch_summary" => {
+                let (by_session, by_path) = watch_lists(m);
+                match command {
+                    "watches" => j::watches(&by_session),
+                    "watch_summary" => j::watch_summary(&admin::WatchSummary::from_by_session(&by_session)),
+                    _ => j::watches_by_path(&by_path),
+                }
+            }
+            "leader" | "zabstate" | "observers" => {
+                drop(core);
+                return self.quorum_command(command);
+            }
+            other => return j::error(other, "not answered by the owner"),
+        };
+        j::response(command, None, fields)
+    }
+
+    /// `leader`, `zabstate` and `observers`: what this member knows about its quorum.
+    fn quorum_command(&self, command: &'static str) -> serde_json::Value {
+        use crate::admin_json as j;
+        use serde_json::json;
+        let core = self.core.borrow();
+        let Core::Ensemble(n) = &*core else {
+            return match command {
+                "leader" => j::error(command, "server is not initialized"),
+                "zabstate" => j::response(command, None, json!({"voting": false, "zabstate": ""}).as_object().cloned().unwrap_or_default()),
+                _ => j::response(command, None, json!({"synced_observers": 0, "observers": []}).as_object().cloned().unwrap_or_default()),
+            };
+        };
+        let myid = n.config().myid;
+        let leading = n.state() == PeerState::Leading;
+        let members = &self.settings.ensemble.as_ref().expect("ensemble settings").members;
+        let fields = match command {
+            "leader" => {
+                let leader = n.leader();
+                let ip = leader
+                    .and_then(|id| members.iter().find(|(m, _, _)| *m == id))
+                    .map_or(String::new(), |(_, q, _)| q.ip().to_string());
+                json!({"is_leader": leading, "leader_id": leader.map_or(-1, |l| l as i64), "leader_ip": ip})
+            }
+            "zabstate" => {
+                let me = members.iter().find(|(m, _, _)| *m == myid);
+                let z = n.machine().last_zxid();
+                let state = match (n.state(), n.serving()) {
+                    (PeerState::Looking, _) => "election",
+                    (_, false) => "synchronization",
+                    (_, true) => "broadcast",
+                };
+                json!({
+                    "myid": myid,
+                    "is_leader": leading,
+                    "quorum_address": me.map_or(String::new(), |(_, q, _)| q.to_string()),
+                    "election_address": me.map_or(String::new(), |(_, _, e)| e.to_string()),
+                    "client_address": self.settings.addr.to_string(),
+                    "voting": n.config().voters.contains(&myid),
+                    "last_zxid": format!("0x{z:x}"),
+                    "zab_epoch": z >> 32,
+                    "zab_counter": z & 0xffff_ffff,
+                    "zabstate": state,
+                })
+            }
+            _ => {
+                let (_, _, synced_observers, _) = n.learner_counts();
+                json!({"synced_observers": if leading { synced_observers } else { 0 }, "observers": []})
+            }
+        };
+        j::response(command, None, fields.as_object().cloned().unwrap_or_default())
     }
 }
 
@@ -735,17 +930,32 @@ impl Snapshots {
     }
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
+/// Watches by session and by path, with session ids (`wchc`/`wchp` and their admin commands).
+fn watch_lists(m: &Machine) -> (Vec<(i64, Vec<String>)>, Vec<(String, Vec<i64>)>) {
+    let session = |conn: u64| m.session_of(conn).unwrap_or(0);
+    let by_session = m.watches().by_watcher().into_iter().map(|(c, paths)| (session(c), paths)).collect();
+    let by_path =
+        m.watches().by_path().into_iter().map(|(p, conns)| (p, conns.into_iter().map(session).collect())).collect();
+    (by_session, by_path)
+}
+
+/// The node count as ZooKeeper reports it (`znode_count`, srvr's `Node count`): its DataTree
+/// holds the root under two names, "" and "/", so its count is one more than the nodes.
+fn zookeeper_node_count(tree: &crate::tree::DataTree) -> u64 {
+    tree.node_count() as u64 + 1
+}
+
+pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
     std::fs::read_dir(p)
         .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
         .unwrap_or(0)
 }
 
-fn open_fds() -> i64 {
+pub(crate) fn open_fds() -> i64 {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(-1)
 }
 
-fn max_fds() -> i64 {
+pub(crate) fn max_fds() -> i64 {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|s| {

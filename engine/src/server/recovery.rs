@@ -306,12 +306,12 @@ mod tests {
     fn standalone_recover_still_replays_contiguous_history() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_segment(dir.path(), &[1, 2, 3]);
-        let r = recover(dir.path(), None, MachineConfig::default(), Now { mono_ms: 0, wall_ms: 0 }).expect("recover");
+        let r = recover(dir.path(), None, MachineConfig::default(), Now::from_ms(0, 0)).expect("recover");
         assert_eq!((r.last_zxid, r.replayed), (3, 3));
         let t = r.tail.expect("tail");
         assert!(t.path.ends_with("log.1"));
         write_segment(dir.path(), &[5]);
-        let e = recover(dir.path(), None, MachineConfig::default(), Now { mono_ms: 0, wall_ms: 0 }).err().expect("gap");
+        let e = recover(dir.path(), None, MachineConfig::default(), Now::from_ms(0, 0)).err().expect("gap");
         assert!(e.contains("transactions are missing"), "{e}");
     }
 

@@ -83,6 +83,7 @@ pub struct Wal {
     /// Rewinds waiting for the writer to finish.
     idle_wakers: RefCell<Vec<Waker>>,
     pub stats: WalStats,
+    metrics: RefCell<Option<std::sync::Arc<crate::metrics::Metrics>>>,
 }
 
 impl Wal {
@@ -111,7 +112,13 @@ impl Wal {
             paused: Cell::new(false),
             idle_wakers: RefCell::new(Vec::new()),
             stats: WalStats::default(),
+            metrics: RefCell::new(None),
         })
+    }
+
+    /// Record fsync times and batch sizes into `metrics` from now on.
+    pub fn set_metrics(&self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        *self.metrics.borrow_mut() = Some(metrics);
     }
 
     pub fn is_poisoned(&self) -> bool {
@@ -166,6 +173,10 @@ impl Wal {
             match res {
                 Ok(()) => {
                     self.stats.records.set(self.stats.records.get() + records);
+                    if let Some(m) = self.metrics.borrow().as_ref() {
+                        m.log_batch_records.observe(records);
+                        m.log_batch_bytes.observe(batch.len() as u64);
+                    }
                     durable(last);
                 }
                 Err(e) => {
@@ -290,6 +301,10 @@ impl Wal {
         s.fsyncs.set(s.fsyncs.get() + 1);
         s.last_fsync_us.set(us);
         s.max_fsync_us.set(s.max_fsync_us.get().max(us));
+        if let Some(m) = self.metrics.borrow().as_ref() {
+            m.log_fsync_us.observe(us);
+            m.fsynctime.observe(took.as_millis() as u64);
+        }
         if took >= self.slow_fsync {
             s.slow_fsyncs.set(s.slow_fsyncs.get() + 1);
             warn!(

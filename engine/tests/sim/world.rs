@@ -660,7 +660,7 @@ impl World {
 
     fn now_t(&self) -> Now {
         let ms = (self.now / US) as i64;
-        Now { mono_ms: ms, wall_ms: WALL_BASE_MS + ms }
+        Now::from_ms(ms, WALL_BASE_MS + ms)
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {

@@ -1,0 +1,269 @@
+//! The AdminServer (ZooKeeper 3.8's `/commands` URLs, JSON answers), the health probes and
+//! the Prometheus endpoint, wired to the HTTP threads of `http`.
+//!
+//! Commands that need the tree, sessions or connections are sent to the owner over a
+//! bounded channel and answered there; everything else (configuration, environment,
+//! directory sizes, the last snapshot, probes, metrics) is answered on the HTTP thread from
+//! the configuration and the published metrics, without involving the owner.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tracing::warn;
+
+use super::http::{self, HttpRequest, HttpResponse};
+use super::owner::{dir_size, max_fds, open_fds, wall_ms, AdminContext};
+use crate::admin_json::{self as j, DirSizes};
+use crate::metrics::{self, ProcessFigures};
+
+/// A command for the owner to answer.
+pub(crate) struct Query {
+    pub command: &'static str,
+    pub dirs: DirSizes,
+    pub reply: mpsc::SyncSender<Value>,
+}
+
+/// Commands the owner answers.
+const OWNER_COMMANDS: &[&str] = &[
+    "connection_stat_reset",
+    "connections",
+    "dump",
+    "is_read_only",
+    "leader",
+    "monitor",
+    "observers",
+    "server_stats",
+    "stat_reset",
+    "stats",
+    "watch_summary",
+    "watches",
+    "watches_by_path",
+    "zabstate",
+];
+
+/// How long an HTTP thread waits for the owner.
+const OWNER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The liveness probe fails when the owner has not published for this long.
+const LIVENESS_STALE_MS: i64 = 5_000;
+
+/// Liveness and readiness URLs, on the AdminServer's port.
+pub const LIVENESS_URL: &str = "/healthz";
+pub const READINESS_URL: &str = "/readyz";
+
+/// Starts the AdminServer and the metrics endpoint as configured. A port that cannot be
+/// bound is logged and the server goes on without it, as ZooKeeper does.
+pub(crate) fn start(ctx: &Arc<AdminContext>, to_owner: async_channel::Sender<Query>) {
+    let cfg = &ctx.config;
+    if cfg.admin_enable_server {
+        let addr = std::net::SocketAddr::new(cfg.admin_server_address, cfg.admin_server_port);
+        let idle = Duration::from_millis(cfg.admin_idle_timeout_ms);
+        let c = ctx.clone();
+        let handler: http::Handler = Arc::new(move |req: &HttpRequest| handle_admin(&c, &to_owner, req));
+        if let Err(e) = http::spawn("admin", addr, idle, handler) {
+            warn!("cannot start the AdminServer on {addr}: {e}; set admin.serverPort or admin.enableServer=false");
+        }
+    }
+    if cfg.metrics_enabled {
+        let addr = std::net::SocketAddr::new(cfg.metrics_http_host, cfg.metrics_http_port);
+        let c = ctx.clone();
+        let handler: http::Handler = Arc::new(move |req: &HttpRequest| handle_metrics(&c, req));
+        if let Err(e) = http::spawn("metrics", addr, Duration::from_secs(30), handler) {
+            warn!("cannot start the Prometheus metrics endpoint on {addr}: {e}; set metricsProvider.httpPort");
+        }
+    }
+}
+
+fn handle_metrics(ctx: &AdminContext, req: &HttpRequest) -> HttpResponse {
+    if req.path != "/metrics" && req.path != "/" {
+        return HttpResponse::text(404, "not found; metrics are at /metrics\n");
+    }
+    let figures =
+        ProcessFigures { now_wall_ms: wall_ms(), open_file_descriptor_count: open_fds(), max_file_descriptor_count: max_fds() };
+    let body = metrics::render(&ctx.metrics, &figures);
+    HttpResponse::new(200, "text/plain; version=0.0.4; charset=utf-8", body)
+}
+
+fn handle_admin(ctx: &AdminContext, to_owner: &async_channel::Sender<Query>, req: &HttpRequest) -> HttpResponse {
+    let base = ctx.config.admin_command_url.as_str();
+    if req.path == LIVENESS_URL {
+        return liveness(ctx);
+    }
+    if req.path == READINESS_URL {
+        return readiness(ctx);
+    }
+    if req.path == base || req.path.strip_prefix(base) == Some("/") {
+        return command_links(base);
+    }
+    let Some(name) = req.path.strip_prefix(base).and_then(|r| r.strip_prefix('/')) else {
+        return HttpResponse::text(404, format!("not found; the commands are listed at {base}\n"));
+    };
+    // ZooKeeper answers 200 with the error in the body, for an unknown command too.
+    let Some(command) = j::primary_name(name) else {
+        return HttpResponse::json(200, &j::error(name, &format!("Unknown command: {name}")));
+    };
+    if !ctx.config.admin_commands.allows(command) {
+        let why = format!(
+            "{command} shows znode paths or session ids and is not in admin.commands.whitelist \
+             (add it there to serve it)"
+        );
+        return HttpResponse::json(403, &j::error(command, &why));
+    }
+    let value = if OWNER_COMMANDS.contains(&command) {
+        ask_owner(ctx, to_owner, command)
+    } else {
+        local_command(ctx, command, req)
+    };
+    HttpResponse::json(200, &value)
+}
+
+fn dir_sizes(ctx: &AdminContext) -> DirSizes {
+    DirSizes {
+        data_dir: dir_size(&ctx.data_dir.join("version-2")),
+        log_dir: dir_size(&ctx.data_log_dir.join("version-2")),
+        fsync_threshold_exceed_count: 0,
+    }
+}
+
+fn ask_owner(ctx: &AdminContext, to_owner: &async_channel::Sender<Query>, command: &'static str) -> Value {
+    let (reply, answer) = mpsc::sync_channel(1);
+    let q = Query { command, dirs: dir_sizes(ctx), reply };
+    if to_owner.send_blocking(q).is_err() {
+        return j::error(command, "the server is shutting down");
+    }
+    answer
+        .recv_timeout(OWNER_TIMEOUT)
+        .unwrap_or_else(|_| j::error(command, "the server did not answer within 5 seconds"))
+}
+
+/// Commands answered from the configuration and the file system.
+fn local_command(ctx: &AdminContext, command: &'static str, req: &HttpRequest) -> Value {
+    let cfg = &ctx.config;
+    let mut f = Map::new();
+    match command {
+        "ruok" => {}
+        "configuration" => {
+            let server_id = cfg.ensemble.as_ref().map_or(0, |e| e.myid as i64);
+            f = json!({
+                "client_port": cfg.client_port,
+                "data_dir": ctx.data_dir.join("version-2"),
+                "data_log_dir": ctx.data_log_dir.join("version-2"),
+                "tick_time": cfg.tick_time_ms,
+                "max_client_cnxns": cfg.max_client_cnxns,
+                "min_session_timeout": cfg.min_session_timeout_ms,
+                "max_session_timeout": cfg.max_session_timeout_ms,
+                "server_id": server_id,
+                "client_port_listen_backlog": -1,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        }
+        "dirs" => {
+            let d = dir_sizes(ctx);
+            f.insert("datadir_size".into(), d.data_dir.into());
+            f.insert("logdir_size".into(), d.log_dir.into());
+        }
+        "environment" => f = j::environment(&crate::admin::EnvInfo::new(ctx.version.clone())),
+        "system_properties" => {
+            for (k, v) in crate::admin::EnvInfo::new(ctx.version.clone()).entries() {
+                if k.starts_with("java.") || k.starts_with("os.") || k.starts_with("user.") {
+                    f.insert(k.to_string(), v.into());
+                }
+            }
+        }
+        "get_trace_mask" => {
+            f.insert("tracemask".into(), 0.into());
+        }
+        "set_trace_mask" => {
+            // ZooKeeper's argument checks first, then the honest answer: there is no mask.
+            return match req.param("traceMask") {
+                None => j::error(command, "setTraceMask requires long traceMask argument"),
+                Some(v) if v.parse::<i64>().is_err() => {
+                    j::error(command, &format!("setTraceMask requires long traceMask argument, got {v}"))
+                }
+                Some(_) => j::error(command, "Warren has no trace logging; use WARREN_LOG to choose what is logged"),
+            };
+        }
+        "hash" => {
+            // As a ZooKeeper with digest.enabled=false: Warren keeps no tree digests.
+            f.insert("digests".into(), Value::Array(Vec::new()));
+        }
+        "initial_configuration" => {
+            f.insert("initial_configuration".into(), ctx.initial_config.clone().map_or(Value::Null, Value::from));
+        }
+        "last_snapshot" => {
+            let (zxid, ts) = last_snapshot(&ctx.data_dir.join("version-2"));
+            f.insert("zxid".into(), format!("{zxid:x}").into());
+            f.insert("timestamp".into(), ts.into());
+        }
+        "voting_view" => {
+            let mut view = Map::new();
+            if let Some(e) = &cfg.ensemble {
+                for m in &e.members {
+                    let role = if m.role == crate::config::PeerRole::Observer { "observer" } else { "participant" };
+                    let client = m.client_addr.as_ref().map_or(String::new(), |(h, p)| format!(";{h}:{p}"));
+                    view.insert(
+                        m.id.to_string(),
+                        format!("{}:{}:{}:{role}{client}", m.host, m.quorum_port, m.election_port).into(),
+                    );
+                }
+            }
+            f.insert("current_config".into(), Value::Object(view));
+        }
+        "observer_connection_stat_reset" => {}
+        other => return j::error(other, "unknown command"),
+    }
+    j::response(command, None, f)
+}
+
+/// The newest snapshot's zxid and modification time (seconds, as ZooKeeper's SnapshotInfo),
+/// or (-1, -1) as ZooKeeper answers before its first snapshot.
+fn last_snapshot(dir: &std::path::Path) -> (i64, i64) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return (-1, -1) };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let zxid = i64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()?;
+            let mtime = e.metadata().ok()?.modified().ok()?;
+            let secs = mtime.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+            Some((zxid, secs))
+        })
+        .max()
+        .unwrap_or((-1, -1))
+}
+
+/// `/commands`: links to every command, as ZooKeeper's AdminServer lists them.
+fn command_links(base: &str) -> HttpResponse {
+    let mut names: Vec<&str> = j::COMMANDS.iter().map(|(p, _)| *p).collect();
+    names.sort_unstable();
+    let mut body = String::new();
+    for n in names {
+        body.push_str(&format!("<a href=\"{base}/{n}\">{n}</a>\n<br/>\n"));
+    }
+    HttpResponse::new(200, "text/html; charset=utf-8", body)
+}
+
+/// Alive while the owner keeps publishing: a stalled owner fails the probe.
+fn liveness(ctx: &AdminContext) -> HttpResponse {
+    let age = wall_ms() - ctx.metrics.heartbeat_wall_ms.get();
+    let alive = age <= LIVENESS_STALE_MS;
+    HttpResponse::json(if alive { 200 } else { 503 }, &json!({"alive": alive, "owner_heartbeat_age_ms": age}))
+}
+
+/// Ready when serving clients: standalone once running, in an ensemble once synced with a
+/// leader (or leading a synced quorum).
+fn readiness(ctx: &AdminContext) -> HttpResponse {
+    let m = &ctx.metrics;
+    let alive = wall_ms() - m.heartbeat_wall_ms.get() <= LIVENESS_STALE_MS;
+    let serving = m.serving.get() == 1 && alive;
+    let mode = match (ctx.config.ensemble.is_some(), m.is_leader.get() == 1) {
+        (false, _) => "standalone",
+        (true, true) => "leader",
+        (true, false) if serving => "follower",
+        (true, false) => "not serving",
+    };
+    let body = json!({"ready": serving, "mode": mode, "read_only": m.read_only.get() == 1, "zxid": format!("0x{:x}", m.last_zxid.get())});
+    HttpResponse::json(if serving { 200 } else { 503 }, &body)
+}
