@@ -8,8 +8,10 @@
 //!
 //! Keys fall in four groups:
 //! * keys Warren uses (they end up in [`Config`]);
-//! * keys ZooKeeper knows that change nothing a client can observe: accepted
-//!   with a debug-level log line ([`IGNORED_KEYS`], [`IGNORED_KEY_PREFIXES`]);
+//! * keys ZooKeeper knows that change nothing a client is promised: accepted with a
+//!   warning that names the key, its line and why ([`IGNORED_KEYS`], [`IGNORED_KEY_PREFIXES`]);
+//! * keys whose feature Warren lacks and whose absence would change what the ensemble
+//!   promises (local sessions, read-only mode, hierarchical quorums): refused when set;
 //! * keys ZooKeeper knows whose feature Warren lacks: accepted with a warning;
 //!   the ones that would make a server *enforce* client authentication are
 //!   refused, because running without that enforcement would silently open
@@ -48,65 +50,72 @@ pub const KNOWN_FOUR_LETTER_WORDS: &[&str] = &[
 /// health-check words to work out of the box.
 pub const DEFAULT_FOUR_LETTER_WORDS: &[&str] = &["ruok", "srvr", "stat", "mntr", "isro"];
 
-/// Keys ZooKeeper knows that Warren accepts and ignores: tuning knobs of
-/// ZooKeeper internals (JVM, Netty, quorum, metrics, admin HTTP server) whose
-/// absence changes nothing a client sees.
-pub const IGNORED_KEYS: &[&str] = &[
-    "standaloneEnabled",
-    "reconfigEnabled",
-    "audit.enable",
-    "quorumListenOnAllIPs",
-    "electionPortBindRetry",
-    "electionAlg",
-    "cnxTimeout",
-    "connectToLearnerMasterLimit",
-    "observerMasterPort",
-    "syncEnabled",
-    "leaderServes",
-    "globalOutstandingLimit",
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
-    "clientPortListenBacklog",
-    "serverCnxnFactory",
-    "snapSizeLimitInKb",
-    "txnLogSizeLimitInKb",
-    "commitLogCount",
-    "flushDelay",
-    "maxWriteQueuePollTime",
-    "maxBatchSize",
-    "maxResponseCacheSize",
-    "maxGetChildrenResponseCacheSize",
-    "requestThrottleLimit",
-    "requestThrottleStallTime",
-    "requestThrottleDropStale",
-    "largeRequestMaxBytes",
-    "largeRequestThreshold",
-    "digest.enabled",
-    "closeSessionTxn.enabled",
-    "snapshot.trust.empty",
-    "snapshot.compression.method",
-    "watchManagerName",
-    "quorum.cnxn.threads.size",
-    "oraclePath",
-    "jute.maxbuffer.extrasize",
-    "initialConfig",
+/// Keys ZooKeeper knows that Warren accepts and ignores, each with the reason given in the
+/// warning that names it: tuning knobs of ZooKeeper internals (JVM, Netty, request pipeline,
+/// quorum connections) whose absence changes nothing a client is promised.
+pub const IGNORED_KEYS: &[(&str, &str)] = &[
+    ("standaloneEnabled", "a server without server.N lines runs standalone, one with them in an ensemble"),
+    ("reconfigEnabled", "dynamic reconfiguration is not implemented: reconfig answers ReconfigDisabled"),
+    ("audit.enable", "Warren writes no audit log"),
+    ("quorumListenOnAllIPs", "the quorum and election ports bind the addresses of the server.N lines"),
+    ("electionPortBindRetry", "Warren retries binding the election port without a limit"),
+    ("electionAlg", "Warren has one election algorithm (ZooKeeper 3.8 accepts only 3)"),
+    ("cnxTimeout", "peer connection timeouts follow tickTime"),
+    ("connectToLearnerMasterLimit", "observers connect to the leader only"),
+    ("observerMasterPort", "observers connect to the leader only"),
+    ("syncEnabled", "observers always log to disk"),
+    ("leaderServes", "the leader always serves clients"),
+    ("globalOutstandingLimit", "client requests are bounded per connection (warren.maxQueuedReplyBytes)"),
+    ("localSessionsUpgradingEnabled", "every session is global (local sessions are not implemented)"),
+    ("clientPortListenBacklog", "the listen backlog is the operating system's default"),
+    ("serverCnxnFactory", "Warren has its own network layer"),
+    ("txnLogSizeLimitInKb", "log segments roll at preAllocSize"),
+    ("commitLogCount", "the leader's in-memory window is warren.diffWindow"),
+    ("flushDelay", "the log is flushed as soon as the previous fsync ends (group commit)"),
+    ("maxWriteQueuePollTime", "the log is flushed as soon as the previous fsync ends (group commit)"),
+    ("maxBatchSize", "a log batch holds whatever arrived during the previous fsync"),
+    ("maxResponseCacheSize", "Warren keeps no response cache"),
+    ("maxGetChildrenResponseCacheSize", "Warren keeps no response cache"),
+    ("requestThrottleLimit", "Warren does not throttle requests server-wide"),
+    ("requestThrottleStallTime", "Warren does not throttle requests server-wide"),
+    ("requestThrottleDropStale", "Warren does not throttle requests server-wide"),
+    ("largeRequestMaxBytes", "large requests are bounded by jute.maxbuffer and warren.maxQueuedReplyBytes"),
+    ("largeRequestThreshold", "large requests are bounded by jute.maxbuffer and warren.maxQueuedReplyBytes"),
+    ("digest.enabled", "Warren keeps no tree digests (its log and snapshots carry CRC32C checksums)"),
+    ("closeSessionTxn.enabled", "closing a session is always a logged transaction"),
+    ("snapshot.trust.empty", "Warren refuses a log without the snapshot it needs"),
+    ("snapshot.compression.method", "Warren writes its own snapshot format"),
+    ("watchManagerName", "Warren has one watch table"),
+    ("quorum.cnxn.threads.size", "peer connections run on the server's executors"),
+    ("oraclePath", "Warren has no quorum oracle for two-server ensembles"),
+    ("jute.maxbuffer.extrasize", "jute.maxbuffer is the whole limit"),
+    ("initialConfig", "the configuration is this file"),
 ];
 
-/// Key prefixes accepted and ignored, for the same reason as [`IGNORED_KEYS`].
-/// `admin.enableServer` is matched before these, so `admin.` only covers the
-/// HTTP admin server's other settings.
-pub const IGNORED_KEY_PREFIXES: &[&str] = &[
-    "metricsProvider.",
-    "admin.",
-    "group.",
-    "weight.",
-    "multiAddress.",
-    "jvm.pause.",
-    "nio.",
-    "netty.",
-    "learner.",
-    "leader.",
-    "follower.",
+/// Key prefixes accepted and ignored, with the warning's reason, see [`IGNORED_KEYS`].
+pub const IGNORED_KEY_PREFIXES: &[(&str, &str)] = &[
+    ("metricsProvider.", "Warren's Prometheus endpoint has no such setting"),
+    ("admin.", "Warren's AdminServer has no such setting"),
+    ("multiAddress.", "each server has one address"),
+    ("jvm.pause.", "Warren is not a JVM"),
+    ("nio.", "a setting of ZooKeeper's NIO connection layer, which Warren does not have"),
+    ("netty.", "a setting of ZooKeeper's Netty connection layer, which Warren does not have"),
+    ("learner.", "a tuning knob of ZooKeeper's learners"),
+    ("leader.", "a tuning knob of ZooKeeper's leader"),
+    ("follower.", "a tuning knob of ZooKeeper's followers"),
+];
+
+/// Keys refused at start-up when set: ignoring them would change what the ensemble promises
+/// (who forms a quorum, which sessions survive a server, who may read when cut off).
+const REFUSED_KEYS: &[(&str, &str)] = &[
+    ("localSessionsEnabled", "local sessions are not implemented; every session would be global"),
+    ("readonlymode.enabled", "read-only mode is not implemented; a server cut off from its quorum would refuse every client"),
+];
+
+/// Prefixes of keys refused whatever their value: hierarchical quorums.
+const REFUSED_PREFIXES: &[(&str, &str)] = &[
+    ("group.", "hierarchical quorums are not implemented; Warren would count a majority of all voters"),
+    ("weight.", "hierarchical quorums are not implemented; Warren would count a majority of all voters"),
 ];
 
 /// Keys whose feature Warren lacks, with the consequence the operator must
@@ -956,8 +965,7 @@ impl Parser {
         if self.apply_core(e)? || self.apply_storage(e)? || self.apply_access(e)? || self.apply_warren(e)? {
             return Ok(());
         }
-        self.apply_other(e);
-        Ok(())
+        self.apply_other(e)
     }
 
     /// Java properties keep the last value of a repeated key; say so, since
@@ -1106,17 +1114,31 @@ impl Parser {
         Ok(true)
     }
 
-    /// Keys Warren does not use: ignored quietly, warned about, or unknown.
-    fn apply_other(&mut self, e: &Entry) {
+    /// Keys Warren does not use: refused, warned about as unsupported or ignored, or unknown.
+    fn apply_other(&mut self, e: &Entry) -> Result<(), ConfigError> {
         let key = e.key.as_str();
-        if let Some(reason) = unsupported_reason(key) {
+        let refused = REFUSED_KEYS.iter().find(|(k, _)| *k == key);
+        let refused = refused.or_else(|| REFUSED_PREFIXES.iter().find(|(p, _)| key.starts_with(p)));
+        if let Some((_, reason)) = refused {
+            let off = e.value.eq_ignore_ascii_case("false") && !key.starts_with("group.") && !key.starts_with("weight.");
+            if !off {
+                return Err(ConfigError::Unsupported {
+                    line: e.line,
+                    key: e.key.clone(),
+                    value: e.value.clone(),
+                    reason: format!("{reason}; remove the line to start without it"),
+                });
+            }
+            self.warn(e.line, format_args!("{key}=false is ignored: it is Warren's only behaviour"));
+        } else if let Some(reason) = unsupported_reason(key) {
             self.warn(e.line, format_args!("{key} is not supported: {reason}"));
-        } else if is_ignored(key) {
-            tracing::debug!(line = e.line, key, "zoo.cfg key accepted but not used by Warren");
+        } else if let Some(reason) = ignored_reason(key) {
+            self.warn(e.line, format_args!("{key} is ignored: {reason}"));
         } else {
             let hint = spelling_hint(key);
             self.warn(e.line, format_args!("unknown key {key:?} ignored{hint}"));
         }
+        Ok(())
     }
 
     fn directory(&mut self, e: &Entry) -> Result<PathBuf, ConfigError> {
@@ -1533,15 +1555,18 @@ fn unsupported_reason(key: &str) -> Option<&'static str> {
     exact.or_else(prefixed).map(|(_, reason)| *reason)
 }
 
-fn is_ignored(key: &str) -> bool {
-    IGNORED_KEYS.contains(&key) || IGNORED_KEY_PREFIXES.iter().any(|p| key.starts_with(p))
+fn ignored_reason(key: &str) -> Option<&'static str> {
+    let exact = IGNORED_KEYS.iter().find(|(k, _)| *k == key);
+    let prefixed = || IGNORED_KEY_PREFIXES.iter().find(|(p, _)| key.starts_with(p));
+    exact.or_else(prefixed).map(|(_, reason)| *reason)
 }
 
 /// ZooKeeper keys are case-sensitive; `ticktime` is a typo worth pointing at.
 fn spelling_hint(key: &str) -> String {
     USED_KEYS
         .iter()
-        .chain(IGNORED_KEYS)
+        .chain(IGNORED_KEYS.iter().map(|(k, _)| k))
+        .chain(REFUSED_KEYS.iter().map(|(k, _)| k))
         .find(|known| known.eq_ignore_ascii_case(key))
         .map(|known| format!(" (did you mean {known}?)"))
         .unwrap_or_default()
@@ -1811,9 +1836,9 @@ admin.enableServer=false");
         // The names ZooKeeper's system properties have work too.
         let c = cfg("zookeeper.maxCnxns=7\nzookeeper.nio.sessionlessCnxnTimeout=2500");
         assert_eq!((c.max_cnxns, c.sessionless_cnxn_timeout_ms), (7, 2500));
-        // Other nio.* keys stay accepted and ignored.
+        // Other nio.* keys are accepted and ignored, with a warning that names them.
         let (_, warnings) = ok("nio.numWorkerThreads=4");
-        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(has_warning(&warnings, "line 2: nio.numWorkerThreads is ignored"), "{warnings:?}");
     }
 
     #[test]
@@ -2065,22 +2090,45 @@ metricsProvider.exportJvmInfo=true");
     }
 
     #[test]
-    fn ignored_zookeeper_keys_are_quiet() {
-        let (_, warnings) =
-            ok("metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
-metricsProvider.httpPort=7000
+    fn ignored_zookeeper_keys_warn_by_name_and_line() {
+        let (_, warnings) = ok("metricsProvider.numWorkerThreads=4
 standaloneEnabled=false
 reconfigEnabled=true
 audit.enable=true
 quorumListenOnAllIPs=true
-admin.serverPort=8080
+admin.forceHttps=false
 electionPortBindRetry=3
 syncEnabled=true
 globalOutstandingLimit=1000
-localSessionsEnabled=true
 clientPortListenBacklog=128
-skipACL=no");
-        assert!(warnings.is_empty(), "{warnings:?}");
+skipACL=no
+localSessionsEnabled=false
+readonlymode.enabled=false");
+        assert_eq!(warnings.len(), 12, "{warnings:?}");
+        assert!(has_warning(&warnings, "line 2: metricsProvider.numWorkerThreads is ignored: "), "{warnings:?}");
+        assert!(has_warning(&warnings, "line 4: reconfigEnabled is ignored: dynamic reconfiguration is not implemented"));
+        assert!(has_warning(&warnings, "line 10: globalOutstandingLimit is ignored: "));
+        assert!(has_warning(&warnings, "line 13: localSessionsEnabled=false is ignored"));
+        assert!(!warnings.iter().any(|w| w.contains("skipACL")), "skipACL=no is what Warren does");
+    }
+
+    #[test]
+    fn keys_that_would_change_the_promise_are_refused() {
+        for line in ["localSessionsEnabled=true", "readonlymode.enabled=true", "group.1=1:2:3", "weight.1=2"] {
+            let text = err_text(line);
+            assert!(text.contains("remove the line to start without it"), "{line}: {text}");
+            assert!(text.contains(line.split('=').next().unwrap()), "{line}: {text}");
+        }
+        assert!(err_text("readonlymode.enabled=true").contains("read-only mode is not implemented"));
+        assert!(err_text("group.1=1:2:3").contains("hierarchical quorums"));
+    }
+
+    #[test]
+    fn every_ignored_key_has_a_reason_and_is_not_also_used() {
+        for (k, reason) in IGNORED_KEYS.iter().chain(IGNORED_KEY_PREFIXES) {
+            assert!(!reason.is_empty(), "{k}");
+            assert!(!USED_KEYS.contains(k), "{k} is both used and ignored");
+        }
     }
 
     #[test]
