@@ -2124,6 +2124,19 @@ readonlymode.enabled=false");
     }
 
     #[test]
+    fn each_ignored_key_is_warned_about_by_name() {
+        for (k, reason) in IGNORED_KEYS {
+            let (_, warnings) = ok(&format!("{k}=1"));
+            let expected = format!("line 2: {k} is ignored: {reason}");
+            assert!(has_warning(&warnings, &expected), "{k}: {warnings:?}");
+        }
+        for (prefix, reason) in IGNORED_KEY_PREFIXES {
+            let (_, warnings) = ok(&format!("{prefix}someKnob=1"));
+            assert!(has_warning(&warnings, &format!("{prefix}someKnob is ignored: {reason}")), "{prefix}: {warnings:?}");
+        }
+    }
+
+    #[test]
     fn every_ignored_key_has_a_reason_and_is_not_also_used() {
         for (k, reason) in IGNORED_KEYS.iter().chain(IGNORED_KEY_PREFIXES) {
             assert!(!reason.is_empty(), "{k}");
