@@ -149,6 +149,9 @@ fn settings_from(cfg: &Config) -> Settings {
         password_seed: None,
         max_watches_per_session: usize::try_from(cfg.warren_max_watches_per_session).unwrap_or(usize::MAX),
         config_node: cfg.ensemble.as_ref().map(|e| e.config_text.clone().into_bytes()),
+        sasl_users: cfg.sasl_users.as_ref().map(|u| Arc::new(u.clone().into_iter().collect())),
+        sasl_super_user: cfg.sasl_super_user.clone(),
+        enforce_auth_schemes: cfg.enforce_auth_schemes.clone(),
     };
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
     let version = admin::full_version(env!("CARGO_PKG_VERSION"), "unknown");
