@@ -281,8 +281,7 @@ pub enum Request {
     },
     WhoAmI,
     CloseSession,
-    /// `GetSASLRequest{token}`: one step of a SASL exchange (an empty body reads as an empty
-    /// token).
+    /// `GetSASLRequest{token}`: one step of a SASL exchange (a null token reads as empty).
     Sasl { token: Vec<u8> },
     /// Known opcodes Warren answers with Unimplemented (reconfig) or unknown ones.
     Unimplemented(i32),
@@ -345,7 +344,7 @@ impl Request {
             op::WHO_AM_I => Request::WhoAmI,
             op::CLOSE_SESSION => Request::CloseSession,
             op::SASL => Request::Sasl {
-                token: if r.remaining() == 0 { Vec::new() } else { r.opt_buffer()?.unwrap_or_default() },
+                token: r.opt_buffer()?.unwrap_or_default(),
             },
             other => Request::Unimplemented(other),
         })
