@@ -34,3 +34,4 @@ pip_install() { # module-to-import  pip-requirement
 pip_install kazoo 'kazoo==2.11.0'
 pip_install pytest 'pytest==8.*'
 pip_install pytest_timeout 'pytest-timeout'
+pip_install pexpect 'pexpect'

@@ -11,7 +11,7 @@ use zookeeper_client::{Acls, Client, CreateMode, EventType, SessionState};
 
 use crate::args::validate_path;
 use crate::error::{CliError, CliResult, Status};
-use crate::session::{err, out, Ctx};
+use crate::session::{err, out, session_end, Ctx};
 use crate::tree::child_path;
 
 const LOCK_PREFIX: &str = "lock-";
@@ -64,17 +64,6 @@ async fn wait_first(client: &Client, dir: &str, prefix: &str, ours: &str) -> Cli
 fn session_lost(state: SessionState) -> CliError {
     let status = if state == SessionState::Expired { Status::SessionExpired } else { Status::ConnectionLoss };
     CliError::Message(format!("session ended ({state}): lock or leadership lost"), status)
-}
-
-/// Resolves when the session reaches a terminal state.
-async fn session_end(client: &Client) -> SessionState {
-    let mut states = client.state_watcher();
-    loop {
-        let s = states.changed().await;
-        if s.is_terminated() {
-            return s;
-        }
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -182,6 +182,10 @@ impl Ctx {
         self.watches.clear();
         if let Some(c) = client {
             close_client(c).await;
+            // zkCli's default watcher reports the close, as every other state change.
+            if self.interactive && self.printwatches.load(Ordering::Relaxed) {
+                print_watcher(&event_line(SessionState::Closed, "None", None));
+            }
         }
     }
 
@@ -265,6 +269,42 @@ fn spawn_state_printer(client: &Client, print: Arc<AtomicBool>) {
             }
         }
     });
+}
+
+/// Resolves when the session reaches a terminal state (at once if it already has).
+pub async fn session_end(client: &Client) -> SessionState {
+    let mut states = client.state_watcher();
+    loop {
+        let s = states.state();
+        if s.is_terminated() {
+            return s;
+        }
+        states.changed().await;
+    }
+}
+
+/// Waits until the session is connected again (Ok) or over (Err with its end state).
+pub async fn settle(client: &Client) -> Result<(), SessionState> {
+    let mut states = client.state_watcher();
+    loop {
+        match states.state() {
+            SessionState::SyncConnected | SessionState::ConnectedReadOnly => return Ok(()),
+            s if s.is_terminated() => return Err(s),
+            _ => {
+                states.changed().await;
+            }
+        }
+    }
+}
+
+/// The error a command reports when its session ended in `state`.
+pub fn ended(state: SessionState, path: &str) -> CliError {
+    let err = match state {
+        SessionState::Expired => zookeeper_client::Error::SessionExpired,
+        SessionState::AuthFailed => zookeeper_client::Error::AuthFailed,
+        _ => zookeeper_client::Error::ConnectionLoss,
+    };
+    CliError::zk(err, path)
 }
 
 /// Opens a session: every server in `server` is tried once, and the whole attempt is

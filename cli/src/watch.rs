@@ -14,7 +14,7 @@ use crate::args::{validate_path, Parsed};
 use crate::commands::Command;
 use crate::error::{CliError, CliResult};
 use crate::format::java_list;
-use crate::session::{event_text, out};
+use crate::session::{ended, event_text, out, settle};
 
 type Pending = Pin<Box<dyn Future<Output = WatchedEvent> + Send>>;
 
@@ -40,7 +40,10 @@ pub async fn watch_command(client: &Client, c: &Command, p: &Parsed) -> CliResul
                     data_watch = Some(Box::pin(w.changed()));
                 }
                 Err(zookeeper_client::Error::NoNode) => {
-                    let (stat, w) = client.check_and_watch_stat(path).await.map_err(|e| CliError::zk(e, path))?;
+                    let (stat, w) = match client.check_and_watch_stat(path).await {
+                        Ok(r) => r,
+                        Err(e) => return Err(lost_or(client, e, path).await),
+                    };
                     if stat.is_none() && show_data {
                         out(&format!("{path} does not exist\n"));
                     }
@@ -48,7 +51,7 @@ pub async fn watch_command(client: &Client, c: &Command, p: &Parsed) -> CliResul
                     // the data is printed then; good enough for an operator's view.
                     data_watch = Some(Box::pin(w.changed()));
                 }
-                Err(e) => return Err(CliError::zk(e, path)),
+                Err(e) => return Err(lost_or(client, e, path).await),
             }
         }
         if child_watch.is_none() {
@@ -61,7 +64,7 @@ pub async fn watch_command(client: &Client, c: &Command, p: &Parsed) -> CliResul
                     child_watch = Some(Box::pin(w.changed()));
                 }
                 Err(zookeeper_client::Error::NoNode) => {}
-                Err(e) => return Err(CliError::zk(e, path)),
+                Err(e) => return Err(lost_or(client, e, path).await),
             }
         }
         if limit > 0 && seen >= limit {
@@ -82,9 +85,9 @@ pub async fn watch_command(client: &Client, c: &Command, p: &Parsed) -> CliResul
             }
         };
         if ev.event_type == EventType::Session {
-            if ev.session_state.is_terminated() {
-                return Err(CliError::Zk { err: ev.session_state_error(), path: Some(path.clone()) });
-            }
+            // Disconnected: wait for the session to come back (watches are re-set by the
+            // client) or to end.
+            settle(client).await.map_err(|s| ended(s, path))?;
             continue;
         }
         out(&format!("{}\n", event_text(&ev)));
@@ -107,16 +110,11 @@ async fn fire(watch: &mut Option<Pending>) -> WatchedEvent {
     }
 }
 
-trait SessionError {
-    fn session_state_error(&self) -> zookeeper_client::Error;
-}
-
-impl SessionError for WatchedEvent {
-    fn session_state_error(&self) -> zookeeper_client::Error {
-        match self.session_state {
-            zookeeper_client::SessionState::Expired => zookeeper_client::Error::SessionExpired,
-            zookeeper_client::SessionState::AuthFailed => zookeeper_client::Error::AuthFailed,
-            _ => zookeeper_client::Error::ConnectionLoss,
-        }
+/// An error while arming a watch: if the session is gone (or going), that is the error.
+async fn lost_or(client: &Client, e: zookeeper_client::Error, path: &str) -> CliError {
+    let waited = tokio::time::timeout(client.session_timeout() * 2, settle(client)).await;
+    match waited {
+        Ok(Err(state)) => ended(state, path),
+        _ => CliError::zk(e, path),
     }
 }
