@@ -36,6 +36,7 @@ pip_install pytest 'pytest==8.*'
 pip_install pytest_timeout 'pytest-timeout'
 pip_install prometheus_client 'prometheus-client'
 pip_install puresasl 'pure-sasl'
+pip_install pexpect 'pexpect'
 
 # cargo-fuzz for the fuzz targets (engine/fuzz, ci/fuzz.sh); they build with the nightly
 # toolchain, which this machine image has.

@@ -53,6 +53,13 @@ enum Cmd {
         #[arg(short = 'n', long, default_value_t = 3)]
         count: usize,
     },
+    /// An operator shell compatible with ZooKeeper's zkCli (`warren cli -server host:port [CMD ARGS]`).
+    #[command(disable_help_flag = true)]
+    Cli {
+        /// Everything after `cli`, passed through untouched (zkCli-style single-dash flags).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
         Cmd::LogDump { file, json } => log_dump(&file, json),
         Cmd::Purge { config, count } => purge(config.as_deref(), count),
         Cmd::SnapDump { file, json } => snap_dump(&file, json),
+        Cmd::Cli { args } => warren_cli::main(args),
     }
 }
 
