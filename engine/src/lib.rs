@@ -6,6 +6,7 @@
 
 pub mod acl;
 pub mod admin;
+pub mod build_info;
 pub mod config;
 pub mod header;
 pub mod log;

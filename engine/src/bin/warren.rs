@@ -53,6 +53,8 @@ enum Cmd {
         #[arg(short = 'n', long, default_value_t = 3)]
         count: usize,
     },
+    /// Print the version line `srvr` and `stat` report (with the build date) and the git commit.
+    Version,
 }
 
 fn main() -> ExitCode {
@@ -69,7 +71,17 @@ fn main() -> ExitCode {
         Cmd::LogDump { file, json } => log_dump(&file, json),
         Cmd::Purge { config, count } => purge(config.as_deref(), count),
         Cmd::SnapDump { file, json } => snap_dump(&file, json),
+        Cmd::Version => {
+            println!("{}", full_version());
+            println!("git commit: {}", env!("WARREN_GIT_COMMIT"));
+            ExitCode::SUCCESS
+        }
     }
+}
+
+/// ZooKeeper's version line with Warren's version and build date (set by `engine/build.rs`).
+fn full_version() -> String {
+    admin::full_version(env!("CARGO_PKG_VERSION"), env!("WARREN_BUILD_DATE"))
 }
 
 fn load(path: Option<&Path>) -> Result<Config, String> {
@@ -135,7 +147,7 @@ fn settings_from(cfg: &Config) -> Settings {
         config_node: cfg.ensemble.as_ref().map(|e| e.config_text.clone().into_bytes()),
     };
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
-    let version = admin::full_version(env!("CARGO_PKG_VERSION"), "unknown");
+    let version = full_version();
     Settings {
         addr: client_addr(cfg),
         max_frame_len: cfg.jute_max_buffer,
