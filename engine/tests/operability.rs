@@ -1,11 +1,13 @@
 //! What an operator and the service manager see of the `warren` binary: the version and build
-//! date (`warren version`, `srvr`).
+//! date (`warren version`, `srvr`), the log format.
 
 mod common;
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{free_port, Server, START_TIMEOUT};
 
 fn warren(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_warren")).args(args).output().unwrap()
@@ -70,4 +72,66 @@ fn date_check_accepts_only_zookeepers_form() {
     assert!(!is_zookeeper_date("unknown"));
     assert!(!is_zookeeper_date("2022-02-25T08:49 UTC"));
     assert!(!is_zookeeper_date("2022-02-25 08:49 GMT"));
+}
+
+/// Runs `warren start-foreground` on a fresh dataDir and free port with `env` set and `extra`
+/// zoo.cfg lines, until it answers `ruok` (or START_TIMEOUT passes), then kills it. Returns
+/// whether it answered, and its stderr.
+fn run_until_ruok(dir: &Path, env: &[(&str, &str)], extra: &str) -> (bool, String) {
+    let port = free_port();
+    let cfg = dir.join("zoo.cfg");
+    let text = format!("tickTime=1000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n{extra}", dir.join("data").display());
+    std::fs::write(&cfg, text).unwrap();
+    let log = dir.join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .arg("start-foreground")
+        .arg(&cfg)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut up = false;
+    while !up && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        up = common::four_letter(addr, "ruok").as_deref() == Some("imok");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (up, std::fs::read_to_string(&log).unwrap())
+}
+
+#[test]
+fn json_log_format_writes_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unknown key: a warning besides the info lines.
+    let (up, log) = run_until_ruok(dir.path(), &[("WARREN_LOG_FORMAT", "json"), ("WARREN_LOG", "info")], "oddKey=1\n");
+    assert!(up, "did not serve:\n{log}");
+    let mut levels = std::collections::BTreeSet::new();
+    let mut bound = false;
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\nwhole log:\n{log}"));
+        let obj = v.as_object().unwrap_or_else(|| panic!("not an object: {line:?}"));
+        for key in ["timestamp", "level", "message"] {
+            assert!(obj.get(key).is_some_and(|k| k.is_string()), "no string {key:?} in {line:?}");
+        }
+        levels.insert(obj["level"].as_str().unwrap_or_default().to_string());
+        bound |= obj["message"].as_str().unwrap_or_default().starts_with("binding to port");
+    }
+    assert!(bound, "no 'binding to port' line:\n{log}");
+    assert!(levels.contains("INFO") && levels.contains("WARN"), "levels {levels:?}:\n{log}");
+}
+
+#[test]
+fn text_log_format_is_the_default_and_a_bad_format_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (up, log) = run_until_ruok(dir.path(), &[("WARREN_LOG_FORMAT", "yaml"), ("WARREN_LOG", "info")], "");
+    assert!(up, "did not serve:\n{log}");
+    assert!(log.contains("WARREN_LOG_FORMAT=\"yaml\" is neither"), "{log}");
+    assert!(log.lines().all(|l| !l.starts_with('{')), "{log}");
+    assert!(log.contains("INFO binding to port"), "{log}");
 }

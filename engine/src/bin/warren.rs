@@ -58,12 +58,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::StartForeground { config } => start(config.as_deref()),
@@ -76,6 +71,34 @@ fn main() -> ExitCode {
             println!("git commit: {}", env!("WARREN_GIT_COMMIT"));
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Logs go to stderr, filtered by `WARREN_LOG` (default `info`). `WARREN_LOG_FORMAT=json`
+/// writes one JSON object per line (`timestamp`, `level`, `message` and the event's other
+/// fields at the top level) for log shippers; unset or `text`, the human-readable format.
+fn init_logging() {
+    let filter = || tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| "info".into());
+    let format = std::env::var("WARREN_LOG_FORMAT").unwrap_or_default();
+    if format.eq_ignore_ascii_case("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init();
+        return;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if !format.is_empty() && !format.eq_ignore_ascii_case("text") {
+        warn!("WARREN_LOG_FORMAT={format:?} is neither \"text\" nor \"json\": writing text");
     }
 }
 
