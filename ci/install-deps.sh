@@ -38,13 +38,19 @@ pip_install prometheus_client 'prometheus-client'
 pip_install puresasl 'pure-sasl'
 pip_install pexpect 'pexpect'
 
+cargo_install() { # subcommand  crate  why
+    if ! cargo "$1" --version >/dev/null 2>&1; then
+        local log; log="$(mktemp)"
+        if ! cargo install -q "$2" --locked >"$log" 2>&1; then
+            cat "$log" >&2; rm -f "$log"; exit 1
+        fi
+        rm -f "$log"
+        echo "installed: $2 (cargo)"
+    fi
+}
+
 # cargo-fuzz for the fuzz targets (engine/fuzz, ci/fuzz.sh); they build with the nightly
 # toolchain, which this machine image has.
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    log="$(mktemp)"
-    if ! cargo install -q cargo-fuzz --locked >"$log" 2>&1; then
-        cat "$log" >&2; rm -f "$log"; exit 1
-    fi
-    rm -f "$log"
-    echo "installed: cargo-fuzz (cargo)"
-fi
+cargo_install fuzz cargo-fuzz
+# cargo-deb for the Debian package (ci/build-deb.sh, tests/python/test_packaging.py).
+cargo_install deb cargo-deb

@@ -143,6 +143,9 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Relaxed)
     }
+    pub fn add(&self, d: i64) {
+        self.0.fetch_add(d, Relaxed);
+    }
 }
 
 /// Operation labels of the per-operation latency histogram (ZooKeeper's op names), with the
@@ -253,6 +256,8 @@ pub struct Metrics {
     pub peer_lag_zxids: Histogram,
     /// Wall clock (ms) of the owner's last publication: the liveness probe fails when it stops.
     pub heartbeat_wall_ms: Gauge,
+    /// Executors listening on the client port (the process is up once all of them are).
+    pub client_listeners: Gauge,
     /// Wall clock of the process start, for `uptime`.
     pub started_wall_ms: i64,
 }
@@ -295,6 +300,7 @@ impl Metrics {
             snapshot_write_us: Histogram::new(MICROS),
             peer_lag_zxids: Histogram::new(COUNTS),
             heartbeat_wall_ms: Gauge::default(),
+            client_listeners: Gauge::default(),
             started_wall_ms,
         }
     }

@@ -46,7 +46,7 @@ const OWNER_COMMANDS: &[&str] = &[
 /// How long an HTTP thread waits for the owner.
 const OWNER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The liveness probe fails when the owner has not published for this long.
-const LIVENESS_STALE_MS: i64 = 5_000;
+pub(crate) const LIVENESS_STALE_MS: i64 = 5_000;
 
 /// Liveness and readiness URLs, on the AdminServer's port.
 pub const LIVENESS_URL: &str = "/healthz";

@@ -11,6 +11,7 @@ mod admin;
 mod admission;
 pub mod epochs;
 mod frame;
+mod notify;
 pub mod http;
 mod outbox;
 mod owner;
@@ -295,6 +296,7 @@ pub fn run(settings: Settings) -> io::Result<()> {
     let (admin_tx, admin_rx) = async_channel::bounded(16);
     admin::start(&settings.admin, admin_tx);
     let mut admin_rx = Some(admin_rx);
+    notify::start(settings.admin.metrics.clone(), n, settings.ensemble.is_some(), settings.addr);
     let admission = Admission::new(admission::Limits { per_ip: settings.max_client_cnxns, total: settings.max_cnxns });
     info!(
         "connections: maxClientCnxns {}, maxCnxns {}, handshake within {} ms, at most {} reply bytes queued each",
@@ -442,6 +444,7 @@ async fn accept_loop(ctx: Rc<ExecCtx>) -> io::Result<()> {
     if ctx.index == 0 {
         info!("binding to port {}", ctx.settings.addr);
     }
+    ctx.settings.admin.metrics.client_listeners.add(1);
     let mut backoff = AcceptBackoff::default();
     let mut refusals = LogLimiter::new(REFUSAL_LOG_INTERVAL);
     loop {
