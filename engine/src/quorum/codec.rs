@@ -585,6 +585,29 @@ mod tests {
         v
     }
 
+    /// The fuzz target `peer_message` starts from one frame body per example (the 3 MB
+    /// snapshot left out) in `fuzz/seeds/peer_message/`. This test checks that every seed
+    /// there still decodes, so that a codec change cannot leave the fuzzer starting from
+    /// garbage; `WARREN_WRITE_FUZZ_SEEDS=1` (re)writes them.
+    #[test]
+    fn fuzz_seeds_decode() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/peer_message");
+        if std::env::var_os("WARREN_WRITE_FUZZ_SEEDS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            for (i, m) in examples().iter().enumerate().filter(|(_, m)| frame(m).len() < 4096) {
+                std::fs::write(dir.join(format!("{i:02}")), &frame(m)[4..]).unwrap();
+            }
+        }
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let body = std::fs::read(&path).unwrap();
+            assert!(decode(&body).is_ok(), "{} no longer decodes: rewrite the seeds", path.display());
+            seen += 1;
+        }
+        assert!(seen >= examples().len() - 1, "{seen} seeds in {}", dir.display());
+    }
+
     #[test]
     fn every_variant_round_trips() {
         for m in examples() {
