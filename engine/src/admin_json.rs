@@ -28,6 +28,8 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("ruok", &[]),
     ("server_stats", &["srvr"]),
     ("set_trace_mask", &["stmk"]),
+    // ZooKeeper 3.9 (online backup); off unless admin.snapshot.enabled.
+    ("snapshot", &["snap"]),
     ("stat_reset", &["srst"]),
     ("stats", &["stat"]),
     ("system_properties", &["sysp"]),

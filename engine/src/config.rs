@@ -54,6 +54,7 @@ pub const DEFAULT_FOUR_LETTER_WORDS: &[&str] = &["ruok", "srvr", "stat", "mntr",
 /// warning that names it: tuning knobs of ZooKeeper internals (JVM, Netty, request pipeline,
 /// quorum connections) whose absence changes nothing a client is promised.
 pub const IGNORED_KEYS: &[(&str, &str)] = &[
+    ("admin.restore.enabled", "online restore (/commands/restore) is not implemented; restore a backup offline with `warren restore`"),
     ("standaloneEnabled", "a server without server.N lines runs standalone, one with them in an ensemble"),
     ("reconfigEnabled", "dynamic reconfiguration is not implemented: reconfig answers ReconfigDisabled"),
     ("audit.enable", "Warren writes no audit log"),
@@ -176,6 +177,8 @@ const USED_KEYS: &[&str] = &[
     "admin.commandURL",
     "admin.idleTimeout",
     "admin.commands.whitelist",
+    "admin.snapshot.enabled",
+    "admin.rateLimiterIntervalInMS",
     "metricsProvider.className",
     "metricsProvider.httpHost",
     "metricsProvider.httpPort",
@@ -412,6 +415,12 @@ pub struct Config {
     /// `admin.commands.whitelist` (Warren's): which AdminServer commands that expose znode
     /// paths or session ids are served.
     pub admin_commands: AdminWhitelist,
+    /// `admin.snapshot.enabled` (ZooKeeper 3.9's `zookeeper.admin.snapshot.enabled`): serve
+    /// `/commands/snapshot`, an online backup of the whole tree. Off unless set (ZooKeeper 3.9
+    /// defaults it on, behind the root ACL; see docs/operations.md).
+    pub admin_snapshot_enabled: bool,
+    /// `admin.rateLimiterIntervalInMS`: at most one snapshot command per interval (ms).
+    pub admin_rate_limiter_interval_ms: u64,
     /// SASL DIGEST-MD5 users from the JAAS file (`java.security.auth.login.config`), its
     /// section `sasl.serverconfig` (default `Server`); None without a JAAS file.
     pub sasl_users: Option<BTreeMap<String, String>>,
@@ -604,6 +613,8 @@ impl Config {
             admin_command_url: "/commands".to_string(),
             admin_idle_timeout_ms: 30_000,
             admin_commands: AdminWhitelist::None,
+            admin_snapshot_enabled: false,
+            admin_rate_limiter_interval_ms: 300_000,
             sasl_users: None,
             sasl_super_user: None,
             enforce_auth_schemes: Vec::new(),
@@ -1090,6 +1101,10 @@ impl Parser {
             }
             "admin.idleTimeout" => self.cfg.admin_idle_timeout_ms = positive(e)?,
             "admin.commands.whitelist" => self.cfg.admin_commands = AdminWhitelist::parse(&e.value),
+            "admin.snapshot.enabled" => self.cfg.admin_snapshot_enabled = true_false(e)?,
+            "admin.rateLimiterIntervalInMS" => {
+                self.cfg.admin_rate_limiter_interval_ms = number(e, "a non-negative number of milliseconds")?
+            }
             "metricsProvider.className" => {
                 self.cfg.metrics_enabled = match e.value.as_str() {
                     PROMETHEUS_PROVIDER => true,
@@ -1956,7 +1971,7 @@ admin.enableServer=false");
             "superDigest" | "DigestAuthenticationProvider.superDigest" => "super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
             "forceSync" => "yes",
             "peerType" => "participant",
-            "admin.enableServer" => "false",
+            "admin.enableServer" | "admin.snapshot.enabled" => "false",
             "sessionRequireClientSASLAuth" | "enforce.auth.enabled" => "false",
             "enforce.auth.schemes" => "digest",
             "sasl.serverconfig" => "Server",

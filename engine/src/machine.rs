@@ -247,6 +247,12 @@ pub struct Machine {
     unlogged_sessions: std::collections::HashSet<i64>,
     /// When a failed authentication was last logged, and how many failed since unlogged.
     auth_failures: (i64, u64),
+    /// While an online backup captures the tree: every transaction applied since it began
+    /// (see [`Machine::start_tap`]).
+    tap: Option<Vec<Txn>>,
+    /// Bumped when the whole state is replaced ([`Machine::reset_state`]): a capture that
+    /// spans a reset is worthless.
+    generation: u64,
 }
 
 /// Failed authentications are logged at most once a second.
@@ -280,6 +286,8 @@ impl Machine {
             passwords,
             unlogged_sessions: Default::default(),
             auth_failures: (i64::MIN / 2, 0),
+            tap: None,
+            generation: 0,
         }
     }
 
@@ -300,6 +308,9 @@ impl Machine {
     pub fn replay(&mut self, txn: &Txn, now: Now) {
         let mut triggers = Vec::new();
         self.tree.apply(txn, &mut triggers);
+        if let Some(tap) = &mut self.tap {
+            tap.push(txn.clone());
+        }
         match txn.op {
             TxnOp::CreateSession { timeout_ms, passwd } => {
                 self.sessions.add(txn.hdr.session_id, timeout_ms, passwd, now.mono_ms)
@@ -371,6 +382,29 @@ impl Machine {
 
     pub fn last_zxid(&self) -> i64 {
         self.tree.last_zxid
+    }
+
+    /// From now on, keep a copy of every transaction applied to the tree until
+    /// [`Machine::take_tap`]: an online backup captures the tree a chunk at a time, and these
+    /// replayed over the fuzzy capture make it the state at one zxid.
+    pub fn start_tap(&mut self) {
+        self.tap = Some(Vec::new());
+    }
+
+    /// The transactions applied since [`Machine::start_tap`], and stops keeping them.
+    pub fn take_tap(&mut self) -> Vec<Txn> {
+        self.tap.take().unwrap_or_default()
+    }
+
+    /// Changes whenever the whole state is replaced by a leader's snapshot.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether `auth` holds `perm` on `path` (superDigest included), for callers outside the
+    /// client protocol such as the AdminServer's snapshot command.
+    pub fn allows(&self, path: &str, perm: i32, auth: &acl::AuthInfo) -> bool {
+        self.tree.get(path).is_some_and(|n| acl::check(&n.acl, perm, auth, self.cfg.super_digest.as_deref()))
     }
 
     /// The zxid of the last transaction prepared (logged or not).
@@ -700,6 +734,7 @@ impl Machine {
     /// Replaces the whole state with a snapshot the leader sent (not while serving).
     pub fn reset_state(&mut self, tree: DataTree, sessions: &[SessionRecord], now: Now) {
         debug_assert!(self.conns.is_empty());
+        self.generation += 1;
         self.tree = tree;
         install_config_node(&self.cfg, &mut self.tree, now);
         self.sessions = SessionTracker::new(self.cfg.tick_ms, self.sessions.peek_next_id());
@@ -925,6 +960,9 @@ impl Machine {
     fn apply(&mut self, txn: &Txn, waiter: Waiter, now: Now) {
         let mut triggers = Vec::new();
         let result = self.tree.apply(txn, &mut triggers);
+        if let Some(tap) = &mut self.tap {
+            tap.push(txn.clone());
+        }
         self.pending.applied(txn.hdr.zxid);
         self.fire(&triggers);
         match &txn.op {

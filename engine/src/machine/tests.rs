@@ -668,3 +668,28 @@ fn enforced_auth_refuses_requests_until_authenticated() {
     assert_eq!(header(&h.take(1)[0]).err, 0);
     assert_eq!(h.call(1, 1, Request::Exists { path: "/".into(), watch: false }).0.err, 0);
 }
+
+/// The online backup's tap: every transaction applied to the tree between start_tap and
+/// take_tap, in order, and only those (a write logged but not yet durable is not applied).
+#[test]
+fn backup_tap_keeps_exactly_the_transactions_applied_meanwhile() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.send(1, 1, create("/before", 0));
+    h.m.start_tap();
+    h.send(1, 2, create("/during", 0));
+    h.auto_sync = false;
+    h.send(1, 3, create("/not-yet-durable", 0));
+    let tap = h.m.take_tap();
+    let paths: Vec<&str> = tap
+        .iter()
+        .map(|t| match &t.op {
+            TxnOp::Create { path, .. } => path.as_str(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(paths, ["/during"]);
+    assert_eq!(tap[0].hdr.zxid, h.m.last_zxid());
+    h.sync();
+    assert!(h.m.take_tap().is_empty(), "the tap stops at take_tap");
+}

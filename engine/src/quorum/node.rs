@@ -849,16 +849,7 @@ impl Node {
     }
 
     fn snapshot_image(&self) -> Vec<u8> {
-        let tree = self.m.tree();
-        let build = || -> std::io::Result<Vec<u8>> {
-            let mut w = crate::snap::SnapshotWriter::new(self.applied, Vec::new())?;
-            for (p, n) in tree.iter() {
-                w.add_node(p, n)?;
-            }
-            w.add_sessions(&self.m.session_records())?;
-            w.finish(self.applied)
-        };
-        build().expect("writing to memory cannot fail")
+        crate::snap::encode_tree(self.m.tree(), &self.m.session_records(), self.applied)
     }
 
     /// Sync: the epoch becomes current once a quorum acknowledged it; the history is committed

@@ -18,6 +18,27 @@ use super::owner::{dir_size, max_fds, open_fds, wall_ms, AdminContext};
 use crate::admin_json::{self as j, DirSizes};
 use crate::metrics::{self, ProcessFigures};
 
+/// What the HTTP threads ask the owner.
+pub(crate) enum ToOwner {
+    Command(Query),
+    Snapshot(SnapshotQuery),
+}
+
+/// `/commands/snapshot`: check the caller may read everything (ALL on "/", as ZooKeeper 3.9
+/// asks), then capture the tree and the transactions applied meanwhile.
+pub(crate) struct SnapshotQuery {
+    pub auth: crate::acl::AuthInfo,
+    /// Whether the request carried an Authorization header (401 without, 403 with).
+    pub credentials: bool,
+    pub reply: mpsc::SyncSender<Result<Capture, HttpResponse>>,
+}
+
+/// A fuzzy snapshot image and every transaction applied since it began.
+pub(crate) struct Capture {
+    pub image: Vec<u8>,
+    pub tail: Vec<crate::txn::Txn>,
+}
+
 /// A command for the owner to answer.
 pub(crate) struct Query {
     pub command: &'static str,
@@ -45,6 +66,8 @@ const OWNER_COMMANDS: &[&str] = &[
 
 /// How long an HTTP thread waits for the owner.
 const OWNER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `/commands/snapshot` waits for the owner's capture (a large tree takes seconds).
+const CAPTURE_TIMEOUT: Duration = Duration::from_secs(600);
 /// The liveness probe fails when the owner has not published for this long.
 pub(crate) const LIVENESS_STALE_MS: i64 = 5_000;
 
@@ -54,7 +77,7 @@ pub const READINESS_URL: &str = "/readyz";
 
 /// Starts the AdminServer and the metrics endpoint as configured. A port that cannot be
 /// bound is logged and the server goes on without it, as ZooKeeper does.
-pub(crate) fn start(ctx: &Arc<AdminContext>, to_owner: async_channel::Sender<Query>) {
+pub(crate) fn start(ctx: &Arc<AdminContext>, to_owner: async_channel::Sender<ToOwner>) {
     let cfg = &ctx.config;
     if cfg.admin_enable_server {
         let addr = std::net::SocketAddr::new(cfg.admin_server_address, cfg.admin_server_port);
@@ -85,7 +108,7 @@ fn handle_metrics(ctx: &AdminContext, req: &HttpRequest) -> HttpResponse {
     HttpResponse::new(200, "text/plain; version=0.0.4; charset=utf-8", body)
 }
 
-fn handle_admin(ctx: &AdminContext, to_owner: &async_channel::Sender<Query>, req: &HttpRequest) -> HttpResponse {
+fn handle_admin(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, req: &HttpRequest) -> HttpResponse {
     let base = ctx.config.admin_command_url.as_str();
     if req.path == LIVENESS_URL {
         return liveness(ctx);
@@ -110,6 +133,9 @@ fn handle_admin(ctx: &AdminContext, to_owner: &async_channel::Sender<Query>, req
         );
         return HttpResponse::json(403, &j::error(command, &why));
     }
+    if command == "snapshot" {
+        return snapshot(ctx, to_owner, req);
+    }
     let value = if OWNER_COMMANDS.contains(&command) {
         ask_owner(ctx, to_owner, command)
     } else {
@@ -126,15 +152,82 @@ fn dir_sizes(ctx: &AdminContext) -> DirSizes {
     }
 }
 
-fn ask_owner(ctx: &AdminContext, to_owner: &async_channel::Sender<Query>, command: &'static str) -> Value {
+fn ask_owner(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, command: &'static str) -> Value {
     let (reply, answer) = mpsc::sync_channel(1);
     let q = Query { command, dirs: dir_sizes(ctx), reply };
-    if to_owner.send_blocking(q).is_err() {
+    if to_owner.send_blocking(ToOwner::Command(q)).is_err() {
         return j::error(command, "the server is shutting down");
     }
     answer
         .recv_timeout(OWNER_TIMEOUT)
         .unwrap_or_else(|_| j::error(command, "the server did not answer within 5 seconds"))
+}
+
+/// `/commands/snapshot[?streaming=true|false]` (ZooKeeper 3.9): a consistent snapshot of the
+/// running server. Streaming (the default), the body is the snapshot file (Warren's format:
+/// `warren snap-dump` reads it, `warren restore` installs it); otherwise it is saved in the
+/// data directory like any snapshot. Both carry the `last_zxid` and `snapshot_size` headers.
+/// Off unless `admin.snapshot.enabled` (503); the caller needs ALL on "/" (an `Authorization:
+/// digest user:password` header, or the client address for `ip` ACLs; 401/403); one at a time
+/// and at most one per `admin.rateLimiterIntervalInMS` (429).
+fn snapshot(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, req: &HttpRequest) -> HttpResponse {
+    let command = "snapshot";
+    let cfg = &ctx.config;
+    if !cfg.admin_snapshot_enabled {
+        return HttpResponse::json(
+            503,
+            &j::error(command, "the snapshot command is disabled; set admin.snapshot.enabled=true to serve it"),
+        );
+    }
+    let streaming = req.param("streaming").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    let Ok(mut last) = ctx.snapshot_limiter.try_lock() else {
+        return HttpResponse::json(429, &j::error(command, "another snapshot is being taken"));
+    };
+    let interval = Duration::from_millis(cfg.admin_rate_limiter_interval_ms);
+    if last.is_some_and(|t| t.elapsed() < interval) {
+        warn!("Snapshot request was rate limited");
+        return HttpResponse::json(429, &j::error(command, "rate limited: admin.rateLimiterIntervalInMS"));
+    }
+    let mut auth = req.peer.map_or_else(crate::acl::AuthInfo::empty, crate::acl::AuthInfo::for_connection);
+    if let Some(header) = &req.authorization {
+        let (scheme, data) = header.split_once(' ').unwrap_or((header.as_str(), ""));
+        if auth.add_auth(scheme, data.trim().as_bytes()).is_err() {
+            return HttpResponse::json(401, &j::error(command, &format!("unsupported authentication: {scheme}")));
+        }
+    }
+    let (reply, answer) = mpsc::sync_channel(1);
+    if to_owner.send_blocking(ToOwner::Snapshot(SnapshotQuery { auth, credentials: req.authorization.is_some(), reply })).is_err() {
+        return HttpResponse::json(503, &j::error(command, "the server is shutting down"));
+    }
+    let capture = match answer.recv_timeout(CAPTURE_TIMEOUT) {
+        Ok(Ok(c)) => c,
+        Ok(Err(refusal)) => return refusal,
+        Err(_) => return HttpResponse::json(500, &j::error(command, "the server did not finish the capture")),
+    };
+    let began = std::time::Instant::now();
+    let (zxid, image) = match crate::snap::backup::consolidate(&capture.image, &capture.tail) {
+        Ok(x) => x,
+        Err(e) => return HttpResponse::json(500, &j::error(command, &format!("the capture does not load: {e}"))),
+    };
+    *last = Some(std::time::Instant::now());
+    tracing::info!(
+        "snapshot command: {} bytes at zxid {zxid:#x} ({} transactions replayed over the capture in {} ms)",
+        image.len(),
+        capture.tail.len(),
+        began.elapsed().as_millis()
+    );
+    let headers = vec![("last_zxid", format!("0x{zxid:x}")), ("snapshot_size", image.len().to_string())];
+    let mut response = if streaming {
+        HttpResponse::new(200, "application/octet-stream", image)
+    } else {
+        let dir = ctx.data_dir.join("version-2");
+        if let Err(e) = crate::snap::write_file(&dir, zxid, &image) {
+            return HttpResponse::json(500, &j::error(command, &format!("cannot write the snapshot: {e}")));
+        }
+        HttpResponse::json(200, &j::response(command, None, Map::new()))
+    };
+    response.headers = headers;
+    response
 }
 
 /// Commands answered from the configuration and the file system.

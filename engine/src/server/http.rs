@@ -30,6 +30,10 @@ pub struct HttpRequest {
     pub path: String,
     /// `key=value` pairs of the query string, in order.
     pub query: Vec<(String, String)>,
+    /// The `Authorization` header's value (ZooKeeper 3.9's admin auth: `digest user:password`).
+    pub authorization: Option<String>,
+    /// The client's address (set by the server, not parsed).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl HttpRequest {
@@ -44,11 +48,13 @@ pub struct HttpResponse {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Headers beyond the standard ones (name, value).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl HttpResponse {
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> HttpResponse {
-        HttpResponse { status, content_type, body: body.into() }
+        HttpResponse { status, content_type, body: body.into(), headers: Vec::new() }
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> HttpResponse {
@@ -79,6 +85,7 @@ pub fn read_request<R: Read>(stream: R) -> Result<HttpRequest, BadRequest> {
     let mut line = String::new();
     let mut total = 0usize;
     let mut first: Option<String> = None;
+    let mut authorization = None;
     loop {
         line.clear();
         let n = match reader.read_line(&mut line) {
@@ -110,6 +117,10 @@ pub fn read_request<R: Read>(stream: R) -> Result<HttpRequest, BadRequest> {
             first = Some(trimmed.to_string());
         } else if trimmed.is_empty() {
             break;
+        } else if let Some((name, value)) = trimmed.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("authorization") {
+                authorization = Some(value.trim().to_string());
+            }
         }
     }
     let first = first.unwrap_or_default();
@@ -130,16 +141,18 @@ pub fn read_request<R: Read>(stream: R) -> Result<HttpRequest, BadRequest> {
             (k.to_string(), v.to_string())
         })
         .collect();
-    Ok(HttpRequest { method: method.to_string(), path: path.to_string(), query })
+    Ok(HttpRequest { method: method.to_string(), path: path.to_string(), query, authorization, peer: None })
 }
 
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -149,14 +162,18 @@ fn reason(status: u16) -> &'static str {
 
 /// The bytes of a response, `Connection: close`. A HEAD request gets the headers only.
 pub fn encode_response(r: &HttpResponse, head_only: bool) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
         r.status,
         reason(r.status),
         r.content_type,
         r.body.len()
-    )
-    .into_bytes();
+    );
+    for (name, value) in &r.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
     if !head_only {
         out.extend_from_slice(&r.body);
     }
@@ -207,7 +224,8 @@ fn serve_connection(stream: TcpStream, idle_timeout: Duration, handler: &Handler
     let _ = stream.set_read_timeout(Some(idle_timeout));
     let _ = stream.set_write_timeout(Some(idle_timeout));
     let response = match read_request(&stream) {
-        Ok(req) if req.method == "GET" || req.method == "HEAD" => {
+        Ok(mut req) if req.method == "GET" || req.method == "HEAD" => {
+            req.peer = peer.map(|p| p.ip());
             let r = handler(&req);
             Some((r, req.method == "HEAD"))
         }

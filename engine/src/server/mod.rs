@@ -374,7 +374,7 @@ async fn owner_main(
     recovered: owner::Start,
     rxs: Vec<SharedReceiver<Event>>,
     txs: Vec<Option<SharedSender<Out>>>,
-    admin_rx: async_channel::Receiver<admin::Query>,
+    admin_rx: async_channel::Receiver<admin::ToOwner>,
 ) -> io::Result<()> {
     let ctx = new_ctx(0, settings.clone(), admission);
     // Channel ends pair up in the order the workers connect theirs: each worker connects its

@@ -31,6 +31,9 @@ pub struct AdminContext {
     pub initial_config: Option<String>,
     /// What the server measures, read by the metrics endpoint and the AdminServer.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Held while `/commands/snapshot` runs (one at a time); when the last one succeeded, for
+    /// `admin.rateLimiterIntervalInMS`.
+    pub snapshot_limiter: std::sync::Mutex<Option<Instant>>,
 }
 
 /// What the owner runs: a standalone machine, or an ensemble member (machine plus protocol).
@@ -753,11 +756,67 @@ impl Owner {
 
     /// Answers the AdminServer commands that need the owner's state (the others are answered
     /// on the HTTP thread, see `server::admin`).
-    pub(crate) async fn serve_admin(self: Rc<Self>, rx: async_channel::Receiver<super::admin::Query>) {
+    pub(crate) async fn serve_admin(self: Rc<Self>, rx: async_channel::Receiver<super::admin::ToOwner>) {
+        use super::admin::ToOwner;
         while let Ok(q) = rx.recv().await {
-            let answer = self.admin_command(q.command, q.dirs);
-            let _ = q.reply.send(answer);
+            match q {
+                ToOwner::Command(q) => {
+                    let answer = self.admin_command(q.command, q.dirs);
+                    let _ = q.reply.send(answer);
+                }
+                // Its own task: the capture yields between chunks, other commands go on.
+                ToOwner::Snapshot(q) => {
+                    let me = self.clone();
+                    glommio::spawn_local(async move {
+                        let answer = me.backup_capture(&q.auth, q.credentials).await;
+                        let _ = q.reply.send(answer);
+                    })
+                    .detach();
+                }
+            }
         }
+    }
+
+    /// `/commands/snapshot`: the caller needs ALL on "/" (ZooKeeper 3.9's rule); then a fuzzy
+    /// capture, as for an ordinary snapshot, with every transaction applied meanwhile (the HTTP
+    /// thread replays them over the capture: `snap::backup`).
+    async fn backup_capture(
+        &self,
+        auth: &crate::acl::AuthInfo,
+        credentials: bool,
+    ) -> Result<super::admin::Capture, super::http::HttpResponse> {
+        use crate::admin_json as j;
+        let refuse = |status: u16, why: &str| super::http::HttpResponse::json(status, &j::error("snapshot", why));
+        let (start, paths, sessions, generation) = {
+            let mut core = self.core.borrow_mut();
+            if let Core::Ensemble(n) = &*core {
+                if !n.serving() {
+                    return Err(refuse(503, "This ZooKeeper instance is not currently serving requests"));
+                }
+            }
+            let m = core.machine_mut();
+            if !m.allows("/", crate::acl::perms::ALL, auth) {
+                return Err(if credentials {
+                    refuse(403, "the credentials given do not have ALL permission on /")
+                } else {
+                    refuse(401, "ALL permission on / is required: send Authorization: digest user:password")
+                });
+            }
+            m.start_tap();
+            let paths: Vec<String> = m.tree().iter().map(|(p, _)| p.clone()).collect();
+            (m.last_zxid(), paths, m.session_records(), m.generation())
+        };
+        let image = self.capture(start, &paths, &sessions).await;
+        let (tail, now_generation) = {
+            let mut core = self.core.borrow_mut();
+            let m = core.machine_mut();
+            (m.take_tap(), m.generation())
+        };
+        let image = image.map_err(|e| refuse(500, &format!("the capture failed: {e}")))?;
+        if now_generation != generation {
+            return Err(refuse(503, "the server resynchronised with its leader during the capture; try again"));
+        }
+        Ok(super::admin::Capture { image, tail })
     }
 
     fn admin_command(&self, command: &'static str, dirs: crate::admin_json::DirSizes) -> serde_json::Value {

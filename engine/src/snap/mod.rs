@@ -43,6 +43,8 @@ use rkyv::{Archive, Deserialize, Serialize};
 use crate::acl::{Acl, Id};
 use crate::tree::{DataTree, Node, NodeStat};
 
+pub mod backup;
+
 pub const MAGIC: &[u8; 8] = b"WRNSNAP1";
 pub const FORMAT_VERSION: u32 = 1;
 pub use crate::header::HEADER_LEN;
@@ -231,6 +233,19 @@ impl<W: Write> SnapshotWriter<W> {
         self.chunk(KIND_TRAILER, &bytes)?;
         Ok(self.out)
     }
+}
+
+/// The snapshot image of a whole tree at one zxid (not fuzzy: start and end are `zxid`).
+pub fn encode_tree(tree: &DataTree, sessions: &[SessionRecord], zxid: i64) -> Vec<u8> {
+    let build = || -> std::io::Result<Vec<u8>> {
+        let mut w = SnapshotWriter::new(zxid, Vec::new())?;
+        for (p, n) in tree.iter() {
+            w.add_node(p, n)?;
+        }
+        w.add_sessions(sessions)?;
+        w.finish(zxid)
+    };
+    build().expect("writing to memory cannot fail")
 }
 
 /// A snapshot read back and validated.
