@@ -247,9 +247,9 @@ pub struct Machine {
     unlogged_sessions: std::collections::HashSet<i64>,
     /// When a failed authentication was last logged, and how many failed since unlogged.
     auth_failures: (i64, u64),
-    /// While an online backup captures the tree: every transaction applied since it began
-    /// (see [`Machine::start_tap`]).
-    tap: Option<Vec<Txn>>,
+    /// While an online backup captures the tree: the paths changed since it began, and how
+    /// many transactions changed them (see [`Machine::start_tap`]).
+    tap: Option<(std::collections::BTreeSet<String>, usize)>,
     /// Bumped when the whole state is replaced ([`Machine::reset_state`]): a capture that
     /// spans a reset is worthless.
     generation: u64,
@@ -306,11 +306,9 @@ impl Machine {
 
     /// Applies a transaction read back from the log during recovery (no replies, no watches).
     pub fn replay(&mut self, txn: &Txn, now: Now) {
+        self.note_changes(txn);
         let mut triggers = Vec::new();
         self.tree.apply(txn, &mut triggers);
-        if let Some(tap) = &mut self.tap {
-            tap.push(txn.clone());
-        }
         match txn.op {
             TxnOp::CreateSession { timeout_ms, passwd } => {
                 self.sessions.add(txn.hdr.session_id, timeout_ms, passwd, now.mono_ms)
@@ -384,16 +382,24 @@ impl Machine {
         self.tree.last_zxid
     }
 
-    /// From now on, keep a copy of every transaction applied to the tree until
-    /// [`Machine::take_tap`]: an online backup captures the tree a chunk at a time, and these
-    /// replayed over the fuzzy capture make it the state at one zxid.
+    /// From now on, note every path a transaction applied to the tree changes, until
+    /// [`Machine::take_tap`]: an online backup captures the tree a chunk at a time, and the
+    /// nodes of these paths, taken again at the end, make the capture the state at one zxid.
     pub fn start_tap(&mut self) {
-        self.tap = Some(Vec::new());
+        self.tap = Some(Default::default());
     }
 
-    /// The transactions applied since [`Machine::start_tap`], and stops keeping them.
-    pub fn take_tap(&mut self) -> Vec<Txn> {
+    /// The paths changed since [`Machine::start_tap`] and the number of transactions applied;
+    /// stops noting them.
+    pub fn take_tap(&mut self) -> (std::collections::BTreeSet<String>, usize) {
         self.tap.take().unwrap_or_default()
+    }
+
+    fn note_changes(&mut self, txn: &Txn) {
+        if let Some((paths, count)) = &mut self.tap {
+            self.tree.paths_changed_by(txn, paths);
+            *count += 1;
+        }
     }
 
     /// Changes whenever the whole state is replaced by a leader's snapshot.
@@ -958,11 +964,9 @@ impl Machine {
     }
 
     fn apply(&mut self, txn: &Txn, waiter: Waiter, now: Now) {
+        self.note_changes(txn);
         let mut triggers = Vec::new();
         let result = self.tree.apply(txn, &mut triggers);
-        if let Some(tap) = &mut self.tap {
-            tap.push(txn.clone());
-        }
         self.pending.applied(txn.hdr.zxid);
         self.fire(&triggers);
         match &txn.op {

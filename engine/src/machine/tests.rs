@@ -669,27 +669,25 @@ fn enforced_auth_refuses_requests_until_authenticated() {
     assert_eq!(h.call(1, 1, Request::Exists { path: "/".into(), watch: false }).0.err, 0);
 }
 
-/// The online backup's tap: every transaction applied to the tree between start_tap and
-/// take_tap, in order, and only those (a write logged but not yet durable is not applied).
+/// The online backup's tap: the paths changed by every transaction applied to the tree between
+/// start_tap and take_tap, and only those (a write logged but not yet durable is not applied;
+/// a closing session's ephemerals are changed by its close).
 #[test]
-fn backup_tap_keeps_exactly_the_transactions_applied_meanwhile() {
+fn backup_tap_notes_exactly_the_paths_applied_meanwhile() {
     let mut h = Harness::new();
     h.connect(1);
+    let s2 = h.connect(2);
     h.send(1, 1, create("/before", 0));
+    h.send(2, 1, create("/before/eph", 1));
     h.m.start_tap();
     h.send(1, 2, create("/during", 0));
+    h.call(2, 2, Request::CloseSession);
     h.auto_sync = false;
     h.send(1, 3, create("/not-yet-durable", 0));
-    let tap = h.m.take_tap();
-    let paths: Vec<&str> = tap
-        .iter()
-        .map(|t| match &t.op {
-            TxnOp::Create { path, .. } => path.as_str(),
-            other => panic!("unexpected {other:?}"),
-        })
-        .collect();
-    assert_eq!(paths, ["/during"]);
-    assert_eq!(tap[0].hdr.zxid, h.m.last_zxid());
+    let (paths, txns) = h.m.take_tap();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    assert_eq!(paths, ["/", "/before", "/before/eph", "/during"], "session {s2:#x}");
+    assert_eq!(txns, 2);
     h.sync();
-    assert!(h.m.take_tap().is_empty(), "the tap stops at take_tap");
+    assert!(h.m.take_tap().0.is_empty(), "the tap stops at take_tap");
 }

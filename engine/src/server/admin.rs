@@ -33,10 +33,11 @@ pub(crate) struct SnapshotQuery {
     pub reply: mpsc::SyncSender<Result<Capture, HttpResponse>>,
 }
 
-/// A fuzzy snapshot image and every transaction applied since it began.
+/// A fuzzy snapshot image, what changed while it was taken, and how many transactions.
 pub(crate) struct Capture {
     pub image: Vec<u8>,
-    pub tail: Vec<crate::txn::Txn>,
+    pub changes: crate::snap::backup::Changes,
+    pub txns: usize,
 }
 
 /// A command for the owner to answer.
@@ -205,15 +206,18 @@ fn snapshot(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, req: 
         Err(_) => return HttpResponse::json(500, &j::error(command, "the server did not finish the capture")),
     };
     let began = std::time::Instant::now();
-    let (zxid, image) = match crate::snap::backup::consolidate(&capture.image, &capture.tail) {
+    let zxid = capture.changes.zxid;
+    let image = match crate::snap::backup::patch(&capture.image, &capture.changes) {
         Ok(x) => x,
         Err(e) => return HttpResponse::json(500, &j::error(command, &format!("the capture does not load: {e}"))),
     };
     *last = Some(std::time::Instant::now());
     tracing::info!(
-        "snapshot command: {} bytes at zxid {zxid:#x} ({} transactions replayed over the capture in {} ms)",
+        "snapshot command: {} bytes at zxid {zxid:#x} ({} transactions during the capture changed {} nodes; \
+         patched in {} ms)",
         image.len(),
-        capture.tail.len(),
+        capture.txns,
+        capture.changes.nodes.len(),
         began.elapsed().as_millis()
     );
     let headers = vec![("last_zxid", format!("0x{zxid:x}")), ("snapshot_size", image.len().to_string())];

@@ -807,16 +807,23 @@ impl Owner {
             (m.last_zxid(), paths, m.session_records(), m.generation())
         };
         let image = self.capture(start, &paths, &sessions).await;
-        let (tail, now_generation) = {
+        let (changes, txns, now_generation) = {
             let mut core = self.core.borrow_mut();
             let m = core.machine_mut();
-            (m.take_tap(), m.generation())
+            let (changed, txns) = m.take_tap();
+            let nodes = changed.into_iter().map(|p| {
+                let now = m.tree().get(&p).map(|n| crate::snap::node_record(&p, n));
+                (p, now)
+            });
+            let changes =
+                crate::snap::backup::Changes { nodes: nodes.collect(), sessions: m.session_records(), zxid: m.last_zxid() };
+            (changes, txns, m.generation())
         };
         let image = image.map_err(|e| refuse(500, &format!("the capture failed: {e}")))?;
         if now_generation != generation {
             return Err(refuse(503, "the server resynchronised with its leader during the capture; try again"));
         }
-        Ok(super::admin::Capture { image, tail })
+        Ok(super::admin::Capture { image, changes, txns })
     }
 
     fn admin_command(&self, command: &'static str, dirs: crate::admin_json::DirSizes) -> serde_json::Value {

@@ -1,43 +1,101 @@
 //! Online backup: a fuzzy capture made consistent off the owner.
 //!
-//! The owner captures the tree a chunk at a time, as for an ordinary snapshot, and keeps a copy
-//! of every transaction it applies meanwhile (`Machine::start_tap`). Replaying those over the
-//! capture, exactly as recovery replays the log over a snapshot, gives the state at the last
-//! of them; [`consolidate`] does that and writes it as an ordinary snapshot whose start and end
-//! zxids are equal, so that the backup file needs no log: `warren snap-dump` reads it and
-//! `warren restore` installs it as it is.
+//! The owner captures the tree a chunk at a time, as for an ordinary snapshot, and notes every
+//! path a transaction changes meanwhile (`Machine::start_tap`, `DataTree::paths_changed_by`).
+//! At the end it takes those nodes again (or their absence), with the sessions and the last
+//! zxid: every other node was not changed during the capture, so its captured record is
+//! already the state at that zxid. [`patch`] replaces the noted paths' records in the capture:
+//! chunks holding none of them are copied as they are, the others rewritten without them, the
+//! current records appended, and the trailer's counts and digest adjusted (the digest is a
+//! wrapping sum). The result is an ordinary snapshot whose start and end zxids are equal, so
+//! the backup file needs no log: `warren snap-dump` reads it, `warren restore` installs it.
 
-use super::{decode, encode_tree, LoadedSnapshot, SessionRecord, SnapError};
-use crate::tree::DataTree;
-use crate::txn::{Txn, TxnOp};
+use std::collections::HashSet;
 
-/// A fuzzy image and the transactions applied since it began, made into a consistent image.
-/// Returns the zxid it holds the state at, and the image.
-pub fn consolidate(image: &[u8], tail: &[Txn]) -> Result<(i64, Vec<u8>), SnapError> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(image.len());
-    aligned.extend_from_slice(image);
-    let LoadedSnapshot { mut tree, mut sessions, start_zxid, .. } = decode(&aligned)?;
-    let mut zxid = start_zxid;
-    for txn in tail.iter().filter(|t| t.hdr.zxid > start_zxid) {
-        apply(&mut tree, &mut sessions, txn);
-        zxid = zxid.max(txn.hdr.zxid);
-    }
-    Ok((zxid, encode_tree(&tree, &sessions, zxid)))
+use rkyv::rancor::Error as RkyvError;
+
+use super::{
+    corrupt, decode, last_chunk, next_chunk, read_header, record_digest, write_chunk, Chunk, LoadedSnapshot, NodeRecord,
+    SessionRecord, SnapError, Trailer, HEADER_LEN, KIND_NODES, KIND_SESSIONS, KIND_SESSIONS_NO_PASSWD, KIND_TRAILER,
+    NODES_PER_CHUNK,
+};
+
+/// What the owner hands over at the end of a capture.
+pub struct Changes {
+    /// Every path changed during the capture, with its node now (None: it does not exist now).
+    pub nodes: Vec<(String, Option<NodeRecord>)>,
+    /// The session table now.
+    pub sessions: Vec<SessionRecord>,
+    /// The last zxid applied now: the state the result holds.
+    pub zxid: i64,
 }
 
-/// Recovery's replay of one transaction: the tree's outcome, and the session table.
-fn apply(tree: &mut DataTree, sessions: &mut Vec<SessionRecord>, txn: &Txn) {
-    let mut triggers = Vec::new();
-    tree.apply(txn, &mut triggers);
-    let id = txn.hdr.session_id;
-    match txn.op {
-        TxnOp::CreateSession { timeout_ms, passwd } => {
-            sessions.retain(|s| s.id != id);
-            sessions.push(SessionRecord { id, timeout_ms, passwd });
+/// A fuzzy capture and what changed during it, made into the snapshot at `changes.zxid`.
+pub fn patch(image: &[u8], changes: &Changes) -> Result<Vec<u8>, SnapError> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(image.len());
+    aligned.extend_from_slice(image);
+    let bytes: &[u8] = &aligned;
+    read_header(bytes)?;
+    let changed: HashSet<&str> = changes.nodes.iter().map(|(p, _)| p.as_str()).collect();
+    let mut out = Vec::with_capacity(image.len() + 4096);
+    out.extend_from_slice(&super::encode_header(changes.zxid));
+    let (mut removed, mut removed_digest) = (0u64, 0u64);
+    let mut pos = HEADER_LEN;
+    let trailer = loop {
+        let Chunk { kind, payload, body, next } = next_chunk(bytes, pos)?;
+        let bad = |e: RkyvError| corrupt(body, format!("archive failed validation: {e}"));
+        match kind {
+            KIND_NODES => {
+                let recs = rkyv::access::<rkyv::Archived<Vec<NodeRecord>>, RkyvError>(payload).map_err(bad)?;
+                if recs.iter().any(|r| changed.contains(r.path.as_str())) {
+                    let mut kept: Vec<NodeRecord> = Vec::with_capacity(recs.len());
+                    for r in recs.iter() {
+                        let r: NodeRecord = rkyv::deserialize::<NodeRecord, RkyvError>(r).map_err(bad)?;
+                        if changed.contains(r.path.as_str()) {
+                            removed += 1;
+                            removed_digest = removed_digest.wrapping_add(record_digest(&r));
+                        } else {
+                            kept.push(r);
+                        }
+                    }
+                    if !kept.is_empty() {
+                        let bytes = rkyv::to_bytes::<RkyvError>(&kept).map_err(|e| corrupt(body, e.to_string()))?;
+                        write_chunk(&mut out, KIND_NODES, &bytes)?;
+                    }
+                } else {
+                    write_chunk(&mut out, KIND_NODES, payload)?;
+                }
+            }
+            // The sessions now replace the sessions captured.
+            KIND_SESSIONS | KIND_SESSIONS_NO_PASSWD => {}
+            KIND_TRAILER => break last_chunk(bytes, payload, body, next)?,
+            other => return Err(corrupt(pos + 8, format!("unknown chunk kind {other}"))),
         }
-        TxnOp::CloseSession => sessions.retain(|s| s.id != id),
-        _ => {}
+        pos = next;
+    };
+    let now: Vec<&NodeRecord> = changes.nodes.iter().filter_map(|(_, r)| r.as_ref()).collect();
+    let mut added_digest = 0u64;
+    for piece in now.chunks(NODES_PER_CHUNK) {
+        let recs: Vec<NodeRecord> = piece.iter().map(|r| (*r).clone()).collect();
+        added_digest = recs.iter().fold(added_digest, |d, r| d.wrapping_add(record_digest(r)));
+        let bytes = rkyv::to_bytes::<RkyvError>(&recs).map_err(|e| corrupt(pos, e.to_string()))?;
+        write_chunk(&mut out, KIND_NODES, &bytes)?;
     }
+    let sessions = rkyv::to_bytes::<RkyvError>(&changes.sessions).map_err(|e| corrupt(pos, e.to_string()))?;
+    write_chunk(&mut out, KIND_SESSIONS, &sessions)?;
+    let t = Trailer {
+        node_count: trailer
+            .node_count
+            .checked_sub(removed)
+            .ok_or_else(|| corrupt(pos, "the trailer counts fewer nodes than the chunks hold"))?
+            + now.len() as u64,
+        session_count: changes.sessions.len() as u64,
+        end_zxid: changes.zxid,
+        digest: trailer.digest.wrapping_sub(removed_digest).wrapping_add(added_digest),
+    };
+    let bytes = rkyv::to_bytes::<RkyvError>(&t).map_err(|e| corrupt(pos, e.to_string()))?;
+    write_chunk(&mut out, KIND_TRAILER, &bytes)?;
+    Ok(out)
 }
 
 /// A backup fetched from a running server, validated.
@@ -135,81 +193,124 @@ pub fn restore(image: &[u8], data_dir: &std::path::Path, log_dir: Option<&std::p
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acl::open_acl_unsafe;
+    use crate::acl::{open_acl_unsafe, Acl, Id};
     use crate::proto::CreateKind;
-    use crate::txn::TxnHeader;
+    use crate::snap::{node_record, SnapshotWriter};
+    use crate::tree::DataTree;
+    use crate::txn::{Txn, TxnHeader, TxnOp};
+    use std::collections::BTreeSet;
 
-    fn txn(zxid: i64, op: TxnOp) -> Txn {
-        Txn { hdr: TxnHeader { session_id: 0x42, cxid: 1, zxid, time_ms: 1_700_000_000_000 + zxid }, op }
-    }
-
-    fn create(zxid: i64, path: &str, data: &[u8]) -> Txn {
-        txn(
-            zxid,
-            TxnOp::Create {
-                kind: CreateKind::Create,
-                path: path.into(),
-                data: Some(data.to_vec()),
-                acl: open_acl_unsafe(),
-                ephemeral_owner: 0,
-                parent_cversion: -1,
-            },
-        )
-    }
-
-    fn tree_after(txns: &[Txn]) -> DataTree {
-        let mut t = DataTree::new();
-        for x in txns {
-            t.apply(x, &mut Vec::new());
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
         }
-        t
     }
 
-    /// A capture taken "half-way": nodes captured after some of the tail already applied.
-    /// Consolidating gives exactly the tree at the tail's last zxid.
+    fn create(path: String, owner: i64) -> TxnOp {
+        TxnOp::Create {
+            kind: CreateKind::Create,
+            path,
+            data: Some(b"new".to_vec()),
+            acl: open_acl_unsafe(),
+            ephemeral_owner: owner,
+            parent_cversion: -1,
+        }
+    }
+
+    /// A random change to a tree of /d<i>/n<j> nodes (some of them ephemeral, owned by
+    /// sessions 1..4): creates, deletes, data and ACL changes, session closes, multis.
+    fn random_op(r: &mut Rng) -> (i64, TxnOp) {
+        let path = |r: &mut Rng| format!("/d{}/n{}", r.below(20), r.below(700));
+        let session = 1 + r.below(4) as i64;
+        let op = match r.below(7) {
+            0 => create(path(r), if r.below(3) == 0 { session } else { 0 }),
+            1 => TxnOp::Delete { path: path(r) },
+            2 | 3 => TxnOp::SetData { path: path(r), data: Some(vec![r.below(256) as u8; 3]), version: 1 },
+            4 => TxnOp::SetAcl { path: path(r), acl: vec![Acl::new(1, Id::new("world", "anyone"))], version: 1 },
+            5 => TxnOp::CloseSession,
+            _ => TxnOp::Multi(vec![create(path(r), 0), TxnOp::SetData { path: path(r), data: None, version: 2 }]),
+        };
+        (session, op)
+    }
+
+    fn records(t: &DataTree) -> Vec<NodeRecord> {
+        let mut v: Vec<NodeRecord> = t.iter().map(|(p, n)| node_record(p, n)).collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+
+    /// A capture of ~12k nodes (three chunks) with random transactions applied between the
+    /// chunks, as the owner does it; patched, it must be exactly the tree at the last zxid.
     #[test]
-    fn a_fuzzy_capture_plus_its_tail_is_the_state_at_the_last_zxid() {
-        let before = [create(1, "/a", b"1"), create(2, "/b", b"2")];
-        let tail = [
-            create(3, "/c", b"3"),
-            txn(4, TxnOp::SetData { path: "/a".into(), data: Some(b"one".to_vec()), version: 1 }),
-            txn(5, TxnOp::Delete { path: "/b".into() }),
-            txn(6, TxnOp::CreateSession { timeout_ms: 4000, passwd: [7; 16] }),
-        ];
-        // The capture began at zxid 2 but saw /c and the new /a (applied during it).
-        let fuzzy_tree = tree_after(&[&before[..], &tail[..2]].concat());
-        let image = {
-            let mut w = crate::snap::SnapshotWriter::new(2, Vec::new()).unwrap();
-            for (p, n) in fuzzy_tree.iter() {
-                w.add_node(p, n).unwrap();
+    fn a_patched_fuzzy_capture_is_the_tree_at_the_last_zxid() {
+        for seed in 0..8u64 {
+            let mut r = Rng(seed);
+            let mut live = DataTree::new();
+            let mut zxid = 0;
+            let mut apply = |live: &mut DataTree, session: i64, op: TxnOp, tap: Option<&mut BTreeSet<String>>| {
+                zxid += 1;
+                let txn = Txn { hdr: TxnHeader { session_id: session, cxid: 0, zxid, time_ms: zxid }, op };
+                if let Some(tap) = tap {
+                    live.paths_changed_by(&txn, tap);
+                }
+                live.apply(&txn, &mut Vec::new());
+            };
+            for d in 0..20 {
+                apply(&mut live, 0, create(format!("/d{d}"), 0), None);
+                for n in 0..600 {
+                    let owner = if n % 5 == 0 { 1 + (n % 4) as i64 } else { 0 };
+                    apply(&mut live, 0, create(format!("/d{d}/n{n}"), owner), None);
+                }
+            }
+            let start = live.last_zxid;
+            let mut tap = BTreeSet::new();
+            let paths: Vec<String> = live.iter().map(|(p, _)| p.clone()).collect();
+            let mut w = SnapshotWriter::new(start, Vec::new()).unwrap();
+            for (i, p) in paths.iter().enumerate() {
+                if i % 1000 == 0 {
+                    for _ in 0..40 {
+                        let (session, op) = random_op(&mut r);
+                        apply(&mut live, session, op, Some(&mut tap));
+                    }
+                }
+                if let Some(n) = live.get(p) {
+                    w.add_node(p, n).unwrap();
+                }
             }
             w.add_sessions(&[]).unwrap();
-            w.finish(4).unwrap()
-        };
-        let (zxid, consistent) = consolidate(&image, &tail).unwrap();
-        assert_eq!(zxid, 6);
-        let mut aligned = rkyv::util::AlignedVec::<16>::new();
-        aligned.extend_from_slice(&consistent);
-        let got = decode(&aligned).unwrap();
-        assert_eq!((got.start_zxid, got.end_zxid), (6, 6));
-        let want = tree_after(&[&before[..], &tail[..]].concat());
-        let paths = |t: &DataTree| {
-            let mut v: Vec<(String, Option<Vec<u8>>, i64)> =
-                t.iter().map(|(p, n)| (p.clone(), n.data.clone(), n.stat.mzxid)).collect();
-            v.sort();
-            v
-        };
-        assert_eq!(paths(&got.tree), paths(&want));
-        assert_eq!(got.sessions, vec![SessionRecord { id: 0x42, timeout_ms: 4000, passwd: [7; 16] }]);
+            let image = w.finish(live.last_zxid).unwrap();
+            let sessions = vec![SessionRecord { id: 2, timeout_ms: 5000, passwd: [9; 16] }];
+            let changes = Changes {
+                nodes: tap.iter().map(|p| (p.clone(), live.get(p).map(|n| node_record(p, n)))).collect(),
+                sessions: sessions.clone(),
+                zxid: live.last_zxid,
+            };
+            let patched = patch(&image, &changes).unwrap();
+            let got = check(&patched).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            assert_eq!(got.start_zxid, live.last_zxid);
+            assert_eq!(records(&got.tree), records(&live), "seed {seed}");
+            assert_eq!(got.sessions, sessions);
+            // Something really happened: the capture was fuzzy, and chunks were both copied
+            // and rewritten.
+            let mut aligned = rkyv::util::AlignedVec::<16>::new();
+            aligned.extend_from_slice(&image);
+            assert!(records(&decode(&aligned).unwrap().tree) != records(&live), "seed {seed}");
+        }
     }
 
     #[test]
     fn a_damaged_capture_is_an_error() {
-        let image = encode_tree(&tree_after(&[create(1, "/a", b"1")]), &[], 1);
+        let mut t = DataTree::new();
+        t.apply(&Txn { hdr: TxnHeader { session_id: 0, cxid: 0, zxid: 1, time_ms: 1 }, op: create("/a".into(), 0) }, &mut Vec::new());
+        let image = crate::snap::encode_tree(&t, &[], 1);
+        let changes = Changes { nodes: vec![], sessions: vec![], zxid: 1 };
         let mut bad = image.clone();
         let n = bad.len();
         bad[n / 2] ^= 0x40;
-        assert!(consolidate(&bad, &[]).is_err());
-        assert!(consolidate(&image[..n - 8], &[]).is_err());
+        assert!(patch(&bad, &changes).is_err());
+        assert!(patch(&image[..n - 8], &changes).is_err());
+        assert!(check(&patch(&image, &changes).unwrap()).is_ok());
     }
 }

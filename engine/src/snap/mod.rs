@@ -208,20 +208,7 @@ impl<W: Write> SnapshotWriter<W> {
     }
 
     fn chunk(&mut self, kind: u32, payload: &[u8]) -> io::Result<()> {
-        if payload.len() > u32::MAX as usize {
-            return Err(io::Error::other(format!(
-                "snapshot chunk of {} bytes exceeds the format's limit",
-                payload.len()
-            )));
-        }
-        let mut h = [0u8; CHUNK_HEADER_LEN];
-        h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-        h[8..12].copy_from_slice(&kind.to_le_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(payload)?;
-        let pad = (ALIGN - payload.len() % ALIGN) % ALIGN;
-        self.out.write_all(&[0u8; ALIGN][..pad])
+        write_chunk(&mut self.out, kind, payload)
     }
 
     /// Writes the trailer and returns the output.
@@ -233,6 +220,21 @@ impl<W: Write> SnapshotWriter<W> {
         self.chunk(KIND_TRAILER, &bytes)?;
         Ok(self.out)
     }
+}
+
+/// One chunk: header (length, crc32c, kind), payload, zero padding to the alignment.
+fn write_chunk(out: &mut impl Write, kind: u32, payload: &[u8]) -> io::Result<()> {
+    if payload.len() > u32::MAX as usize {
+        return Err(io::Error::other(format!("snapshot chunk of {} bytes exceeds the format's limit", payload.len())));
+    }
+    let mut h = [0u8; CHUNK_HEADER_LEN];
+    h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    h[8..12].copy_from_slice(&kind.to_le_bytes());
+    out.write_all(&h)?;
+    out.write_all(payload)?;
+    let pad = (ALIGN - payload.len() % ALIGN) % ALIGN;
+    out.write_all(&[0u8; ALIGN][..pad])
 }
 
 /// The snapshot image of a whole tree at one zxid (not fuzzy: start and end are `zxid`).
@@ -257,43 +259,74 @@ pub struct LoadedSnapshot {
     pub digest: u64,
 }
 
-/// Validates a whole snapshot image and rebuilds the tree. `bytes` must start 16-byte aligned
-/// (an mmap or an rkyv AlignedVec is).
-pub fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, SnapError> {
+/// The start zxid of a snapshot image whose header is valid.
+fn read_header(bytes: &[u8]) -> Result<i64, SnapError> {
     use crate::header::HeaderError;
-    let start_zxid = crate::header::decode(bytes, MAGIC, FORMAT_VERSION).map_err(|e| match e {
+    crate::header::decode(bytes, MAGIC, FORMAT_VERSION).map_err(|e| match e {
         HeaderError::Short => SnapError::Incomplete,
         HeaderError::BadMagic => SnapError::BadMagic,
         HeaderError::Version(v) => SnapError::UnsupportedVersion(v),
         HeaderError::Checksum => corrupt(28, "header checksum mismatch"),
-    })?;
+    })
+}
+
+/// One chunk of an image, its checksum and padding checked.
+struct Chunk<'a> {
+    kind: u32,
+    payload: &'a [u8],
+    /// Offset of the payload in the image.
+    body: usize,
+    /// Offset of the next chunk.
+    next: usize,
+}
+
+fn next_chunk(bytes: &[u8], pos: usize) -> Result<Chunk<'_>, SnapError> {
+    if bytes.len() - pos < CHUNK_HEADER_LEN {
+        return Err(SnapError::Incomplete);
+    }
+    let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4")) as usize;
+    let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4"));
+    let kind = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4"));
+    if bytes[pos + 12..pos + 16] != [0u8; 4] {
+        return Err(corrupt(pos + 12, "reserved chunk header bytes are not zero"));
+    }
+    let body = pos + CHUNK_HEADER_LEN;
+    if len > bytes.len() - body {
+        return Err(SnapError::Incomplete);
+    }
+    let payload = &bytes[body..body + len];
+    if crc32c::crc32c(payload) != crc {
+        return Err(corrupt(pos, "chunk checksum mismatch"));
+    }
+    let next = body + len + (ALIGN - len % ALIGN) % ALIGN;
+    // Padding is zero: nothing in the file goes unchecked.
+    if next > bytes.len() || bytes[body + len..next].iter().any(|&b| b != 0) {
+        return Err(corrupt(body + len, "bad chunk padding"));
+    }
+    Ok(Chunk { kind, payload, body, next })
+}
+
+/// The trailer, which must be the image's last chunk.
+fn last_chunk(bytes: &[u8], payload: &[u8], body: usize, next: usize) -> Result<Trailer, SnapError> {
+    let bad = |e: RkyvError| corrupt(body, format!("archive failed validation: {e}"));
+    let t = rkyv::access::<rkyv::Archived<Trailer>, RkyvError>(payload).map_err(bad)?;
+    let t = rkyv::deserialize::<Trailer, RkyvError>(t).map_err(bad)?;
+    if next != bytes.len() {
+        return Err(corrupt(next, "bytes after the trailer"));
+    }
+    Ok(t)
+}
+
+/// Validates a whole snapshot image and rebuilds the tree. `bytes` must start 16-byte aligned
+/// (an mmap or an rkyv AlignedVec is).
+pub fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, SnapError> {
+    let start_zxid = read_header(bytes)?;
     let mut nodes: Vec<(String, Option<Vec<u8>>, Vec<Acl>, NodeStat)> = Vec::new();
     let mut sessions = Vec::new();
     let mut digest = 0u64;
     let mut pos = HEADER_LEN;
     let trailer = loop {
-        if bytes.len() - pos < CHUNK_HEADER_LEN {
-            return Err(SnapError::Incomplete);
-        }
-        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4")) as usize;
-        let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4"));
-        let kind = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4"));
-        if bytes[pos + 12..pos + 16] != [0u8; 4] {
-            return Err(corrupt(pos + 12, "reserved chunk header bytes are not zero"));
-        }
-        let body = pos + CHUNK_HEADER_LEN;
-        if len > bytes.len() - body {
-            return Err(SnapError::Incomplete);
-        }
-        let payload = &bytes[body..body + len];
-        if crc32c::crc32c(payload) != crc {
-            return Err(corrupt(pos, "chunk checksum mismatch"));
-        }
-        let next = body + len + (ALIGN - len % ALIGN) % ALIGN;
-        // Padding is zero: nothing in the file goes unchecked.
-        if next > bytes.len() || bytes[body + len..next].iter().any(|&b| b != 0) {
-            return Err(corrupt(body + len, "bad chunk padding"));
-        }
+        let Chunk { kind, payload, body, next } = next_chunk(bytes, pos)?;
         let bad = |e: RkyvError| corrupt(body, format!("archive failed validation: {e}"));
         match kind {
             KIND_NODES => {
@@ -326,18 +359,12 @@ pub fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, SnapError> {
                     passwd: crate::session::UNUSABLE_PASSWD,
                 }));
             }
-            KIND_TRAILER => {
-                let t = rkyv::access::<rkyv::Archived<Trailer>, RkyvError>(payload).map_err(bad)?;
-                pos = next;
-                break rkyv::deserialize::<Trailer, RkyvError>(t).map_err(bad)?;
-            }
+            KIND_TRAILER => break last_chunk(bytes, payload, body, next)?,
             other => return Err(corrupt(pos + 8, format!("unknown chunk kind {other}"))),
         }
         pos = next;
     };
-    if pos != bytes.len() {
-        return Err(corrupt(pos, "bytes after the trailer"));
-    }
+    let pos = bytes.len();
     if trailer.node_count != nodes.len() as u64 || trailer.session_count != sessions.len() as u64 {
         return Err(corrupt(pos, "trailer counts do not match the chunks"));
     }

@@ -244,6 +244,38 @@ impl DataTree {
         self.data_bytes
     }
 
+    /// Every path whose node `txn` may create, change or remove when applied to this tree
+    /// (before it is applied): its paths and their parents (whose cversion, pzxid and children
+    /// change), and for a closing session its ephemerals and their parents. A superset is
+    /// harmless; the online backup (`snap::backup`) relies on nothing outside it changing.
+    pub fn paths_changed_by(&self, txn: &Txn, out: &mut BTreeSet<String>) {
+        self.paths_changed_by_op(txn.hdr.session_id, &txn.op, out);
+    }
+
+    fn paths_changed_by_op(&self, session_id: i64, op: &TxnOp, out: &mut BTreeSet<String>) {
+        let mut with_parent = |p: &str| {
+            out.insert(p.to_string());
+            out.insert(crate::path::parent(p).to_string());
+        };
+        match op {
+            TxnOp::Create { path, .. } | TxnOp::Delete { path } | TxnOp::DeleteContainer { path } => with_parent(path),
+            TxnOp::SetData { path, .. } | TxnOp::SetAcl { path, .. } => {
+                out.insert(path.clone());
+            }
+            TxnOp::CloseSession => {
+                for p in self.ephemerals_of(session_id) {
+                    with_parent(p);
+                }
+            }
+            TxnOp::Multi(ops) => {
+                for op in ops {
+                    self.paths_changed_by_op(session_id, op, out);
+                }
+            }
+            TxnOp::CreateSession { .. } | TxnOp::Check { .. } | TxnOp::Error(_) => {}
+        }
+    }
+
     pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &String> {
         self.ephemerals.get(&session_id).into_iter().flatten()
     }
