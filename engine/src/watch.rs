@@ -330,33 +330,58 @@ impl WatchManager {
 
     /// watcher → paths (wchc).
     pub fn by_watcher(&self) -> BTreeMap<WatcherId, Vec<String>> {
-        let mut out: BTreeMap<WatcherId, Vec<String>> = BTreeMap::new();
-        for (path, ws) in self.by_path() {
-            for w in ws {
-                out.entry(w).or_default().push(path.clone());
-            }
+        self.data_side_copy().by_watcher()
+    }
+
+    /// path → watchers (wchp).
+    pub fn by_path(&self) -> BTreeMap<String, Vec<WatcherId>> {
+        self.data_side_copy().by_path()
+    }
+
+    /// The data-side watches as a flat list, in one pass and without copying a path (a
+    /// reference count each): cheap enough for the owner even with a million watches, so that
+    /// sorting, grouping and formatting the reports happen on another thread. As ZooKeeper
+    /// 3.8's `wchc`, `wchp` and `wchs` (and their AdminServer commands), only the data side is
+    /// listed: data and exists watches and the data half of persistent and recursive watches,
+    /// not child watches.
+    pub fn data_side_copy(&self) -> WatchCopy {
+        const DATA_SIDE: Kinds = 1 << Kind::Data as u8 | 1 << Kind::PersistentData as u8 | 1 << Kind::Recursive as u8;
+        let mut entries = Vec::with_capacity(self.by_path.len());
+        for (p, e) in &self.by_path {
+            e.for_each(|w, kinds| {
+                if kinds & DATA_SIDE != 0 {
+                    entries.push((p.clone(), w));
+                }
+            });
+        }
+        WatchCopy { entries }
+    }
+}
+
+/// See [`WatchManager::data_side_copy`].
+pub struct WatchCopy {
+    entries: Vec<(Arc<str>, WatcherId)>,
+}
+
+impl WatchCopy {
+    /// path → watchers, paths and watchers sorted.
+    pub fn by_path(mut self) -> BTreeMap<String, Vec<WatcherId>> {
+        self.entries.sort_unstable();
+        let mut out: BTreeMap<String, Vec<WatcherId>> = BTreeMap::new();
+        for (p, w) in self.entries {
+            out.entry(p.to_string()).or_default().push(w);
         }
         out
     }
 
-    /// path → watchers (wchp). As ZooKeeper 3.8's `wchc`, `wchp` and `wchs` (and their
-    /// AdminServer commands), only the data side is listed: data and exists watches and the
-    /// data half of persistent and recursive watches, not child watches.
-    pub fn by_path(&self) -> BTreeMap<String, Vec<WatcherId>> {
-        const DATA_SIDE: Kinds = 1 << Kind::Data as u8 | 1 << Kind::PersistentData as u8 | 1 << Kind::Recursive as u8;
-        self.by_path
-            .iter()
-            .filter_map(|(p, e)| {
-                let mut ws: Vec<WatcherId> = Vec::new();
-                e.for_each(|w, kinds| {
-                    if kinds & DATA_SIDE != 0 {
-                        ws.push(w)
-                    }
-                });
-                ws.sort_unstable();
-                (!ws.is_empty()).then(|| (p.to_string(), ws))
-            })
-            .collect()
+    /// watcher → paths, both sorted.
+    pub fn by_watcher(mut self) -> BTreeMap<WatcherId, Vec<String>> {
+        self.entries.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        let mut out: BTreeMap<WatcherId, Vec<String>> = BTreeMap::new();
+        for (p, w) in self.entries {
+            out.entry(w).or_default().push(p.to_string());
+        }
+        out
     }
 }
 

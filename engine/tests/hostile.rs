@@ -418,3 +418,51 @@ fn at_the_open_file_limit_the_accept_loop_backs_off_and_logs_once() {
     assert_eq!(c.call(1, &Request::Exists { path: "/".into(), watch: false }).err(), 0);
     assert!(s.log_lines_with("Too many open files") <= 2, "{}", s.log());
 }
+
+/// The slowest a healthy read may be while watch reports of a million watches are built
+/// (building them on the owner held it for 3 s here; off the owner, 0.2 s).
+const REPORT_STALL_MAX: Duration = Duration::from_secs(1);
+
+/// One session watches 900,000 paths (just under the default `warren.maxWatchesPerSession`),
+/// then `wchp` and `wchc` are asked for: the owner hands over a flat copy of the watches and
+/// the reports are sorted, grouped and formatted on another thread, so a healthy client keeps
+/// its latency and the reports are whole.
+#[test]
+fn watch_reports_of_a_million_watches_do_not_hold_the_owner() {
+    const WATCHES: usize = 900_000;
+    const BATCH: usize = 20_000;
+    let s = Server::start(&[]);
+    let mut c = Raw::connect(s.addr);
+    assert_eq!(c.call(1, &create_req("/small", b"ok", 0)).err(), 0);
+    let mut xid = 2;
+    for lo in (0..WATCHES).step_by(BATCH) {
+        let bytes: Vec<u8> = (lo..lo + BATCH)
+            .flat_map(|i| Request::Exists { path: format!("/w/p{i:07}"), watch: true }.encode(xid + (i - lo) as i32))
+            .collect();
+        c.send_bytes(&bytes);
+        xid += BATCH as i32;
+        c.reply(xid - 1);
+    }
+    let mntr = s.four_letter("mntr").expect("mntr");
+    assert!(mntr.contains(&format!("zk_watch_count\t{WATCHES}")), "{mntr}");
+    let probe = Probe::start(&s, OTHER_IP);
+    std::thread::sleep(Duration::from_millis(200));
+    let began = Instant::now();
+    let wchp = s.four_letter("wchp").expect("wchp");
+    let wchc = s.four_letter("wchc").expect("wchc");
+    let reports = began.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    let healthy = probe.stop();
+    eprintln!(
+        "wchp {} bytes, wchc {} bytes in {reports:?}; healthy client: {} answers, slowest {:?}",
+        wchp.len(),
+        wchc.len(),
+        healthy.answers,
+        healthy.slowest
+    );
+    assert_eq!(wchp.lines().filter(|l| l.starts_with("/w/p")).count(), WATCHES);
+    assert!(wchp.contains("/w/p0899999\n"));
+    assert_eq!(wchc.lines().filter(|l| l.starts_with("\t/w/p")).count(), WATCHES);
+    assert!(healthy.answers >= 5, "the healthy client got only {} answers", healthy.answers);
+    assert!(healthy.slowest < REPORT_STALL_MAX, "a healthy read took {:?} while the reports were built", healthy.slowest);
+}

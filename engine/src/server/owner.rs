@@ -224,10 +224,17 @@ impl Owner {
                 Event::FourLetter { conn, word, backlog } => {
                     drop(core);
                     self.track_remote(conn, backlog);
-                    let text = self.four_letter(&word);
-                    self.route(Out::Frame(conn, text.into_bytes()));
-                    self.route(Out::Close(conn));
-                    self.remote_backlogs.borrow_mut().remove(&conn);
+                    match self.four_letter(&word) {
+                        Answer::Now(text) => self.answer_four_letter(conn, text),
+                        Answer::Later(job) => {
+                            let Some(me) = self.local.owner.borrow().clone() else { return };
+                            glommio::spawn_local(async move {
+                                let text = off_the_owner(job).await.unwrap_or_default();
+                                me.answer_four_letter(conn, text);
+                            })
+                            .detach();
+                        }
+                    }
                     return;
                 }
             }
@@ -538,12 +545,19 @@ impl Owner {
         }
     }
 
-    fn four_letter(&self, word: &str) -> String {
+    /// Sends a four-letter word's answer and closes the connection, as ZooKeeper does.
+    fn answer_four_letter(&self, conn: ConnId, text: String) {
+        self.route(Out::Frame(conn, text.into_bytes()));
+        self.route(Out::Close(conn));
+        self.remote_backlogs.borrow_mut().remove(&conn);
+    }
+
+    fn four_letter(&self, word: &str) -> Answer<String> {
         let Some(w) = FourLetterWord::from_name(word) else {
-            return String::new();
+            return Answer::Now(String::new());
         };
         if !self.settings.admin.config.four_letter_word_allowed(word) {
-            return admin::not_whitelisted(w);
+            return Answer::Now(admin::not_whitelisted(w));
         }
         let mut core = self.core.borrow_mut();
         let ens = match &*core {
@@ -561,10 +575,18 @@ impl Owner {
         if let Some(e) = &ens {
             if !e.serving && matches!(w, FourLetterWord::Srvr | FourLetterWord::Stat | FourLetterWord::Mntr) {
                 // ZooKeeper's answer while electing or synchronizing.
-                return "This ZooKeeper instance is not currently serving requests\n".to_string();
+                return Answer::Now("This ZooKeeper instance is not currently serving requests\n".to_string());
             }
         }
-        match w {
+        if matches!(w, FourLetterWord::Wchs | FourLetterWord::Wchc | FourLetterWord::Wchp) {
+            let input = WatchReport::take(m);
+            return Answer::Later(Box::new(move || match w {
+                FourLetterWord::Wchs => admin::wchs(&admin::WatchSummary::from_by_session(&input.by_session())),
+                FourLetterWord::Wchc => admin::wchc(&input.by_session()),
+                _ => admin::wchp(&input.by_path()),
+            }));
+        }
+        Answer::Now(match w {
             FourLetterWord::Ruok => admin::ruok().to_string(),
             FourLetterWord::Srvr => admin::srvr(&stats(self, m)),
             FourLetterWord::Stat => admin::stat(&stats(self, m)),
@@ -587,10 +609,9 @@ impl Owner {
             FourLetterWord::Dirs => {
                 admin::dirs(dir_size(&self.settings.admin.data_dir), dir_size(&self.settings.admin.data_log_dir))
             }
-            FourLetterWord::Wchs | FourLetterWord::Wchc | FourLetterWord::Wchp => self.watch_report(m, w),
             FourLetterWord::Dump => admin::dump(&self.dump_info(m)),
             other => format!("{} is not supported by Warren.\n", other.as_str()),
-        }
+        })
     }
 
     fn stats(&self, m: &Machine) -> admin::ServerStats {
@@ -654,15 +675,6 @@ impl Owner {
             ("warren_log_max_fsync_us".into(), int(s.max_fsync_us.get())),
             ("warren_log_failed".into(), int(self.wal.is_poisoned() as u64)),
         ]
-    }
-
-    fn watch_report(&self, m: &Machine, w: FourLetterWord) -> String {
-        let (by_session, by_path) = watch_lists(m);
-        match w {
-            FourLetterWord::Wchs => admin::wchs(&admin::WatchSummary::from_by_session(&by_session)),
-            FourLetterWord::Wchc => admin::wchc(&by_session),
-            _ => admin::wchp(&by_path),
-        }
     }
 
     fn dump_info(&self, m: &Machine) -> admin::DumpInfo {
@@ -760,10 +772,20 @@ impl Owner {
         use super::admin::ToOwner;
         while let Ok(q) = rx.recv().await {
             match q {
-                ToOwner::Command(q) => {
-                    let answer = self.admin_command(q.command, q.dirs);
-                    let _ = q.reply.send(answer);
-                }
+                ToOwner::Command(q) => match self.admin_command(q.command, q.dirs) {
+                    Answer::Now(v) => {
+                        let _ = q.reply.send(v);
+                    }
+                    // The HTTP thread waits on the reply, not on this task: a thread of its own.
+                    Answer::Later(job) => {
+                        let spawned = std::thread::Builder::new()
+                            .name("warren-report".into())
+                            .spawn(move || drop(q.reply.send(job())));
+                        if let Err(e) = spawned {
+                            warn!("cannot start a thread for an admin command: {e}");
+                        }
+                    }
+                },
                 // Its own task: the capture yields between chunks, other commands go on.
                 ToOwner::Snapshot(q) => {
                     let me = self.clone();
@@ -826,7 +848,7 @@ impl Owner {
         Ok(super::admin::Capture { image, changes, txns })
     }
 
-    fn admin_command(&self, command: &'static str, dirs: crate::admin_json::DirSizes) -> serde_json::Value {
+    fn admin_command(&self, command: &'static str, dirs: crate::admin_json::DirSizes) -> Answer<serde_json::Value> {
         use crate::admin_json as j;
         let mut core = self.core.borrow_mut();
         let ens = match &*core {
@@ -835,7 +857,7 @@ impl Owner {
         };
         let serving = ens.as_ref().is_none_or(|e| e.serving);
         if !serving && !matches!(command, "monitor" | "zabstate") {
-            return j::error(command, "This ZooKeeper instance is not currently serving requests");
+            return Answer::Now(j::error(command, "This ZooKeeper instance is not currently serving requests"));
         }
         let m = core.machine_mut();
         let stats = |o: &Self, m: &Machine| {
@@ -867,20 +889,23 @@ impl Owner {
             }
             "dump" => j::dump(&self.dump_info(m)),
             "watches" | "watches_by_path" | "watch_summary" => {
-                let (by_session, by_path) = watch_lists(m);
-                match command {
-                    "watches" => j::watches(&by_session),
-                    "watch_summary" => j::watch_summary(&admin::WatchSummary::from_by_session(&by_session)),
-                    _ => j::watches_by_path(&by_path),
-                }
+                let input = WatchReport::take(m);
+                return Answer::Later(Box::new(move || {
+                    let fields = match command {
+                        "watches" => j::watches(&input.by_session()),
+                        "watch_summary" => j::watch_summary(&admin::WatchSummary::from_by_session(&input.by_session())),
+                        _ => j::watches_by_path(&input.by_path()),
+                    };
+                    j::response(command, None, fields)
+                }));
             }
             "leader" | "zabstate" | "observers" => {
                 drop(core);
-                return self.quorum_command(command);
+                return Answer::Now(self.quorum_command(command));
             }
-            other => return j::error(other, "not answered by the owner"),
+            other => return Answer::Now(j::error(other, "not answered by the owner")),
         };
-        j::response(command, None, fields)
+        Answer::Now(j::response(command, None, fields))
     }
 
     /// `leader`, `zabstate` and `observers`: what this member knows about its quorum.
@@ -997,12 +1022,52 @@ impl Snapshots {
 }
 
 /// Watches by session and by path, with session ids (`wchc`/`wchp` and their admin commands).
-fn watch_lists(m: &Machine) -> (Vec<(i64, Vec<String>)>, Vec<(String, Vec<i64>)>) {
-    let session = |conn: u64| m.session_of(conn).unwrap_or(0);
-    let by_session = m.watches().by_watcher().into_iter().map(|(c, paths)| (session(c), paths)).collect();
-    let by_path =
-        m.watches().by_path().into_iter().map(|(p, conns)| (p, conns.into_iter().map(session).collect())).collect();
-    (by_session, by_path)
+/// An answer the owner gives at once, or work it hands to another thread: the watch reports
+/// sort, group and format up to millions of entries, which would hold every client up.
+pub(crate) enum Answer<T> {
+    Now(T),
+    Later(Box<dyn FnOnce() -> T + Send>),
+}
+
+/// Runs `job` on a thread of its own and awaits its result on the owner's executor.
+async fn off_the_owner<T: Send + 'static>(job: Box<dyn FnOnce() -> T + Send>) -> Option<T> {
+    let (tx, rx) = async_channel::bounded(1);
+    let spawned = std::thread::Builder::new().name("warren-report".into()).spawn(move || {
+        let _ = tx.send_blocking(job());
+    });
+    if let Err(e) = spawned {
+        warn!("cannot start a thread for a report: {e}");
+        return None;
+    }
+    rx.recv().await.ok()
+}
+
+/// What the watch reports (wchc, wchp, wchs and their AdminServer commands) need from the
+/// owner: a flat copy of the watches (one reference count per watch) and each connection's
+/// session. The rest happens off the owner.
+struct WatchReport {
+    copy: crate::watch::WatchCopy,
+    sessions: HashMap<u64, i64>,
+}
+
+impl WatchReport {
+    fn take(m: &Machine) -> WatchReport {
+        let sessions = m.connections().map(|(conn, _, session, _)| (conn, session)).collect();
+        WatchReport { copy: m.watches().data_side_copy(), sessions }
+    }
+
+    /// (session, paths) in connection order, as ZooKeeper lists them.
+    fn by_session(self) -> Vec<(i64, Vec<String>)> {
+        let sessions = self.sessions;
+        let session = |conn: u64| sessions.get(&conn).copied().unwrap_or(0);
+        self.copy.by_watcher().into_iter().map(|(c, paths)| (session(c), paths)).collect()
+    }
+
+    fn by_path(self) -> Vec<(String, Vec<i64>)> {
+        let sessions = self.sessions;
+        let session = |conn: u64| sessions.get(&conn).copied().unwrap_or(0);
+        self.copy.by_path().into_iter().map(|(p, conns)| (p, conns.into_iter().map(session).collect())).collect()
+    }
 }
 
 /// The node count as ZooKeeper reports it (`znode_count`, srvr's `Node count`): its DataTree
