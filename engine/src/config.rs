@@ -28,6 +28,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+pub mod tls;
+
 /// The embedded default configuration as `zoo.cfg` text; parsing it yields
 /// exactly [`Config::embedded_default`].
 pub const EMBEDDED_DEFAULT_CFG: &str = "\
@@ -122,17 +124,14 @@ const REFUSED_PREFIXES: &[(&str, &str)] = &[
 /// know about; they are accepted with a warning.
 const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
     ("dynamicConfigFile", "dynamic reconfiguration is not supported; the file is not read"),
-    ("secureClientPort", "TLS client connections are not supported; no secure port is opened"),
-    ("secureClientPortAddress", "TLS client connections are not supported"),
     ("sslQuorum", "quorum TLS is not supported"),
-    ("portUnification", "TLS client connections are not supported"),
+    ("portUnification", "quorum TLS (and so its port unification) is not supported"),
     ("sslQuorumReloadCertFiles", "quorum TLS is not supported"),
 ];
 
 /// Prefixes of unsupported settings, see [`UNSUPPORTED_KEYS`].
 const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
-    ("ssl.", "TLS is not supported"),
-    ("authProvider.", "only the digest and world authentication schemes are built in"),
+    ("ssl.quorum.", "quorum TLS is not supported"),
     ("quorum.auth.", "quorum SASL authentication is not supported"),
 ];
 
@@ -414,6 +413,8 @@ pub struct Config {
     pub metrics_http_host: IpAddr,
     /// `metricsProvider.httpPort` (7000).
     pub metrics_http_port: u16,
+    /// `secureClientPort`, `client.portUnification`, `ssl.*`, x509 authentication.
+    pub tls: tls::TlsConfig,
 }
 
 /// The class name that switches ZooKeeper's Prometheus metrics provider on.
@@ -483,6 +484,8 @@ pub enum ConfigError {
     MyidNotListed { path: PathBuf, myid: u64, ids: String },
     #[error("zoo.cfg: {0}")]
     Ensemble(String),
+    #[error("zoo.cfg: {0}")]
+    Tls(String),
 }
 
 impl Default for FourLetterWhitelist {
@@ -589,6 +592,7 @@ impl Config {
             metrics_enabled: false,
             metrics_http_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             metrics_http_port: DEFAULT_METRICS_PORT,
+            tls: tls::TlsConfig::default(),
         }
     }
 
@@ -657,8 +661,9 @@ impl Config {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = writeln!(out, "clientPort={}", self.client_port);
-        // No TLS port: ZooKeeper prints -1 when it has none.
-        let _ = writeln!(out, "secureClientPort=-1");
+        // ZooKeeper prints -1 when it has no TLS port.
+        let secure = self.tls.secure_client_port.map_or(-1, i32::from);
+        let _ = writeln!(out, "secureClientPort={secure}");
         let _ = writeln!(out, "dataDir={}", version_dir(&self.data_dir));
         let _ = writeln!(out, "dataDirSize={data_dir_size}");
         let _ = writeln!(out, "dataLogDir={}", version_dir(log_dir));
@@ -933,6 +938,7 @@ struct Parser {
     sync_limit_set: bool,
     seen: HashMap<String, usize>,
     warnings: Vec<String>,
+    tls: tls::TlsKeys,
 }
 
 impl Parser {
@@ -950,6 +956,7 @@ impl Parser {
             sync_limit_set: false,
             seen: HashMap::new(),
             warnings: Vec::new(),
+            tls: tls::TlsKeys::default(),
         }
     }
 
@@ -963,6 +970,12 @@ impl Parser {
             return self.apply_server(e, id, repeated_key);
         }
         if self.apply_core(e)? || self.apply_storage(e)? || self.apply_access(e)? || self.apply_warren(e)? {
+            return Ok(());
+        }
+        if let tls::Applied::Used(warning) = self.tls.apply(e)? {
+            if let Some(w) = warning {
+                self.warn(e.line, w);
+            }
             return Ok(());
         }
         self.apply_other(e)
@@ -1226,6 +1239,7 @@ impl Parser {
             return Err(ConfigError::MissingDataDir);
         }
         self.resolve_session_timeouts()?;
+        self.cfg.tls = std::mem::take(&mut self.tls).finish(&mut self.warnings)?;
         self.cfg.servers = std::mem::take(&mut self.servers).into_values().collect();
         if self.is_ensemble()? {
             self.setup_ensemble(read_myid)?;
@@ -1567,6 +1581,7 @@ fn spelling_hint(key: &str) -> String {
         .iter()
         .chain(IGNORED_KEYS.iter().map(|(k, _)| k))
         .chain(REFUSED_KEYS.iter().map(|(k, _)| k))
+        .chain(tls::KEYS)
         .find(|known| known.eq_ignore_ascii_case(key))
         .map(|known| format!(" (did you mean {known}?)"))
         .unwrap_or_default()
@@ -2147,13 +2162,13 @@ readonlymode.enabled=false");
     #[test]
     fn unsupported_features_warn() {
         let (_, warnings) = ok("dynamicConfigFile=/etc/zk/zoo.cfg.dynamic
-secureClientPort=2182
-ssl.keyStore.location=/k
+sslQuorum=true
+ssl.quorum.keyStore.location=/k
 authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider
 skipACL=yes");
         assert!(has_warning(&warnings, "line 2: dynamicConfigFile is not supported"));
-        assert!(has_warning(&warnings, "line 3: secureClientPort is not supported"));
-        assert!(has_warning(&warnings, "line 4: ssl.keyStore.location is not supported"));
+        assert!(has_warning(&warnings, "line 3: sslQuorum is not supported"));
+        assert!(has_warning(&warnings, "line 4: ssl.quorum.keyStore.location is not supported"));
         assert!(has_warning(&warnings, "line 5: authProvider.1 is not supported"));
         assert!(has_warning(&warnings, "line 6: skipACL=yes is not supported"));
     }

@@ -19,6 +19,7 @@ pub mod quorum;
 pub mod server;
 pub mod session;
 pub mod snap;
+pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod watch;
