@@ -35,3 +35,16 @@ pip_install kazoo 'kazoo==2.11.0'
 pip_install pytest 'pytest==8.*'
 pip_install pytest_timeout 'pytest-timeout'
 pip_install prometheus_client 'prometheus-client'
+pip_install puresasl 'pure-sasl'
+pip_install pexpect 'pexpect'
+
+# cargo-fuzz for the fuzz targets (engine/fuzz, ci/fuzz.sh); they build with the nightly
+# toolchain, which this machine image has.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    log="$(mktemp)"
+    if ! cargo install -q cargo-fuzz --locked >"$log" 2>&1; then
+        cat "$log" >&2; rm -f "$log"; exit 1
+    fi
+    rm -f "$log"
+    echo "installed: cargo-fuzz (cargo)"
+fi

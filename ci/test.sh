@@ -4,8 +4,9 @@
 #      server, Java zkCli and C client; kazoo and pytest from PyPI) when missing;
 #   2. builds everything in release mode once;
 #   3. runs the Rust unit, property and integration tests (cargo nextest, or cargo test);
-#   4. checks the core criterion benchmarks against the previous commit (ci/bench-check.sh);
-#   5. runs the black-box suite in tests/python against the release `warren` binary, side by
+#   4. runs each fuzz target for a few seconds (ci/fuzz.sh);
+#   5. checks the core criterion benchmarks against the previous commit (ci/bench-check.sh);
+#   6. runs the black-box suite in tests/python against the release `warren` binary, side by
 #      side with a real ZooKeeper 3.8 where a test compares the two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --release --no-fail-fast
 fi
+
+echo "== fuzzing, a short fixed-time run per target (long runs: results/fuzz/)"
+bash ci/fuzz.sh time "${FUZZ_SECONDS:-10}"
 
 echo "== performance regression check (core benchmarks vs the previous commit)"
 bash ci/bench-check.sh

@@ -309,8 +309,8 @@ pub fn check(acl: &[Acl], wanted_perm: i32, auth: &AuthInfo, super_digest: Optio
 /// 5. `digest` ids must split on `:` into exactly two parts the way Java's
 ///    `String.split(":")` does (trailing empty parts dropped);
 /// 6. `ip` ids must be an address or `address/bits` (see module docs);
-/// 7. any other scheme is [`InvalidAcl::UnknownScheme`] (ZooKeeper registers
-///    only `ip` and `digest` by default).
+/// 7. `sasl` and `x509` ids (non-empty) are kept; any other scheme is
+///    [`InvalidAcl::UnknownScheme`].
 ///
 /// Permissions are not validated (ZooKeeper stores them as given). As in
 /// ZooKeeper, de-duplication happens before `auth` expansion, so an expanded
@@ -361,6 +361,10 @@ pub fn fix_acl(acl: &[Acl], auth: &AuthInfo) -> Result<Vec<Acl>, InvalidAcl> {
                     return Err(InvalidAcl::BadIpId(a.id.id.clone()));
                 }
             }
+            // Ids of schemes authenticated by the connection (SASL, a TLS client certificate).
+            // ZooKeeper accepts them once their provider is registered; Warren always does,
+            // so an ACL can be set before the first client of that scheme connects.
+            "sasl" | "x509" if !a.id.id.is_empty() => out.push(a.clone()),
             other => return Err(InvalidAcl::UnknownScheme(other.to_string())),
         }
     }
@@ -738,7 +742,8 @@ mod tests {
         assert_eq!(fix_acl(&open_acl_unsafe(), &a), Ok(open_acl_unsafe()));
         assert_eq!(fix_acl(&[acl(31, "world", "someone")], &a), Err(InvalidAcl::BadWorldId("someone".into())));
         assert_eq!(fix_acl(&[acl(31, "super", "")], &a), Err(InvalidAcl::UnknownScheme("super".into())));
-        assert_eq!(fix_acl(&[acl(31, "x509", "CN=a")], &a), Err(InvalidAcl::UnknownScheme("x509".into())));
+        assert_eq!(fix_acl(&[acl(31, "x509", "CN=a")], &a), Ok(vec![acl(31, "x509", "CN=a")]));
+        assert_eq!(fix_acl(&[acl(31, "sasl", "")], &a), Err(InvalidAcl::UnknownScheme("sasl".into())));
         // Perms are not validated.
         assert_eq!(fix_acl(&[acl(0, "world", "anyone")], &a), Ok(vec![acl(0, "world", "anyone")]));
         assert_eq!(fix_acl(&[acl(999, "world", "anyone")], &a), Ok(vec![acl(999, "world", "anyone")]));

@@ -132,6 +132,7 @@ const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
 /// Prefixes of unsupported settings, see [`UNSUPPORTED_KEYS`].
 const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
     ("ssl.quorum.", "quorum TLS is not supported"),
+    ("authProvider.", "only the digest, ip, world, sasl (DIGEST-MD5) and x509 schemes are built in"),
     ("quorum.auth.", "quorum SASL authentication is not supported"),
 ];
 
@@ -183,6 +184,10 @@ const USED_KEYS: &[&str] = &[
     "requireClientAuthScheme",
     "sessionRequireClientSASLAuth",
     "enforce.auth.enabled",
+    "enforce.auth.schemes",
+    "java.security.auth.login.config",
+    "sasl.serverconfig",
+    "superUser",
 ];
 
 const DEFAULT_TICK_TIME_MS: u32 = 2000;
@@ -407,6 +412,14 @@ pub struct Config {
     /// `admin.commands.whitelist` (Warren's): which AdminServer commands that expose znode
     /// paths or session ids are served.
     pub admin_commands: AdminWhitelist,
+    /// SASL DIGEST-MD5 users from the JAAS file (`java.security.auth.login.config`), its
+    /// section `sasl.serverconfig` (default `Server`); None without a JAAS file.
+    pub sasl_users: Option<BTreeMap<String, String>>,
+    /// `superUser`: the SASL id that is also a super user.
+    pub sasl_super_user: Option<String>,
+    /// `enforce.auth.enabled` with `enforce.auth.schemes` (or `sessionRequireClientSASLAuth`):
+    /// the schemes a connection must hold an id of; empty when not enforced.
+    pub enforce_auth_schemes: Vec<String>,
     /// `metricsProvider.className` naming ZooKeeper's Prometheus provider: serve `/metrics`.
     pub metrics_enabled: bool,
     /// `metricsProvider.httpHost` (0.0.0.0, as ZooKeeper).
@@ -416,6 +429,10 @@ pub struct Config {
     /// `secureClientPort`, `client.portUnification`, `ssl.*`, x509 authentication.
     pub tls: tls::TlsConfig,
 }
+
+/// ZooKeeper's SASL authentication provider (`authProvider.N=` it is accepted quietly: Warren's
+/// `sasl` scheme is always on when a JAAS file gives users).
+pub const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 
 /// The class name that switches ZooKeeper's Prometheus metrics provider on.
 pub const PROMETHEUS_PROVIDER: &str = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
@@ -472,6 +489,8 @@ pub enum ConfigError {
     InvalidValue { line: usize, key: String, value: String, expected: String },
     #[error("zoo.cfg line {line}: {key} = {value:?}: {reason}")]
     Unsupported { line: usize, key: String, value: String, reason: String },
+    #[error("zoo.cfg: {0}")]
+    Auth(String),
     #[error("zoo.cfg: dataDir is not set")]
     MissingDataDir,
     #[error("zoo.cfg: minSessionTimeout ({min} ms) is larger than maxSessionTimeout ({max} ms)")]
@@ -589,6 +608,9 @@ impl Config {
             admin_command_url: "/commands".to_string(),
             admin_idle_timeout_ms: 30_000,
             admin_commands: AdminWhitelist::None,
+            sasl_users: None,
+            sasl_super_user: None,
+            enforce_auth_schemes: Vec::new(),
             metrics_enabled: false,
             metrics_http_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             metrics_http_port: DEFAULT_METRICS_PORT,
@@ -939,6 +961,12 @@ struct Parser {
     seen: HashMap<String, usize>,
     warnings: Vec<String>,
     tls: tls::TlsKeys,
+    /// Authentication keys, settled in `finish` (`authentication`).
+    jaas: Option<(usize, PathBuf)>,
+    jaas_section: Option<String>,
+    enforce_auth: Option<bool>,
+    enforce_schemes: Option<Vec<String>>,
+    require_sasl: bool,
 }
 
 impl Parser {
@@ -957,6 +985,11 @@ impl Parser {
             seen: HashMap::new(),
             warnings: Vec::new(),
             tls: tls::TlsKeys::default(),
+            jaas: None,
+            jaas_section: None,
+            enforce_auth: None,
+            enforce_schemes: None,
+            require_sasl: false,
         }
     }
 
@@ -1098,9 +1131,25 @@ impl Parser {
                     self.warn(e.line, "skipACL=yes is not supported: ACLs are always checked");
                 }
             }
-            "requireClientAuthScheme" | "sessionRequireClientSASLAuth" | "enforce.auth.enabled" => {
-                refuse_auth_enforcement(e)?
+            "enforce.auth.enabled" | "zookeeper.enforce.auth.enabled" => self.enforce_auth = Some(true_false(e)?),
+            "enforce.auth.schemes" | "zookeeper.enforce.auth.schemes" => {
+                self.enforce_schemes =
+                    Some(e.value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
             }
+            // Older spellings: both mean "every session must authenticate with SASL".
+            "sessionRequireClientSASLAuth" | "zookeeper.sessionRequireClientSASLAuth" => {
+                self.require_sasl = true_false(e)?;
+            }
+            "requireClientAuthScheme" => {
+                if e.value != "sasl" {
+                    return Err(invalid(e, "sasl (the only scheme ZooKeeper accepts here)"));
+                }
+                self.require_sasl = true;
+            }
+            "java.security.auth.login.config" => self.jaas = Some((e.line, PathBuf::from(&e.value))),
+            "sasl.serverconfig" | "zookeeper.sasl.serverconfig" => self.jaas_section = Some(e.value.clone()),
+            "superUser" | "zookeeper.superUser" => self.cfg.sasl_super_user = Some(e.value.clone()),
+            k if k.starts_with("authProvider.") && e.value == SASL_PROVIDER => {}
             _ => return Ok(false),
         }
         Ok(true)
@@ -1248,7 +1297,60 @@ impl Parser {
         }
         self.memlock_note();
         self.reply_cap_note();
+        self.authentication()?;
         Ok((self.cfg, self.warnings))
+    }
+
+    /// Reads the JAAS file's users and settles which schemes are enforced, refusing what
+    /// ZooKeeper refuses (enforcement without schemes, a scheme no provider offers).
+    fn authentication(&mut self) -> Result<(), ConfigError> {
+        if let Some((line, path)) = self.jaas.take() {
+            let section = self.jaas_section.clone().unwrap_or_else(|| "Server".to_string());
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+            let users = crate::sasl::jaas_users(&text, &section).map_err(|err| ConfigError::Unsupported {
+                line,
+                key: "java.security.auth.login.config".into(),
+                value: path.display().to_string(),
+                reason: format!("cannot use the JAAS file: {err}"),
+            })?;
+            if users.is_empty() {
+                self.warn(
+                    line,
+                    format_args!(
+                        "the JAAS section {section:?} of {} has no user_NAME=\"password\" options: no client can \
+                         authenticate with SASL (only DIGEST-MD5 is offered; Kerberos is not implemented)",
+                        path.display()
+                    ),
+                );
+            }
+            self.cfg.sasl_users = Some(users.into_iter().collect());
+        }
+        let schemes = if self.require_sasl {
+            vec!["sasl".to_string()]
+        } else if self.enforce_auth == Some(true) {
+            let schemes = self.enforce_schemes.clone().unwrap_or_default();
+            if schemes.is_empty() {
+                return Err(ConfigError::Auth("enforce.auth.enabled is true: enforce.auth.schemes must be set".into()));
+            }
+            schemes
+        } else {
+            Vec::new()
+        };
+        for s in &schemes {
+            let available = match s.as_str() {
+                "digest" | "ip" => true,
+                "sasl" => self.cfg.sasl_users.is_some(),
+                _ => false,
+            };
+            if !available {
+                return Err(ConfigError::Auth(format!(
+                    "Authentication scheme {s} is not available{}",
+                    if s == "sasl" { ": set java.security.auth.login.config to a JAAS file with a Server section" } else { "" }
+                )));
+            }
+        }
+        self.cfg.enforce_auth_schemes = schemes;
+        Ok(())
     }
 
     /// ZooKeeper 3.8's rule (`QuorumPeerConfig.parseDynamicConfig`, checked against a real
@@ -1546,21 +1648,6 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     }
     let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
     unbracketed.parse().ok()
-}
-
-/// Client authentication enforcement cannot be provided; starting anyway
-/// would accept clients the operator meant to reject.
-fn refuse_auth_enforcement(e: &Entry) -> Result<(), ConfigError> {
-    let off = e.value.is_empty() || e.value.eq_ignore_ascii_case("false");
-    if off {
-        return Ok(());
-    }
-    Err(ConfigError::Unsupported {
-        line: e.line,
-        key: e.key.clone(),
-        value: e.value.clone(),
-        reason: "Warren cannot enforce client authentication; remove the key to start without it".to_string(),
-    })
 }
 
 fn unsupported_reason(key: &str) -> Option<&'static str> {
@@ -1885,8 +1972,11 @@ admin.enableServer=false");
             "superDigest" | "DigestAuthenticationProvider.superDigest" => "super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
             "forceSync" => "yes",
             "peerType" => "participant",
-            "admin.enableServer" | "requireClientAuthScheme" => "false",
+            "admin.enableServer" => "false",
             "sessionRequireClientSASLAuth" | "enforce.auth.enabled" => "false",
+            "enforce.auth.schemes" => "digest",
+            "sasl.serverconfig" => "Server",
+            "superUser" => "bob",
             "skipACL" => "no",
             "extendedTypesEnabled" => "true",
             "warren.cores" => "1",
@@ -1897,6 +1987,10 @@ admin.enableServer=false");
             _ => "10",
         };
         for key in USED_KEYS {
+            // These need a JAAS file: jaas_users_and_sasl_enforcement covers them.
+            if matches!(*key, "java.security.auth.login.config" | "requireClientAuthScheme") {
+                continue;
+            }
             let line = format!("{key}={}", sample(key));
             // dataDir is tested alone: the helper already sets it.
             let parsed = match *key {
@@ -2164,7 +2258,7 @@ readonlymode.enabled=false");
         let (_, warnings) = ok("dynamicConfigFile=/etc/zk/zoo.cfg.dynamic
 sslQuorum=true
 ssl.quorum.keyStore.location=/k
-authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider
+authProvider.1=com.example.KerberosOnlyProvider
 skipACL=yes");
         assert!(has_warning(&warnings, "line 2: dynamicConfigFile is not supported"));
         assert!(has_warning(&warnings, "line 3: sslQuorum is not supported"));
@@ -2174,14 +2268,35 @@ skipACL=yes");
     }
 
     #[test]
-    fn auth_enforcement_is_refused() {
-        for line in ["requireClientAuthScheme=sasl", "sessionRequireClientSASLAuth=true", "enforce.auth.enabled=true"] {
-            let e = err(line);
-            assert!(matches!(e, ConfigError::Unsupported { line: 2, .. }), "{e:?}");
-            assert!(e.to_string().contains("cannot enforce client authentication"));
-        }
-        let (_, warnings) = ok("enforce.auth.enabled=false");
-        assert!(warnings.is_empty());
+    fn auth_enforcement_needs_available_schemes() {
+        assert!(err_text("enforce.auth.enabled=true").contains("enforce.auth.schemes must be set"));
+        assert!(err_text("enforce.auth.enabled=true\nenforce.auth.schemes=sasl").contains("sasl is not available"));
+        assert!(err_text("sessionRequireClientSASLAuth=true").contains("sasl is not available"));
+        assert!(err_text("enforce.auth.enabled=true\nenforce.auth.schemes=kerberos").contains("kerberos is not available"));
+        assert!(err_text("requireClientAuthScheme=digest").contains("expected sasl"));
+        let c = cfg("enforce.auth.enabled=true\nenforce.auth.schemes=digest, ip");
+        assert_eq!(c.enforce_auth_schemes, ["digest", "ip"]);
+        let (c, warnings) = ok("enforce.auth.enabled=false\nenforce.auth.schemes=digest");
+        assert!(warnings.is_empty() && c.enforce_auth_schemes.is_empty());
+    }
+
+    #[test]
+    fn jaas_users_and_sasl_enforcement() {
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        std::fs::write(&jaas, "Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"pw\"; };\n")
+            .unwrap();
+        let c = cfg(&format!(
+            "java.security.auth.login.config={}\nsessionRequireClientSASLAuth=true\nsuperUser=bob\n\
+             authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            jaas.display()
+        ));
+        assert_eq!(c.sasl_users.unwrap()["bob"], "pw");
+        assert_eq!(c.enforce_auth_schemes, ["sasl"]);
+        assert_eq!(c.sasl_super_user.as_deref(), Some("bob"));
+        let text = err_text(&format!("java.security.auth.login.config={}\nsasl.serverconfig=Other", jaas.display()));
+        assert!(text.contains("no \"Other\" section"), "{text}");
+        assert!(matches!(err(&format!("java.security.auth.login.config={}/nope", dir.path().display())), ConfigError::Io { .. }));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod path;
 pub mod prep;
 pub mod proto;
 pub mod quorum;
+pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod snap;

@@ -52,6 +52,16 @@ pub struct MachineConfig {
     /// Curator client reads it); each server writes it into its own tree at start-up and
     /// after a SNAP, as ZooKeeper does. None standalone (the node stays empty).
     pub config_node: Option<Vec<u8>>,
+    /// SASL DIGEST-MD5 users (name → password) from the JAAS file's `Server` section; None
+    /// when SASL is not configured (a sasl request then gets an empty token, as ZooKeeper
+    /// answers without SASL).
+    pub sasl_users: Option<std::sync::Arc<HashMap<String, String>>>,
+    /// `superUser` (ZooKeeper's `zookeeper.superUser`): a SASL id that is also super.
+    pub sasl_super_user: Option<String>,
+    /// `enforce.auth.schemes` when `enforce.auth.enabled` (empty: not enforced): a request of a
+    /// connection without an id of one of these schemes is answered
+    /// SessionClosedRequireSaslAuth and the connection closed.
+    pub enforce_auth_schemes: Vec<String>,
 }
 
 impl Default for MachineConfig {
@@ -68,6 +78,9 @@ impl Default for MachineConfig {
             password_seed: None,
             config_node: None,
             max_watches_per_session: 1_000_000,
+            sasl_users: None,
+            sasl_super_user: None,
+            enforce_auth_schemes: Vec::new(),
         }
     }
 }
@@ -149,6 +162,8 @@ struct Conn {
     /// Follower only: what this connection sent to the leader, oldest first.
     forwarded: VecDeque<Fwd>,
     stats: ConnStats,
+    /// This connection's SASL exchange, once it started.
+    sasl: Option<Box<crate::sasl::DigestMd5>>,
 }
 
 impl Conn {
@@ -396,6 +411,7 @@ impl Machine {
             writes_done: 0,
             forwarded: VecDeque::new(),
             stats,
+            sasl: None,
         };
         self.conns.insert(conn, conn_state);
         true
@@ -550,6 +566,23 @@ impl Machine {
         let session_id = c.session_id;
         if session_id == 0 {
             warn!("request before a session was established on connection {conn}; closing it");
+            self.close(conn);
+            return;
+        }
+        if !self.cfg.enforce_auth_schemes.is_empty()
+            && !matches!(req, Request::Auth { .. } | Request::Sasl { .. })
+            && !self.conn_authenticated(conn)
+        {
+            // ZooKeeper's AuthenticationHelper: answer, then close the connection.
+            warn!(
+                "connection {conn} (session {session_id:#x}) has none of the required authentication schemes {:?}; closing it",
+                self.cfg.enforce_auth_schemes
+            );
+            let frame = encode_reply(
+                ReplyHeader { xid: hdr.xid, zxid: 0, err: ErrorCode::SessionClosedRequireSaslAuth.code() },
+                &Response::Empty,
+            );
+            self.send(conn, frame);
             self.close(conn);
             return;
         }
@@ -1027,22 +1060,66 @@ impl Machine {
         let frame = encode_reply(ReplyHeader { xid: request_xid, zxid: 0, err: err.code() }, &Response::Empty);
         self.send(conn, frame);
         if err != ErrorCode::Ok {
-            let (last, unlogged) = &mut self.auth_failures;
-            if now_ms - *last >= AUTH_FAILURE_LOG_INTERVAL_MS {
-                let more = if *unlogged > 0 {
-                    format!(" ({unlogged} more failures since the last line)")
-                } else {
-                    String::new()
-                };
-                warn!(
-                    "authentication failed for scheme {scheme:?} from {ip} (session {session_id:#x}); closing the connection{more}"
-                );
-                (*last, *unlogged) = (now_ms, 0);
-            } else {
-                *unlogged += 1;
-            }
+            self.note_auth_failure(&format!("for scheme {scheme:?}"), ip, session_id, now_ms);
             self.close(conn);
         }
+    }
+
+    /// Logs a failed authentication with the client's address, at most once per
+    /// `AUTH_FAILURE_LOG_INTERVAL_MS` (a client guessing passwords cannot flood the log).
+    fn note_auth_failure(&mut self, what: &str, ip: IpAddr, session_id: i64, now_ms: i64) {
+        let (last, unlogged) = &mut self.auth_failures;
+        if now_ms - *last >= AUTH_FAILURE_LOG_INTERVAL_MS {
+            let more =
+                if *unlogged > 0 { format!(" ({unlogged} more failures since the last line)") } else { String::new() };
+            warn!("authentication failed {what} from {ip} (session {session_id:#x}); closing the connection{more}");
+            (*last, *unlogged) = (now_ms, 0);
+        } else {
+            *unlogged += 1;
+        }
+    }
+
+    /// One step of a SASL exchange, answered outside ZooKeeper's pipeline with zxid 0. Without
+    /// SASL configured the answer is an empty token, as ZooKeeper's. A failure is answered
+    /// AuthFailed (SessionClosedRequireSaslAuth when sasl is enforced) and closes the
+    /// connection, logged like a failed addauth.
+    fn sasl(&mut self, conn: ConnId, request_xid: i32, token: &[u8], now_ms: i64) {
+        let Some(users) = self.cfg.sasl_users.clone() else {
+            let frame = encode_reply(ReplyHeader { xid: request_xid, zxid: 0, err: 0 }, &Response::SaslToken(None));
+            self.send(conn, frame);
+            return;
+        };
+        let nonce = self.passwords.next();
+        let c = self.conns.get_mut(&conn).expect("present");
+        let exchange = c.sasl.get_or_insert_with(|| Box::new(crate::sasl::DigestMd5::new(&nonce)));
+        let (err, body) = match exchange.step(token, &users) {
+            Ok(crate::sasl::Step::Challenge(t)) => (ErrorCode::Ok, Some(t)),
+            Ok(crate::sasl::Step::Done { authorization_id, token }) => {
+                info!("session {:#x}: SASL authenticated as {authorization_id}", c.session_id);
+                if self.cfg.sasl_super_user.as_deref() == Some(authorization_id.as_str()) {
+                    c.auth.add_id(crate::acl::Id::new("super", ""));
+                }
+                c.auth.add_id(crate::acl::Id::new("sasl", &authorization_id));
+                (ErrorCode::Ok, Some(token))
+            }
+            Err(e) => {
+                let (ip, session_id) = (c.ip, c.session_id);
+                self.note_auth_failure(&format!("for SASL DIGEST-MD5 ({e})"), ip, session_id, now_ms);
+                let enforced = self.cfg.enforce_auth_schemes.iter().any(|s| s == "sasl");
+                (if enforced { ErrorCode::SessionClosedRequireSaslAuth } else { ErrorCode::AuthFailed }, None)
+            }
+        };
+        let frame = encode_reply(ReplyHeader { xid: request_xid, zxid: 0, err: err.code() }, &Response::SaslToken(body));
+        self.send(conn, frame);
+        if err != ErrorCode::Ok {
+            self.close(conn);
+        }
+    }
+
+    /// Whether the connection holds an id of a scheme `enforce.auth.schemes` requires.
+    fn conn_authenticated(&self, conn: ConnId) -> bool {
+        let Some(c) = self.conns.get(&conn) else { return false };
+        c.auth.ids().iter().any(|id| self.cfg.enforce_auth_schemes.iter().any(|s| *s == id.scheme))
     }
 
     fn reply_error(&mut self, conn: ConnId, request_xid: i32, err: ErrorCode, arrived_us: i64, now_us: i64) {
@@ -1059,8 +1136,12 @@ impl Machine {
             self.auth(conn, hdr.xid, scheme, auth, now_us / 1000);
             return;
         }
+        if let Request::Sasl { token } = &req {
+            self.sasl(conn, hdr.xid, token, now_us / 1000);
+            return;
+        }
         if let Request::Unimplemented(opcode) = req {
-            if !matches!(opcode, op::SASL | op::CREATE_SESSION) {
+            if opcode != op::CREATE_SESSION {
                 // ZooKeeper answers an opcode it does not know with Unimplemented and zxid -1,
                 // then closes the connection (the session lives on).
                 warn!("unknown opcode {opcode} on connection {conn}; closing it");
@@ -1089,8 +1170,7 @@ impl Machine {
         }
         let opname = request_opname(&req);
         let result = self.read_result(conn, &req);
-        // sasl is answered outside ZooKeeper's pipeline, with zxid 0.
-        let zxid = if matches!(req, Request::Unimplemented(op::SASL)) { 0 } else { self.tree.last_zxid };
+        let zxid = self.tree.last_zxid;
         // Pings answer with -2 whatever they carried; everything else, setWatches included,
         // echoes the request's xid (the Java client sends setWatches with an ordinary xid and
         // checks it; the C client and kazoo send -8 and get -8 back).
@@ -1220,7 +1300,6 @@ impl Machine {
             Request::WhoAmI => Ok(Response::WhoAmI(client_infos(&self.conns[&conn].auth))),
             Request::MultiRead(ops) => Ok(Response::Multi(ops.iter().map(|o| self.multi_read_op(conn, o)).collect())),
             // Without SASL configured ZooKeeper answers with an empty (null) token.
-            Request::Unimplemented(op::SASL) => Ok(Response::SaslToken(None)),
             // A createSession inside a session: ZooKeeper fails to parse it as a session's.
             Request::Unimplemented(op::CREATE_SESSION) => Err(ErrorCode::MarshallingError),
             _ => Err(ErrorCode::Unimplemented),

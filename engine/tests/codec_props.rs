@@ -100,10 +100,11 @@ const PARSED: &[i32] = &[
     op::ADD_WATCH,
     op::WHO_AM_I,
     op::CLOSE_SESSION,
+    op::SASL,
 ];
 
 fn unparsed_opcode() -> impl Strategy<Value = i32> {
-    prop_oneof![Just(op::RECONFIG), Just(op::SASL), Just(op::CREATE_SESSION), Just(0), Just(-1), any::<i32>()]
+    prop_oneof![Just(op::RECONFIG), Just(op::CREATE_SESSION), Just(0), Just(-1), any::<i32>()]
         .prop_filter("a parsed opcode", |o| !PARSED.contains(o))
 }
 
@@ -152,6 +153,7 @@ fn request() -> impl Strategy<Value = Request> {
         (path(), any::<i32>()).prop_map(|(path, mode)| Request::AddWatch { path, mode }),
         Just(Request::WhoAmI),
         Just(Request::CloseSession),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(|token| Request::Sasl { token }),
         unparsed_opcode().prop_map(Request::Unimplemented),
     ]
 }

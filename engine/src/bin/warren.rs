@@ -53,6 +53,13 @@ enum Cmd {
         #[arg(short = 'n', long, default_value_t = 3)]
         count: usize,
     },
+    /// An operator shell compatible with ZooKeeper's zkCli (`warren cli -server host:port [CMD ARGS]`).
+    #[command(disable_help_flag = true)]
+    Cli {
+        /// Everything after `cli`, passed through untouched (zkCli-style single-dash flags).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
         Cmd::LogDump { file, json } => log_dump(&file, json),
         Cmd::Purge { config, count } => purge(config.as_deref(), count),
         Cmd::SnapDump { file, json } => snap_dump(&file, json),
+        Cmd::Cli { args } => warren_cli::main(args),
     }
 }
 
@@ -149,6 +157,9 @@ fn settings_from(cfg: &Config) -> Settings {
         password_seed: None,
         max_watches_per_session: usize::try_from(cfg.warren_max_watches_per_session).unwrap_or(usize::MAX),
         config_node: cfg.ensemble.as_ref().map(|e| e.config_text.clone().into_bytes()),
+        sasl_users: cfg.sasl_users.as_ref().map(|u| Arc::new(u.clone().into_iter().collect())),
+        sasl_super_user: cfg.sasl_super_user.clone(),
+        enforce_auth_schemes: cfg.enforce_auth_schemes.clone(),
     };
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
     let version = admin::full_version(env!("CARGO_PKG_VERSION"), "unknown");

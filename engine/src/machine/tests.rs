@@ -590,3 +590,81 @@ fn watches_per_session_are_bounded() {
     h.send(2, 2, Request::AddWatch { path: "/c".into(), mode: add_watch_mode::PERSISTENT });
     assert!(h.closed.contains(&2));
 }
+
+fn sasl_users() -> MachineConfig {
+    let users: HashMap<String, String> = [("bob".to_string(), "pw".to_string())].into_iter().collect();
+    MachineConfig { sasl_users: Some(std::sync::Arc::new(users)), ..MachineConfig::default() }
+}
+
+/// Runs a DIGEST-MD5 exchange as `user`/`pw` on `conn`; returns the last reply's header.
+fn sasl_login(h: &mut Harness, conn: ConnId, user: &str, pw: &str) -> ReplyHeader {
+    let (hdr, body) = h.call(conn, 1, Request::Sasl { token: vec![] });
+    assert_eq!((hdr.err, hdr.zxid), (0, 0));
+    let challenge = String::from_utf8(Reader::new(&body).buffer().unwrap()).unwrap();
+    let (resp, rspauth) = crate::sasl::tests::client_response(&challenge, user, pw, "c1");
+    let (hdr, body) = h.call(conn, 2, Request::Sasl { token: resp.into_bytes() });
+    if hdr.err == 0 {
+        assert_eq!(Reader::new(&body).buffer().unwrap(), rspauth.into_bytes(), "the server proves it knows the password");
+    }
+    hdr
+}
+
+#[test]
+fn sasl_without_jaas_answers_an_empty_token() {
+    let mut h = Harness::new();
+    h.connect(1);
+    let (hdr, body) = h.call(1, 1, Request::Sasl { token: b"x".to_vec() });
+    assert_eq!((hdr.err, hdr.zxid), (0, 0));
+    assert_eq!(Reader::new(&body).opt_buffer().unwrap(), None);
+}
+
+#[test]
+fn sasl_digest_md5_adds_a_sasl_id_that_acls_honour() {
+    let mut h = Harness::with(sasl_users());
+    h.connect(1);
+    assert_eq!(sasl_login(&mut h, 1, "bob", "pw").err, 0);
+    let acl = vec![crate::acl::Acl { perms: 31, id: crate::acl::Id { scheme: "sasl".into(), id: "bob".into() } }];
+    let req = Request::Create(CreateRequest {
+        kind: CreateKind::Create,
+        path: "/bob".into(),
+        data: Some(b"s".to_vec()),
+        acl,
+        flags: 0,
+        ttl_ms: -1,
+    });
+    assert_eq!(h.call(1, 3, req).0.err, 0);
+    assert_eq!(h.call(1, 4, Request::GetData { path: "/bob".into(), watch: false }).0.err, 0);
+    h.connect(2);
+    let (hdr, _) = h.call(2, 1, Request::GetData { path: "/bob".into(), watch: false });
+    assert_eq!(hdr.err, ErrorCode::NoAuth.code());
+}
+
+#[test]
+fn sasl_wrong_password_fails_and_closes() {
+    let mut h = Harness::with(sasl_users());
+    h.connect(1);
+    assert_eq!(sasl_login(&mut h, 1, "bob", "guess").err, ErrorCode::AuthFailed.code());
+    assert!(h.closed.contains(&1));
+}
+
+#[test]
+fn enforced_auth_refuses_requests_until_authenticated() {
+    let cfg = MachineConfig { enforce_auth_schemes: vec!["sasl".into()], ..sasl_users() };
+    let mut h = Harness::with(cfg.clone());
+    h.connect(1);
+    let (hdr, _) = h.call(1, 1, Request::GetData { path: "/".into(), watch: false });
+    assert_eq!(hdr.err, ErrorCode::SessionClosedRequireSaslAuth.code());
+    assert!(h.closed.contains(&1));
+    h.connect(2);
+    assert_eq!(sasl_login(&mut h, 2, "bob", "pw").err, 0);
+    assert_eq!(h.call(2, 3, Request::GetData { path: "/".into(), watch: false }).0.err, 0);
+    // A failed exchange under sasl enforcement answers SessionClosedRequireSaslAuth.
+    h.connect(3);
+    assert_eq!(sasl_login(&mut h, 3, "bob", "nope").err, ErrorCode::SessionClosedRequireSaslAuth.code());
+    // Digest enforcement: addauth first, then requests pass.
+    let mut h = Harness::with(MachineConfig { enforce_auth_schemes: vec!["digest".into()], ..MachineConfig::default() });
+    h.connect(1);
+    h.send(1, xid::AUTH, Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() });
+    assert_eq!(header(&h.take(1)[0]).err, 0);
+    assert_eq!(h.call(1, 1, Request::Exists { path: "/".into(), watch: false }).0.err, 0);
+}

@@ -89,6 +89,9 @@ pub enum ErrorCode {
     NoWatcher = -121,
     RequestTimeout = -122,
     ReconfigDisabled = -123,
+    /// The server requires authentication (enforce.auth.enabled) and the connection has none
+    /// of the required schemes: the connection is closed after this reply.
+    SessionClosedRequireSaslAuth = -124,
     QuotaExceeded = -125,
     ThrottledOp = -127,
 }
@@ -100,7 +103,7 @@ impl ErrorCode {
 
     pub fn from_code(c: i32) -> Option<ErrorCode> {
         use ErrorCode::*;
-        const ALL: [ErrorCode; 31] = [
+        const ALL: [ErrorCode; 32] = [
             Ok,
             SystemError,
             RuntimeInconsistency,
@@ -130,6 +133,7 @@ impl ErrorCode {
             NoWatcher,
             RequestTimeout,
             ReconfigDisabled,
+            SessionClosedRequireSaslAuth,
             QuotaExceeded,
             ThrottledOp,
         ];

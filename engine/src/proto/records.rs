@@ -281,7 +281,9 @@ pub enum Request {
     },
     WhoAmI,
     CloseSession,
-    /// Known opcodes Warren answers with Unimplemented (reconfig, sasl) or unknown ones.
+    /// `GetSASLRequest{token}`: one step of a SASL exchange (a null token reads as empty).
+    Sasl { token: Vec<u8> },
+    /// Known opcodes Warren answers with Unimplemented (reconfig) or unknown ones.
     Unimplemented(i32),
 }
 
@@ -341,6 +343,9 @@ impl Request {
             op::ADD_WATCH => Request::AddWatch { path: r.string()?, mode: r.i32()? },
             op::WHO_AM_I => Request::WhoAmI,
             op::CLOSE_SESSION => Request::CloseSession,
+            op::SASL => Request::Sasl {
+                token: r.opt_buffer()?.unwrap_or_default(),
+            },
             other => Request::Unimplemented(other),
         })
     }
@@ -385,6 +390,7 @@ impl Request {
             Request::AddWatch { .. } => op::ADD_WATCH,
             Request::WhoAmI => op::WHO_AM_I,
             Request::CloseSession => op::CLOSE_SESSION,
+            Request::Sasl { .. } => op::SASL,
             Request::Unimplemented(o) => *o,
         }
     }
@@ -431,6 +437,9 @@ impl Request {
             }
             Request::AddWatch { path, mode } => {
                 w.string(path).i32(*mode);
+            }
+            Request::Sasl { token } => {
+                w.buffer(token);
             }
             Request::Ping | Request::WhoAmI | Request::CloseSession | Request::Unimplemented(_) => {}
         }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the cargo-fuzz targets of engine/fuzz (nightly + cargo-fuzz; ci/install-deps.sh
+# installs cargo-fuzz when missing). Each target starts from its committed seeds
+# (engine/fuzz/seeds/<target>/) and its corpus (engine/fuzz/corpus/<target>/, not committed).
+# Usage: bash ci/fuzz.sh time SECONDS [TARGET...]   (CI: a short fixed-time run)
+#        bash ci/fuzz.sh runs N [TARGET...]         (the long runs of results/fuzz/)
+# Fails when a target finds a crash; the reproducer is in engine/fuzz/artifacts/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")/../engine"
+mode=${1:?time|runs}; amount=${2:?}; shift 2
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(decode_request machine_session log_scan snapshot_decode config_parse http_request)
+case "$mode" in
+  time) limit=(-max_total_time="$amount") ;;
+  runs) limit=(-runs="$amount") ;;
+  *) echo "mode must be time or runs" >&2; exit 2 ;;
+esac
+cargo +nightly fuzz build -O 2>&1 | tail -1
+for t in "${targets[@]}"; do
+  mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
+  start=$(date +%s)
+  out=$(cargo +nightly fuzz run -O "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- "${limit[@]}" -print_final_stats=1 2>&1) || {
+    echo "$out" | tail -40; echo "FUZZ FAILURE in $t"; exit 1; }
+  runs=$(echo "$out" | sed -n 's/^stat::number_of_executed_units: *//p' | tail -1)
+  echo "$t: ${runs:-?} executions in $(( $(date +%s) - start )) s, no crash"
+done
