@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod admin;
 pub mod admin_json;
+pub mod build_info;
 pub mod config;
 pub mod header;
 pub mod log;

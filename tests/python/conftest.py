@@ -70,6 +70,13 @@ def _finish(server):
             _LIVE_SERVERS.remove(server)
 
 
+def _serving(server):
+    """A fixture's body: start the server, hand it out, stop it after."""
+    _start(server)
+    yield server
+    _finish(server)
+
+
 def pytest_report_header(config):
     kind = target_kind()
     extra = ""
@@ -94,17 +101,13 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def zookeeper(tmp_path_factory):
     server = ZooKeeperServer(base_dir=tmp_path_factory.mktemp("zookeeper"), name="zookeeper")
-    _start(server)
-    yield server
-    _finish(server)
+    yield from _serving(server)
 
 
 @pytest.fixture(scope="session")
 def warren(tmp_path_factory):
     server = WarrenServer(base_dir=tmp_path_factory.mktemp("warren"), name="warren")
-    _start(server)
-    yield server
-    _finish(server)
+    yield from _serving(server)
 
 
 @pytest.fixture(scope="session")
@@ -116,26 +119,39 @@ def target(request, tmp_path_factory):
     # separate servers exactly as they will compare ZooKeeper with Warren.
     server = ZooKeeperServer(base_dir=tmp_path_factory.mktemp("target-zookeeper"),
                              name="target(zookeeper)")
-    _start(server)
-    yield server
-    _finish(server)
+    yield from _serving(server)
+
+
+@pytest.fixture(scope="module")
+def module_zookeeper(tmp_path_factory):
+    """A real ZooKeeper of this test module's own. For tests whose results depend on the
+    server's whole history, not only on their own paths: a sequential create at "/" is
+    numbered by the root's cversion, which every other module's creates move."""
+    server = ZooKeeperServer(base_dir=tmp_path_factory.mktemp("module-zookeeper"),
+                             name="module-zookeeper")
+    yield from _serving(server)
+
+
+@pytest.fixture(scope="module")
+def module_target(tmp_path_factory):
+    """The server under test, started for this test module alone (see module_zookeeper)."""
+    kind = target_kind()
+    server = make_server(kind, base_dir=tmp_path_factory.mktemp(f"module-{kind}"),
+                         name=f"module-target({kind})")
+    yield from _serving(server)
 
 
 @pytest.fixture
 def fresh_target(tmp_path):
     kind = target_kind()
     server = make_server(kind, base_dir=tmp_path / f"fresh-{kind}", name=f"fresh-target({kind})")
-    _start(server)
-    yield server
-    _finish(server)
+    yield from _serving(server)
 
 
 @pytest.fixture
 def fresh_zookeeper(tmp_path):
     server = ZooKeeperServer(base_dir=tmp_path / "fresh-zookeeper", name="fresh-zookeeper")
-    _start(server)
-    yield server
-    _finish(server)
+    yield from _serving(server)
 
 
 @pytest.fixture

@@ -60,15 +60,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Print the version line `srvr` and `stat` report (with the build date) and the git commit.
+    Version,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::StartForeground { config } => start(config.as_deref()),
@@ -77,7 +74,45 @@ fn main() -> ExitCode {
         Cmd::Purge { config, count } => purge(config.as_deref(), count),
         Cmd::SnapDump { file, json } => snap_dump(&file, json),
         Cmd::Cli { args } => warren_cli::main(args),
+        Cmd::Version => {
+            println!("{}", full_version());
+            println!("git commit: {}", env!("WARREN_GIT_COMMIT"));
+            ExitCode::SUCCESS
+        }
     }
+}
+
+/// Logs go to stderr, filtered by `WARREN_LOG` (default `info`). `WARREN_LOG_FORMAT=json`
+/// writes one JSON object per line (`timestamp`, `level`, `message` and the event's other
+/// fields at the top level) for log shippers; unset or `text`, the human-readable format.
+fn init_logging() {
+    let filter = || tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| "info".into());
+    let format = std::env::var("WARREN_LOG_FORMAT").unwrap_or_default();
+    if format.eq_ignore_ascii_case("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init();
+        return;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if !format.is_empty() && !format.eq_ignore_ascii_case("text") {
+        warn!("WARREN_LOG_FORMAT={format:?} is neither \"text\" nor \"json\": writing text");
+    }
+}
+
+/// ZooKeeper's version line with Warren's version and build date (set by `engine/build.rs`).
+fn full_version() -> String {
+    admin::full_version(env!("CARGO_PKG_VERSION"), env!("WARREN_BUILD_DATE"))
 }
 
 fn load(path: Option<&Path>) -> Result<Config, String> {
@@ -162,7 +197,7 @@ fn settings_from(cfg: &Config) -> Settings {
         enforce_auth_schemes: cfg.enforce_auth_schemes.clone(),
     };
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
-    let version = admin::full_version(env!("CARGO_PKG_VERSION"), "unknown");
+    let version = full_version();
     Settings {
         addr: client_addr(cfg),
         max_frame_len: cfg.jute_max_buffer,
