@@ -37,6 +37,7 @@ pip_install pytest_timeout 'pytest-timeout'
 pip_install prometheus_client 'prometheus-client'
 pip_install puresasl 'pure-sasl'
 pip_install pexpect 'pexpect'
+pip_install cryptography 'cryptography'
 
 # cargo-fuzz for the fuzz targets (engine/fuzz, ci/fuzz.sh); they build with the nightly
 # toolchain, which this machine image has.

@@ -112,6 +112,7 @@ pub const IGNORED_KEY_PREFIXES: &[(&str, &str)] = &[
 const REFUSED_KEYS: &[(&str, &str)] = &[
     ("localSessionsEnabled", "local sessions are not implemented; every session would be global"),
     ("readonlymode.enabled", "read-only mode is not implemented; a server cut off from its quorum would refuse every client"),
+    ("sslQuorum", "quorum TLS is not implemented; traffic between servers would be plaintext"),
 ];
 
 /// Prefixes of keys refused whatever their value: hierarchical quorums.
@@ -124,7 +125,6 @@ const REFUSED_PREFIXES: &[(&str, &str)] = &[
 /// know about; they are accepted with a warning.
 const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
     ("dynamicConfigFile", "dynamic reconfiguration is not supported; the file is not read"),
-    ("sslQuorum", "quorum TLS is not supported"),
     ("portUnification", "quorum TLS (and so its port unification) is not supported"),
     ("sslQuorumReloadCertFiles", "quorum TLS is not supported"),
 ];
@@ -328,6 +328,9 @@ pub struct Config {
     pub data_log_dir: Option<PathBuf>,
     /// `clientPort`; 0 lets the operating system choose.
     pub client_port: u16,
+    /// Whether a plaintext client port is opened: false when only `secureClientPort` is set
+    /// (ZooKeeper's secure-only server); otherwise `clientPort`, 2181 when unset.
+    pub plaintext_client_port: bool,
     /// `clientPortAddress`: the address the client port is bound to.
     pub client_port_address: IpAddr,
     /// `maxClientCnxns`: connections per client IP; 0 = unlimited.
@@ -573,6 +576,7 @@ impl Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             data_log_dir: None,
             client_port: DEFAULT_CLIENT_PORT,
+            plaintext_client_port: true,
             client_port_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             max_client_cnxns: DEFAULT_MAX_CLIENT_CNXNS,
             max_cnxns: 0,
@@ -1289,6 +1293,7 @@ impl Parser {
         }
         self.resolve_session_timeouts()?;
         self.cfg.tls = std::mem::take(&mut self.tls).finish(&mut self.warnings)?;
+        self.cfg.plaintext_client_port = self.client_port_set || self.cfg.tls.secure_client_port.is_none();
         self.cfg.servers = std::mem::take(&mut self.servers).into_values().collect();
         if self.is_ensemble()? {
             self.setup_ensemble(read_myid)?;
@@ -2256,15 +2261,32 @@ readonlymode.enabled=false");
     #[test]
     fn unsupported_features_warn() {
         let (_, warnings) = ok("dynamicConfigFile=/etc/zk/zoo.cfg.dynamic
-sslQuorum=true
+sslQuorum=false
 ssl.quorum.keyStore.location=/k
 authProvider.1=com.example.KerberosOnlyProvider
 skipACL=yes");
         assert!(has_warning(&warnings, "line 2: dynamicConfigFile is not supported"));
-        assert!(has_warning(&warnings, "line 3: sslQuorum is not supported"));
+        assert!(has_warning(&warnings, "line 3: sslQuorum=false is ignored"));
         assert!(has_warning(&warnings, "line 4: ssl.quorum.keyStore.location is not supported"));
         assert!(has_warning(&warnings, "line 5: authProvider.1 is not supported"));
         assert!(has_warning(&warnings, "line 6: skipACL=yes is not supported"));
+    }
+
+    #[test]
+    fn quorum_tls_is_refused_not_ignored() {
+        // Ignoring it would leave peer traffic plaintext while the operator believes it encrypted.
+        let text = err_text("sslQuorum=true");
+        assert!(text.contains("sslQuorum") && text.contains("plaintext"), "{text}");
+    }
+
+    #[test]
+    fn secure_only_server_has_no_plaintext_port() {
+        let tls = "ssl.keyStore.location=/k.pem\nssl.clientAuth=none\n";
+        assert!(cfg(&format!("{tls}secureClientPort=2281")).tls.secure_client_port == Some(2281));
+        assert!(!cfg(&format!("{tls}secureClientPort=2281")).plaintext_client_port);
+        assert!(cfg(&format!("{tls}secureClientPort=2281\nclientPort=2181")).plaintext_client_port);
+        assert!(cfg("clientPort=2181").plaintext_client_port);
+        assert!(cfg("maxClientCnxns=10").plaintext_client_port, "no port at all keeps the default 2181");
     }
 
     #[test]

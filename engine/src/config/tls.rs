@@ -5,7 +5,7 @@
 //! Only the values are checked here; the files are read when the server starts
 //! (`crate::tls`), so that a missing key store names its key and line in the same way.
 //!
-//! Quorum TLS (`sslQuorum`, `ssl.quorum.*`) is not read here: it is warned about by the parent.
+//! Quorum TLS is not read here: the parent refuses `sslQuorum=true` and warns about `ssl.quorum.*`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -626,9 +626,12 @@ mod tests {
     }
 
     #[test]
-    fn quorum_tls_is_still_only_warned_about() {
-        let (_, w) = tls("sslQuorum=true\nssl.quorum.keyStore.location=/q.p12").unwrap();
-        assert!(w.iter().any(|w| w.contains("sslQuorum is not supported")), "{w:?}");
+    fn quorum_tls_is_refused_and_its_keys_warned_about() {
+        // sslQuorum=true would leave peer traffic plaintext while the operator thinks it
+        // encrypted: refused. The ssl.quorum.* keys alone change nothing: warned, by name.
+        assert!(err("sslQuorum=true").contains("quorum TLS is not implemented"));
+        let (_, w) = tls("sslQuorum=false\nssl.quorum.keyStore.location=/q.p12").unwrap();
         assert!(w.iter().any(|w| w.contains("ssl.quorum.keyStore.location is not supported")), "{w:?}");
+        assert!(!w.iter().any(|w| w.contains("ssl.keyStore")), "{w:?}");
     }
 }

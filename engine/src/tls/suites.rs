@@ -48,6 +48,9 @@ pub fn from_java_names(list: &str) -> Result<(Vec<String>, Vec<String>), String>
 /// The ring provider restricted to `names` (rustls names; None: all of ring's suites),
 /// checking that every enabled protocol keeps at least one suite.
 pub fn provider(names: Option<&[String]>, protocols: &[Protocol]) -> Result<Arc<CryptoProvider>, String> {
+    // ring (not aws-lc-rs, which needs a C toolchain and cmake); its provider lacks post-quantum key
+    // exchange, which rustls now flags as deprecated.
+    #[allow(deprecated)]
     let mut p = rustls::crypto::ring::default_provider();
     if let Some(names) = names {
         p.cipher_suites.retain(|s| names.iter().any(|n| *n == format!("{:?}", s.suite())));
