@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""TLS against plaintext on one standalone Warren, interleaved in the same run: the server
+listens on clientPort (plaintext) and secureClientPort (TLS, ssl.clientAuth=need), and the
+same pipelined client (loadgen run) alternates between the two ports, round after round.
+
+Usage: python3 ci/bench_tls.py [--duration 8] [--warmup 2] [--rounds 3] [--ratios 0.9,0.0]
+       [--out results/tls]
+Builds nothing: run `cargo build --release -p warren -p loadgen` first (ci/bench-tls.sh does).
+"""
+import argparse, datetime, json, platform, shlex, statistics, subprocess, sys, tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "python"))
+import servers  # noqa: E402
+from pki import Pki  # noqa: E402
+
+LOADGEN = REPO / "target" / "release" / "loadgen"
+
+
+def loadgen(port, ratio, args, label, json_path, tls=None):
+    cmd = [str(LOADGEN), "run", "--connect", f"127.0.0.1:{port}", "--read-ratio", str(ratio),
+           "--clients", str(args.clients), "--outstanding", str(args.outstanding),
+           "--value-size", str(args.value_size),
+           "--duration", str(args.duration), "--warmup", str(args.warmup), "--quiet",
+           "--label", label, "--json", str(json_path)]
+    if tls is not None:
+        cmd += ["--tls-ca", tls.ca_file, "--tls-cert", str(tls.dir / "alice.crt"),
+                "--tls-key", str(tls.dir / "alice.key")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + args.warmup + 120)
+    sys.stdout.write(f"--- {label} read-ratio {ratio}\n{out.stdout}{out.stderr}")
+    if out.returncode != 0:
+        raise SystemExit(f"loadgen failed against {label}")
+    # --json appends one line per run.
+    return json.loads(json_path.read_text().splitlines()[-1])
+
+
+def summary_of(rec):
+    """(ops/s, p99 µs): the read p99 when the mix has reads, else the write p99."""
+    return rec["ops_per_s"], rec["read_p99_us"] if rec["read_ratio"] > 0 else rec["write_p99_us"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag, kind, default in (("--duration", float, 8), ("--warmup", float, 2), ("--rounds", int, 3),
+                                ("--clients", int, 8), ("--outstanding", int, 100),
+                                ("--value-size", int, 1024), ("--ratios", str, "0.9,0.0"),
+                                ("--out", str, str(REPO / "results" / "tls"))):
+        p.add_argument(flag, type=kind, default=default)
+    args = p.parse_args()
+    ratios = [float(r) for r in args.ratios.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / "runs.jsonl"
+    raw.unlink(missing_ok=True)
+
+    base = Path(tempfile.mkdtemp(prefix="bench-tls-"))
+    pki = Pki(base / "pki")
+    secure = servers.free_port()
+    warren = servers.WarrenServer(base / "warren", extra_cfg={
+        "maxClientCnxns": "0",
+        "secureClientPort": str(secure),
+        "secureClientPortAddress": "127.0.0.1",
+        "ssl.keyStore.location": str(pki.server_pem),
+        "ssl.trustStore.location": pki.ca_file,
+        "ssl.clientAuth": "need",
+    })
+    results = {}  # (ratio, mode) -> [(ops, p99)]
+    try:
+        warren.start()
+        for r in range(1, args.rounds + 1):
+            for ratio in ratios:
+                for mode in (("plaintext", "tls") if r % 2 else ("tls", "plaintext")):
+                    port, tls = (warren.port, None) if mode == "plaintext" else (secure, pki)
+                    rec = loadgen(port, ratio, args, f"warren-{mode}", base / "run.json", tls)
+                    rec["round"], rec["mode"] = r, mode
+                    with raw.open("a") as f:
+                        f.write(json.dumps(rec) + "\n")
+                    results.setdefault((ratio, mode), []).append(summary_of(rec))
+    finally:
+        warren.cleanup()
+
+    cmd = "python3 ci/bench_tls.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    lines = [
+        "# TLS against plaintext, standalone Warren, same run",
+        "",
+        f"Command: `{cmd}` (after `cargo build --release -p warren -p loadgen`), "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores shared with other work.",
+        "",
+        f"One Warren (1 executor) with clientPort and secureClientPort (TLSv1.2, ECDSA P-256 "
+        f"certificates, ssl.clientAuth=need, the client shows a certificate); loadgen "
+        f"{args.clients} clients x {args.outstanding} outstanding, {args.value_size} B values, "
+        f"{args.warmup} s warm-up then {args.duration} s measured per run; {args.rounds} rounds, "
+        f"plaintext and TLS alternating (the order flips each round). Figures: median over rounds "
+        f"(min-max); p99 is of reads when the mix has reads, of writes when it has none.",
+        "",
+        "| read ratio | plaintext ops/s | TLS ops/s | TLS / plaintext | plaintext p99 µs | TLS p99 µs |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    verdicts = []
+    for ratio in ratios:
+        pl, tl = results[(ratio, "plaintext")], results[(ratio, "tls")]
+        med = lambda xs: statistics.median(xs)  # noqa: E731
+        rng = lambda xs: f"{min(xs):.0f}-{max(xs):.0f}"  # noqa: E731
+        p_ops, t_ops = [x[0] for x in pl], [x[0] for x in tl]
+        p_p99, t_p99 = [x[1] for x in pl], [x[1] for x in tl]
+        ratio_tls = med(t_ops) / med(p_ops)
+        verdicts.append(ratio_tls)
+        lines.append(f"| {ratio} | {med(p_ops):.0f} ({rng(p_ops)}) | {med(t_ops):.0f} ({rng(t_ops)}) | "
+                     f"{ratio_tls:.2f} | {med(p_p99):.0f} ({rng(p_p99)}) | {med(t_p99):.0f} ({rng(t_p99)}) |")
+    lines += ["", f"Requirement (issue 14): TLS keeps at least 0.7 of plaintext throughput: "
+              f"{'met' if min(verdicts) >= 0.7 else 'NOT met'} (lowest {min(verdicts):.2f}).",
+              "", "Every run's loadgen record: `runs.jsonl`."]
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
