@@ -3,8 +3,11 @@
 listens on clientPort (plaintext) and secureClientPort (TLS, ssl.clientAuth=need), and the
 same pipelined client (loadgen run) alternates between the two ports, round after round.
 
+With --baseline-bin, a second Warren built from an older commit (plaintext only) joins the
+rotation, so that the plaintext path of this build can be compared with the one before TLS.
+
 Usage: python3 ci/bench_tls.py [--duration 8] [--warmup 2] [--rounds 3] [--ratios 0.9,0.0]
-       [--out results/tls]
+       [--out results/tls] [--baseline-bin PATH --baseline-label TEXT]
 Builds nothing: run `cargo build --release -p warren -p loadgen` first (ci/bench-tls.sh does).
 """
 import argparse, datetime, json, platform, shlex, statistics, subprocess, sys, tempfile
@@ -45,9 +48,11 @@ def main():
     for flag, kind, default in (("--duration", float, 8), ("--warmup", float, 2), ("--rounds", int, 3),
                                 ("--clients", int, 8), ("--outstanding", int, 100),
                                 ("--value-size", int, 1024), ("--ratios", str, "0.9,0.0"),
-                                ("--out", str, str(REPO / "results" / "tls"))):
+                                ("--out", str, str(REPO / "results" / "tls")),
+                                ("--baseline-bin", str, None), ("--baseline-label", str, "baseline")):
         p.add_argument(flag, type=kind, default=default)
     args = p.parse_args()
+    args.load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     ratios = [float(r) for r in args.ratios.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,13 +70,22 @@ def main():
         "ssl.trustStore.location": pki.ca_file,
         "ssl.clientAuth": "need",
     })
+    baseline = None
+    modes = ["plaintext", "tls"]
+    if args.baseline_bin:
+        baseline = servers.WarrenServer(base / "baseline", binary=args.baseline_bin, extra_cfg={"maxClientCnxns": "0"})
+        modes.append("baseline")
     results = {}  # (ratio, mode) -> [(ops, p99)]
     try:
         warren.start()
+        if baseline:
+            baseline.start()
         for r in range(1, args.rounds + 1):
             for ratio in ratios:
-                for mode in (("plaintext", "tls") if r % 2 else ("tls", "plaintext")):
-                    port, tls = (warren.port, None) if mode == "plaintext" else (secure, pki)
+                # Rotate the order each round, so no mode always runs first or last.
+                for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
+                    port, tls = {"plaintext": (warren.port, None), "tls": (secure, pki),
+                                 "baseline": (baseline and baseline.port, None)}[mode]
                     rec = loadgen(port, ratio, args, f"warren-{mode}", base / "run.json", tls)
                     rec["round"], rec["mode"] = r, mode
                     with raw.open("a") as f:
@@ -79,6 +93,8 @@ def main():
                     results.setdefault((ratio, mode), []).append(summary_of(rec))
     finally:
         warren.cleanup()
+        if baseline:
+            baseline.cleanup()
 
     cmd = "python3 ci/bench_tls.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     lines = [
@@ -92,11 +108,14 @@ def main():
         f"certificates, ssl.clientAuth=need, the client shows a certificate); loadgen "
         f"{args.clients} clients x {args.outstanding} outstanding, {args.value_size} B values, "
         f"{args.warmup} s warm-up then {args.duration} s measured per run; {args.rounds} rounds, "
-        f"plaintext and TLS alternating (the order flips each round). Figures: median over rounds "
+        f"the modes in rotation (the order rotates each round). Figures: median over rounds "
         f"(min-max); p99 is of reads when the mix has reads, of writes when it has none.",
+        *([f"Baseline: plaintext on a Warren built from {args.baseline_label}, a separate server "
+           f"running beside this one, in the same rotation."] if baseline else []),
         "",
-        "| read ratio | plaintext ops/s | TLS ops/s | TLS / plaintext | plaintext p99 µs | TLS p99 µs |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| read ratio | plaintext ops/s | TLS ops/s | TLS / plaintext | plaintext p99 µs | TLS p99 µs |"
+        + (" baseline ops/s | baseline p99 µs | plaintext / baseline |" if baseline else ""),
+        "| --- | --- | --- | --- | --- | --- |" + (" --- | --- | --- |" if baseline else ""),
     ]
     verdicts = []
     for ratio in ratios:
@@ -107,11 +126,16 @@ def main():
         p_p99, t_p99 = [x[1] for x in pl], [x[1] for x in tl]
         ratio_tls = med(t_ops) / med(p_ops)
         verdicts.append(ratio_tls)
-        lines.append(f"| {ratio} | {med(p_ops):.0f} ({rng(p_ops)}) | {med(t_ops):.0f} ({rng(t_ops)}) | "
-                     f"{ratio_tls:.2f} | {med(p_p99):.0f} ({rng(p_p99)}) | {med(t_p99):.0f} ({rng(t_p99)}) |")
+        row = (f"| {ratio} | {med(p_ops):.0f} ({rng(p_ops)}) | {med(t_ops):.0f} ({rng(t_ops)}) | "
+               f"{ratio_tls:.2f} | {med(p_p99):.0f} ({rng(p_p99)}) | {med(t_p99):.0f} ({rng(t_p99)}) |")
+        if baseline:
+            b = results[(ratio, "baseline")]
+            b_ops, b_p99 = [x[0] for x in b], [x[1] for x in b]
+            row += f" {med(b_ops):.0f} ({rng(b_ops)}) | {med(b_p99):.0f} ({rng(b_p99)}) | {med(p_ops) / med(b_ops):.2f} |"
+        lines.append(row)
     lines += ["", f"Requirement (issue 14): TLS keeps at least 0.7 of plaintext throughput: "
               f"{'met' if min(verdicts) >= 0.7 else 'NOT met'} (lowest {min(verdicts):.2f}).",
-              "", "Every run's loadgen record: `runs.jsonl`."]
+              "", "Every run's loadgen record: `runs.jsonl`. `uptime` before the run: " + args.load + "."]
     (out / "README.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -118,3 +118,101 @@ pub fn certificate_ids(leaf_der: &[u8], super_user: Option<&str>) -> Option<Vec<
     ids.push(crate::acl::Id::new("x509", subject));
     Some(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tls::{Store, StoreType};
+
+    /// A PEM key store (key and self-signed certificate for `cn`) at `path`; returns the DER.
+    fn write_key_store(path: &std::path::Path, cn: &str) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(path, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
+        cert.der().to_vec()
+    }
+
+    fn pem_store(path: &std::path::Path) -> Store {
+        Store { location: path.to_path_buf(), password: String::new(), kind: StoreType::Pem }
+    }
+
+    fn config(dir: &std::path::Path, auth: ClientAuth) -> TlsConfig {
+        let server = dir.join("server.pem");
+        write_key_store(&server, "server");
+        let ca = dir.join("ca.pem");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        std::fs::write(&ca, params.self_signed(&ca_key).unwrap().pem()).unwrap();
+        TlsConfig {
+            secure_client_port: Some(1),
+            key_store: Some(pem_store(&server)),
+            trust_store: Some(pem_store(&ca)),
+            client_auth: auth,
+            ..TlsConfig::default()
+        }
+    }
+
+    #[test]
+    fn server_config_from_pem_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        for auth in [ClientAuth::None, ClientAuth::Want, ClientAuth::Need] {
+            server_config(&config(dir.path(), auth)).unwrap();
+        }
+        let mut no_trust = config(dir.path(), ClientAuth::Need);
+        no_trust.trust_store = None;
+        assert!(server_config(&no_trust).unwrap_err().contains("ssl.trustStore.location"));
+        let mut missing = config(dir.path(), ClientAuth::None);
+        missing.key_store = Some(pem_store(&dir.path().join("absent.pem")));
+        assert!(server_config(&missing).unwrap_err().contains("absent.pem"));
+        // A certificate without its key is no identity.
+        let cert_only = dir.path().join("cert-only.pem");
+        let text = std::fs::read_to_string(dir.path().join("server.pem")).unwrap();
+        std::fs::write(&cert_only, &text[text.find("-----BEGIN CERTIFICATE").unwrap()..]).unwrap();
+        let mut keyless = config(dir.path(), ClientAuth::None);
+        keyless.key_store = Some(pem_store(&cert_only));
+        assert!(server_config(&keyless).unwrap_err().contains("private key"));
+    }
+
+    #[test]
+    fn changed_store_files_are_reloaded_and_broken_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), ClientAuth::None);
+        let target = Reloadable::new(server_config(&cfg).unwrap());
+        let first = target.current();
+        watch(cfg.clone(), target.clone(), Duration::from_millis(20)).unwrap();
+        let changed = |from: &Arc<ServerConfig>| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if !Arc::ptr_eq(from, &target.current()) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            false
+        };
+        // A new key store (written elsewhere and renamed over, as an operator or certbot does).
+        let fresh = dir.path().join("fresh.pem");
+        write_key_store(&fresh, "server-2");
+        std::fs::rename(&fresh, dir.path().join("server.pem")).unwrap();
+        assert!(changed(&first), "the new key store was not loaded");
+        let second = target.current();
+        std::fs::write(dir.path().join("server.pem"), "not a key store, and longer than the last one was\n".repeat(50))
+            .unwrap();
+        assert!(!changed(&second), "a broken key store replaced a working configuration");
+    }
+
+    #[test]
+    fn a_certificate_gives_x509_and_perhaps_super_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let der = write_key_store(&dir.path().join("c.pem"), "alice");
+        let ids = certificate_ids(&der, None).unwrap();
+        assert_eq!(ids, vec![crate::acl::Id::new("x509", "CN=alice")]);
+        let ids = certificate_ids(&der, Some("CN=alice")).unwrap();
+        assert_eq!(ids, vec![crate::acl::Id::new("super", "CN=alice"), crate::acl::Id::new("x509", "CN=alice")]);
+        assert_eq!(certificate_ids(&der, Some("CN=bob")).unwrap().len(), 1);
+        assert!(certificate_ids(b"\x30\x03garbage", None).is_none());
+    }
+}
