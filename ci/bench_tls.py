@@ -10,7 +10,7 @@ Usage: python3 ci/bench_tls.py [--duration 8] [--warmup 2] [--rounds 3] [--ratio
        [--out results/tls] [--baseline-bin PATH --baseline-label TEXT]
 Builds nothing: run `cargo build --release -p warren -p loadgen` first (ci/bench-tls.sh does).
 """
-import argparse, datetime, json, platform, shlex, statistics, subprocess, sys, tempfile
+import argparse, datetime, json, os, platform, shlex, statistics, subprocess, sys, tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,8 +39,15 @@ def loadgen(port, ratio, args, label, json_path, tls=None):
 
 
 def summary_of(rec):
-    """(ops/s, p99 µs): the read p99 when the mix has reads, else the write p99."""
-    return rec["ops_per_s"], rec["read_p99_us"] if rec["read_ratio"] > 0 else rec["write_p99_us"]
+    """(ops/s, p99 µs, server CPU µs/op): p99 of reads when the mix has reads, else of writes."""
+    p99 = rec["read_p99_us"] if rec["read_ratio"] > 0 else rec["write_p99_us"]
+    return rec["ops_per_s"], p99, rec["server_cpu_us_per_op"]
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/PID/stat, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -86,7 +93,13 @@ def main():
                 for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
                     port, tls = {"plaintext": (warren.port, None), "tls": (secure, pki),
                                  "baseline": (baseline and baseline.port, None)}[mode]
+                    pid = (baseline if mode == "baseline" else warren).proc.pid
+                    cpu0 = cpu_seconds(pid)
                     rec = loadgen(port, ratio, args, f"warren-{mode}", base / "run.json", tls)
+                    # The server's CPU over the whole run (warm-up and set-up included) per
+                    # measured op: steadier than ops/s on a machine shared with other work.
+                    ops = rec["ops_per_s"] * args.duration * (1 + args.warmup / args.duration)
+                    rec["server_cpu_us_per_op"] = (cpu_seconds(pid) - cpu0) * 1e6 / max(ops, 1)
                     rec["round"], rec["mode"] = r, mode
                     with raw.open("a") as f:
                         f.write(json.dumps(rec) + "\n")
@@ -109,13 +122,17 @@ def main():
         f"{args.clients} clients x {args.outstanding} outstanding, {args.value_size} B values, "
         f"{args.warmup} s warm-up then {args.duration} s measured per run; {args.rounds} rounds, "
         f"the modes in rotation (the order rotates each round). Figures: median over rounds "
-        f"(min-max); p99 is of reads when the mix has reads, of writes when it has none.",
+        f"(min-max); p99 is of reads when the mix has reads, of writes when it has none. CPU µs/op: "
+        f"the server process's user+system CPU time over a run divided by the ops of warm-up and "
+        f"measurement (warm-up ops estimated at the measured rate): it is less disturbed than ops/s "
+        f"by the other work sharing the machine.",
         *([f"Baseline: plaintext on a Warren built from {args.baseline_label}, a separate server "
            f"running beside this one, in the same rotation."] if baseline else []),
         "",
-        "| read ratio | plaintext ops/s | TLS ops/s | TLS / plaintext | plaintext p99 µs | TLS p99 µs |"
-        + (" baseline ops/s | baseline p99 µs | plaintext / baseline |" if baseline else ""),
-        "| --- | --- | --- | --- | --- | --- |" + (" --- | --- | --- |" if baseline else ""),
+        "| read ratio | plaintext ops/s | TLS ops/s | TLS / plaintext | plaintext p99 µs | TLS p99 µs "
+        "| plaintext CPU µs/op | TLS CPU µs/op |"
+        + (" baseline ops/s | baseline p99 µs | baseline CPU µs/op | plaintext / baseline ops/s |" if baseline else ""),
+        "| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- | --- | --- |" if baseline else ""),
     ]
     verdicts = []
     for ratio in ratios:
@@ -126,12 +143,15 @@ def main():
         p_p99, t_p99 = [x[1] for x in pl], [x[1] for x in tl]
         ratio_tls = med(t_ops) / med(p_ops)
         verdicts.append(ratio_tls)
+        cpu = lambda xs: f"{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"  # noqa: E731
         row = (f"| {ratio} | {med(p_ops):.0f} ({rng(p_ops)}) | {med(t_ops):.0f} ({rng(t_ops)}) | "
-               f"{ratio_tls:.2f} | {med(p_p99):.0f} ({rng(p_p99)}) | {med(t_p99):.0f} ({rng(t_p99)}) |")
+               f"{ratio_tls:.2f} | {med(p_p99):.0f} ({rng(p_p99)}) | {med(t_p99):.0f} ({rng(t_p99)}) | "
+               f"{cpu([x[2] for x in pl])} | {cpu([x[2] for x in tl])} |")
         if baseline:
             b = results[(ratio, "baseline")]
             b_ops, b_p99 = [x[0] for x in b], [x[1] for x in b]
-            row += f" {med(b_ops):.0f} ({rng(b_ops)}) | {med(b_p99):.0f} ({rng(b_p99)}) | {med(p_ops) / med(b_ops):.2f} |"
+            row += (f" {med(b_ops):.0f} ({rng(b_ops)}) | {med(b_p99):.0f} ({rng(b_p99)}) | "
+                    f"{cpu([x[2] for x in b])} | {med(p_ops) / med(b_ops):.2f} |")
         lines.append(row)
     lines += ["", f"Requirement (issue 14): TLS keeps at least 0.7 of plaintext throughput: "
               f"{'met' if min(verdicts) >= 0.7 else 'NOT met'} (lowest {min(verdicts):.2f}).",

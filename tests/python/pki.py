@@ -84,6 +84,8 @@ class Pki:
         cert = _cert(_name(who, "clients"), key, issuer, issuer_key, client=True)
         (self.dir / f"{who}.crt").write_bytes(_pem(cert))
         (self.dir / f"{who}.key").write_bytes(_key_pem(key))
+        # Key and certificate in one file: a PEM key store for the Java client.
+        (self.dir / f"{who}.pem").write_bytes(_key_pem(key) + _pem(cert))
 
     @property
     def ca_file(self) -> str:

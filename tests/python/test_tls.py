@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import ssl
 import struct
 import time
@@ -27,7 +28,7 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
 from pki import Pki
-from servers import ZK_JAVA_DIR, WarrenServer, ZooKeeperServer, free_port
+from servers import ZK_JAR, ZK_JAVA_DIR, WarrenServer, ZooKeeperServer, free_port
 
 KINDS = ["warren", "zookeeper"]
 NETTY_JARS = [str(ZK_JAVA_DIR / "netty-codec.jar"), str(ZK_JAVA_DIR / "netty-resolver.jar")]
@@ -349,3 +350,34 @@ def test_refused_settings_stop_the_start(pki, tmp_path, key, value, needle):
         s.start()
     assert needle in s.log_tail(50)
     assert s.proc is None or not s.is_running()
+
+
+def zkcli_tls(port: int, pki: Pki, who: str, commands: list[str]) -> str:
+    """The Java zkCli over TLS (its Netty client socket), one command a line on stdin."""
+    props = {
+        "zookeeper.clientCnxnSocket": "org.apache.zookeeper.ClientCnxnSocketNetty",
+        "zookeeper.client.secure": "true",
+        "zookeeper.ssl.keyStore.location": str(pki.dir / f"{who}.pem"),
+        "zookeeper.ssl.keyStore.type": "PEM",
+        "zookeeper.ssl.trustStore.location": pki.ca_file,
+        "zookeeper.ssl.trustStore.type": "PEM",
+    }
+    cmd = ["java", "-Xmx128m", "-XX:-UsePerfData", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+           *[f"-D{k}={v}" for k, v in props.items()],
+           "-cp", ":".join([str(ZK_JAR), *NETTY_JARS]), "org.apache.zookeeper.ZooKeeperMain",
+           "-waitforconnection", "-timeout", "10000", "-server", f"127.0.0.1:{port}"]
+    proc = subprocess.run(cmd, input="\n".join([*commands, "quit"]) + "\n", stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=90)
+    return proc.stdout
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_java_zkcli_over_tls_with_x509_identity(servers, pki, kind):
+    s = servers.get(kind, "need")
+    path = f"/zkcli-tls-{uuid.uuid4().hex}"
+    out = zkcli_tls(s.secure_port, pki, "alice", [f"create {path} hello-over-tls", f"get {path}", "whoami"])
+    lines = out.splitlines()
+    assert f"Created {path}" in lines, out
+    assert "hello-over-tls" in lines, out
+    # whoami (opcode 107) lists the connection's ids: the certificate's subject among them.
+    assert f"x509: {ALICE_DN}" in lines, out
