@@ -23,8 +23,10 @@ def _name(cn: str, ou: str) -> x509.Name:
     ])
 
 
-def _cert(subject, key, issuer, issuer_key, *, ca=False, san=None, client=False):
+def _cert(subject, key, issuer, issuer_key, *, ca=False, san=None, client=False, expired=False):
     now = datetime.datetime.now(datetime.timezone.utc)
+    if expired:
+        now -= datetime.timedelta(days=3)
     b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
          .not_valid_before(now - datetime.timedelta(hours=1))
@@ -66,22 +68,30 @@ class Pki:
         self.write_server_cert("server-1", self.server_pem)
         for who in ("alice", "bob"):
             self._client(who, self.ca_name, self.ca_key)
+        self._client("expired", self.ca_name, self.ca_key, expired=True)
         rogue_key = ec.generate_private_key(ec.SECP256R1())
         rogue_name = _name("Rogue CA", "ca")
         rogue = _cert(rogue_name, rogue_key, rogue_name, rogue_key, ca=True)
         (d / "rogue-ca.pem").write_bytes(_pem(rogue))
         self._client("mallory", rogue_name, rogue_key)
 
-    def write_server_cert(self, cn: str, path: Path) -> None:
-        """A server key store (key and certificate in one PEM file) naming `cn`."""
+    def write_server_cert(self, cn: str, path: Path, hosts: tuple = ("127.0.0.1", "localhost")) -> None:
+        """A server key store (key and certificate in one PEM file) naming `cn`, valid for
+        `hosts` (IP addresses and DNS names)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        san = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+
+        def name(h):
+            try:
+                return x509.IPAddress(ipaddress.ip_address(h))
+            except ValueError:
+                return x509.DNSName(h)
+        san = [name(h) for h in hosts]
         cert = _cert(_name(cn, "servers"), key, self.ca_name, self.ca_key, san=san)
         path.write_bytes(_key_pem(key) + _pem(cert))
 
-    def _client(self, who, issuer, issuer_key):
+    def _client(self, who, issuer, issuer_key, expired=False):
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _cert(_name(who, "clients"), key, issuer, issuer_key, client=True)
+        cert = _cert(_name(who, "clients"), key, issuer, issuer_key, client=True, expired=expired)
         (self.dir / f"{who}.crt").write_bytes(_pem(cert))
         (self.dir / f"{who}.key").write_bytes(_key_pem(key))
         # Key and certificate in one file: a PEM key store for the Java client.

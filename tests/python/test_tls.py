@@ -209,6 +209,29 @@ def test_untrusted_client_certificate_is_refused(servers, pki, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_expired_client_certificate_is_refused(servers, pki, kind):
+    s = servers.get(kind, "need")
+    assert not connects(tls_client(s.secure_port, pki, "expired")), f"{kind}: accepted an expired certificate"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_server_certificate_for_another_host_fails_hostname_checks(pki, tmp_path, kind):
+    store = tmp_path / "elsewhere.pem"
+    pki.write_server_cert("elsewhere", store, hosts=("elsewhere.example",))
+    secure = free_port()
+    s = make_tls_server(kind, tmp_path / kind, tls_cfg(pki, "need", secure, server_pem=store))
+    s.start()
+    try:
+        checked = KazooClient(hosts=f"127.0.0.1:{secure}", timeout=10, use_ssl=True, verify_certs=True,
+                              check_hostname=True, ca=pki.ca_file, **pki.client_files("alice"))
+        assert not connects(checked), f"{kind}: a certificate for elsewhere.example passed for 127.0.0.1"
+        # The same certificate without the host check: the chain itself is good.
+        assert connects(tls_client(secure, pki, "alice"), within=15)
+    finally:
+        s.cleanup()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_client_that_does_not_trust_the_server_fails(servers, pki, kind):
     s = servers.get(kind, "need")
     zk = tls_client(s.secure_port, pki, "alice", ca=str(pki.dir / "rogue-ca.pem"))
