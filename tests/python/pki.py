@@ -89,6 +89,15 @@ class Pki:
         cert = _cert(_name(cn, "servers"), key, self.ca_name, self.ca_key, san=san)
         path.write_bytes(_key_pem(key) + _pem(cert))
 
+    def write_pkcs12_key_store(self, path: Path, password: str) -> None:
+        """The server's key and certificate (from its PEM key store) as a PKCS12 file."""
+        from cryptography.hazmat.primitives.serialization import pkcs12
+        pem = self.server_pem.read_bytes()
+        key = serialization.load_pem_private_key(pem, None)
+        cert = x509.load_pem_x509_certificate(pem[pem.index(b"-----BEGIN CERTIFICATE"):])
+        enc = serialization.BestAvailableEncryption(password.encode())
+        path.write_bytes(pkcs12.serialize_key_and_certificates(b"server", key, cert, None, enc))
+
     def _client(self, who, issuer, issuer_key, expired=False):
         key = ec.generate_private_key(ec.SECP256R1())
         cert = _cert(_name(who, "clients"), key, issuer, issuer_key, client=True, expired=expired)

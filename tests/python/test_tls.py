@@ -263,6 +263,48 @@ def test_port_unification_takes_plaintext_and_tls(pki, tmp_path, kind):
         s.cleanup()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_pkcs12_key_store(pki, tmp_path, kind):
+    store = tmp_path / "server.p12"
+    pki.write_pkcs12_key_store(store, "s3cret")
+    secure = free_port()
+    cfg = tls_cfg(pki, "need", secure)
+    cfg.update({"ssl.keyStore.location": str(store), "ssl.keyStore.type": "PKCS12",
+                "ssl.keyStore.password": "s3cret"})
+    s = make_tls_server(kind, tmp_path / kind, cfg)
+    s.start()
+    try:
+        assert _server_cn(secure, pki) == "server-1"
+        assert connects(tls_client(secure, pki, "alice"), within=15)
+    finally:
+        s.cleanup()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_x509_super_user_reads_everything(pki, tmp_path, kind):
+    secure = free_port()
+    cfg = tls_cfg(pki, "need", secure)
+    cfg["X509AuthenticationProvider.superUser"] = BOB_DN
+    s = make_tls_server(kind, tmp_path / kind, cfg)
+    s.start()
+    clients = []
+    try:
+        alice, bob = tls_client(secure, pki, "alice"), tls_client(secure, pki, "bob")
+        clients = [alice, bob]
+        for c in clients:
+            c.start(timeout=15)
+        alice.create("/alice-only", b"secret", acl=[make_acl("x509", ALICE_DN, read=True, write=True)])
+        assert bob.get("/alice-only")[0] == b"secret"
+        bob.set_acls("/alice-only", [make_acl("x509", BOB_DN, all=True)])
+        with pytest.raises(NoAuthError):
+            alice.get("/alice-only")
+    finally:
+        for c in clients:
+            c.stop()
+            c.close()
+        s.cleanup()
+
+
 def _server_cn(port: int, pki: Pki) -> str:
     ctx = ssl.create_default_context(cafile=pki.ca_file)
     ctx.load_cert_chain(**{"certfile": str(pki.dir / "alice.crt"), "keyfile": str(pki.dir / "alice.key")})
