@@ -3,6 +3,10 @@
 listens on clientPort (plaintext) and secureClientPort (TLS, ssl.clientAuth=need), and the
 same pipelined client (loadgen run) alternates between the two ports, round after round.
 
+With --handshake-seconds N, full TLS handshakes per second are measured too (`openssl s_time
+-new`, one client process, client certificate shown), against this Warren and against a
+ZooKeeper 3.8 (Netty, the same certificates), alternating.
+
 With --baseline-bin, a second Warren built from an older commit (plaintext only) joins the
 rotation, so that the plaintext path of this build can be compared with the one before TLS.
 
@@ -10,7 +14,7 @@ Usage: python3 ci/bench_tls.py [--duration 8] [--warmup 2] [--rounds 3] [--ratio
        [--out results/tls] [--baseline-bin PATH --baseline-label TEXT]
 Builds nothing: run `cargo build --release -p warren -p loadgen` first (ci/bench-tls.sh does).
 """
-import argparse, datetime, json, os, platform, shlex, statistics, subprocess, sys, tempfile
+import argparse, datetime, json, os, platform, re, shlex, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,13 +54,56 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def handshakes(port, pki, seconds):
+    """Full handshakes per wall-clock second of `openssl s_time -new` against `port`."""
+    cmd = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(int(seconds)),
+           "-CAfile", pki.ca_file, "-cert", str(pki.dir / "alice.crt"), "-key", str(pki.dir / "alice.key")]
+    t0 = time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    elapsed = time.monotonic() - t0
+    m = re.search(r"(\d+) connections in [\d.]+s", out)
+    if not m:
+        raise SystemExit(f"openssl s_time gave no count:\n{out[-2000:]}")
+    return int(m.group(1)) / elapsed
+
+
+def measure_handshakes(args, base, pki):
+    """[(system, handshakes/s), ...] for Warren and ZooKeeper, alternating."""
+    secure = {"warren": servers.free_port(), "zookeeper": servers.free_port()}
+    cfg = lambda kind: {"ssl.keyStore.location": str(pki.server_pem), "ssl.trustStore.location": pki.ca_file,  # noqa: E731
+                        "ssl.clientAuth": "need", "maxClientCnxns": "0",
+                        "secureClientPort": str(secure[kind]), "secureClientPortAddress": "127.0.0.1"}
+    jars = [str(servers.ZK_JAVA_DIR / "netty-codec.jar"), str(servers.ZK_JAVA_DIR / "netty-resolver.jar")]
+    started = {
+        "warren": servers.WarrenServer(base / "hs-warren", extra_cfg=cfg("warren")),
+        "zookeeper": servers.ZooKeeperServer(
+            base / "hs-zookeeper", extra_cfg=cfg("zookeeper"), extra_classpath=jars,
+            jvm_props={"zookeeper.serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory"}),
+    }
+    out = []
+    try:
+        for s in started.values():
+            s.start()
+        for kind in started:  # warm-up (the JVM above all)
+            handshakes(secure[kind], pki, 2)
+        for r in range(args.handshake_rounds):
+            for kind in (("warren", "zookeeper") if r % 2 == 0 else ("zookeeper", "warren")):
+                out.append((kind, handshakes(secure[kind], pki, args.handshake_seconds)))
+                print(f"--- handshakes {kind}: {out[-1][1]:.0f}/s")
+    finally:
+        for s in started.values():
+            s.cleanup()
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag, kind, default in (("--duration", float, 8), ("--warmup", float, 2), ("--rounds", int, 3),
                                 ("--clients", int, 8), ("--outstanding", int, 100),
                                 ("--value-size", int, 1024), ("--ratios", str, "0.9,0.0"),
                                 ("--out", str, str(REPO / "results" / "tls")),
-                                ("--baseline-bin", str, None), ("--baseline-label", str, "baseline")):
+                                ("--baseline-bin", str, None), ("--baseline-label", str, "baseline"),
+                                ("--handshake-seconds", float, 0), ("--handshake-rounds", int, 2)):
         p.add_argument(flag, type=kind, default=default)
     args = p.parse_args()
     args.load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -108,6 +155,7 @@ def main():
         warren.cleanup()
         if baseline:
             baseline.cleanup()
+    hs = measure_handshakes(args, base, pki) if args.handshake_seconds > 0 else []
 
     cmd = "python3 ci/bench_tls.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     lines = [
@@ -155,6 +203,11 @@ def main():
         lines.append(row)
     lines += ["", f"Requirement (issue 14): TLS keeps at least 0.7 of plaintext throughput: "
               f"{'met' if min(verdicts) >= 0.7 else 'NOT met'} (lowest {min(verdicts):.2f}).",
+              *(["", "Full TLS handshakes per second (`openssl s_time -new`, one client process on the "
+                 f"same machine, client certificate shown, ssl.clientAuth=need; {args.handshake_rounds} "
+                 f"rounds of {args.handshake_seconds:.0f} s alternating, after a 2 s warm-up each): "
+                 + "; ".join(f"{k} " + ", ".join(f"{v:.0f}" for kk, v in hs if kk == k) for k in ("warren", "zookeeper"))
+                 + " handshakes/s (the client's own handshake work shares the 2 cores)."] if hs else []),
               "", "Every run's loadgen record: `runs.jsonl`. `uptime` before the run: " + args.load + "."]
     (out / "README.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
