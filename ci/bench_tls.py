@@ -103,7 +103,8 @@ def main():
                                 ("--value-size", int, 1024), ("--ratios", str, "0.9,0.0"),
                                 ("--out", str, str(REPO / "results" / "tls")),
                                 ("--baseline-bin", str, None), ("--baseline-label", str, "baseline"),
-                                ("--handshake-seconds", float, 0), ("--handshake-rounds", int, 2)):
+                                ("--handshake-seconds", float, 0), ("--handshake-rounds", int, 2),
+                                ("--workdir", str, None)):
         p.add_argument(flag, type=kind, default=default)
     args = p.parse_args()
     args.load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -113,7 +114,7 @@ def main():
     raw = out / "runs.jsonl"
     raw.unlink(missing_ok=True)
 
-    base = Path(tempfile.mkdtemp(prefix="bench-tls-"))
+    base = Path(tempfile.mkdtemp(prefix="bench-tls-", dir=args.workdir)).resolve()
     pki = Pki(base / "pki")
     secure = servers.free_port()
     warren = servers.WarrenServer(base / "warren", extra_cfg={
@@ -142,7 +143,13 @@ def main():
                                  "baseline": (baseline and baseline.port, None)}[mode]
                     pid = (baseline if mode == "baseline" else warren).proc.pid
                     cpu0 = cpu_seconds(pid)
-                    rec = loadgen(port, ratio, args, f"warren-{mode}", base / "run.json", tls)
+                    try:
+                        rec = loadgen(port, ratio, args, f"warren-{mode}", base / "run.json", tls)
+                    except SystemExit:
+                        for srv in (warren, baseline):
+                            if srv is not None:
+                                print(f"--- {srv.name} {srv.status()}\n{srv.log_tail(80)}")
+                        raise
                     # The server's CPU over the whole run (warm-up and set-up included) per
                     # measured op: steadier than ops/s on a machine shared with other work.
                     ops = rec["ops_per_s"] * args.duration * (1 + args.warmup / args.duration)

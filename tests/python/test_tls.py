@@ -371,6 +371,23 @@ def test_failed_handshakes_are_logged_rate_limited_and_harmless(servers, pki):
     assert connects(tls_client(s.secure_port, pki, "alice"), within=15)
 
 
+def test_tls_client_closing_without_close_notify_is_an_ordinary_close(servers, pki):
+    """Most ZooKeeper clients just close the socket; that is no error worth a log line."""
+    s = servers.get("warren", "need")
+    before = s.out_path.stat().st_size
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    ctx.load_cert_chain(certfile=str(pki.dir / "alice.crt"), keyfile=str(pki.dir / "alice.key"))
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", s.secure_port), timeout=5) as raw:
+            tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            tls.sendall(_connect_request())
+            assert len(tls.recv(4)) == 4  # the ConnectResponse's length
+            # Closing the TCP socket under the TLS one: no close_notify is sent.
+    time.sleep(0.5)
+    log = s.out_path.read_bytes()[before:].decode(errors="replace")
+    assert "close_notify" not in log and "closing connection" not in log, log
+
+
 def test_secure_only_server(pki, tmp_path):
     """secureClientPort without clientPort: no plaintext port at all (ZooKeeper allows it)."""
     secure = free_port()
