@@ -37,6 +37,7 @@ pip_install pytest_timeout 'pytest-timeout'
 pip_install prometheus_client 'prometheus-client'
 pip_install puresasl 'pure-sasl'
 pip_install pexpect 'pexpect'
+pip_install cryptography 'cryptography'
 
 cargo_install() { # subcommand  crate  why
     if ! cargo "$1" --version >/dev/null 2>&1; then

@@ -15,7 +15,9 @@
 //!   `superDigest` (`zookeeper.DigestAuthenticationProvider.superDigest`,
 //!   e.g. `super:xQJmxLMiHGwaqBvst5y6rkB6HQs=` for `super:admin`). ZooKeeper
 //!   records this as an extra `super:` id at `addauth` time; here it is
-//!   evaluated at check time from the digest id, with the same result.
+//!   evaluated at check time from the digest id, with the same result. A
+//!   `super:` id added by another provider (the SASL or x509 super user)
+//!   makes the session super too, as in ZooKeeper's `checkACL`.
 //! * [`check`] mirrors `ZooKeeperServer.checkACL`, [`fix_acl`] mirrors
 //!   `PrepRequestProcessor.fixupACL` (3.8: `removeDuplicates`, then
 //!   per-entry validation / `auth` expansion).
@@ -253,10 +255,7 @@ impl AuthInfo {
     /// `addauth digest super:<password>`. `None` (no superDigest configured)
     /// is never super.
     pub fn is_super(&self, super_digest: Option<&str>) -> bool {
-        match super_digest {
-            Some(sd) => self.ids.iter().any(|i| i.scheme == "digest" && i.id == sd),
-            None => false,
-        }
+        self.ids.iter().any(|i| i.scheme == "super" || super_digest.is_some_and(|sd| i.scheme == "digest" && i.id == sd))
     }
 }
 
@@ -611,6 +610,11 @@ mod tests {
         a.add_auth("digest", b"super:admin").unwrap();
         assert!(a.is_super(sd));
         assert!(!a.is_super(None));
+        // The SASL and x509 super users get a `super:` id from their provider.
+        let mut b = AuthInfo::for_connection("10.0.0.1".parse().unwrap());
+        assert!(!b.is_super(None));
+        b.add_id(Id::new("super", "CN=admin"));
+        assert!(b.is_super(None));
         // Super bypasses every ACL.
         let locked = vec![acl(perms::READ, "digest", "someone:else")];
         assert!(check(&locked, perms::ADMIN, &a, sd));

@@ -28,6 +28,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+pub mod tls;
+
 /// The embedded default configuration as `zoo.cfg` text; parsing it yields
 /// exactly [`Config::embedded_default`].
 pub const EMBEDDED_DEFAULT_CFG: &str = "\
@@ -111,6 +113,7 @@ pub const IGNORED_KEY_PREFIXES: &[(&str, &str)] = &[
 const REFUSED_KEYS: &[(&str, &str)] = &[
     ("localSessionsEnabled", "local sessions are not implemented; every session would be global"),
     ("readonlymode.enabled", "read-only mode is not implemented; a server cut off from its quorum would refuse every client"),
+    ("sslQuorum", "quorum TLS is not implemented; traffic between servers would be plaintext"),
 ];
 
 /// Prefixes of keys refused whatever their value: hierarchical quorums.
@@ -123,17 +126,14 @@ const REFUSED_PREFIXES: &[(&str, &str)] = &[
 /// know about; they are accepted with a warning.
 const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
     ("dynamicConfigFile", "dynamic reconfiguration is not supported; the file is not read"),
-    ("secureClientPort", "TLS client connections are not supported; no secure port is opened"),
-    ("secureClientPortAddress", "TLS client connections are not supported"),
-    ("sslQuorum", "quorum TLS is not supported"),
-    ("portUnification", "TLS client connections are not supported"),
+    ("portUnification", "quorum TLS (and so its port unification) is not supported"),
     ("sslQuorumReloadCertFiles", "quorum TLS is not supported"),
 ];
 
 /// Prefixes of unsupported settings, see [`UNSUPPORTED_KEYS`].
 const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
-    ("ssl.", "TLS is not supported"),
-    ("authProvider.", "only the digest, ip, world and sasl (DIGEST-MD5) schemes are built in"),
+    ("ssl.quorum.", "quorum TLS is not supported"),
+    ("authProvider.", "only the digest, ip, world, sasl (DIGEST-MD5) and x509 schemes are built in"),
     ("quorum.auth.", "quorum SASL authentication is not supported"),
 ];
 
@@ -331,6 +331,9 @@ pub struct Config {
     pub data_log_dir: Option<PathBuf>,
     /// `clientPort`; 0 lets the operating system choose.
     pub client_port: u16,
+    /// Whether a plaintext client port is opened: false when only `secureClientPort` is set
+    /// (ZooKeeper's secure-only server); otherwise `clientPort`, 2181 when unset.
+    pub plaintext_client_port: bool,
     /// `clientPortAddress`: the address the client port is bound to.
     pub client_port_address: IpAddr,
     /// `maxClientCnxns`: connections per client IP; 0 = unlimited.
@@ -435,6 +438,8 @@ pub struct Config {
     pub metrics_http_host: IpAddr,
     /// `metricsProvider.httpPort` (7000).
     pub metrics_http_port: u16,
+    /// `secureClientPort`, `client.portUnification`, `ssl.*`, x509 authentication.
+    pub tls: tls::TlsConfig,
 }
 
 /// ZooKeeper's SASL authentication provider (`authProvider.N=` it is accepted quietly: Warren's
@@ -510,6 +515,8 @@ pub enum ConfigError {
     MyidNotListed { path: PathBuf, myid: u64, ids: String },
     #[error("zoo.cfg: {0}")]
     Ensemble(String),
+    #[error("zoo.cfg: {0}")]
+    Tls(String),
 }
 
 impl Default for FourLetterWhitelist {
@@ -578,6 +585,7 @@ impl Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             data_log_dir: None,
             client_port: DEFAULT_CLIENT_PORT,
+            plaintext_client_port: true,
             client_port_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             max_client_cnxns: DEFAULT_MAX_CLIENT_CNXNS,
             max_cnxns: 0,
@@ -621,6 +629,7 @@ impl Config {
             metrics_enabled: false,
             metrics_http_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             metrics_http_port: DEFAULT_METRICS_PORT,
+            tls: tls::TlsConfig::default(),
         }
     }
 
@@ -689,8 +698,9 @@ impl Config {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = writeln!(out, "clientPort={}", self.client_port);
-        // No TLS port: ZooKeeper prints -1 when it has none.
-        let _ = writeln!(out, "secureClientPort=-1");
+        // ZooKeeper prints -1 when it has no TLS port.
+        let secure = self.tls.secure_client_port.map_or(-1, i32::from);
+        let _ = writeln!(out, "secureClientPort={secure}");
         let _ = writeln!(out, "dataDir={}", version_dir(&self.data_dir));
         let _ = writeln!(out, "dataDirSize={data_dir_size}");
         let _ = writeln!(out, "dataLogDir={}", version_dir(log_dir));
@@ -965,6 +975,7 @@ struct Parser {
     sync_limit_set: bool,
     seen: HashMap<String, usize>,
     warnings: Vec<String>,
+    tls: tls::TlsKeys,
     /// Authentication keys, settled in `finish` (`authentication`).
     jaas: Option<(usize, PathBuf)>,
     jaas_section: Option<String>,
@@ -988,6 +999,7 @@ impl Parser {
             sync_limit_set: false,
             seen: HashMap::new(),
             warnings: Vec::new(),
+            tls: tls::TlsKeys::default(),
             jaas: None,
             jaas_section: None,
             enforce_auth: None,
@@ -1006,6 +1018,12 @@ impl Parser {
             return self.apply_server(e, id, repeated_key);
         }
         if self.apply_core(e)? || self.apply_storage(e)? || self.apply_access(e)? || self.apply_warren(e)? {
+            return Ok(());
+        }
+        if let tls::Applied::Used(warning) = self.tls.apply(e)? {
+            if let Some(w) = warning {
+                self.warn(e.line, w);
+            }
             return Ok(());
         }
         self.apply_other(e)
@@ -1289,6 +1307,8 @@ impl Parser {
             return Err(ConfigError::MissingDataDir);
         }
         self.resolve_session_timeouts()?;
+        self.cfg.tls = std::mem::take(&mut self.tls).finish(&mut self.warnings)?;
+        self.cfg.plaintext_client_port = self.client_port_set || self.cfg.tls.secure_client_port.is_none();
         self.cfg.servers = std::mem::take(&mut self.servers).into_values().collect();
         if self.is_ensemble()? {
             self.setup_ensemble(read_myid)?;
@@ -1668,6 +1688,7 @@ fn spelling_hint(key: &str) -> String {
         .iter()
         .chain(IGNORED_KEYS.iter().map(|(k, _)| k))
         .chain(REFUSED_KEYS.iter().map(|(k, _)| k))
+        .chain(tls::KEYS)
         .find(|known| known.eq_ignore_ascii_case(key))
         .map(|known| format!(" (did you mean {known}?)"))
         .unwrap_or_default()
@@ -2255,15 +2276,32 @@ readonlymode.enabled=false");
     #[test]
     fn unsupported_features_warn() {
         let (_, warnings) = ok("dynamicConfigFile=/etc/zk/zoo.cfg.dynamic
-secureClientPort=2182
-ssl.keyStore.location=/k
+sslQuorum=false
+ssl.quorum.keyStore.location=/k
 authProvider.1=com.example.KerberosOnlyProvider
 skipACL=yes");
         assert!(has_warning(&warnings, "line 2: dynamicConfigFile is not supported"));
-        assert!(has_warning(&warnings, "line 3: secureClientPort is not supported"));
-        assert!(has_warning(&warnings, "line 4: ssl.keyStore.location is not supported"));
+        assert!(has_warning(&warnings, "line 3: sslQuorum=false is ignored"));
+        assert!(has_warning(&warnings, "line 4: ssl.quorum.keyStore.location is not supported"));
         assert!(has_warning(&warnings, "line 5: authProvider.1 is not supported"));
         assert!(has_warning(&warnings, "line 6: skipACL=yes is not supported"));
+    }
+
+    #[test]
+    fn quorum_tls_is_refused_not_ignored() {
+        // Ignoring it would leave peer traffic plaintext while the operator believes it encrypted.
+        let text = err_text("sslQuorum=true");
+        assert!(text.contains("sslQuorum") && text.contains("plaintext"), "{text}");
+    }
+
+    #[test]
+    fn secure_only_server_has_no_plaintext_port() {
+        let tls = "ssl.keyStore.location=/k.pem\nssl.clientAuth=none\n";
+        assert!(cfg(&format!("{tls}secureClientPort=2281")).tls.secure_client_port == Some(2281));
+        assert!(!cfg(&format!("{tls}secureClientPort=2281")).plaintext_client_port);
+        assert!(cfg(&format!("{tls}secureClientPort=2281\nclientPort=2181")).plaintext_client_port);
+        assert!(cfg("clientPort=2181").plaintext_client_port);
+        assert!(cfg("maxClientCnxns=10").plaintext_client_port, "no port at all keeps the default 2181");
     }
 
     #[test]

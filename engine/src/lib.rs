@@ -21,6 +21,7 @@ pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod snap;
+pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod watch;

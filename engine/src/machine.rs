@@ -457,6 +457,19 @@ impl Machine {
         true
     }
 
+    /// Ids a connection proved outside the protocol: a verified client certificate's `x509:`
+    /// (and `super:`) ids, as ZooKeeper's `X509AuthenticationProvider` adds them at handshake.
+    /// Returns whether the connection is known.
+    pub fn add_auth_ids(&mut self, conn: ConnId, ids: Vec<crate::acl::Id>) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        for id in ids {
+            c.auth.add_id(id);
+        }
+        true
+    }
+
     /// The connection is gone (closed by the peer or by us). Its session lives on until it
     /// expires; its watches are dropped (clients re-register them with setWatches).
     pub fn disconnected(&mut self, conn: ConnId) {

@@ -9,9 +9,14 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Barrier;
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
+
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use warren::acl::open_acl_unsafe;
 use warren::proto::{op, ConnectRequest, ConnectResponse, CreateKind, CreateRequest, Request, Stat, Writer};
@@ -24,8 +29,87 @@ const SESSION_TIMEOUT_MS: i32 = 30_000;
 /// `current_server` value while a client has no connection.
 pub const DISCONNECTED: usize = usize::MAX;
 
+/// The TLS client configuration of every connection of this process (`--tls-ca`); unset:
+/// plaintext. Set once before any client starts.
+static TLS: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+
+/// Makes every later connection TLS, trusting the CAs of `ca` (PEM), and showing the client
+/// certificate `identity` (PEM certificate chain, PEM key) when given.
+pub fn use_tls(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<(), String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let certs = |p: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
+        CertificateDer::pem_slice_iter(&read(p)?).collect::<Result<_, _>>().map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let mut roots = RootCertStore::empty();
+    for c in certs(ca)? {
+        roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    #[allow(deprecated)] // ring: see engine/src/tls/suites.rs
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let key = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|e| format!("{}: {e}", key.display()))?;
+            builder.with_client_auth_cert(certs(cert)?, key).map_err(|e| e.to_string())?
+        }
+    };
+    TLS.set(Arc::new(config)).map_err(|_| "TLS is already configured".to_string())
+}
+
+/// A connection to a server: plaintext, or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => &t.sock,
+        }
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(t)
+    }
+
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_write_timeout(t)
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
+}
+
 pub struct Conn {
-    pub s: TcpStream,
+    pub s: Stream,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -41,15 +125,23 @@ pub struct Session {
 }
 
 impl Conn {
-    fn wrap(s: TcpStream) -> Conn {
+    fn wrap(s: Stream) -> Conn {
         Conn { s, buf: vec![0; 1 << 20], start: 0, end: 0 }
     }
 
     /// Connects and opens (or resumes) `session`. `Ok(None)`: the server refused to resume it
     /// (expired).
     pub fn open(addr: SocketAddr, session: &mut Session) -> io::Result<Option<Conn>> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-        s.set_nodelay(true)?;
+        let tcp = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+        tcp.set_nodelay(true)?;
+        let mut s = match TLS.get() {
+            None => Stream::Plain(tcp),
+            Some(config) => {
+                let name = ServerName::IpAddress(addr.ip().into());
+                let tls = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+                Stream::Tls(Box::new(StreamOwned::new(tls, tcp)))
+            }
+        };
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: session.last_zxid,
@@ -436,7 +528,7 @@ pub fn echo_server(listen: SocketAddr) {
 
 fn echo_conn(s: TcpStream) -> io::Result<()> {
     s.set_nodelay(true)?;
-    let mut c = Conn::wrap(s);
+    let mut c = Conn::wrap(Stream::Plain(s));
     c.frame()?;
     let resp = ConnectResponse {
         protocol_version: 0,

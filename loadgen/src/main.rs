@@ -123,6 +123,16 @@ pub struct RunArgs {
     /// No progress bar even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Connect over TLS (with --connect, to a secureClientPort or a unified port), trusting
+    /// the CA certificates of this PEM file; the server's certificate must name its IP.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// With --tls-ca: the client certificate (PEM) to show, for ssl.clientAuth=need.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// With --tls-cert: its private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Checks the settings before anything starts.
@@ -166,6 +176,12 @@ pub fn validate(a: &RunArgs) -> Result<(), String> {
     }
     if a.connect.is_some() && a.nodes != 1 {
         return Err("--nodes starts a local ensemble; with --connect list the servers instead".into());
+    }
+    if a.tls_ca.is_some() && a.connect.is_none() {
+        return Err("--tls-ca needs --connect: the servers loadgen starts speak plaintext".into());
+    }
+    if a.tls_cert.is_some() && a.tls_ca.is_none() {
+        return Err("--tls-cert needs --tls-ca".into());
     }
     if let Some(c) = &a.connect {
         target::parse_connect(c)?;
@@ -219,6 +235,10 @@ pub struct Outcome {
 }
 
 fn run(a: &RunArgs) -> io::Result<()> {
+    if let Some(ca) = &a.tls_ca {
+        let identity = a.tls_cert.as_deref().zip(a.tls_key.as_deref());
+        client::use_tls(ca, identity).map_err(io::Error::other)?;
+    }
     let o = run_once(a, !a.quiet && io::stderr().is_terminal())?;
     let s = &o.summary;
     println!(
@@ -364,9 +384,11 @@ pub fn run_once(a: &RunArgs, progress: bool) -> io::Result<Outcome> {
     let target_version = match &ens {
         Some(e) if a.system != System::Echo => e.version(),
         Some(_) => "echo".into(),
+        // A TLS port does not answer four-letter words in plaintext.
+        None if a.tls_ca.is_some() => "unknown (TLS)".into(),
         None => target::srvr_version(&target::four_letter(servers[0], "srvr", Duration::from_secs(2))),
     };
-    if a.connect.is_some() {
+    if a.connect.is_some() && a.tls_ca.is_none() {
         // An ensemble already running: insist on a leader and every member answering.
         for &s in &servers {
             if target::four_letter(s, "ruok", Duration::from_secs(2)) != "imok" {
@@ -414,6 +436,7 @@ pub fn run_once(a: &RunArgs, progress: bool) -> io::Result<Outcome> {
             "system": if a.connect.is_some() { Value::Null } else { json!(a.system.name()) },
             "nodes": servers.len(),
             "connect": a.connect,
+            "tls": a.tls_ca.is_some(),
             "servers": servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             "read_ratio": a.read_ratio,
             "clients": a.clients,
@@ -652,6 +675,8 @@ mod tests {
         assert!(bad(&["--kill-leader", "--nodes", "3", "--duration", "2", "--kill-at", "5"]).contains("--kill-at"));
         assert!(bad(&["--connect", "127.0.0.1:1", "--nodes", "3"]).contains("--nodes"));
         assert!(bad(&["--ports", "9-1"]).contains("port range"));
+        assert!(bad(&["--tls-ca", "/ca.pem"]).contains("--connect"));
+        assert!(validate(&args(&["--tls-ca", "/ca.pem", "--connect", "127.0.0.1:1"])).is_ok());
         assert!(validate(&args(&["--kill-leader", "--nodes", "5", "--trials", "3", "--system", "zookeeper"])).is_ok());
     }
 

@@ -127,6 +127,9 @@ impl SweepArgs {
             no_record: true,
             label: s.name().into(),
             quiet: true,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

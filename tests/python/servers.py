@@ -261,9 +261,11 @@ class ZooKeeperServer(_Server):
     start_timeout = ZK_START_TIMEOUT
     heap = "256m"
 
-    def __init__(self, *args, jvm_props: dict[str, str] | None = None, **kw):
+    def __init__(self, *args, jvm_props: dict[str, str] | None = None,
+                 extra_classpath: list[str] | None = None, **kw):
         super().__init__(*args, **kw)
         self.jvm_props = dict(jvm_props or {})
+        self.extra_classpath = list(extra_classpath or [])
         self.log_path = self.base_dir / "zookeeper.log"
         self.out_path = self.base_dir / "zookeeper.out"
         self.log4j_path = self.base_dir / "log4j.properties"
@@ -284,7 +286,7 @@ class ZooKeeperServer(_Server):
             f"-Dlog4j.configuration=file:{self.log4j_path}",
             "-Dzookeeper.jmx.log4j.disable=true",
             *props,
-            "-cp", ":".join([str(self.base_dir), *ZK_SERVER_CLASSPATH]),
+            "-cp", ":".join([str(self.base_dir), *ZK_SERVER_CLASSPATH, *self.extra_classpath]),
             "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg_path),
         ]
 

@@ -14,7 +14,7 @@ use warren::admin;
 use warren::config::Config;
 use warren::machine::MachineConfig;
 use warren::quorum::QuorumConfig;
-use warren::server::{self, AdminContext, EnsembleSettings, Settings, Storage};
+use warren::server::{self, AdminContext, ClientTls, EnsembleSettings, Settings, Storage};
 
 #[derive(Parser)]
 #[command(name = "warren", version, about = "A ZooKeeper-compatible coordination service")]
@@ -164,6 +164,13 @@ fn start(path: Option<&Path>) -> ExitCode {
         return ExitCode::from(2);
     }
     let mut settings = settings_from(&cfg);
+    match client_tls(&cfg) {
+        Ok(tls) => settings.tls = tls,
+        Err(e) => {
+            error!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if let Some(p) = path {
         let initial = initial_config_text(&std::fs::read_to_string(p).unwrap_or_default());
         if let Some(admin) = Arc::get_mut(&mut settings.admin) {
@@ -187,6 +194,12 @@ fn initial_config_text(file: &str) -> String {
         .collect()
 }
 
+/// The plaintext client port, unless only `secureClientPort` is set.
+fn plaintext_client_addr(cfg: &Config) -> Option<SocketAddr> {
+    let own_line = cfg.ensemble.as_ref().is_some_and(|e| e.me().client_addr.is_some());
+    (cfg.plaintext_client_port || own_line).then(|| client_addr(cfg))
+}
+
 /// Where clients connect: an ensemble member's own `server.N` line may say.
 fn client_addr(cfg: &Config) -> SocketAddr {
     let own = cfg.ensemble.as_ref().and_then(|e| e.me().client_addr.clone());
@@ -197,6 +210,28 @@ fn client_addr(cfg: &Config) -> SocketAddr {
         }
         None => SocketAddr::new(cfg.client_port_address, cfg.client_port),
     }
+}
+
+/// TLS for clients: the stores read now (a bad file stops the start), and a thread that
+/// reloads them when they change.
+fn client_tls(cfg: &Config) -> Result<Option<ClientTls>, String> {
+    let t = &cfg.tls;
+    if !t.enabled() {
+        return Ok(None);
+    }
+    let config = warren::tls::Reloadable::new(warren::tls::server_config(t)?);
+    warren::tls::watch(t.clone(), config.clone(), warren::tls::RELOAD_POLL)
+        .map_err(|e| format!("cannot start the TLS reload thread: {e}"))?;
+    let secure_addr = t.secure_client_port.map(|port| {
+        SocketAddr::new(t.secure_client_port_address.unwrap_or(Ipv4Addr::UNSPECIFIED.into()), port)
+    });
+    Ok(Some(ClientTls {
+        config,
+        secure_addr,
+        unified: t.port_unification,
+        detection_timeout: Duration::from_millis(u64::from(t.handshake_detection_timeout_ms)),
+        x509_super_user: t.x509_super_user.clone(),
+    }))
 }
 
 fn settings_from(cfg: &Config) -> Settings {
@@ -220,7 +255,8 @@ fn settings_from(cfg: &Config) -> Settings {
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
     let version = full_version();
     Settings {
-        addr: client_addr(cfg),
+        addr: plaintext_client_addr(cfg),
+        tls: None,
         max_frame_len: cfg.jute_max_buffer,
         max_client_cnxns: cfg.max_client_cnxns,
         max_cnxns: cfg.max_cnxns,

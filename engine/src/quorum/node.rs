@@ -245,6 +245,9 @@ impl Node {
         self.now = now;
         self.m.open(conn, ip, now)
     }
+    pub fn add_auth_ids(&mut self, conn: ConnId, ids: Vec<crate::acl::Id>) -> bool {
+        self.m.add_auth_ids(conn, ids)
+    }
     pub fn connect(&mut self, conn: ConnId, req: ConnectRequest, now: Now) {
         self.now = now;
         self.m.connect(conn, req, now);

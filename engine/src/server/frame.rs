@@ -37,7 +37,14 @@ impl FrameReader {
             if self.buf.len() < n {
                 self.buf.resize(n, 0);
             }
-            let got = rd.read(&mut self.buf[self.end..]).await.map_err(FrameError::Io)?;
+            let got = match rd.read(&mut self.buf[self.end..]).await {
+                Ok(got) => got,
+                // A TLS peer that closed its socket without close_notify (most ZooKeeper
+                // clients do): between frames this is an ordinary end, as in plaintext;
+                // inside a frame it stays an error below.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(FrameError::Io(e)),
+            };
             if got == 0 {
                 return Err(if self.end == self.start {
                     FrameError::Eof

@@ -18,6 +18,7 @@ mod owner;
 pub mod peers;
 pub mod purge;
 pub mod recovery;
+mod secure;
 pub mod wal;
 
 use std::cell::{Cell, RefCell};
@@ -30,9 +31,9 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncRead, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{info, warn};
 
@@ -41,12 +42,17 @@ use crate::proto::{ConnectRequest, Request, RequestHeader};
 use admission::{AcceptBackoff, Admission, LogLimiter, Slot};
 use frame::{FrameError, FrameReader};
 use outbox::{Backlog, Outbox, ReplyLimits};
+pub use secure::ClientTls;
+use secure::Listener;
 pub use owner::{wall_ms as wall_clock_ms, AdminContext};
 
 /// Everything the shell needs to run, already validated.
 #[derive(Clone)]
 pub struct Settings {
-    pub addr: SocketAddr,
+    /// clientPort: plaintext (or unified, see `tls`). None when only `secureClientPort` is set.
+    pub addr: Option<SocketAddr>,
+    /// TLS client connections; None when no listener speaks TLS.
+    pub tls: Option<ClientTls>,
     /// jute.maxbuffer: the largest frame body accepted.
     pub max_frame_len: u32,
     /// maxClientCnxns: connections per client address, counted from accept; 0 = unlimited.
@@ -104,7 +110,8 @@ pub struct Storage {
 /// `FourLetter` carry the connection's reply backlog, which the owner charges as it routes
 /// frames to a connection on another executor (see `outbox`).
 pub enum Event {
-    Open { conn: ConnId, ip: IpAddr, backlog: Arc<Backlog> },
+    /// `ids`: the auth ids the connection starts with besides `ip:` (a client certificate's).
+    Open { conn: ConnId, ip: IpAddr, ids: Vec<crate::acl::Id>, backlog: Arc<Backlog> },
     Connect { conn: ConnId, req: ConnectRequest },
     Request { conn: ConnId, hdr: RequestHeader, req: Request },
     Closed { conn: ConnId },
@@ -182,6 +189,7 @@ pub(crate) struct ExecCtx {
     admission: Arc<Admission>,
     reply_limits: ReplyLimits,
     settings: Settings,
+    tls_failures: secure::FailureLog,
 }
 
 impl ExecCtx {
@@ -220,24 +228,11 @@ impl ExecCtx {
 /// Runs the server until the process is killed.
 pub fn run(settings: Settings) -> io::Result<()> {
     let n = settings.executors.max(1);
-    // The executors bind with SO_REUSEPORT, which would let a second server on the same port
-    // start and quietly share it. (A plain bind cannot tell: connections of a killed server
-    // linger in TIME_WAIT with SO_REUSEPORT and make it fail.) So: is anyone listening?
-    let mut probe = settings.addr;
-    if probe.ip().is_unspecified() {
-        probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    if settings.addr.is_none() && settings.tls.as_ref().and_then(|t| t.secure_addr).is_none() {
+        return Err(io::Error::other("neither clientPort nor secureClientPort is set: clients could not connect"));
     }
-    // A server killed a moment ago may still be closing its listener: give it two seconds.
-    let listening = || std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(500)).is_ok();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while listening() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    if listening() {
-        return Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("cannot listen on {}: another process is listening there", settings.addr),
-        ));
+    for (addr, _) in listeners(&settings) {
+        refuse_if_taken(addr)?;
     }
     let st = &settings.storage;
     recovery::prepare_dirs(&[&st.snap_dir, &st.log_dir]).map_err(io::Error::other)?;
@@ -296,7 +291,11 @@ pub fn run(settings: Settings) -> io::Result<()> {
     let (admin_tx, admin_rx) = async_channel::bounded(16);
     admin::start(&settings.admin, admin_tx);
     let mut admin_rx = Some(admin_rx);
-    notify::start(settings.admin.metrics.clone(), n, settings.ensemble.is_some(), settings.addr);
+    let ports: Vec<String> = listeners(&settings)
+        .into_iter()
+        .map(|(addr, kind)| if kind == Listener::Secure { format!("{addr} (TLS)") } else { addr.to_string() })
+        .collect();
+    notify::start(settings.admin.metrics.clone(), n, settings.ensemble.is_some(), ports.join(", "));
     let admission = Admission::new(admission::Limits { per_ip: settings.max_client_cnxns, total: settings.max_cnxns });
     info!(
         "connections: maxClientCnxns {}, maxCnxns {}, handshake within {} ms, at most {} reply bytes queued each",
@@ -326,6 +325,42 @@ pub fn run(settings: Settings) -> io::Result<()> {
     }
     for h in handles {
         h.join().map_err(|e| io::Error::other(format!("executor failed: {e}")))??;
+    }
+    Ok(())
+}
+
+/// The client listeners `settings` asks for.
+fn listeners(settings: &Settings) -> Vec<(SocketAddr, Listener)> {
+    let unified = settings.tls.as_ref().is_some_and(|t| t.unified);
+    let mut out = Vec::new();
+    if let Some(addr) = settings.addr {
+        out.push((addr, if unified { Listener::Unified } else { Listener::Plain }));
+    }
+    if let Some(addr) = settings.tls.as_ref().and_then(|t| t.secure_addr) {
+        out.push((addr, Listener::Secure));
+    }
+    out
+}
+
+/// The executors bind with SO_REUSEPORT, which would let a second server on the same port
+/// start and quietly share it. (A plain bind cannot tell: connections of a killed server
+/// linger in TIME_WAIT with SO_REUSEPORT and make it fail.) So: is anyone listening?
+fn refuse_if_taken(addr: SocketAddr) -> io::Result<()> {
+    let mut probe = addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    // A server killed a moment ago may still be closing its listener: give it two seconds.
+    let listening = || std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(500)).is_ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while listening() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if listening() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("cannot listen on {addr}: another process is listening there"),
+        ));
     }
     Ok(())
 }
@@ -365,6 +400,7 @@ fn new_ctx(index: usize, settings: Settings, admission: Arc<Admission>) -> Rc<Ex
         admission,
         reply_limits: ReplyLimits::new(settings.max_queued_reply_bytes),
         settings,
+        tls_failures: secure::FailureLog::new(),
     })
 }
 
@@ -412,7 +448,7 @@ async fn owner_main(
     glommio::spawn_local(owner.clone().ticker()).detach();
     glommio::spawn_local(owner.clone().publisher()).detach();
     glommio::spawn_local(owner.clone().serve_admin(admin_rx)).detach();
-    accept_loop(ctx).await
+    listen(ctx).await
 }
 
 async fn worker_main(
@@ -434,30 +470,48 @@ async fn worker_main(
         }
     })
     .detach();
-    accept_loop(ctx).await
+    listen(ctx).await
 }
 
-async fn accept_loop(ctx: Rc<ExecCtx>) -> io::Result<()> {
-    let listener = TcpListener::bind(ctx.settings.addr).map_err(|e| {
-        io::Error::new(io::ErrorKind::AddrInUse, format!("cannot listen on {}: {e}", ctx.settings.addr))
-    })?;
-    if ctx.index == 0 {
-        info!("binding to port {}", ctx.settings.addr);
+/// Binds every client listener of this executor, then accepts on all of them.
+async fn listen(ctx: Rc<ExecCtx>) -> io::Result<()> {
+    let mut loops = Vec::new();
+    for (addr, kind) in listeners(&ctx.settings) {
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, format!("cannot listen on {addr}: {e}")))?;
+        if ctx.index == 0 {
+            match kind {
+                Listener::Plain => info!("binding to port {addr}"),
+                Listener::Secure => info!("binding to port {addr} (TLS only)"),
+                Listener::Unified => info!("binding to port {addr} (plaintext and TLS: client.portUnification)"),
+            }
+        }
+        loops.push(glommio::spawn_local(accept_loop(ctx.clone(), listener, kind)));
     }
+    // Every client port of this executor is listening (systemd's READY=1 waits for all).
     ctx.settings.admin.metrics.client_listeners.add(1);
+    for l in loops {
+        l.await;
+    }
+    Ok(())
+}
+
+async fn accept_loop(ctx: Rc<ExecCtx>, listener: TcpListener, kind: Listener) {
+    let what = if kind == Listener::Secure { "secure client port" } else { "client port" };
     let mut backoff = AcceptBackoff::default();
     let mut refusals = LogLimiter::new(REFUSAL_LOG_INTERVAL);
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
             Err(e) => {
-                if let Some(pause) = backoff.on_error(&io::Error::from(e), "client port") {
+                if let Some(pause) = backoff.on_error(&io::Error::from(e), what) {
                     glommio::timer::sleep(pause).await;
                 }
                 continue;
             }
         };
-        backoff.on_success("client port");
+        let accepted = Instant::now();
+        backoff.on_success(what);
         let Ok(peer) = stream.peer_addr() else { continue };
         let slot = match ctx.admission.admit(peer.ip()) {
             Ok(slot) => slot,
@@ -477,12 +531,33 @@ async fn accept_loop(ctx: Rc<ExecCtx>) -> io::Result<()> {
         let id = ctx.next_conn.get();
         ctx.next_conn.set(id + 1);
         let conn = ((ctx.index as u64) << EXECUTOR_SHIFT) | id;
-        glommio::spawn_local(serve(ctx.clone(), stream, conn, peer, slot)).detach();
+        let _ = stream.set_nodelay(true);
+        match kind {
+            Listener::Plain => {
+                glommio::spawn_local(serve(ctx.clone(), stream, conn, peer, slot, accepted, Vec::new())).detach()
+            }
+            Listener::Secure | Listener::Unified => {
+                glommio::spawn_local(secure::serve_secure(ctx.clone(), stream, conn, peer, slot, kind, accepted))
+                    .detach()
+            }
+        };
     }
 }
 
-async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId, peer: SocketAddr, slot: Slot) {
-    let _ = stream.set_nodelay(true);
+/// Runs a connection, plaintext or TLS alike, from its first byte until it closes. `accepted`
+/// starts its handshake deadline; `ids` are auth ids it holds from the start (a client
+/// certificate's).
+async fn serve<S>(
+    ctx: Rc<ExecCtx>,
+    stream: S,
+    conn: ConnId,
+    peer: SocketAddr,
+    slot: Slot,
+    accepted: Instant,
+    ids: Vec<crate::acl::Id>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let outbox = Rc::new(Outbox::new(ctx.reply_limits, Some(slot)));
     ctx.outboxes.borrow_mut().insert(conn, outbox.clone());
@@ -491,7 +566,8 @@ async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId, peer: SocketAd
     let writer = glommio::spawn_local(async move {
         let mut buf = Vec::with_capacity(64 * 1024);
         while writer_box.next_batch(&mut buf).await {
-            if wr.write_all(&buf).await.is_err() {
+            // A TLS stream may keep the tail of a record until flushed (a no-op in plaintext).
+            if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
             writer_box.written(buf.len());
@@ -505,7 +581,7 @@ async fn serve(ctx: Rc<ExecCtx>, stream: TcpStream, conn: ConnId, peer: SocketAd
 
     // Reading stops as soon as the connection is closing (closed by the owner, refused, or
     // over its reply cap), even while the client sends nothing.
-    let reading = read_loop(&ctx, &mut rd, conn, peer, &outbox);
+    let reading = read_loop(&ctx, &mut rd, conn, peer, &outbox, accepted, ids);
     let closed = async {
         outbox.closed().await;
         Ok(Ended::PeerDone)
@@ -561,6 +637,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     conn: ConnId,
     peer: SocketAddr,
     outbox: &Outbox,
+    accepted: Instant,
+    ids: Vec<crate::acl::Id>,
 ) -> Result<Ended, String> {
     let mut frames = FrameReader::new();
     let max = ctx.settings.max_frame_len;
@@ -575,14 +653,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
             ctx.submit(Event::FourLetter { conn, word: word.as_str().to_string(), backlog });
             return Ok(Hello::FourLetter);
         }
-        ctx.submit(Event::Open { conn, ip: peer.ip(), backlog: outbox.backlog().clone() });
+        ctx.submit(Event::Open { conn, ip: peer.ip(), ids, backlog: outbox.backlog().clone() });
         let body = frames.next(rd, max).await.map_err(|e| describe(e, max))?;
         let req = ConnectRequest::decode(body).map_err(|e| format!("malformed ConnectRequest: {e}"))?;
         Ok::<_, String>(Hello::Connect(req))
     };
     // A deadline, not an idle timeout: a client trickling a byte at a time gets no longer.
     let expired = async {
-        glommio::timer::sleep(limit).await;
+        glommio::timer::sleep(limit.saturating_sub(accepted.elapsed())).await;
         Err(format!("no ConnectRequest within {} ms (nio.sessionlessCnxnTimeout)", limit.as_millis()))
     };
     let req = match futures_lite::future::or(handshake, expired).await? {

@@ -13,7 +13,6 @@
 //!
 //! A thread of its own, polling the metrics the owner publishes: nothing on the serving path.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,20 +26,21 @@ use crate::metrics::Metrics;
 const POLL: Duration = Duration::from_millis(100);
 
 /// Starts the notifier thread when systemd asked for notifications.
-pub(crate) fn start(metrics: Arc<Metrics>, executors: usize, ensemble: bool, addr: SocketAddr) {
+/// `ports` names the client ports for the status line.
+pub(crate) fn start(metrics: Arc<Metrics>, executors: usize, ensemble: bool, ports: String) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let spawned = std::thread::Builder::new()
         .name("warren-notify".into())
-        .spawn(move || run(&metrics, executors, ensemble, addr, watchdog));
+        .spawn(move || run(&metrics, executors, ensemble, &ports, watchdog));
     if let Err(e) = spawned {
         warn!("cannot start the systemd notifier thread: {e}; systemd will not hear that Warren is ready");
     }
 }
 
-fn run(m: &Metrics, executors: usize, ensemble: bool, addr: SocketAddr, watchdog: Option<Duration>) {
+fn run(m: &Metrics, executors: usize, ensemble: bool, ports: &str, watchdog: Option<Duration>) {
     let mut ready = false;
     let mut told = String::new();
     let mut next_ping = Instant::now();
@@ -51,10 +51,10 @@ fn run(m: &Metrics, executors: usize, ensemble: bool, addr: SocketAddr, watchdog
                 continue;
             }
             ready = true;
-            told = status(m, ensemble, addr);
+            told = status(m, ensemble, ports);
             send(&[NotifyState::Ready, NotifyState::Status(&told)]);
         }
-        let now = status(m, ensemble, addr);
+        let now = status(m, ensemble, ports);
         if now != told {
             send(&[NotifyState::Status(&now)]);
             told = now;
@@ -69,17 +69,17 @@ fn run(m: &Metrics, executors: usize, ensemble: bool, addr: SocketAddr, watchdog
 }
 
 /// The one-line state `systemctl status` shows.
-fn status(m: &Metrics, ensemble: bool, addr: SocketAddr) -> String {
+fn status(m: &Metrics, ensemble: bool, ports: &str) -> String {
     let role = match (ensemble, m.is_leader.get() == 1, m.serving.get() == 1) {
         (false, _, _) => "standalone",
         (true, true, _) => "leading",
         (true, false, true) => "following",
-        (true, false, false) => return format!("looking for a leader; clients on {addr} wait"),
+        (true, false, false) => return format!("looking for a leader; clients on {ports} wait"),
     };
     if m.read_only.get() == 1 {
-        return format!("{role}; the log failed: writes refused, reads served on {addr}");
+        return format!("{role}; the log failed: writes refused, reads served on {ports}");
     }
-    format!("{role}; serving clients on {addr}")
+    format!("{role}; serving clients on {ports}")
 }
 
 fn send(states: &[NotifyState]) {

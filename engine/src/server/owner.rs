@@ -194,10 +194,10 @@ impl Owner {
         {
             let mut core = self.core.borrow_mut();
             match ev {
-                Event::Open { conn, ip, backlog } => {
+                Event::Open { conn, ip, ids, backlog } => {
                     let ok = match &mut *core {
-                        Core::Standalone(m) => m.open(conn, ip, now),
-                        Core::Ensemble(n) => n.open(conn, ip, now),
+                        Core::Standalone(m) => m.open(conn, ip, now) && m.add_auth_ids(conn, ids),
+                        Core::Ensemble(n) => n.open(conn, ip, now) && n.add_auth_ids(conn, ids),
                     };
                     if !ok {
                         drop(core);
@@ -944,7 +944,7 @@ impl Owner {
                     "is_leader": leading,
                     "quorum_address": me.map_or(String::new(), |(_, q, _)| q.to_string()),
                     "election_address": me.map_or(String::new(), |(_, _, e)| e.to_string()),
-                    "client_address": self.settings.addr.to_string(),
+                    "client_address": self.settings.addr.map_or(String::new(), |a| a.to_string()),
                     "voting": n.config().voters.contains(&myid),
                     "last_zxid": format!("0x{z:x}"),
                     "zab_epoch": z >> 32,
