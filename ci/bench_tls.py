@@ -14,7 +14,7 @@ Usage: python3 ci/bench_tls.py [--duration 8] [--warmup 2] [--rounds 3] [--ratio
        [--out results/tls] [--baseline-bin PATH --baseline-label TEXT]
 Builds nothing: run `cargo build --release -p warren -p loadgen` first (ci/bench-tls.sh does).
 """
-import argparse, datetime, json, os, platform, re, shlex, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, json, os, platform, re, shlex, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
