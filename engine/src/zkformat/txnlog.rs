@@ -145,7 +145,7 @@ fn decode_entry(entry: &[u8], passwd: &impl Fn(i64) -> Passwd) -> Result<Txn, Fo
                 let sub = decode_op(sub_ty, hdr.session_id, &mut s).map_err(|e| FormatError::decode(0, e))?;
                 ops.push(sub.ok_or_else(|| FormatError::new(0, format!("txn type {sub_ty} inside a multi")))?);
             }
-            (TxnOp::Multi(ops), b.position())
+            (TxnOp::Multi(failed_multi_as_errors(ops)), b.position())
         }
         _ => {
             let mut b = Reader::new(body);
@@ -168,6 +168,23 @@ fn decode_entry(entry: &[u8], passwd: &impl Fn(i64) -> Passwd) -> Result<Txn, Fo
         return Err(FormatError::new(0, format!("{trailing} unexpected bytes after txn {:#x}", hdr.zxid)));
     }
     Ok(Txn { hdr, op })
+}
+
+/// A multi that failed at prep is logged with the ops prepared before the failure still in
+/// it, then the error: none of it applies (DataTree.processTxn turns every op into an error,
+/// Ok before the failing one, RuntimeInconsistency after), as Warren's own failed multis say.
+fn failed_multi_as_errors(ops: Vec<TxnOp>) -> Vec<TxnOp> {
+    let Some(first_error) = ops.iter().position(|o| matches!(o, TxnOp::Error(_))) else {
+        return ops;
+    };
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, o)| match o {
+            TxnOp::Error(e) => TxnOp::Error(e),
+            _ if i > first_error => TxnOp::Error(ErrorCode::RuntimeInconsistency),
+            _ => TxnOp::Error(ErrorCode::Ok),
+        })
+        .collect()
 }
 
 /// The txn records that appear both alone and inside a multi. None: not such a type.
@@ -347,6 +364,29 @@ pub(crate) mod tests {
         );
         assert_eq!(ops[8], &TxnOp::CloseSession);
         assert_eq!(scan.records[1].txn.hdr.time_ms, 1_700_000_000_000);
+    }
+
+    #[test]
+    fn a_failed_multi_applies_none_of_its_ops() {
+        let mut w = Writer::new();
+        hdr(&mut w, 0x100, 1, op::MULTI);
+        let mut create = Writer::new();
+        create.string("/m/b").opt_buffer(Some(b"")).i32(0).bool(false).i32(1);
+        let mut err = Writer::new();
+        err.i32(ErrorCode::BadVersion as i32);
+        let mut later = Writer::new();
+        later.string("/m");
+        w.i32(3).i32(op::CREATE).buffer(&create.buf).i32(op::ERROR).buffer(&err.buf);
+        w.i32(op::DELETE).buffer(&later.buf);
+        let scan = parse(&log_file(&[w.buf]), |_| [0; 16]).expect("parse");
+        assert_eq!(
+            scan.records[0].txn.op,
+            TxnOp::Multi(vec![
+                TxnOp::Error(ErrorCode::Ok),
+                TxnOp::Error(ErrorCode::BadVersion),
+                TxnOp::Error(ErrorCode::RuntimeInconsistency),
+            ])
+        );
     }
 
     #[test]
