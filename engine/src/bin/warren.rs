@@ -413,6 +413,9 @@ fn import_zk(zk_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> ExitC
         }
         None => println!("transactions applied: 0"),
     }
+    if let Some(zxid) = imported.digest_checked {
+        println!("digest: the imported tree matches ZooKeeper's digest at zxid {zxid:#x}");
+    }
     println!(
         "imported: last zxid {:#x}, {} nodes, {} sessions ({} ephemerals), into {}",
         imported.last_zxid,

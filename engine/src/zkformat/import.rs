@@ -82,6 +82,8 @@ pub struct Imported {
     pub last_zxid: i64,
     /// A torn record that ended a log file: (file, offset, reason).
     pub torn: Vec<(PathBuf, u64, String)>,
+    /// The zxid whose ZooKeeper tree digest (3.6+) the imported tree was found to match.
+    pub digest_checked: Option<i64>,
 }
 
 /// Reads and replays ZooKeeper's files. `read` returns a file's bytes.
@@ -110,8 +112,10 @@ pub fn import(
         base = Some((*zxid, path.clone(), s));
         break;
     }
+    let mut base_digest = None;
     let (start_zxid, mut tree, mut sessions, snapshot) = match base {
         Some((zxid, path, s)) => {
+            base_digest = s.digest;
             let nodes = s.nodes.into_iter().map(|n| (n.path, n.data, n.acl, n.stat));
             let tree = DataTree::from_nodes(nodes, zxid).map_err(|e| ImportError::new(&path, None, e))?;
             (zxid, tree, s.sessions.into_iter().collect(), Some((zxid, path)))
@@ -128,6 +132,12 @@ pub fn import(
         first_applied_zxid: None,
         last_zxid: start_zxid,
         torn: Vec::new(),
+        digest_checked: None,
+    };
+    // (zxid, version, digest, file) of the newest digest ZooKeeper wrote for the tree.
+    let mut expected_digest = match &base_digest {
+        Some(d) if d.zxid == start_zxid => d.digest.map(|v| (d.zxid, d.version, v, out.snapshot.clone().map(|s| s.1))),
+        _ => None,
     };
     for path in logs_after(&files.logs, start_zxid) {
         let bytes = read(&path)?;
@@ -147,6 +157,7 @@ pub fn import(
                     ),
                 ));
             }
+            expected_digest = rec.digest.map(|(version, v)| (zxid, version, v, Some(path.clone())));
             apply(&mut tree, &mut sessions, rec.txn);
             out.applied += 1;
             out.first_applied_zxid.get_or_insert(zxid);
@@ -156,6 +167,20 @@ pub fn import(
             out.torn.push((path.clone(), offset, reason));
         }
         out.logs.push(path);
+    }
+    if let Some((zxid, ZK_DIGEST_VERSION, expected, file)) = expected_digest {
+        let actual = zookeeper_digest(&tree);
+        if actual != expected {
+            return Err(ImportError::new(
+                &file.unwrap_or_default(),
+                None,
+                format!(
+                    "ZooKeeper's digest of the tree after zxid {zxid:#x} is {expected:#x}, the imported tree gives \
+                     {actual:#x}: the input does not replay to the tree ZooKeeper had"
+                ),
+            ));
+        }
+        out.digest_checked = Some(zxid);
     }
     tree.last_zxid = out.last_zxid;
     out.tree = tree;
@@ -227,6 +252,34 @@ fn resolve_parent_cversion(tree: &DataTree, op: &mut TxnOp) {
     }
 }
 
+/// The version of ZooKeeper's tree digest that [`zookeeper_digest`] computes (3.6 to 3.9).
+pub const ZK_DIGEST_VERSION: i32 = 2;
+
+/// ZooKeeper's digest of a tree (DigestCalculator, version 2): the wrapping sum over every node
+/// outside `/zookeeper/` of the CRC32 of its path ("" for the root), its data, and czxid, mzxid,
+/// pzxid, ctime, mtime (i64), version, cversion, aversion (i32), ephemeralOwner (i64), big-endian.
+/// Each log record of 3.6+ carries it for the tree after that record.
+pub fn zookeeper_digest(tree: &DataTree) -> i64 {
+    tree.iter().filter(|(p, _)| !p.starts_with("/zookeeper/")).fold(0i64, |sum, (p, n)| {
+        let mut crc = flate2::Crc::new();
+        crc.update(if p == "/" { b"" } else { p.as_bytes() });
+        if let Some(d) = &n.data {
+            crc.update(d);
+        }
+        let s = &n.stat;
+        let mut b = Vec::with_capacity(60);
+        for v in [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [s.version, s.cversion, s.aversion] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
+        crc.update(&b);
+        sum.wrapping_add(crc.sum() as i64)
+    })
+}
+
 /// The password ZooKeeper gave a session: 16 bytes of `java.util.Random(id ^ 0xB3415C00)`
 /// (ZooKeeperServer.generatePasswd). Imported sessions keep it so that their clients can
 /// reconnect and keep their ephemerals; sessions Warren creates get random passwords.
@@ -249,6 +302,7 @@ pub fn zookeeper_passwd(session_id: i64) -> Passwd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::NodeStat;
     use crate::zkformat::snapshot::tests::sample as sample_snapshot;
     use crate::zkformat::txnlog::tests::{entries, log_file};
     use std::collections::HashMap;
@@ -289,6 +343,44 @@ mod tests {
         assert!(imp.sessions.is_empty());
         assert_eq!(p.stat.cversion, 1);
         assert_eq!(p.stat.pzxid, 9);
+    }
+
+    #[test]
+    fn the_digest_of_the_last_record_is_checked_against_the_imported_tree() {
+        let tree = run(&[("log.1", log_file(&entries()))]).expect("import").tree;
+        let with_digest = |d: i64| {
+            let mut e = entries();
+            let last = e.last_mut().expect("entries");
+            let at = last.len() - 12;
+            last.truncate(at);
+            last.extend_from_slice(&ZK_DIGEST_VERSION.to_be_bytes());
+            last.extend_from_slice(&d.to_be_bytes());
+            log_file(&e)
+        };
+        let good = zookeeper_digest(&tree);
+        let imp = run(&[("log.1", with_digest(good))]).expect("matching digest");
+        assert_eq!(imp.digest_checked, Some(9));
+        let e = run(&[("log.1", with_digest(good ^ 1))]).unwrap_err();
+        assert!(e.reason.contains("digest") && e.reason.contains("0x9"), "{e}");
+        assert_eq!(e.file, PathBuf::from("log.1"));
+    }
+
+    #[test]
+    fn zookeeper_digest_covers_path_data_and_stat_but_not_the_zookeeper_subtree() {
+        let base = zookeeper_digest(&DataTree::new());
+        let mut t = DataTree::new();
+        let mut config = t.get("/zookeeper/config").expect("config").clone();
+        config.data = Some(b"changed".to_vec());
+        let nodes = t.iter().map(|(p, n)| (p.clone(), n.data.clone(), n.acl.to_vec(), n.stat)).collect::<Vec<_>>();
+        let nodes =
+            nodes.into_iter().map(
+                |(p, d, a, s)| if p == "/zookeeper/config" { (p, config.data.clone(), a, s) } else { (p, d, a, s) },
+            );
+        t = DataTree::from_nodes(nodes, 0).expect("tree");
+        assert_eq!(zookeeper_digest(&t), base);
+        let nodes = t.iter().map(|(p, n)| (p.clone(), n.data.clone(), n.acl.to_vec(), NodeStat { mtime: 5, ..n.stat }));
+        let t2 = DataTree::from_nodes(nodes.collect::<Vec<_>>(), 0).expect("tree");
+        assert_ne!(zookeeper_digest(&t2), base);
     }
 
     #[test]

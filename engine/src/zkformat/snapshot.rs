@@ -22,6 +22,8 @@ pub struct ZkNode {
 pub struct ZkDigest {
     pub zxid: i64,
     pub version: i32,
+    /// Only for version 2 and later (older versions wrote a hex string, not compared).
+    pub digest: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,13 +69,14 @@ pub fn parse(bytes: &[u8]) -> Result<ZkSnapshot, FormatError> {
     if r.remaining() > 0 {
         let z = r.i64().map_err(|e| d(&r, e))?;
         let version = r.i32().map_err(|e| d(&r, e))?;
-        if version < 2 {
+        let value = if version < 2 {
             r.string().map_err(|e| d(&r, e))?;
+            None
         } else {
-            r.i64().map_err(|e| d(&r, e))?;
-        }
+            Some(r.i64().map_err(|e| d(&r, e))?)
+        };
         check_seal(&mut r, bytes)?;
-        digest = (z > 0).then_some(ZkDigest { zxid: z, version });
+        digest = (z > 0).then_some(ZkDigest { zxid: z, version, digest: value });
     }
     if r.remaining() > 0 {
         // 3.9 with serializeLastProcessedZxid: the last processed zxid, sealed again.
@@ -218,7 +221,8 @@ pub(crate) mod tests {
         node(&mut w, "/a/e", None, -1, NodeStat { ephemeral_owner: 0x100, ..stat(9) });
         w.string("/");
         seal(&mut w);
-        w.i64(9).i32(2).i64(0x1234);
+        // The digest of an earlier zxid than the file's name: not compared by the import.
+        w.i64(8).i32(2).i64(0x1234);
         seal(&mut w);
         w.buf
     }
@@ -242,7 +246,7 @@ pub(crate) mod tests {
         assert_eq!(s.nodes[1].stat, stat(5));
         assert_eq!(s.nodes[2].data, None);
         assert_eq!(s.nodes[2].stat.ephemeral_owner, 0x100);
-        assert_eq!(s.digest, Some(ZkDigest { zxid: 9, version: 2 }));
+        assert_eq!(s.digest, Some(ZkDigest { zxid: 8, version: 2, digest: Some(0x1234) }));
     }
 
     #[test]

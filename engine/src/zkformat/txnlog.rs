@@ -23,6 +23,8 @@ pub struct LogRecord {
     /// Where the record starts in the file.
     pub offset: u64,
     pub txn: Txn,
+    /// 3.6+: (digest version, ZooKeeper's digest of the whole tree after this txn).
+    pub digest: Option<(i32, i64)>,
 }
 
 /// How the records of a log file ended.
@@ -63,8 +65,8 @@ pub fn parse(bytes: &[u8], passwd: impl Fn(i64) -> Passwd) -> Result<LogScan, Fo
     let end = loop {
         match next_record(bytes, at)? {
             Next::Record { entry, next } => {
-                let txn = decode_entry(entry, &passwd).map_err(|e| FormatError { offset: at as u64, ..e })?;
-                records.push(LogRecord { offset: at as u64, txn });
+                let (txn, digest) = decode_entry(entry, &passwd).map_err(|e| FormatError { offset: at as u64, ..e })?;
+                records.push(LogRecord { offset: at as u64, txn, digest });
                 at = next;
             }
             Next::End(end) => break end,
@@ -119,7 +121,7 @@ fn next_record(bytes: &[u8], at: usize) -> Result<Next<'_>, FormatError> {
 
 /// One entry: TxnHeader, the txn of its type, an optional TxnDigest. Offsets in errors are
 /// relative to the record (the caller rebases them).
-fn decode_entry(entry: &[u8], passwd: &impl Fn(i64) -> Passwd) -> Result<Txn, FormatError> {
+fn decode_entry(entry: &[u8], passwd: &impl Fn(i64) -> Passwd) -> Result<(Txn, Option<(i32, i64)>), FormatError> {
     let mut r = Reader::new(entry);
     let d = |e| FormatError::decode(RECORD_PREFIX_LEN, e);
     let hdr = TxnHeader { session_id: r.i64().map_err(d)?, cxid: r.i32().map_err(d)?, zxid: 0, time_ms: 0 };
@@ -133,9 +135,14 @@ fn decode_entry(entry: &[u8], passwd: &impl Fn(i64) -> Passwd) -> Result<Txn, Fo
             let timeout_ms = b.i32().map_err(d)?;
             (TxnOp::CreateSession { timeout_ms, passwd: passwd(hdr.session_id) }, b.position())
         }
-        // The paths to delete are the session's ephemerals, which the tree knows; before 3.6
-        // the record had no body at all.
-        op::CLOSE_SESSION => (TxnOp::CloseSession, body.len()),
+        // The paths to delete are the session's ephemerals, which the tree knows, so they are
+        // read past, not used. Before 3.6 (or with closeSessionTxn disabled) there is no list.
+        op::CLOSE_SESSION => {
+            let mut b = Reader::new(body);
+            let used =
+                if b.strings().is_ok() && matches!(b.remaining(), 0 | TXN_DIGEST_LEN) { b.position() } else { 0 };
+            (TxnOp::CloseSession, used)
+        }
         op::MULTI => {
             let mut b = Reader::new(body);
             let subs = b.vec(8, |b| Ok((b.i32()?, b.buffer()?))).map_err(d)?;
@@ -163,11 +170,13 @@ fn decode_entry(entry: &[u8], passwd: &impl Fn(i64) -> Passwd) -> Result<Txn, Fo
             }
         }
     };
-    let trailing = body.len() - used;
-    if trailing != 0 && trailing != TXN_DIGEST_LEN {
-        return Err(FormatError::new(0, format!("{trailing} unexpected bytes after txn {:#x}", hdr.zxid)));
-    }
-    Ok(Txn { hdr, op })
+    let mut rest = Reader::new(&body[used..]);
+    let digest = match rest.remaining() {
+        0 => None,
+        TXN_DIGEST_LEN => Some((rest.i32().map_err(d)?, rest.i64().map_err(d)?)),
+        n => return Err(FormatError::new(0, format!("{n} unexpected bytes after txn {:#x}", hdr.zxid))),
+    };
+    Ok((Txn { hdr, op }, digest))
 }
 
 /// A multi that failed at prep is logged with the ops prepared before the failure still in
@@ -262,13 +271,14 @@ pub(crate) mod tests {
         w.buf
     }
 
-    /// One entry of every kind, zxids 1..=9 from session 0x100, each with a 3.6 digest.
+    /// One entry of every kind, zxids 1..=9 from session 0x100, each with a TxnDigest of
+    /// version 1 (not compared by the import; see `import::tests` for version 2).
     pub(crate) fn entries() -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut push = |f: &dyn Fn(&mut Writer)| {
             let mut w = Writer::new();
             f(&mut w);
-            w.i32(2).i64(0x55);
+            w.i32(1).i64(0x55);
             out.push(w.buf);
         };
         push(&|w| {
@@ -364,6 +374,7 @@ pub(crate) mod tests {
         );
         assert_eq!(ops[8], &TxnOp::CloseSession);
         assert_eq!(scan.records[1].txn.hdr.time_ms, 1_700_000_000_000);
+        assert!(scan.records.iter().all(|r| r.digest == Some((1, 0x55))));
     }
 
     #[test]
