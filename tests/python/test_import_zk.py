@@ -366,14 +366,16 @@ def test_sigkill_mid_write_imports_what_zookeeper_recovers(tmp_path):
         try:
             t = threading.Thread(target=writer, args=(zk,), daemon=True)
             t.start()
-            deadline = time.monotonic() + 20
-            while len(written) < 60 and time.monotonic() < deadline:
+            # Generous: the machine may be busy; the writes are what make the kill land mid-write.
+            deadline = time.monotonic() + 60
+            while len(written) < 40 and time.monotonic() < deadline:
                 time.sleep(0.05)
             zk.kill()
         finally:
             stop.set()
         t.join(timeout=30)
-        assert len(written) >= 60
+        assert len(written) >= 40, f"only {len(written)} writes within 60 s"
+        assert not t.is_alive(), "the writer did not stop after the kill"
         out, tree = import_and_compare(zk, tmp_path)
         assert any(p.startswith("/imp/churn/k-") for p in tree)
         assert "digest: the imported tree matches" in out, out
