@@ -25,3 +25,4 @@ pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+pub mod zkformat;

@@ -308,6 +308,16 @@ class ZooKeeperServer(_Server):
                 f"[{self.out_path}]\n{_tail(self.out_path, 20)}")
 
 
+def stop_clients(clients) -> None:
+    """Stops and closes kazoo clients, ignoring the errors of ones already gone."""
+    for c in clients:
+        try:
+            c.stop()
+            c.close()
+        except Exception:
+            pass
+
+
 def warren_bin() -> Path:
     return Path(os.environ.get("WARREN_BIN") or REPO_ROOT / "target" / "release" / "warren")
 

@@ -62,6 +62,7 @@ from servers import (
     WarrenServer,
     ZooKeeperServer,
     free_port,
+    stop_clients,
     target_kind,
 )
 
@@ -231,15 +232,6 @@ def _start_clients(server, n=2):
         clients.append(c)
         c.start(timeout=15)
     return clients
-
-
-def _stop_clients(clients):
-    for c in clients:
-        try:
-            c.stop()
-            c.close()
-        except Exception:
-            pass
 
 
 def fixture_command_names() -> list[str]:
@@ -564,14 +556,14 @@ def zk_admin(tmp_path_factory):
         server.wait_admin()
         clients = _start_clients(server)
     except Exception as e:  # noqa: BLE001 - reported by the tests that need it
-        _stop_clients(clients)
+        stop_clients(clients)
         server.cleanup()
         yield None, f"{type(e).__name__}: {e}"
         return
     try:
         yield (server, clients), ""
     finally:
-        _stop_clients(clients)
+        stop_clients(clients)
         server.cleanup()
 
 
@@ -617,7 +609,7 @@ def warren_admin(tmp_path_factory, reference):
         side.answers = _collect(server, list(reference.answers))
         yield side
     finally:
-        _stop_clients(clients)
+        stop_clients(clients)
         server.cleanup()
 
 

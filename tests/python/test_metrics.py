@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import LOCALHOST, ServerStartError, WarrenServer, free_port
+from servers import LOCALHOST, ServerStartError, WarrenServer, free_port, stop_clients
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REFERENCE_FILE = FIXTURES / "zk38_metrics.txt"
@@ -349,12 +349,7 @@ def test_values_have_zookeeper_meaning(metrics_warren):
         eventually(server, "ephemerals_count", 1)
         eventually(server, "znode_count", ZK_BUILTIN_ZNODES + 3)
     finally:
-        for c in clients:
-            try:
-                c.stop()
-                c.close()
-            except Exception:
-                pass
+        stop_clients(clients)
 
 
 def test_no_metrics_port_without_provider(tmp_path):

@@ -81,6 +81,17 @@ enum Cmd {
     },
     /// Print the version line `srvr` and `stat` report (with the build date) and the git commit.
     Version,
+    /// Build a Warren data directory from a stopped ZooKeeper's (its newest complete snapshot
+    /// and the logs after it). The target must be missing or empty.
+    ImportZk {
+        /// ZooKeeper's dataDir (holding version-2/).
+        zk_data_dir: PathBuf,
+        /// The Warren dataDir to create.
+        warren_data_dir: PathBuf,
+        /// ZooKeeper's dataLogDir, when its logs are not in dataDir.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +106,9 @@ fn main() -> ExitCode {
         Cmd::Backup { admin, auth, file } => backup(&admin, auth.as_deref(), &file),
         Cmd::Restore { file, data_dir, log_dir } => restore(&file, &data_dir, log_dir.as_deref()),
         Cmd::Cli { args } => warren_cli::main(args),
+        Cmd::ImportZk { zk_data_dir, warren_data_dir, log_dir } => {
+            import_zk(&zk_data_dir, &warren_data_dir, log_dir.as_deref())
+        }
         Cmd::Version => {
             println!("{}", full_version());
             println!("git commit: {}", env!("WARREN_GIT_COMMIT"));
@@ -482,4 +496,46 @@ fn snap_dump(file: &Path, json: bool) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn import_zk(zk_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> ExitCode {
+    let source = server::import_zk::Source::new(zk_data_dir, log_dir);
+    let imported = match server::import_zk::run(&source, target) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("import failed, nothing written to {}: {e}", target.display());
+            return ExitCode::from(1);
+        }
+    };
+    for (path, why) in &imported.skipped {
+        println!("skipped snapshot {}: {why}", path.display());
+    }
+    match &imported.snapshot {
+        Some((zxid, path)) => println!("snapshot: {} (zxid {zxid:#x})", path.display()),
+        None => println!("snapshot: none, the logs replayed from an empty tree"),
+    }
+    for path in &imported.logs {
+        println!("log: {}", path.display());
+    }
+    for (path, offset, why) in &imported.torn {
+        println!("torn tail ignored, as ZooKeeper does: {} at offset {offset}: {why}", path.display());
+    }
+    match imported.first_applied_zxid {
+        Some(first) => {
+            println!("transactions applied: {} (zxid {first:#x} to {:#x})", imported.applied, imported.last_zxid)
+        }
+        None => println!("transactions applied: 0"),
+    }
+    if let Some(zxid) = imported.digest_checked {
+        println!("digest: the imported tree matches ZooKeeper's digest at zxid {zxid:#x}");
+    }
+    println!(
+        "imported: last zxid {:#x}, {} nodes, {} sessions ({} ephemerals), into {}",
+        imported.last_zxid,
+        imported.tree.node_count(),
+        imported.sessions.len(),
+        imported.tree.ephemeral_count(),
+        target.display()
+    );
+    ExitCode::SUCCESS
 }

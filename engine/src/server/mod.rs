@@ -11,6 +11,7 @@ mod admin;
 mod admission;
 pub mod epochs;
 mod frame;
+pub mod import_zk;
 mod notify;
 pub mod http;
 mod outbox;

@@ -9,9 +9,8 @@ pub mod stores;
 pub mod suites;
 pub mod x500;
 
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -71,13 +70,15 @@ impl Reloadable {
     }
 }
 
-/// What the store files look like on disk: a change of any of these triggers a reload.
-fn stamp(cfg: &TlsConfig) -> Vec<Option<(SystemTime, u64)>> {
-    let files: Vec<&PathBuf> =
-        cfg.key_store.iter().chain(cfg.trust_store.iter()).map(|s| &s.location).collect();
-    files
+/// What the store files hold: a change of any of them triggers a reload. Their contents, not
+/// their modification times: a file replaced within the file system's timestamp granularity
+/// (a few ms) by one of the same size (certificates of one key type mostly are) would keep
+/// its stamp. Key and trust stores are a few KiB, read every poll.
+fn stamp(cfg: &TlsConfig) -> Vec<Option<u32>> {
+    cfg.key_store
         .iter()
-        .map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+        .chain(cfg.trust_store.iter())
+        .map(|s| std::fs::read(&s.location).ok().map(|bytes| crc32c::crc32c(&bytes)))
         .collect()
 }
 
@@ -85,8 +86,10 @@ fn stamp(cfg: &TlsConfig) -> Vec<Option<(SystemTime, u64)>> {
 /// new configuration: on success new connections use it; on failure the old one stays and
 /// the reason is logged. Established connections keep the configuration they started with.
 pub fn watch(cfg: TlsConfig, target: Arc<Reloadable>, every: Duration) -> std::io::Result<()> {
+    // Taken now, not when the thread first runs: a file replaced in between would otherwise
+    // become the baseline and never be loaded.
+    let mut seen = stamp(&cfg);
     std::thread::Builder::new().name("warren-tls-reload".into()).spawn(move || {
-        let mut seen = stamp(&cfg);
         loop {
             std::thread::sleep(every);
             let now = stamp(&cfg);
