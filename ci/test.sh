@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 echo "== installing test dependencies (skipped when present)"
 bash ci/install-deps.sh
 
+echo "== formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
 echo "== building (release)"
 cargo build --release --workspace --all-targets
 

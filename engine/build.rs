@@ -48,7 +48,9 @@ fn main() {
     let commit_secs = git(&["log", "-1", "--format=%ct"]);
     let date = build_info::build_date(epoch.as_deref(), commit_secs.as_deref());
     if date == build_info::UNKNOWN {
-        println!("cargo:warning=no build date: SOURCE_DATE_EPOCH unset or invalid and no git commit; reporting \"{date}\"");
+        println!(
+            "cargo:warning=no build date: SOURCE_DATE_EPOCH unset or invalid and no git commit; reporting \"{date}\""
+        );
     }
     let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| build_info::UNKNOWN.to_string());
     println!("cargo:rustc-env=WARREN_BUILD_DATE={date}");

@@ -32,7 +32,8 @@ impl fmt::Display for UsageError {
     }
 }
 
-pub const GLOBAL_USAGE: &str = "usage: warren cli [-server host:port[,host:port...]] [-timeout ms] [-r] [COMMAND ARGS...]";
+pub const GLOBAL_USAGE: &str =
+    "usage: warren cli [-server host:port[,host:port...]] [-timeout ms] [-r] [COMMAND ARGS...]";
 
 /// Parses the arguments after `warren cli`. Global options stop at the first word that
 /// is not one of them: the rest is the command, untouched.

@@ -440,7 +440,9 @@ async fn create(client: &Client, c: &Command, p: &Parsed) -> CliResult {
         },
     };
     if container && (seq || eph) {
-        return Err(CliError::msg("-c cannot be combined with -s or -e. Containers cannot be ephemeral or sequential."));
+        return Err(CliError::msg(
+            "-c cannot be combined with -s or -e. Containers cannot be ephemeral or sequential.",
+        ));
     }
     if ttl.is_some() && (eph || container) {
         return Err(CliError::msg("TTLs cannot be used with Ephemeral or Container znodes"));

@@ -101,9 +101,7 @@ pub fn zk_status(err: &ZkError) -> Status {
         ZkError::BadVersion => Status::BadVersion,
         ZkError::NotEmpty => Status::NotEmpty,
         ZkError::NoAuth => Status::NoAuth,
-        ZkError::ConnectionLoss | ZkError::NoHosts | ZkError::Timeout | ZkError::ClientClosed => {
-            Status::ConnectionLoss
-        }
+        ZkError::ConnectionLoss | ZkError::NoHosts | ZkError::Timeout | ZkError::ClientClosed => Status::ConnectionLoss,
         ZkError::SessionExpired => Status::SessionExpired,
         _ => Status::Other,
     }

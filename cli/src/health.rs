@@ -164,7 +164,13 @@ mod tests {
                 latency: Some(Duration::from_micros(1500)),
                 errors: vec![],
             },
-            Row { addr: "127.0.0.1:22".into(), role: Some("follower".into()), zxid: Some(0xd), latency: None, errors: vec!["x".into()] },
+            Row {
+                addr: "127.0.0.1:22".into(),
+                role: Some("follower".into()),
+                zxid: Some(0xd),
+                latency: None,
+                errors: vec!["x".into()],
+            },
         ];
         assert_eq!(
             render(&rows),

@@ -69,16 +69,11 @@ impl ZkHelper {
         let client = self.client.lock().ok().and_then(|c| c.clone());
         let Some(client) = client else { return Vec::new() };
         let (parent, prefix) = split_partial(partial);
-        let listing = self.runtime.block_on(async {
-            tokio::time::timeout(COMPLETE_TIMEOUT, client.list_children(parent)).await
-        });
+        let listing =
+            self.runtime.block_on(async { tokio::time::timeout(COMPLETE_TIMEOUT, client.list_children(parent)).await });
         let Ok(Ok(mut children)) = listing else { return Vec::new() };
         children.sort();
-        children
-            .into_iter()
-            .filter(|c| c.starts_with(prefix))
-            .map(|c| crate::tree::child_path(parent, &c))
-            .collect()
+        children.into_iter().filter(|c| c.starts_with(prefix)).map(|c| crate::tree::child_path(parent, &c)).collect()
     }
 }
 
@@ -94,7 +89,10 @@ impl Completer for ZkHelper {
         } else {
             Vec::new()
         };
-        Ok((start, candidates.into_iter().map(|c| Pair { display: c.trim_end().to_string(), replacement: c }).collect()))
+        Ok((
+            start,
+            candidates.into_iter().map(|c| Pair { display: c.trim_end().to_string(), replacement: c }).collect(),
+        ))
     }
 }
 

@@ -93,12 +93,8 @@ async fn fetch_node(
     let (mut names, stat) = client.get_children(path).await.map_err(|e| CliError::zk(e, path))?;
     *budget = budget.checked_sub(1).ok_or_else(|| too_big(path))?;
     names.sort();
-    let mut node = Node {
-        name,
-        data_len: stat.data_length.max(0) as u64,
-        num_children: names.len() as u64,
-        children: Vec::new(),
-    };
+    let mut node =
+        Node { name, data_len: stat.data_length.max(0) as u64, num_children: names.len() as u64, children: Vec::new() };
     if depth < limits.depth {
         for child in names.into_iter().take(limits.children) {
             let cp = child_path(path, &child);
@@ -255,16 +251,10 @@ mod tests {
 
     #[test]
     fn tree_drawing() {
-        assert_eq!(
-            render_tree(&sample()),
-            "/app\n├── a\n│   ├── x\n│   └── y\n├── b (7 children)\n└── c\n"
-        );
+        assert_eq!(render_tree(&sample()), "/app\n├── a\n│   ├── x\n│   └── y\n├── b (7 children)\n└── c\n");
         let mut cut = sample();
         cut.num_children = 5; // two children not listed (size limit)
-        assert_eq!(
-            render_tree(&cut),
-            "/app\n├── a\n│   ├── x\n│   └── y\n├── b (7 children)\n├── c\n└── … 2 more\n"
-        );
+        assert_eq!(render_tree(&cut), "/app\n├── a\n│   ├── x\n│   └── y\n├── b (7 children)\n├── c\n└── … 2 more\n");
         let one = Node { name: "/".into(), data_len: 0, num_children: 1, children: vec![] };
         assert_eq!(render_tree(&one), "/ (1 child)\n");
     }

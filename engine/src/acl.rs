@@ -255,7 +255,9 @@ impl AuthInfo {
     /// `addauth digest super:<password>`. `None` (no superDigest configured)
     /// is never super.
     pub fn is_super(&self, super_digest: Option<&str>) -> bool {
-        self.ids.iter().any(|i| i.scheme == "super" || super_digest.is_some_and(|sd| i.scheme == "digest" && i.id == sd))
+        self.ids
+            .iter()
+            .any(|i| i.scheme == "super" || super_digest.is_some_and(|sd| i.scheme == "digest" && i.id == sd))
     }
 }
 

@@ -201,8 +201,7 @@ pub fn watches(by_session: &[(i64, Vec<String>)]) -> Map<String, Value> {
 
 /// `watches_by_path` (`wchp`).
 pub fn watches_by_path(by_path: &[(String, Vec<i64>)]) -> Map<String, Value> {
-    let map: Map<String, Value> =
-        by_path.iter().map(|(p, sids)| (p.clone(), sids.iter().copied().collect())).collect();
+    let map: Map<String, Value> = by_path.iter().map(|(p, sids)| (p.clone(), sids.iter().copied().collect())).collect();
     let mut m = Map::new();
     m.insert("path_to_session_ids".into(), Value::Object(map));
     m
@@ -257,7 +256,10 @@ mod tests {
     #[test]
     fn dump_and_watches_use_string_keys() {
         let info = DumpInfo {
-            sessions: SessionDump::Standalone(vec![crate::admin::ExpiryBucket { expire_at_ms: 42, session_ids: vec![7] }]),
+            sessions: SessionDump::Standalone(vec![crate::admin::ExpiryBucket {
+                expire_at_ms: 42,
+                session_ids: vec![7],
+            }]),
             ephemerals: vec![(7, vec!["/e".into()])],
             connections: None,
         };

@@ -56,7 +56,10 @@ pub const DEFAULT_FOUR_LETTER_WORDS: &[&str] = &["ruok", "srvr", "stat", "mntr",
 /// warning that names it: tuning knobs of ZooKeeper internals (JVM, Netty, request pipeline,
 /// quorum connections) whose absence changes nothing a client is promised.
 pub const IGNORED_KEYS: &[(&str, &str)] = &[
-    ("admin.restore.enabled", "online restore (/commands/restore) is not implemented; restore a backup offline with `warren restore`"),
+    (
+        "admin.restore.enabled",
+        "online restore (/commands/restore) is not implemented; restore a backup offline with `warren restore`",
+    ),
     ("standaloneEnabled", "a server without server.N lines runs standalone, one with them in an ensemble"),
     ("reconfigEnabled", "dynamic reconfiguration is not implemented: reconfig answers ReconfigDisabled"),
     ("audit.enable", "Warren writes no audit log"),
@@ -112,7 +115,10 @@ pub const IGNORED_KEY_PREFIXES: &[(&str, &str)] = &[
 /// (who forms a quorum, which sessions survive a server, who may read when cut off).
 const REFUSED_KEYS: &[(&str, &str)] = &[
     ("localSessionsEnabled", "local sessions are not implemented; every session would be global"),
-    ("readonlymode.enabled", "read-only mode is not implemented; a server cut off from its quorum would refuse every client"),
+    (
+        "readonlymode.enabled",
+        "read-only mode is not implemented; a server cut off from its quorum would refuse every client",
+    ),
     ("sslQuorum", "quorum TLS is not implemented; traffic between servers would be plaintext"),
 ];
 
@@ -1143,7 +1149,10 @@ impl Parser {
             "metricsProvider.httpPort" => self.cfg.metrics_http_port = number(e, "a port number (0-65535)")?,
             "metricsProvider.exportJvmInfo" => {
                 true_false(e)?;
-                self.warn(e.line, "metricsProvider.exportJvmInfo is ignored: Warren has no JVM (process figures are exported)");
+                self.warn(
+                    e.line,
+                    "metricsProvider.exportJvmInfo is ignored: Warren has no JVM (process figures are exported)",
+                );
             }
             "skipACL" => {
                 if e.value == "yes" {
@@ -1201,7 +1210,8 @@ impl Parser {
         let refused = REFUSED_KEYS.iter().find(|(k, _)| *k == key);
         let refused = refused.or_else(|| REFUSED_PREFIXES.iter().find(|(p, _)| key.starts_with(p)));
         if let Some((_, reason)) = refused {
-            let off = e.value.eq_ignore_ascii_case("false") && !key.starts_with("group.") && !key.starts_with("weight.");
+            let off =
+                e.value.eq_ignore_ascii_case("false") && !key.starts_with("group.") && !key.starts_with("weight.");
             if !off {
                 return Err(ConfigError::Unsupported {
                     line: e.line,
@@ -1326,7 +1336,8 @@ impl Parser {
     fn authentication(&mut self) -> Result<(), ConfigError> {
         if let Some((line, path)) = self.jaas.take() {
             let section = self.jaas_section.clone().unwrap_or_else(|| "Server".to_string());
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
             let users = crate::sasl::jaas_users(&text, &section).map_err(|err| ConfigError::Unsupported {
                 line,
                 key: "java.security.auth.login.config".into(),
@@ -1365,7 +1376,11 @@ impl Parser {
             if !available {
                 return Err(ConfigError::Auth(format!(
                     "Authentication scheme {s} is not available{}",
-                    if s == "sasl" { ": set java.security.auth.login.config to a JAAS file with a Server section" } else { "" }
+                    if s == "sasl" {
+                        ": set java.security.auth.login.config to a JAAS file with a Server section"
+                    } else {
+                        ""
+                    }
                 )));
             }
         }
@@ -2235,7 +2250,10 @@ localSessionsEnabled=false
 readonlymode.enabled=false");
         assert_eq!(warnings.len(), 12, "{warnings:?}");
         assert!(has_warning(&warnings, "line 2: metricsProvider.numWorkerThreads is ignored: "), "{warnings:?}");
-        assert!(has_warning(&warnings, "line 4: reconfigEnabled is ignored: dynamic reconfiguration is not implemented"));
+        assert!(has_warning(
+            &warnings,
+            "line 4: reconfigEnabled is ignored: dynamic reconfiguration is not implemented"
+        ));
         assert!(has_warning(&warnings, "line 10: globalOutstandingLimit is ignored: "));
         assert!(has_warning(&warnings, "line 13: localSessionsEnabled=false is ignored"));
         assert!(!warnings.iter().any(|w| w.contains("skipACL")), "skipACL=no is what Warren does");
@@ -2261,7 +2279,10 @@ readonlymode.enabled=false");
         }
         for (prefix, reason) in IGNORED_KEY_PREFIXES {
             let (_, warnings) = ok(&format!("{prefix}someKnob=1"));
-            assert!(has_warning(&warnings, &format!("{prefix}someKnob is ignored: {reason}")), "{prefix}: {warnings:?}");
+            assert!(
+                has_warning(&warnings, &format!("{prefix}someKnob is ignored: {reason}")),
+                "{prefix}: {warnings:?}"
+            );
         }
     }
 
@@ -2309,7 +2330,9 @@ skipACL=yes");
         assert!(err_text("enforce.auth.enabled=true").contains("enforce.auth.schemes must be set"));
         assert!(err_text("enforce.auth.enabled=true\nenforce.auth.schemes=sasl").contains("sasl is not available"));
         assert!(err_text("sessionRequireClientSASLAuth=true").contains("sasl is not available"));
-        assert!(err_text("enforce.auth.enabled=true\nenforce.auth.schemes=kerberos").contains("kerberos is not available"));
+        assert!(
+            err_text("enforce.auth.enabled=true\nenforce.auth.schemes=kerberos").contains("kerberos is not available")
+        );
         assert!(err_text("requireClientAuthScheme=digest").contains("expected sasl"));
         let c = cfg("enforce.auth.enabled=true\nenforce.auth.schemes=digest, ip");
         assert_eq!(c.enforce_auth_schemes, ["digest", "ip"]);
@@ -2321,8 +2344,11 @@ skipACL=yes");
     fn jaas_users_and_sasl_enforcement() {
         let dir = tempfile::tempdir().unwrap();
         let jaas = dir.path().join("jaas.conf");
-        std::fs::write(&jaas, "Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"pw\"; };\n")
-            .unwrap();
+        std::fs::write(
+            &jaas,
+            "Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"pw\"; };\n",
+        )
+        .unwrap();
         let c = cfg(&format!(
             "java.security.auth.login.config={}\nsessionRequireClientSASLAuth=true\nsuperUser=bob\n\
              authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
@@ -2333,7 +2359,10 @@ skipACL=yes");
         assert_eq!(c.sasl_super_user.as_deref(), Some("bob"));
         let text = err_text(&format!("java.security.auth.login.config={}\nsasl.serverconfig=Other", jaas.display()));
         assert!(text.contains("no \"Other\" section"), "{text}");
-        assert!(matches!(err(&format!("java.security.auth.login.config={}/nope", dir.path().display())), ConfigError::Io { .. }));
+        assert!(matches!(
+            err(&format!("java.security.auth.login.config={}/nope", dir.path().display())),
+            ConfigError::Io { .. }
+        ));
     }
 
     #[test]

@@ -103,10 +103,7 @@ impl Now {
 
 /// Whether replies to this op (by its short name, see `txn_opname`) count as updates in the latency figures.
 fn is_write_op(op: &str) -> bool {
-    matches!(
-        op,
-        "CREA" | "DELE" | "SETD" | "SETA" | "CHEC" | "MULT" | "CLOS" | "SESS" | "ERR"
-    )
+    matches!(op, "CREA" | "DELE" | "SETD" | "SETA" | "CHEC" | "MULT" | "CLOS" | "SESS" | "ERR")
 }
 
 /// What the shell must do after an event.
@@ -1164,7 +1161,8 @@ impl Machine {
                 (if enforced { ErrorCode::SessionClosedRequireSaslAuth } else { ErrorCode::AuthFailed }, None)
             }
         };
-        let frame = encode_reply(ReplyHeader { xid: request_xid, zxid: 0, err: err.code() }, &Response::SaslToken(body));
+        let frame =
+            encode_reply(ReplyHeader { xid: request_xid, zxid: 0, err: err.code() }, &Response::SaslToken(body));
         self.send(conn, frame);
         if err != ErrorCode::Ok {
             self.close(conn);

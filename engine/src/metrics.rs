@@ -33,8 +33,7 @@ pub const MICROS: &[u64] = &[
 pub const MILLIS: &[u64] = &[1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000];
 
 /// Counts (records per log batch, zxids of lag): powers of two.
-pub const COUNTS: &[u64] =
-    &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024, 4_096, 16_384, 65_536, 262_144, 1_048_576];
+pub const COUNTS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024, 4_096, 16_384, 65_536, 262_144, 1_048_576];
 
 /// A point-in-time copy of a histogram.
 #[derive(Clone, Debug, PartialEq)]
@@ -325,19 +324,8 @@ impl Metrics {
 }
 
 /// Bytes per log batch: 64 B to 64 MiB, powers of four.
-pub const BYTES: &[u64] = &[
-    64,
-    256,
-    1 << 10,
-    4 << 10,
-    16 << 10,
-    64 << 10,
-    256 << 10,
-    1 << 20,
-    4 << 20,
-    16 << 20,
-    64 << 20,
-];
+pub const BYTES: &[u64] =
+    &[64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
 
 /// Figures read at render time by the rendering thread (not published by the owner).
 #[derive(Debug, Clone, Default)]
@@ -354,7 +342,12 @@ pub fn render(m: &Metrics, p: &ProcessFigures) -> String {
     gauge(w, "znode_count", "Number of znodes", m.znode_count.get());
     gauge(w, "watch_count", "Number of watches", m.watch_count.get());
     gauge(w, "ephemerals_count", "Number of ephemeral nodes", m.ephemerals_count.get());
-    gauge(w, "approximate_data_size", "Approximate size of the data in the tree, in bytes", m.approximate_data_size.get());
+    gauge(
+        w,
+        "approximate_data_size",
+        "Approximate size of the data in the tree, in bytes",
+        m.approximate_data_size.get(),
+    );
     gauge(w, "outstanding_requests", "Requests received and not yet answered", m.outstanding_requests.get());
     gauge(w, "num_alive_connections", "Open client connections", m.num_alive_connections.get());
     gauge(w, "global_sessions", "Sessions known to the ensemble", m.global_sessions.get());
@@ -370,24 +363,71 @@ pub fn render(m: &Metrics, p: &ProcessFigures) -> String {
     gauge(w, "pending_syncs", "Learners being synchronised by this leader", m.pending_syncs.get());
     header(w, "avg_latency", "Average request latency since start or the last srst, in milliseconds", "gauge");
     let _ = writeln!(w, "avg_latency {}", num(m.avg_latency_x1000.get() as f64 / 1000.0));
-    gauge(w, "min_latency", "Smallest request latency since start or the last srst, in milliseconds", m.min_latency.get());
-    gauge(w, "max_latency", "Largest request latency since start or the last srst, in milliseconds", m.max_latency.get());
+    gauge(
+        w,
+        "min_latency",
+        "Smallest request latency since start or the last srst, in milliseconds",
+        m.min_latency.get(),
+    );
+    gauge(
+        w,
+        "max_latency",
+        "Largest request latency since start or the last srst, in milliseconds",
+        m.max_latency.get(),
+    );
     gauge(w, "local_sessions", "Local sessions (Warren has none: every session is global)", 0);
     for (name, help, h, advanced) in zookeeper_summaries(m) {
         summary(w, name, help, &h.snapshot(), advanced);
     }
-    counter(w, "warren_log_slow_fsyncs", "Log fsyncs slower than fsync.warningthresholdms", m.fsync_threshold_exceed_count.get());
+    counter(
+        w,
+        "warren_log_slow_fsyncs",
+        "Log fsyncs slower than fsync.warningthresholdms",
+        m.fsync_threshold_exceed_count.get(),
+    );
 
     gauge(w, "warren_serving", "1 when the server answers clients", m.serving.get());
     gauge(w, "warren_read_only", "1 when the log failed and writes are refused", m.read_only.get());
     gauge(w, "warren_leader", "1 when this server leads the ensemble", m.is_leader.get());
     gauge(w, "warren_last_zxid", "Last zxid applied to the tree", m.last_zxid.get());
     histogram(w, "warren_log_fsync_seconds", "Duration of a log fdatasync", "", &m.log_fsync_us.snapshot(), 1e6, true);
-    histogram(w, "warren_log_batch_records", "Transactions written per log batch (one fdatasync)", "", &m.log_batch_records.snapshot(), 1.0, true);
+    histogram(
+        w,
+        "warren_log_batch_records",
+        "Transactions written per log batch (one fdatasync)",
+        "",
+        &m.log_batch_records.snapshot(),
+        1.0,
+        true,
+    );
     histogram(w, "warren_log_batch_bytes", "Bytes written per log batch", "", &m.log_batch_bytes.snapshot(), 1.0, true);
-    histogram(w, "warren_snapshot_capture_seconds", "Time the owner spends capturing a snapshot", "", &m.snapshot_capture_us.snapshot(), 1e6, true);
-    histogram(w, "warren_snapshot_write_seconds", "Time to serialise and write a snapshot", "", &m.snapshot_write_us.snapshot(), 1e6, true);
-    histogram(w, "warren_peer_lag_zxids", "How far a learner's acknowledged zxid trails the leader's last proposal", "", &m.peer_lag_zxids.snapshot(), 1.0, true);
+    histogram(
+        w,
+        "warren_snapshot_capture_seconds",
+        "Time the owner spends capturing a snapshot",
+        "",
+        &m.snapshot_capture_us.snapshot(),
+        1e6,
+        true,
+    );
+    histogram(
+        w,
+        "warren_snapshot_write_seconds",
+        "Time to serialise and write a snapshot",
+        "",
+        &m.snapshot_write_us.snapshot(),
+        1e6,
+        true,
+    );
+    histogram(
+        w,
+        "warren_peer_lag_zxids",
+        "How far a learner's acknowledged zxid trails the leader's last proposal",
+        "",
+        &m.peer_lag_zxids.snapshot(),
+        1.0,
+        true,
+    );
     let mut first = true;
     for ((op, _), h) in OPS.iter().zip(&m.op_latency_us) {
         let s = h.snapshot();
@@ -395,7 +435,15 @@ pub fn render(m: &Metrics, p: &ProcessFigures) -> String {
             continue;
         }
         let label = format!("op=\"{op}\"");
-        histogram(w, "warren_request_seconds", "Request latency from arrival to reply, per operation", &label, &s, 1e6, first);
+        histogram(
+            w,
+            "warren_request_seconds",
+            "Request latency from arrival to reply, per operation",
+            &label,
+            &s,
+            1e6,
+            first,
+        );
         first = false;
     }
     out
@@ -421,7 +469,12 @@ fn zookeeper_summaries(m: &Metrics) -> [(&'static str, &'static str, &Histogram,
     [
         ("fsynctime", "Time of a log fsync, in milliseconds", &m.fsynctime, false),
         ("snapshottime", "Time to write a snapshot, in milliseconds", &m.snapshottime, false),
-        ("election_time", "Time from not serving (start, lost leader) to serving, in milliseconds", &m.election_time, false),
+        (
+            "election_time",
+            "Time from not serving (start, lost leader) to serving, in milliseconds",
+            &m.election_time,
+            false,
+        ),
         ("readlatency", "Read request latency, in milliseconds", &m.readlatency, true),
         ("updatelatency", "Write request latency, in milliseconds", &m.updatelatency, true),
     ]
@@ -537,7 +590,10 @@ mod tests {
         assert_eq!(text.matches("# TYPE warren_request_seconds histogram").count(), 1);
         assert!(text.contains("# TYPE readlatency summary\nreadlatency{quantile=\"0.5\"} "));
         assert!(text.contains("updatelatency_count 1\nupdatelatency_sum 3\n"));
-        assert!(text.contains("fsynctime{quantile=\"0.5\"} NaN\nfsynctime_count 0\n"), "basic summaries have the median only");
+        assert!(
+            text.contains("fsynctime{quantile=\"0.5\"} NaN\nfsynctime_count 0\n"),
+            "basic summaries have the median only"
+        );
         assert!(text.contains("readlatency{quantile=\"0.99\"} "));
         let mntr = mntr_summaries(&m);
         assert!(mntr.contains(&("cnt_updatelatency".to_string(), crate::admin::MetricValue::Int(1))));

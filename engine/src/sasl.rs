@@ -201,10 +201,7 @@ impl DigestMd5 {
         if !self.challenged {
             // DIGEST-MD5 has no initial response: whatever the first token holds, challenge.
             self.challenged = true;
-            let c = format!(
-                "realm=\"{REALM}\",nonce=\"{}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess",
-                self.nonce
-            );
+            let c = format!("realm=\"{REALM}\",nonce=\"{}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess", self.nonce);
             return Ok(Step::Challenge(c.into_bytes()));
         }
         let text = std::str::from_utf8(token).map_err(|_| SaslError::Malformed("not UTF-8"))?;
@@ -298,24 +295,23 @@ pub(crate) mod tests {
     use super::*;
 
     /// The client side of RFC 2831 (tests only), written from the RFC, to drive the server.
-pub(crate) fn client_response(challenge: &str, user: &str, pw: &str, cnonce: &str) -> (String, String) {
-    let f = directives(challenge).unwrap();
-    let (realm, nonce) = (&f["realm"], &f["nonce"]);
-    let mut a1 = Md5::digest(format!("{user}:{realm}:{pw}").as_bytes()).to_vec();
-    a1.extend_from_slice(format!(":{nonce}:{cnonce}").as_bytes());
-    let ha1 = hex(&Md5::digest(&a1));
-    let kd = |prefix: &str| {
-        let ha2 = hex(&Md5::digest(format!("{prefix}:{DIGEST_URI}").as_bytes()));
-        hex(&Md5::digest(format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}").as_bytes()))
-    };
-    let resp = format!(
-        "charset=utf-8,username=\"{user}\",realm=\"{realm}\",nonce=\"{nonce}\",nc=00000001,cnonce=\"{cnonce}\",\
+    pub(crate) fn client_response(challenge: &str, user: &str, pw: &str, cnonce: &str) -> (String, String) {
+        let f = directives(challenge).unwrap();
+        let (realm, nonce) = (&f["realm"], &f["nonce"]);
+        let mut a1 = Md5::digest(format!("{user}:{realm}:{pw}").as_bytes()).to_vec();
+        a1.extend_from_slice(format!(":{nonce}:{cnonce}").as_bytes());
+        let ha1 = hex(&Md5::digest(&a1));
+        let kd = |prefix: &str| {
+            let ha2 = hex(&Md5::digest(format!("{prefix}:{DIGEST_URI}").as_bytes()));
+            hex(&Md5::digest(format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}").as_bytes()))
+        };
+        let resp = format!(
+            "charset=utf-8,username=\"{user}\",realm=\"{realm}\",nonce=\"{nonce}\",nc=00000001,cnonce=\"{cnonce}\",\
          digest-uri=\"{DIGEST_URI}\",maxbuf=65536,response={},qop=auth",
-        kd("AUTHENTICATE")
-    );
-    (resp, format!("rspauth={}", kd("")))
-}
-
+            kd("AUTHENTICATE")
+        );
+        (resp, format!("rspauth={}", kd("")))
+    }
 
     const JAAS: &str = r#"
 // ZooKeeper's sample

@@ -464,5 +464,9 @@ fn watch_reports_of_a_million_watches_do_not_hold_the_owner() {
     assert!(wchp.contains("/w/p0899999\n"));
     assert_eq!(wchc.lines().filter(|l| l.starts_with("\t/w/p")).count(), WATCHES);
     assert!(healthy.answers >= 5, "the healthy client got only {} answers", healthy.answers);
-    assert!(healthy.slowest < REPORT_STALL_MAX, "a healthy read took {:?} while the reports were built", healthy.slowest);
+    assert!(
+        healthy.slowest < REPORT_STALL_MAX,
+        "a healthy read took {:?} while the reports were built",
+        healthy.slowest
+    );
 }

@@ -80,7 +80,10 @@ fn date_check_accepts_only_zookeepers_form() {
 fn run_until_ruok(dir: &Path, env: &[(&str, &str)], extra: &str) -> (bool, String) {
     let port = free_port();
     let cfg = dir.join("zoo.cfg");
-    let text = format!("tickTime=1000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n{extra}", dir.join("data").display());
+    let text = format!(
+        "tickTime=1000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n{extra}",
+        dir.join("data").display()
+    );
     std::fs::write(&cfg, text).unwrap();
     let log = dir.join("stderr");
     let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))

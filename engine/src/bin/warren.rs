@@ -236,9 +236,9 @@ fn client_tls(cfg: &Config) -> Result<Option<ClientTls>, String> {
     let config = warren::tls::Reloadable::new(warren::tls::server_config(t)?);
     warren::tls::watch(t.clone(), config.clone(), warren::tls::RELOAD_POLL)
         .map_err(|e| format!("cannot start the TLS reload thread: {e}"))?;
-    let secure_addr = t.secure_client_port.map(|port| {
-        SocketAddr::new(t.secure_client_port_address.unwrap_or(Ipv4Addr::UNSPECIFIED.into()), port)
-    });
+    let secure_addr = t
+        .secure_client_port
+        .map(|port| SocketAddr::new(t.secure_client_port_address.unwrap_or(Ipv4Addr::UNSPECIFIED.into()), port));
     Ok(Some(ClientTls {
         config,
         secure_addr,

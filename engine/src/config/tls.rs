@@ -182,9 +182,7 @@ impl TlsKeys {
                 self.cfg.secure_client_port_address = Some(ip_address(e)?);
                 self.address_line = Some(e.line);
             }
-            "client.portUnification" | "zookeeper.client.portUnification" => {
-                self.cfg.port_unification = true_false(e)?
-            }
+            "client.portUnification" | "zookeeper.client.portUnification" => self.cfg.port_unification = true_false(e)?,
             "ssl.keyStore.location" => self.key_store.location = Some((e.line, e.value.clone())),
             "ssl.keyStore.password" => self.key_store.password = Some(e.value.clone()),
             "ssl.keyStore.passwordPath" => self.key_store.password_path = Some((e.line, e.value.clone())),
@@ -347,12 +345,11 @@ impl StoreKeys {
         let password = match (self.password, self.password_path) {
             (Some(p), _) => p,
             // ZooKeeper reads the password file when no password is given.
-            (None, Some((line, path))) => std::fs::read_to_string(&path)
-                .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
-                .map_err(|err| ConfigError::Syntax {
-                    line,
-                    message: format!("{prefix}.passwordPath: cannot read {path}: {err}"),
-                })?,
+            (None, Some((line, path))) => {
+                std::fs::read_to_string(&path).map(|p| p.trim_end_matches(['\r', '\n']).to_string()).map_err(|err| {
+                    ConfigError::Syntax { line, message: format!("{prefix}.passwordPath: cannot read {path}: {err}") }
+                })?
+            }
             (None, None) => String::new(),
         };
         Ok(Some(Store { location: PathBuf::from(location), password, kind }))
@@ -491,20 +488,20 @@ mod tests {
 
     #[test]
     fn store_type_comes_from_the_key_or_the_file_name() {
-        let (t, _) = tls(
-            "secureClientPort=2281\nssl.clientAuth=none\nssl.keyStore.location=/k/s.p12\n\
-             ssl.keyStore.password=pw",
-        )
+        let (t, _) = tls("secureClientPort=2281\nssl.clientAuth=none\nssl.keyStore.location=/k/s.p12\n\
+             ssl.keyStore.password=pw")
         .unwrap();
         let ks = t.key_store.unwrap();
         assert_eq!((ks.kind, ks.password.as_str()), (StoreType::Pkcs12, "pw"));
         let (t, _) = tls("secureClientPort=1\nssl.clientAuth=none\nssl.keyStore.location=/k/s.pfx").unwrap();
         assert_eq!(t.key_store.unwrap().kind, StoreType::Pkcs12);
-        let (t, _) = tls("secureClientPort=1\nssl.clientAuth=none\nssl.keyStore.location=/k/s\nssl.keyStore.type=pem")
-            .unwrap();
+        let (t, _) =
+            tls("secureClientPort=1\nssl.clientAuth=none\nssl.keyStore.location=/k/s\nssl.keyStore.type=pem").unwrap();
         assert_eq!(t.key_store.unwrap().kind, StoreType::Pem);
         assert!(err("secureClientPort=1\nssl.keyStore.location=/k/s.key").contains("ssl.keyStore.location"));
-        assert!(err("secureClientPort=1\nssl.keyStore.location=/k/s\nssl.keyStore.type=BCFKS").contains("PEM or PKCS12"));
+        assert!(
+            err("secureClientPort=1\nssl.keyStore.location=/k/s\nssl.keyStore.type=BCFKS").contains("PEM or PKCS12")
+        );
     }
 
     #[test]
@@ -518,7 +515,8 @@ mod tests {
 
     #[test]
     fn client_auth_values() {
-        let auth = |v: &str| tls(&format!("secureClientPort=1\n{STORES}ssl.clientAuth={v}")).map(|(t, _)| t.client_auth);
+        let auth =
+            |v: &str| tls(&format!("secureClientPort=1\n{STORES}ssl.clientAuth={v}")).map(|(t, _)| t.client_auth);
         assert_eq!(auth("NONE").unwrap(), ClientAuth::None);
         assert_eq!(auth("want").unwrap(), ClientAuth::Want);
         assert_eq!(auth("need").unwrap(), ClientAuth::Need);

@@ -604,7 +604,11 @@ fn sasl_login(h: &mut Harness, conn: ConnId, user: &str, pw: &str) -> ReplyHeade
     let (resp, rspauth) = crate::sasl::tests::client_response(&challenge, user, pw, "c1");
     let (hdr, body) = h.call(conn, 2, Request::Sasl { token: resp.into_bytes() });
     if hdr.err == 0 {
-        assert_eq!(Reader::new(&body).buffer().unwrap(), rspauth.into_bytes(), "the server proves it knows the password");
+        assert_eq!(
+            Reader::new(&body).buffer().unwrap(),
+            rspauth.into_bytes(),
+            "the server proves it knows the password"
+        );
     }
     hdr
 }
@@ -662,7 +666,8 @@ fn enforced_auth_refuses_requests_until_authenticated() {
     h.connect(3);
     assert_eq!(sasl_login(&mut h, 3, "bob", "nope").err, ErrorCode::SessionClosedRequireSaslAuth.code());
     // Digest enforcement: addauth first, then requests pass.
-    let mut h = Harness::with(MachineConfig { enforce_auth_schemes: vec!["digest".into()], ..MachineConfig::default() });
+    let mut h =
+        Harness::with(MachineConfig { enforce_auth_schemes: vec!["digest".into()], ..MachineConfig::default() });
     h.connect(1);
     h.send(1, xid::AUTH, Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() });
     assert_eq!(header(&h.take(1)[0]).err, 0);

@@ -282,7 +282,9 @@ pub enum Request {
     WhoAmI,
     CloseSession,
     /// `GetSASLRequest{token}`: one step of a SASL exchange (a null token reads as empty).
-    Sasl { token: Vec<u8> },
+    Sasl {
+        token: Vec<u8>,
+    },
     /// Known opcodes Warren answers with Unimplemented (reconfig) or unknown ones.
     Unimplemented(i32),
 }
@@ -343,9 +345,7 @@ impl Request {
             op::ADD_WATCH => Request::AddWatch { path: r.string()?, mode: r.i32()? },
             op::WHO_AM_I => Request::WhoAmI,
             op::CLOSE_SESSION => Request::CloseSession,
-            op::SASL => Request::Sasl {
-                token: r.opt_buffer()?.unwrap_or_default(),
-            },
+            op::SASL => Request::Sasl { token: r.opt_buffer()?.unwrap_or_default() },
             other => Request::Unimplemented(other),
         })
     }

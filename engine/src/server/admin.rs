@@ -103,8 +103,11 @@ fn handle_metrics(ctx: &AdminContext, req: &HttpRequest) -> HttpResponse {
     if req.path != "/metrics" && req.path != "/" {
         return HttpResponse::text(404, "not found; metrics are at /metrics\n");
     }
-    let figures =
-        ProcessFigures { now_wall_ms: wall_ms(), open_file_descriptor_count: open_fds(), max_file_descriptor_count: max_fds() };
+    let figures = ProcessFigures {
+        now_wall_ms: wall_ms(),
+        open_file_descriptor_count: open_fds(),
+        max_file_descriptor_count: max_fds(),
+    };
     let body = metrics::render(&ctx.metrics, &figures);
     HttpResponse::new(200, "text/plain; version=0.0.4; charset=utf-8", body)
 }
@@ -197,7 +200,10 @@ fn snapshot(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, req: 
         }
     }
     let (reply, answer) = mpsc::sync_channel(1);
-    if to_owner.send_blocking(ToOwner::Snapshot(SnapshotQuery { auth, credentials: req.authorization.is_some(), reply })).is_err() {
+    if to_owner
+        .send_blocking(ToOwner::Snapshot(SnapshotQuery { auth, credentials: req.authorization.is_some(), reply }))
+        .is_err()
+    {
         return HttpResponse::json(503, &j::error(command, "the server is shutting down"));
     }
     let capture = match answer.recv_timeout(CAPTURE_TIMEOUT) {

@@ -11,9 +11,9 @@ mod admin;
 mod admission;
 pub mod epochs;
 mod frame;
+pub mod http;
 pub mod import_zk;
 mod notify;
-pub mod http;
 mod outbox;
 mod owner;
 pub mod peers;
@@ -43,9 +43,9 @@ use crate::proto::{ConnectRequest, Request, RequestHeader};
 use admission::{AcceptBackoff, Admission, LogLimiter, Slot};
 use frame::{FrameError, FrameReader};
 use outbox::{Backlog, Outbox, ReplyLimits};
+pub use owner::{wall_ms as wall_clock_ms, AdminContext};
 pub use secure::ClientTls;
 use secure::Listener;
-pub use owner::{wall_ms as wall_clock_ms, AdminContext};
 
 /// Everything the shell needs to run, already validated.
 #[derive(Clone)]
@@ -112,11 +112,29 @@ pub struct Storage {
 /// frames to a connection on another executor (see `outbox`).
 pub enum Event {
     /// `ids`: the auth ids the connection starts with besides `ip:` (a client certificate's).
-    Open { conn: ConnId, ip: IpAddr, ids: Vec<crate::acl::Id>, backlog: Arc<Backlog> },
-    Connect { conn: ConnId, req: ConnectRequest },
-    Request { conn: ConnId, hdr: RequestHeader, req: Request },
-    Closed { conn: ConnId },
-    FourLetter { conn: ConnId, word: String, backlog: Arc<Backlog> },
+    Open {
+        conn: ConnId,
+        ip: IpAddr,
+        ids: Vec<crate::acl::Id>,
+        backlog: Arc<Backlog>,
+    },
+    Connect {
+        conn: ConnId,
+        req: ConnectRequest,
+    },
+    Request {
+        conn: ConnId,
+        hdr: RequestHeader,
+        req: Request,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    FourLetter {
+        conn: ConnId,
+        word: String,
+        backlog: Arc<Backlog>,
+    },
 }
 
 /// An output for a connection, sent from the owner to the connection's executor.

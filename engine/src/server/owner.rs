@@ -837,8 +837,11 @@ impl Owner {
                 let now = m.tree().get(&p).map(|n| crate::snap::node_record(&p, n));
                 (p, now)
             });
-            let changes =
-                crate::snap::backup::Changes { nodes: nodes.collect(), sessions: m.session_records(), zxid: m.last_zxid() };
+            let changes = crate::snap::backup::Changes {
+                nodes: nodes.collect(),
+                sessions: m.session_records(),
+                zxid: m.last_zxid(),
+            };
             (changes, txns, m.generation())
         };
         let image = image.map_err(|e| refuse(500, &format!("the capture failed: {e}")))?;
@@ -916,8 +919,16 @@ impl Owner {
         let Core::Ensemble(n) = &*core else {
             return match command {
                 "leader" => j::error(command, "server is not initialized"),
-                "zabstate" => j::response(command, None, json!({"voting": false, "zabstate": ""}).as_object().cloned().unwrap_or_default()),
-                _ => j::response(command, None, json!({"synced_observers": 0, "observers": []}).as_object().cloned().unwrap_or_default()),
+                "zabstate" => j::response(
+                    command,
+                    None,
+                    json!({"voting": false, "zabstate": ""}).as_object().cloned().unwrap_or_default(),
+                ),
+                _ => j::response(
+                    command,
+                    None,
+                    json!({"synced_observers": 0, "observers": []}).as_object().cloned().unwrap_or_default(),
+                ),
             };
         };
         let myid = n.config().myid;

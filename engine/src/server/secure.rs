@@ -64,7 +64,8 @@ impl FailureLog {
 
     fn note(&self, peer: SocketAddr, why: &str) {
         if let Some(held_back) = self.0.borrow_mut().allow(Instant::now()) {
-            let more = if held_back > 0 { format!(" ({held_back} more failed since the last line)") } else { String::new() };
+            let more =
+                if held_back > 0 { format!(" ({held_back} more failed since the last line)") } else { String::new() };
             warn!("TLS handshake with {peer} failed: {why}; closing the connection{more}");
         }
     }
@@ -102,7 +103,10 @@ pub(super) async fn serve_secure(
     let handshake = async { acceptor.accept(stream).await.map_err(|e| e.to_string()) };
     let expired = async {
         glommio::timer::sleep(left).await;
-        Err(format!("not finished within {} ms (nio.sessionlessCnxnTimeout)", ctx.settings.handshake_timeout.as_millis()))
+        Err(format!(
+            "not finished within {} ms (nio.sessionlessCnxnTimeout)",
+            ctx.settings.handshake_timeout.as_millis()
+        ))
     };
     let stream = match futures_lite::future::or(handshake, expired).await {
         Ok(s) => s,

@@ -15,9 +15,9 @@ use std::collections::HashSet;
 use rkyv::rancor::Error as RkyvError;
 
 use super::{
-    corrupt, decode, last_chunk, next_chunk, read_header, record_digest, write_chunk, Chunk, LoadedSnapshot, NodeRecord,
-    SessionRecord, SnapError, Trailer, HEADER_LEN, KIND_NODES, KIND_SESSIONS, KIND_SESSIONS_NO_PASSWD, KIND_TRAILER,
-    NODES_PER_CHUNK,
+    corrupt, decode, last_chunk, next_chunk, read_header, record_digest, write_chunk, Chunk, LoadedSnapshot,
+    NodeRecord, SessionRecord, SnapError, Trailer, HEADER_LEN, KIND_NODES, KIND_SESSIONS, KIND_SESSIONS_NO_PASSWD,
+    KIND_TRAILER, NODES_PER_CHUNK,
 };
 
 /// What the owner hands over at the end of a capture.
@@ -163,7 +163,11 @@ pub fn check(image: &[u8]) -> Result<LoadedSnapshot, String> {
 /// goes to `data_dir/version-2` (written durably: temp file, fsync, rename), and the epoch
 /// files get the backup's epoch so that an ensemble member starts on it too. Refuses a data
 /// directory (or log directory) that holds snapshots or logs already.
-pub fn restore(image: &[u8], data_dir: &std::path::Path, log_dir: Option<&std::path::Path>) -> Result<(i64, std::path::PathBuf), String> {
+pub fn restore(
+    image: &[u8],
+    data_dir: &std::path::Path,
+    log_dir: Option<&std::path::Path>,
+) -> Result<(i64, std::path::PathBuf), String> {
     let loaded = check(image)?;
     let snap_dir = data_dir.join("version-2");
     for dir in [Some(data_dir), log_dir].into_iter().flatten() {
@@ -303,7 +307,10 @@ mod tests {
     #[test]
     fn a_damaged_capture_is_an_error() {
         let mut t = DataTree::new();
-        t.apply(&Txn { hdr: TxnHeader { session_id: 0, cxid: 0, zxid: 1, time_ms: 1 }, op: create("/a".into(), 0) }, &mut Vec::new());
+        t.apply(
+            &Txn { hdr: TxnHeader { session_id: 0, cxid: 0, zxid: 1, time_ms: 1 }, op: create("/a".into(), 0) },
+            &mut Vec::new(),
+        );
         let image = crate::snap::encode_tree(&t, &[], 1);
         let changes = Changes { nodes: vec![], sessions: vec![], zxid: 1 };
         let mut bad = image.clone();

@@ -29,7 +29,9 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
         .map_err(|e| format!("ssl.enabledProtocols: {e}"))?;
     let builder = match (cfg.client_auth, &cfg.trust_store) {
         (ClientAuth::None, _) => builder.with_no_client_auth(),
-        (_, None) => return Err("ssl.clientAuth asks for client certificates but ssl.trustStore.location is not set".into()),
+        (_, None) => {
+            return Err("ssl.clientAuth asks for client certificates but ssl.trustStore.location is not set".into())
+        }
         (auth, Some(trust)) => {
             let mut roots = RootCertStore::empty();
             for cert in stores::load_roots(trust)? {
@@ -44,9 +46,9 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
         }
     };
     let id = stores::load_identity(key_store)?;
-    let config = builder
-        .with_single_cert(id.chain, id.key)
-        .map_err(|e| format!("{}: the certificate and key do not make a server identity: {e}", key_store.location.display()))?;
+    let config = builder.with_single_cert(id.chain, id.key).map_err(|e| {
+        format!("{}: the certificate and key do not make a server identity: {e}", key_store.location.display())
+    })?;
     Ok(Arc::new(config))
 }
 
@@ -89,21 +91,21 @@ pub fn watch(cfg: TlsConfig, target: Arc<Reloadable>, every: Duration) -> std::i
     // Taken now, not when the thread first runs: a file replaced in between would otherwise
     // become the baseline and never be loaded.
     let mut seen = stamp(&cfg);
-    std::thread::Builder::new().name("warren-tls-reload".into()).spawn(move || {
-        loop {
-            std::thread::sleep(every);
-            let now = stamp(&cfg);
-            if now == seen {
-                continue;
+    std::thread::Builder::new().name("warren-tls-reload".into()).spawn(move || loop {
+        std::thread::sleep(every);
+        let now = stamp(&cfg);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match server_config(&cfg) {
+            Ok(config) => {
+                target.replace(config);
+                tracing::info!("TLS: key or trust store changed; new connections use the new certificates");
             }
-            seen = now;
-            match server_config(&cfg) {
-                Ok(config) => {
-                    target.replace(config);
-                    tracing::info!("TLS: key or trust store changed; new connections use the new certificates");
-                }
-                Err(e) => tracing::warn!("TLS: the key or trust store changed but cannot be used ({e}); keeping the previous certificates"),
-            }
+            Err(e) => tracing::warn!(
+                "TLS: the key or trust store changed but cannot be used ({e}); keeping the previous certificates"
+            ),
         }
     })?;
     Ok(())

@@ -47,11 +47,8 @@ pub fn load_identity(store: &Store) -> Result<Identity, String> {
             let archive = pkcs12(&bytes, &store.password).map_err(|e| format!("{at}: {e}"))?;
             let key = archive.keys.first().ok_or_else(|| format!("{at}: the PKCS12 file holds no private key"))?;
             let key_id = key.local_key_id.as_ref().map(|id| id.0.as_slice());
-            let leaf = archive
-                .certs
-                .iter()
-                .position(|c| key_id.is_some() && c.local_key_id.as_deref() == key_id)
-                .unwrap_or(0);
+            let leaf =
+                archive.certs.iter().position(|c| key_id.is_some() && c.local_key_id.as_deref() == key_id).unwrap_or(0);
             let mut chain = Vec::new();
             if let Some(c) = archive.certs.get(leaf) {
                 chain.push(CertificateDer::from(c.cert.as_der().to_vec()));

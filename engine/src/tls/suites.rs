@@ -104,7 +104,10 @@ mod tests {
 
     #[test]
     fn unknown_names_are_errors() {
-        assert_eq!(from_java_names("TLS_AES_128_GCM_SHA256, SSL_RSA_WITH_RC4_128_MD5"), Err("SSL_RSA_WITH_RC4_128_MD5".into()));
+        assert_eq!(
+            from_java_names("TLS_AES_128_GCM_SHA256, SSL_RSA_WITH_RC4_128_MD5"),
+            Err("SSL_RSA_WITH_RC4_128_MD5".into())
+        );
         assert_eq!(from_java_names("tls_aes_128_gcm_sha256"), Err("tls_aes_128_gcm_sha256".into()));
     }
 

@@ -221,7 +221,10 @@ mod tests {
     #[test]
     fn other_attributes_are_oid_and_hex() {
         let mut dn = rcgen::DistinguishedName::new();
-        dn.push(rcgen::DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]), rcgen::DnValue::Ia5String("a@b".try_into().unwrap()));
+        dn.push(
+            rcgen::DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+            rcgen::DnValue::Ia5String("a@b".try_into().unwrap()),
+        );
         dn.push(rcgen::DnType::CommonName, "x");
         // IA5String "a@b": 16 03 61 40 62.
         assert_eq!(subject_rfc2253(&cert_with(dn)).unwrap(), "CN=x,1.2.840.113549.1.9.1=#1603614062");
