@@ -1232,10 +1232,7 @@ impl Node {
 }
 
 fn decode_image(image: &[u8]) -> Result<(DataTree, Vec<crate::snap::SessionRecord>), String> {
-    // The snapshot decoder wants 16-byte alignment.
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(image.len());
-    aligned.extend_from_slice(image);
-    let s = crate::snap::decode(&aligned).map_err(|e| e.to_string())?;
+    let s = crate::snap::decode(&crate::snap::aligned_copy(image)).map_err(|e| e.to_string())?;
     Ok((s.tree, s.sessions))
 }
 

@@ -1067,17 +1067,21 @@ impl WatchReport {
         WatchReport { copy: m.watches().data_side_copy(), sessions }
     }
 
+    /// The copy, and the session of a connection (0 when it has none).
+    fn split(self) -> (crate::watch::WatchCopy, impl Fn(u64) -> i64) {
+        let sessions = self.sessions;
+        (self.copy, move |conn| sessions.get(&conn).copied().unwrap_or(0))
+    }
+
     /// (session, paths) in connection order, as ZooKeeper lists them.
     fn by_session(self) -> Vec<(i64, Vec<String>)> {
-        let sessions = self.sessions;
-        let session = |conn: u64| sessions.get(&conn).copied().unwrap_or(0);
-        self.copy.by_watcher().into_iter().map(|(c, paths)| (session(c), paths)).collect()
+        let (copy, session) = self.split();
+        copy.by_watcher().into_iter().map(|(c, paths)| (session(c), paths)).collect()
     }
 
     fn by_path(self) -> Vec<(String, Vec<i64>)> {
-        let sessions = self.sessions;
-        let session = |conn: u64| sessions.get(&conn).copied().unwrap_or(0);
-        self.copy.by_path().into_iter().map(|(p, conns)| (p, conns.into_iter().map(session).collect())).collect()
+        let (copy, session) = self.split();
+        copy.by_path().into_iter().map(|(p, conns)| (p, conns.into_iter().map(&session).collect())).collect()
     }
 }
 

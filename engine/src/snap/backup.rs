@@ -32,8 +32,7 @@ pub struct Changes {
 
 /// A fuzzy capture and what changed during it, made into the snapshot at `changes.zxid`.
 pub fn patch(image: &[u8], changes: &Changes) -> Result<Vec<u8>, SnapError> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(image.len());
-    aligned.extend_from_slice(image);
+    let aligned = super::aligned_copy(image);
     let bytes: &[u8] = &aligned;
     read_header(bytes)?;
     let changed: HashSet<&str> = changes.nodes.iter().map(|(p, _)| p.as_str()).collect();
@@ -147,9 +146,7 @@ pub fn fetch(url: &str, auth: Option<&str>) -> Result<Fetched, String> {
 
 /// Validates a backup image: a whole snapshot, not fuzzy (start and end zxids equal).
 pub fn check(image: &[u8]) -> Result<LoadedSnapshot, String> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(image.len());
-    aligned.extend_from_slice(image);
-    let loaded = decode(&aligned).map_err(|e| e.to_string())?;
+    let loaded = decode(&super::aligned_copy(image)).map_err(|e| e.to_string())?;
     if loaded.start_zxid != loaded.end_zxid {
         return Err(format!(
             "a fuzzy snapshot (taken from zxid {:#x} to {:#x}) needs its log; a backup from /commands/snapshot does not",

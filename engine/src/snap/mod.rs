@@ -317,6 +317,14 @@ fn last_chunk(bytes: &[u8], payload: &[u8], body: usize, next: usize) -> Result<
     Ok(t)
 }
 
+/// `bytes` copied to a 16-byte aligned buffer, as rkyv's archives (and so [`decode`]) need
+/// when the image did not come from an mmap.
+pub fn aligned_copy(bytes: &[u8]) -> rkyv::util::AlignedVec<16> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    aligned
+}
+
 /// Validates a whole snapshot image and rebuilds the tree. `bytes` must start 16-byte aligned
 /// (an mmap or an rkyv AlignedVec is).
 pub fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, SnapError> {
