@@ -25,6 +25,8 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("monitor", &["mntr"]),
     ("observer_connection_stat_reset", &["orst"]),
     ("observers", &["obsr"]),
+    // ZooKeeper 3.9 (online restore, POST); off unless admin.restore.enabled.
+    ("restore", &["rest"]),
     ("ruok", &[]),
     ("server_stats", &["srvr"]),
     ("set_trace_mask", &["stmk"]),

@@ -56,10 +56,6 @@ pub const DEFAULT_FOUR_LETTER_WORDS: &[&str] = &["ruok", "srvr", "stat", "mntr",
 /// warning that names it: tuning knobs of ZooKeeper internals (JVM, Netty, request pipeline,
 /// quorum connections) whose absence changes nothing a client is promised.
 pub const IGNORED_KEYS: &[(&str, &str)] = &[
-    (
-        "admin.restore.enabled",
-        "online restore (/commands/restore) is not implemented; restore a backup offline with `warren restore`",
-    ),
     ("standaloneEnabled", "a server without server.N lines runs standalone, one with them in an ensemble"),
     ("reconfigEnabled", "dynamic reconfiguration is not implemented: reconfig answers ReconfigDisabled"),
     ("audit.enable", "Warren writes no audit log"),
@@ -184,6 +180,7 @@ const USED_KEYS: &[&str] = &[
     "admin.idleTimeout",
     "admin.commands.whitelist",
     "admin.snapshot.enabled",
+    "admin.restore.enabled",
     "admin.rateLimiterIntervalInMS",
     "metricsProvider.className",
     "metricsProvider.httpHost",
@@ -428,7 +425,13 @@ pub struct Config {
     /// `/commands/snapshot`, an online backup of the whole tree. Off unless set (ZooKeeper 3.9
     /// defaults it on, behind the root ACL; see docs/operations.md).
     pub admin_snapshot_enabled: bool,
-    /// `admin.rateLimiterIntervalInMS`: at most one snapshot command per interval (ms).
+    /// `admin.restore.enabled` (ZooKeeper 3.9's `zookeeper.admin.restore.enabled`): serve
+    /// `/commands/restore`, which replaces a standalone server's tree and sessions with a
+    /// backup's. Off unless set (ZooKeeper 3.9 defaults it on, behind the root ACL; see
+    /// docs/operations.md).
+    pub admin_restore_enabled: bool,
+    /// `admin.rateLimiterIntervalInMS`: at most one snapshot command, and one restore command,
+    /// per interval (ms).
     pub admin_rate_limiter_interval_ms: u64,
     /// SASL DIGEST-MD5 users from the JAAS file (`java.security.auth.login.config`), its
     /// section `sasl.serverconfig` (default `Server`); None without a JAAS file.
@@ -628,6 +631,7 @@ impl Config {
             admin_idle_timeout_ms: 30_000,
             admin_commands: AdminWhitelist::None,
             admin_snapshot_enabled: false,
+            admin_restore_enabled: false,
             admin_rate_limiter_interval_ms: 300_000,
             sasl_users: None,
             sasl_super_user: None,
@@ -1126,6 +1130,7 @@ impl Parser {
             "admin.idleTimeout" => self.cfg.admin_idle_timeout_ms = positive(e)?,
             "admin.commands.whitelist" => self.cfg.admin_commands = AdminWhitelist::parse(&e.value),
             "admin.snapshot.enabled" => self.cfg.admin_snapshot_enabled = true_false(e)?,
+            "admin.restore.enabled" => self.cfg.admin_restore_enabled = true_false(e)?,
             "admin.rateLimiterIntervalInMS" => {
                 self.cfg.admin_rate_limiter_interval_ms = number(e, "a non-negative number of milliseconds")?
             }
@@ -1322,6 +1327,13 @@ impl Parser {
         self.cfg.servers = std::mem::take(&mut self.servers).into_values().collect();
         if self.is_ensemble()? {
             self.setup_ensemble(read_myid)?;
+            if self.cfg.admin_restore_enabled {
+                self.warnings.push(
+                    "admin.restore.enabled=true: /commands/restore restores a standalone server only; an \
+                     ensemble member refuses it (restore offline: see docs/operations.md)"
+                        .to_string(),
+                );
+            }
         } else {
             self.standalone_notes();
         }
@@ -2007,7 +2019,7 @@ admin.enableServer=false");
             "superDigest" | "DigestAuthenticationProvider.superDigest" => "super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
             "forceSync" => "yes",
             "peerType" => "participant",
-            "admin.enableServer" | "admin.snapshot.enabled" => "false",
+            "admin.enableServer" | "admin.snapshot.enabled" | "admin.restore.enabled" => "false",
             "sessionRequireClientSASLAuth" | "enforce.auth.enabled" => "false",
             "enforce.auth.schemes" => "digest",
             "sasl.serverconfig" => "Server",

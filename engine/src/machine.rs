@@ -761,6 +761,22 @@ impl Machine {
         self.next_zxid = self.tree.last_zxid + 1;
     }
 
+    /// Replaces the whole state with a backup's (`/commands/restore`, standalone only): every
+    /// connection is closed, so its client reconnects to the restored state (a session the
+    /// backup holds resumes, with a full timeout from now; any other is expired); writes in
+    /// flight are forgotten (their clients see ConnectionLoss); watches are dropped (clients
+    /// set theirs again when they reconnect); the next transaction follows `zxid`.
+    pub fn restore(&mut self, mut tree: DataTree, sessions: &[SessionRecord], zxid: i64, now: Now) {
+        assert_eq!(self.role, Role::Standalone, "only a standalone server restores online");
+        assert!(zxid > self.last_prepared_zxid(), "a restored state must stand above every zxid prepared");
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.close(c);
+        }
+        tree.last_zxid = zxid;
+        self.reset_state(tree, sessions, now);
+    }
+
     /// A committed transaction this machine did not prepare (a follower's every transaction,
     /// or a new leader's history): apply it and answer the local client waiting for it.
     pub fn apply_committed(&mut self, txn: &Txn, now: Now) {

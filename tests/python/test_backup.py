@@ -57,6 +57,62 @@ def client(server) -> KazooClient:
     return zk
 
 
+def populate(zk: KazooClient, bulk: int) -> None:
+    """/bk/n0../bk/n199 (the writers' targets) and `bulk` nodes under /bulk."""
+    zk.create("/bk")
+    for i in range(200):
+        zk.create(f"/bk/n{i}", b"0")
+    zk.create("/bulk")
+    for lo in range(0, bulk, 2000):
+        for r in [zk.create_async(f"/bulk/{i}", b"b" * 100) for i in range(lo, min(bulk, lo + 2000))]:
+            r.get(timeout=30)
+
+
+def backup_zxid(out: str) -> int:
+    """The zxid `warren backup` printed."""
+    return int(out.split("zxid ")[1].split(",")[0], 16)
+
+
+def backup_under_load(server, backup, settle: float):
+    """Two writers set /bk/n* and create sequential nodes; `warren backup` runs after 1 s, the
+    writers go on for `settle` s more. Returns the backup's zxid and the acknowledged writes
+    (path, value, zxid) at or before it and after it; both must be there."""
+    writes: list[tuple[str, bytes, int]] = []
+    stop = threading.Event()
+
+    def writer(k):
+        w = client(server)
+        n = 0
+        try:
+            while not stop.is_set():
+                n += 1
+                path, value = f"/bk/n{(n * 7 + k) % 200}", f"{k}-{n}".encode()
+                st = w.set(path, value)
+                writes.append((path, value, st.mzxid))
+                if n % 10 == 0:
+                    p = w.create(f"/bk/s{k}-", b"seq", sequence=True)
+                    writes.append((p, b"seq", w.exists(p).czxid))
+        finally:
+            w.stop()
+            w.close()
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    try:
+        zxid = backup_zxid(warren("backup", "--admin", server.admin, backup).stdout)
+        time.sleep(settle)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    before = [w for w in writes if w[2] <= zxid]
+    after = [w for w in writes if w[2] > zxid]
+    assert before and after, f"the backup did not fall inside the load ({len(writes)} writes)"
+    return zxid, before, after
+
+
 def test_backup_under_load_restores_the_state_at_its_zxid(tmp_path):
     live = admin_server(tmp_path, "live", **{"admin.snapshot.enabled": "true",
                                              "admin.rateLimiterIntervalInMS": "0"})
@@ -64,48 +120,11 @@ def test_backup_under_load_restores_the_state_at_its_zxid(tmp_path):
     restored = None
     try:
         zk = client(live)
-        zk.create("/bk")
-        for i in range(200):
-            zk.create(f"/bk/n{i}", b"0")
         # Enough nodes for a capture of several chunks (4096 nodes each), with yields between
         # them where the writers' transactions land: those are replayed over the capture.
-        zk.create("/bulk")
-        for lo in range(0, 20000, 2000):
-            for r in [zk.create_async(f"/bulk/{i}", b"b" * 100) for i in range(lo, lo + 2000)]:
-                r.get(timeout=30)
-        writes: list[tuple[str, bytes, int]] = []  # (path, value, mzxid) of acknowledged writes
-        stop = threading.Event()
-
-        def writer(k):
-            w = client(live)
-            n = 0
-            try:
-                while not stop.is_set():
-                    n += 1
-                    path, value = f"/bk/n{(n * 7 + k) % 200}", f"{k}-{n}".encode()
-                    st = w.set(path, value)
-                    writes.append((path, value, st.mzxid))
-                    if n % 10 == 0:
-                        p = w.create(f"/bk/s{k}-", b"seq", sequence=True)
-                        writes.append((p, b"seq", w.exists(p).czxid))
-            finally:
-                w.stop()
-                w.close()
-
-        threads = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
-        for t in threads:
-            t.start()
-        time.sleep(1.0)
+        populate(zk, bulk=20000)
         backup = tmp_path / "live.backup"
-        out = warren("backup", "--admin", live.admin, backup).stdout
-        time.sleep(0.5)
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-        zxid = int(out.split("zxid ")[1].split(",")[0], 16)
-        before = [w for w in writes if w[2] <= zxid]
-        after = [w for w in writes if w[2] > zxid]
-        assert before and after, f"the backup did not fall inside the load ({len(writes)} writes)"
+        zxid, before, after = backup_under_load(live, backup, settle=0.5)
 
         dump = warren("snap-dump", backup).stdout
         assert dump.startswith(f"Warren snapshot: start zxid {zxid:#x}, end zxid {zxid:#x}")
@@ -230,8 +249,7 @@ def test_restore_one_ensemble_member_and_the_others_catch_up(tmp_path):
             zk.create(f"/app/item-", str(i).encode(), sequence=True)
         zk.stop()
         backup = tmp_path / "standalone.backup"
-        out = warren("backup", "--admin", src.admin, backup).stdout
-        zxid = int(out.split("zxid ")[1].split(",")[0], 16)
+        zxid = backup_zxid(warren("backup", "--admin", src.admin, backup).stdout)
     finally:
         src.cleanup()
     ens = Ensemble("warren", tmp_path / "ens", participants=3, name="restored")

@@ -55,7 +55,8 @@ def test_every_command_runs(tmp_path):
     cfg.write_text(f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress={LOCALHOST}\n"
                    f"admin.serverPort={admin}\nmetricsProvider.className={PROVIDER}\n"
                    f"metricsProvider.httpHost={LOCALHOST}\nmetricsProvider.httpPort={metrics}\n"
-                   "snapCount=2\nadmin.snapshot.enabled=true\n")
+                   "snapCount=2\nadmin.snapshot.enabled=true\nadmin.restore.enabled=true\n"
+                   "admin.rateLimiterIntervalInMS=0\n")
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "warren").symlink_to(warren_bin())

@@ -57,13 +57,22 @@ enum Cmd {
         auth: Option<String>,
         file: PathBuf,
     },
-    /// Install a backup into an empty data directory, offline (the server stopped).
+    /// Install a backup into an empty data directory, offline (the server stopped); or, with
+    /// --admin, into a running standalone server (admin.restore.enabled=true), which closes
+    /// every client connection and continues from the backup's state.
     Restore {
         file: PathBuf,
-        data_dir: PathBuf,
+        #[arg(required_unless_present = "admin", conflicts_with = "admin")]
+        data_dir: Option<PathBuf>,
         /// The server's dataLogDir, when it has one: it must be empty too.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "admin")]
         log_dir: Option<PathBuf>,
+        /// A running server's AdminServer, e.g. http://127.0.0.1:8080: restore online.
+        #[arg(long)]
+        admin: Option<String>,
+        /// With --admin: `user:password` of a digest identity with ALL on /.
+        #[arg(long, requires = "admin")]
+        auth: Option<String>,
     },
     /// Remove old snapshots and log segments, keeping the newest N snapshots (at least 3).
     Purge {
@@ -104,7 +113,11 @@ fn main() -> ExitCode {
         Cmd::Purge { config, count } => purge(config.as_deref(), count),
         Cmd::SnapDump { file, json } => snap_dump(&file, json),
         Cmd::Backup { admin, auth, file } => backup(&admin, auth.as_deref(), &file),
-        Cmd::Restore { file, data_dir, log_dir } => restore(&file, &data_dir, log_dir.as_deref()),
+        Cmd::Restore { file, data_dir, log_dir, admin, auth } => match (admin, data_dir) {
+            (Some(admin), _) => restore_online(&file, &admin, auth.as_deref()),
+            (None, Some(data_dir)) => restore(&file, &data_dir, log_dir.as_deref()),
+            (None, None) => unreachable!("clap requires DATA_DIR without --admin"),
+        },
         Cmd::Cli { args } => warren_cli::main(args),
         Cmd::ImportZk { zk_data_dir, warren_data_dir, log_dir } => {
             import_zk(&zk_data_dir, &warren_data_dir, log_dir.as_deref())
@@ -299,6 +312,7 @@ fn settings_from(cfg: &Config) -> Settings {
             initial_config: None,
             metrics: Arc::new(warren::metrics::Metrics::new(server::wall_clock_ms())),
             snapshot_limiter: Default::default(),
+            restore_limiter: Default::default(),
         }),
         ensemble: ensemble_settings(cfg),
     }
@@ -463,13 +477,34 @@ fn backup(admin: &str, auth: Option<&str>, file: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn restore(file: &Path, data_dir: &Path, log_dir: Option<&Path>) -> ExitCode {
-    let image = match std::fs::read(file) {
+fn read_backup(file: &Path) -> Result<Vec<u8>, ExitCode> {
+    std::fs::read(file).map_err(|e| {
+        eprintln!("cannot read {}: {e}", file.display());
+        ExitCode::from(2)
+    })
+}
+
+fn restore_online(file: &Path, admin: &str, auth: Option<&str>) -> ExitCode {
+    let image = match read_backup(file) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("cannot read {}: {e}", file.display());
-            return ExitCode::from(2);
+        Err(code) => return code,
+    };
+    match warren::snap::backup::upload(admin, auth, &image) {
+        Ok(u) => {
+            println!("restored the backup at zxid 0x{:x}; the server now stands at zxid 0x{:x}", u.backup_zxid, u.zxid);
+            ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("restore failed: {}: {e}", file.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn restore(file: &Path, data_dir: &Path, log_dir: Option<&Path>) -> ExitCode {
+    let image = match read_backup(file) {
+        Ok(b) => b,
+        Err(code) => return code,
     };
     match warren::snap::backup::restore(&image, data_dir, log_dir) {
         Ok((zxid, path)) => {

@@ -696,3 +696,43 @@ fn backup_tap_notes_exactly_the_paths_applied_meanwhile() {
     h.sync();
     assert!(h.m.take_tap().0.is_empty(), "the tap stops at take_tap");
 }
+
+/// Online restore: every connection closed, writes in flight forgotten, watches dropped, the
+/// backup's tree and sessions installed; a backed-up session resumes with its password, a
+/// client that saw the old state's zxids is not refused, and the next write follows `zxid`.
+#[test]
+fn restore_replaces_the_state_and_closes_every_connection() {
+    let mut h = Harness::new();
+    let kept = h.connect(1);
+    h.call(1, 1, create("/backed-up", 0));
+    let image = crate::snap::encode_tree(h.m.tree(), &[], h.m.last_zxid());
+    let backup_tree = crate::snap::decode(&crate::snap::aligned_copy(&image)).unwrap().tree;
+    let backup_sessions = h.m.session_records();
+    let other = h.connect(2);
+    h.call(2, 1, create("/later", 0));
+    h.call(2, 2, Request::GetData { path: "/backed-up".into(), watch: true });
+    h.auto_sync = false;
+    h.send(1, 2, create("/in-flight", 0));
+    let seen = h.m.last_prepared_zxid();
+    let zxid = 1 << 32;
+    h.m.restore(backup_tree, &backup_sessions, zxid, h.now);
+    h.pump();
+    assert!(h.closed.contains(&1) && h.closed.contains(&2));
+    assert_eq!(h.m.last_zxid(), zxid);
+    assert!(h.m.tree().get("/backed-up").is_some());
+    assert!(h.m.tree().get("/later").is_none() && h.m.tree().get("/in-flight").is_none());
+    assert!(h.m.sessions().get(kept).is_some() && h.m.sessions().get(other).is_none());
+    // The in-flight write's "fsync" arrives late: it is not applied to the restored state.
+    h.sync();
+    assert!(h.m.tree().get("/in-flight").is_none());
+    h.auto_sync = true;
+    // The kept session resumes, though its client saw zxids of the old state.
+    assert!(h.m.open(3, IP, h.now));
+    h.m.connect(3, connect_req(seen, kept, h.passwds[&kept].clone(), None), h.now);
+    h.pump();
+    let resp = ConnectResponse::decode(&h.take(3)[0][4..]).unwrap();
+    assert_eq!(resp.session_id, kept);
+    let (hdr, _) = h.call(3, 1, Request::SetData { path: "/backed-up".into(), data: None, version: -1 });
+    assert_eq!((hdr.err, hdr.zxid), (0, zxid + 1));
+    assert!(h.take(2).is_empty() && h.take(3).iter().all(|f| header(f).xid != xid::NOTIFICATION));
+}

@@ -22,6 +22,29 @@ use crate::metrics::{self, ProcessFigures};
 pub(crate) enum ToOwner {
     Command(Query),
     Snapshot(SnapshotQuery),
+    Restore(RestoreQuery),
+}
+
+/// `/commands/restore`, in two steps: `Check` before the upload is read (the caller needs
+/// ALL on "/", as for the snapshot command; answers the last zxid prepared), then `Install`
+/// with the validated backup (see `Owner::restore`).
+pub(crate) struct RestoreQuery {
+    pub auth: crate::acl::AuthInfo,
+    /// Whether the request carried an Authorization header (401 without, 403 with).
+    pub credentials: bool,
+    pub step: RestoreStep,
+}
+
+pub(crate) enum RestoreStep {
+    Check(mpsc::SyncSender<Result<i64, HttpResponse>>),
+    Install(Box<Install>, mpsc::SyncSender<Result<(), HttpResponse>>),
+}
+
+/// A validated backup and its snapshot image at the zxid the restored state takes.
+pub(crate) struct Install {
+    pub backup: crate::snap::LoadedSnapshot,
+    pub zxid: i64,
+    pub image: Vec<u8>,
 }
 
 /// `/commands/snapshot`: check the caller may read everything (ALL on "/", as ZooKeeper 3.9
@@ -69,6 +92,10 @@ const OWNER_COMMANDS: &[&str] = &[
 const OWNER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `/commands/snapshot` waits for the owner's capture (a large tree takes seconds).
 const CAPTURE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long `/commands/restore` waits for the owner to install a backup (it writes it first).
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Largest backup `/commands/restore` accepts: it is held in memory, with the tree it decodes to.
+pub const MAX_RESTORE_BYTES: u64 = 2 << 30;
 /// The liveness probe fails when the owner has not published for this long.
 pub(crate) const LIVENESS_STALE_MS: i64 = 5_000;
 
@@ -84,7 +111,8 @@ pub(crate) fn start(ctx: &Arc<AdminContext>, to_owner: async_channel::Sender<ToO
         let addr = std::net::SocketAddr::new(cfg.admin_server_address, cfg.admin_server_port);
         let idle = Duration::from_millis(cfg.admin_idle_timeout_ms);
         let c = ctx.clone();
-        let handler: http::Handler = Arc::new(move |req: &HttpRequest| handle_admin(&c, &to_owner, req));
+        let handler: http::Handler =
+            Arc::new(move |req: &HttpRequest, body: &mut http::Body| handle_admin(&c, &to_owner, req, body));
         if let Err(e) = http::spawn("admin", addr, idle, handler) {
             warn!("cannot start the AdminServer on {addr}: {e}; set admin.serverPort or admin.enableServer=false");
         }
@@ -92,7 +120,7 @@ pub(crate) fn start(ctx: &Arc<AdminContext>, to_owner: async_channel::Sender<ToO
     if cfg.metrics_enabled {
         let addr = std::net::SocketAddr::new(cfg.metrics_http_host, cfg.metrics_http_port);
         let c = ctx.clone();
-        let handler: http::Handler = Arc::new(move |req: &HttpRequest| handle_metrics(&c, req));
+        let handler: http::Handler = Arc::new(move |req: &HttpRequest, _: &mut http::Body| handle_metrics(&c, req));
         if let Err(e) = http::spawn("metrics", addr, Duration::from_secs(30), handler) {
             warn!("cannot start the Prometheus metrics endpoint on {addr}: {e}; set metricsProvider.httpPort");
         }
@@ -100,6 +128,9 @@ pub(crate) fn start(ctx: &Arc<AdminContext>, to_owner: async_channel::Sender<ToO
 }
 
 fn handle_metrics(ctx: &AdminContext, req: &HttpRequest) -> HttpResponse {
+    if req.method == "POST" {
+        return HttpResponse::text(405, "the metrics endpoint serves GET only\n");
+    }
     if req.path != "/metrics" && req.path != "/" {
         return HttpResponse::text(404, "not found; metrics are at /metrics\n");
     }
@@ -112,7 +143,12 @@ fn handle_metrics(ctx: &AdminContext, req: &HttpRequest) -> HttpResponse {
     HttpResponse::new(200, "text/plain; version=0.0.4; charset=utf-8", body)
 }
 
-fn handle_admin(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, req: &HttpRequest) -> HttpResponse {
+fn handle_admin(
+    ctx: &AdminContext,
+    to_owner: &async_channel::Sender<ToOwner>,
+    req: &HttpRequest,
+    body: &mut http::Body,
+) -> HttpResponse {
     let base = ctx.config.admin_command_url.as_str();
     if req.path == LIVENESS_URL {
         return liveness(ctx);
@@ -136,6 +172,12 @@ fn handle_admin(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, r
              (add it there to serve it)"
         );
         return HttpResponse::json(403, &j::error(command, &why));
+    }
+    if command == "restore" {
+        return restore(ctx, to_owner, req, body);
+    }
+    if req.method == "POST" {
+        return HttpResponse::json(405, &j::error(command, "only the restore command takes a POST"));
     }
     if command == "snapshot" {
         return snapshot(ctx, to_owner, req);
@@ -192,13 +234,10 @@ fn snapshot(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, req: 
         warn!("Snapshot request was rate limited");
         return HttpResponse::json(429, &j::error(command, "rate limited: admin.rateLimiterIntervalInMS"));
     }
-    let mut auth = req.peer.map_or_else(crate::acl::AuthInfo::empty, crate::acl::AuthInfo::for_connection);
-    if let Some(header) = &req.authorization {
-        let (scheme, data) = header.split_once(' ').unwrap_or((header.as_str(), ""));
-        if auth.add_auth(scheme, data.trim().as_bytes()).is_err() {
-            return HttpResponse::json(401, &j::error(command, &format!("unsupported authentication: {scheme}")));
-        }
-    }
+    let auth = match caller_auth(command, req) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
+    };
     let (reply, answer) = mpsc::sync_channel(1);
     if to_owner
         .send_blocking(ToOwner::Snapshot(SnapshotQuery { auth, credentials: req.authorization.is_some(), reply }))
@@ -238,6 +277,117 @@ fn snapshot(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, req: 
     };
     response.headers = headers;
     response
+}
+
+/// Who the caller of the snapshot or restore command is: its address (for `ip` ACLs) and the
+/// `Authorization: digest user:password` header's id.
+fn caller_auth(command: &str, req: &HttpRequest) -> Result<crate::acl::AuthInfo, HttpResponse> {
+    let mut auth = req.peer.map_or_else(crate::acl::AuthInfo::empty, crate::acl::AuthInfo::for_connection);
+    if let Some(header) = &req.authorization {
+        let (scheme, data) = header.split_once(' ').unwrap_or((header.as_str(), ""));
+        if auth.add_auth(scheme, data.trim().as_bytes()).is_err() {
+            return Err(HttpResponse::json(401, &j::error(command, &format!("unsupported authentication: {scheme}"))));
+        }
+    }
+    Ok(auth)
+}
+
+/// `POST /commands/restore` (ZooKeeper 3.9): the body is a backup (`/commands/snapshot`'s
+/// stream, `warren backup`'s file); the running standalone server replaces its tree and
+/// sessions with the backup's, durably, and answers `last_zxid`, the zxid it now stands at.
+/// Off unless `admin.restore.enabled` (503); refused on an ensemble member (409); the caller
+/// needs ALL on "/" (401/403), checked before the upload is read; one at a time and at most
+/// one per `admin.rateLimiterIntervalInMS` (429); a body that is not a whole, valid backup
+/// is refused (400) before anything changes. Every client connection is closed, so clients
+/// reconnect to the restored state (see `Owner::restore`).
+fn restore(
+    ctx: &AdminContext,
+    to_owner: &async_channel::Sender<ToOwner>,
+    req: &HttpRequest,
+    body: &mut http::Body,
+) -> HttpResponse {
+    let command = "restore";
+    let cfg = &ctx.config;
+    let refuse = |status: u16, why: &str| HttpResponse::json(status, &j::error(command, why));
+    if req.method != "POST" {
+        return refuse(405, "restore takes a POST whose body is a backup (from /commands/snapshot or warren backup)");
+    }
+    if !cfg.admin_restore_enabled {
+        return refuse(503, "the restore command is disabled; set admin.restore.enabled=true to serve it");
+    }
+    if cfg.ensemble.is_some() {
+        return refuse(
+            409,
+            "restore is refused on an ensemble member: stop the ensemble, `warren restore FILE DATA_DIR` into one \
+             member's emptied data directory, empty the others' (they catch up from it), and start them",
+        );
+    }
+    let Ok(mut last) = ctx.restore_limiter.try_lock() else {
+        return refuse(429, "another restore is running");
+    };
+    let interval = Duration::from_millis(cfg.admin_rate_limiter_interval_ms);
+    if last.is_some_and(|t| t.elapsed() < interval) {
+        warn!("Restore request was rate limited");
+        return refuse(429, "rate limited: admin.rateLimiterIntervalInMS");
+    }
+    let auth = match caller_auth(command, req) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
+    };
+    let credentials = req.authorization.is_some();
+    let ask = |step: RestoreStep| {
+        let q = RestoreQuery { auth: auth.clone(), credentials, step };
+        to_owner.send_blocking(ToOwner::Restore(q)).map_err(|_| refuse(503, "the server is shutting down"))
+    };
+    let (reply, answer) = mpsc::sync_channel(1);
+    if let Err(refusal) = ask(RestoreStep::Check(reply)) {
+        return refusal;
+    }
+    let current = match answer.recv_timeout(OWNER_TIMEOUT) {
+        Ok(Ok(z)) => z,
+        Ok(Err(refusal)) => return refusal,
+        Err(_) => return refuse(500, "the server did not answer within 5 seconds"),
+    };
+    let began = std::time::Instant::now();
+    let image = match body(MAX_RESTORE_BYTES) {
+        Ok(b) => b,
+        Err(refusal) => return refusal,
+    };
+    let backup = match crate::snap::backup::check(&image) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("restore refused: the body ({} bytes) is not a usable backup: {e}", image.len());
+            return refuse(400, &format!("the body is not a usable backup: {e}; nothing was changed"));
+        }
+    };
+    drop(image);
+    let backup_zxid = backup.start_zxid;
+    let Some(zxid) = crate::snap::backup::restored_zxid(current, backup_zxid) else {
+        return refuse(500, "no epoch is left above the server's and the backup's zxids");
+    };
+    let (nodes, sessions) = (backup.tree.node_count(), backup.sessions.len());
+    let image = crate::snap::encode_tree(&backup.tree, &backup.sessions, zxid);
+    let (reply, answer) = mpsc::sync_channel(1);
+    if let Err(refusal) = ask(RestoreStep::Install(Box::new(Install { backup, zxid, image }), reply)) {
+        return refusal;
+    }
+    match answer.recv_timeout(RESTORE_TIMEOUT) {
+        Ok(Ok(())) => {}
+        Ok(Err(refusal)) => return refusal,
+        Err(_) => return refuse(500, "the server did not finish the restore"),
+    }
+    *last = Some(std::time::Instant::now());
+    tracing::info!(
+        "restore command: backup at zxid {backup_zxid:#x} ({nodes} nodes, {sessions} sessions) installed as zxid \
+         {zxid:#x} in {} ms",
+        began.elapsed().as_millis()
+    );
+    let mut f = Map::new();
+    f.insert("last_zxid".into(), zxid.into());
+    f.insert("backup_zxid".into(), backup_zxid.into());
+    f.insert("node_count".into(), nodes.into());
+    f.insert("session_count".into(), sessions.into());
+    HttpResponse::json(200, &j::response(command, None, f))
 }
 
 /// Commands answered from the configuration and the file system.

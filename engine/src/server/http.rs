@@ -3,9 +3,12 @@
 //! Both endpoints answer a handful of GETs from monitoring systems and operators, so this
 //! is deliberately minimal and runs on plain threads, away from the glommio executors: one
 //! accepting thread per endpoint and one short-lived thread per connection, at most
-//! [`MAX_CONNECTIONS`] at a time. Every response closes its connection. A request must
+//! [`MAX_CONNECTIONS`] at a time. Every response closes its connection. A request head must
 //! arrive whole within the idle timeout and within [`MAX_HEAD`] bytes; anything else gets a
 //! 4xx answer (or none, for a connection that never sends) and a debug-level log line.
+//! A POST (only `/commands/restore` takes one) carries a body of `Content-Length` bytes,
+//! read only when the handler asks for it (after its cheap checks, so a refused upload costs
+//! no memory), at most the limit it gives, with the idle timeout applying to each read.
 //! (An HTTP crate would not give us the per-connection deadline and the connection cap
 //! together; see docs/design.md.)
 
@@ -34,6 +37,10 @@ pub struct HttpRequest {
     pub authorization: Option<String>,
     /// The client's address (set by the server, not parsed).
     pub peer: Option<std::net::IpAddr>,
+    /// The `Content-Length` header's value, if it had one.
+    pub content_length: Option<u64>,
+    /// Whether the request had a `Transfer-Encoding` header (not served: answered 411).
+    pub chunked: bool,
 }
 
 impl HttpRequest {
@@ -68,7 +75,10 @@ impl HttpResponse {
     }
 }
 
-pub type Handler = Arc<dyn Fn(&HttpRequest) -> HttpResponse + Send + Sync>;
+/// Reads the request's body, at most the given number of bytes; a refusal is the answer to send.
+pub type Body<'a> = dyn FnMut(u64) -> Result<Vec<u8>, HttpResponse> + 'a;
+
+pub type Handler = Arc<dyn Fn(&HttpRequest, &mut Body) -> HttpResponse + Send + Sync>;
 
 /// Why a request could not be read.
 #[derive(Debug, PartialEq, Eq)]
@@ -81,21 +91,22 @@ pub enum BadRequest {
 
 /// Reads one request head (request line and headers, body ignored).
 pub fn read_request<R: Read>(stream: R) -> Result<HttpRequest, BadRequest> {
-    let mut reader = BufReader::new(stream.take(MAX_HEAD as u64 + 1));
+    read_head(&mut BufReader::new(stream))
+}
+
+/// Reads a request head from `reader`, which is left at the start of the body.
+fn read_head<R: BufRead>(reader: &mut R) -> Result<HttpRequest, BadRequest> {
     let mut line = String::new();
     let mut total = 0usize;
     let mut first: Option<String> = None;
     let mut authorization = None;
+    let mut content_length = None;
+    let mut chunked = false;
     loop {
         line.clear();
-        let n = match reader.read_line(&mut line) {
-            Ok(0) => {
-                return Err(if total >= MAX_HEAD {
-                    BadRequest::Status(431, "request head too large")
-                } else {
-                    BadRequest::Gone
-                })
-            }
+        let room = (MAX_HEAD + 1 - total.min(MAX_HEAD)) as u64;
+        let n = match reader.by_ref().take(room).read_line(&mut line) {
+            Ok(0) => return Err(BadRequest::Gone),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 return Err(BadRequest::Status(400, "request head is not UTF-8"))
@@ -118,8 +129,14 @@ pub fn read_request<R: Read>(stream: R) -> Result<HttpRequest, BadRequest> {
         } else if trimmed.is_empty() {
             break;
         } else if let Some((name, value)) = trimmed.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("authorization") {
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("authorization") {
                 authorization = Some(value.trim().to_string());
+            } else if name.eq_ignore_ascii_case("content-length") {
+                let n = value.trim().parse::<u64>().map_err(|_| BadRequest::Status(400, "bad Content-Length"))?;
+                content_length = Some(n);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = true;
             }
         }
     }
@@ -141,7 +158,35 @@ pub fn read_request<R: Read>(stream: R) -> Result<HttpRequest, BadRequest> {
             (k.to_string(), v.to_string())
         })
         .collect();
-    Ok(HttpRequest { method: method.to_string(), path: path.to_string(), query, authorization, peer: None })
+    Ok(HttpRequest {
+        method: method.to_string(),
+        path: path.to_string(),
+        query,
+        authorization,
+        peer: None,
+        content_length,
+        chunked,
+    })
+}
+
+/// Reads the body of `req` from `reader`: exactly `Content-Length` bytes, at most `limit`.
+pub fn read_body<R: Read>(req: &HttpRequest, reader: R, limit: u64) -> Result<Vec<u8>, BadRequest> {
+    if req.chunked {
+        return Err(BadRequest::Status(411, "send the body with a Content-Length, not chunked"));
+    }
+    let Some(len) = req.content_length else {
+        return Err(BadRequest::Status(411, "a Content-Length header is required"));
+    };
+    if len > limit {
+        return Err(BadRequest::Status(413, "request body too large"));
+    }
+    let mut body = Vec::new();
+    body.try_reserve_exact(len as usize).map_err(|_| BadRequest::Status(413, "request body too large for memory"))?;
+    reader.take(len).read_to_end(&mut body).map_err(|_| BadRequest::Gone)?;
+    if body.len() as u64 != len {
+        return Err(BadRequest::Gone);
+    }
+    Ok(body)
 }
 
 fn reason(status: u16) -> &'static str {
@@ -152,6 +197,8 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Content Too Large",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -223,15 +270,22 @@ fn serve_connection(stream: TcpStream, idle_timeout: Duration, handler: &Handler
     let peer = stream.peer_addr().ok();
     let _ = stream.set_read_timeout(Some(idle_timeout));
     let _ = stream.set_write_timeout(Some(idle_timeout));
-    let response = match read_request(&stream) {
-        Ok(mut req) if req.method == "GET" || req.method == "HEAD" => {
+    let mut reader = BufReader::new(&stream);
+    let response = match read_head(&mut reader) {
+        Ok(mut req) if matches!(req.method.as_str(), "GET" | "HEAD" | "POST") => {
             req.peer = peer.map(|p| p.ip());
-            let r = handler(&req);
+            let mut body = |limit: u64| {
+                read_body(&req, &mut reader, limit).map_err(|e| match e {
+                    BadRequest::Status(status, why) => HttpResponse::text(status, format!("{why}\n")),
+                    BadRequest::Gone => HttpResponse::text(400, "the request body did not arrive whole\n"),
+                })
+            };
+            let r = handler(&req, &mut body);
             Some((r, req.method == "HEAD"))
         }
         Ok(req) => {
             debug!("http: {} {} from {peer:?}: method not allowed", req.method, req.path);
-            Some((HttpResponse::text(405, "only GET and HEAD are served\n"), false))
+            Some((HttpResponse::text(405, "only GET, HEAD and POST are served\n"), false))
         }
         Err(BadRequest::Gone) => None,
         Err(BadRequest::Status(status, why)) => {
@@ -289,7 +343,15 @@ mod tests {
 
     #[test]
     fn serves_over_tcp_and_caps_nothing_below_the_limit() {
-        let handler: Handler = Arc::new(|req: &HttpRequest| HttpResponse::text(200, req.path.clone()));
+        let handler: Handler = Arc::new(|req: &HttpRequest, body: &mut Body| {
+            if req.method == "POST" {
+                return match body(8) {
+                    Ok(b) => HttpResponse::new(200, "application/octet-stream", b),
+                    Err(refused) => refused,
+                };
+            }
+            HttpResponse::text(200, req.path.clone())
+        });
         let addr = spawn("test-http", "127.0.0.1:0".parse().unwrap(), Duration::from_secs(5), handler).unwrap();
         for _ in 0..3 {
             let mut s = TcpStream::connect(addr).unwrap();
@@ -298,10 +360,20 @@ mod tests {
             s.read_to_string(&mut out).unwrap();
             assert!(out.ends_with("\r\n\r\n/hello"), "{out}");
         }
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(b"POST /x HTTP/1.1\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        assert!(out.starts_with("HTTP/1.1 405"), "{out}");
+        let ask = |raw: &[u8]| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(raw).unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        assert!(ask(b"PUT /x HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        // A POST body: exactly Content-Length bytes, within the handler's limit.
+        let out = ask(b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde");
+        assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("\r\n\r\nabcde"), "{out}");
+        assert!(ask(b"POST /x HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 411"));
+        assert!(ask(b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").starts_with("HTTP/1.1 411"));
+        assert!(ask(b"POST /x HTTP/1.1\r\nContent-Length: 9\r\n\r\n123456789").starts_with("HTTP/1.1 413"));
+        assert!(ask(b"POST /x HTTP/1.1\r\nContent-Length: x\r\n\r\n").starts_with("HTTP/1.1 400"));
     }
 }

@@ -34,6 +34,8 @@ pub struct AdminContext {
     /// Held while `/commands/snapshot` runs (one at a time); when the last one succeeded, for
     /// `admin.rateLimiterIntervalInMS`.
     pub snapshot_limiter: std::sync::Mutex<Option<Instant>>,
+    /// The same for `/commands/restore`.
+    pub restore_limiter: std::sync::Mutex<Option<Instant>>,
 }
 
 /// What the owner runs: a standalone machine, or an ensemble member (machine plus protocol).
@@ -786,6 +788,22 @@ impl Owner {
                         }
                     }
                 },
+                ToOwner::Restore(q) => {
+                    use super::admin::RestoreStep;
+                    match q.step {
+                        RestoreStep::Check(reply) => {
+                            let _ = reply.send(self.may_restore(&q.auth, q.credentials));
+                        }
+                        RestoreStep::Install(install, reply) => {
+                            let me = self.clone();
+                            glommio::spawn_local(async move {
+                                let done = me.restore(&q.auth, q.credentials, install).await;
+                                let _ = reply.send(done);
+                            })
+                            .detach();
+                        }
+                    }
+                }
                 // Its own task: the capture yields between chunks, other commands go on.
                 ToOwner::Snapshot(q) => {
                     let me = self.clone();
@@ -817,13 +835,7 @@ impl Owner {
                 }
             }
             let m = core.machine_mut();
-            if !m.allows("/", crate::acl::perms::ALL, auth) {
-                return Err(if credentials {
-                    refuse(403, "the credentials given do not have ALL permission on /")
-                } else {
-                    refuse(401, "ALL permission on / is required: send Authorization: digest user:password")
-                });
-            }
+            root_all(m, auth, credentials, "snapshot")?;
             m.start_tap();
             let paths: Vec<String> = m.tree().iter().map(|(p, _)| p.clone()).collect();
             (m.last_zxid(), paths, m.session_records(), m.generation())
@@ -849,6 +861,97 @@ impl Owner {
             return Err(refuse(503, "the server resynchronised with its leader during the capture; try again"));
         }
         Ok(super::admin::Capture { image, changes, txns })
+    }
+
+    /// `/commands/restore`, before the upload is read: a standalone server whose log works,
+    /// and a caller with ALL on "/". Answers the last zxid prepared.
+    fn may_restore(&self, auth: &crate::acl::AuthInfo, credentials: bool) -> Result<i64, super::http::HttpResponse> {
+        let refuse = |status: u16, why: &str| super::http::HttpResponse::json(status, &j_error("restore", why));
+        let core = self.core.borrow();
+        let Core::Standalone(m) = &*core else {
+            return Err(refuse(409, "restore is refused on an ensemble member"));
+        };
+        if let Some(why) = m.log_failure() {
+            return Err(refuse(503, &format!("the transaction log has failed ({why}); restart the server first")));
+        }
+        root_all(m, auth, credentials, "restore")?;
+        Ok(m.last_prepared_zxid())
+    }
+
+    /// `/commands/restore`: replaces the tree and sessions with a validated backup's, durably.
+    /// No periodic snapshot runs meanwhile (its capture would mix the two trees). With the log
+    /// writer held (everything appended before is written): the restored snapshot, at a zxid
+    /// that starts a new epoch (`backup::restored_zxid`), is written and synced; only then is
+    /// the state replaced (connections closed, watches dropped), the older snapshots removed,
+    /// and the log started afresh. A crash at any point comes back with either the old state
+    /// (before the snapshot is durable; the restore was not acknowledged) or the restored one:
+    /// every record of the old log is below the restored zxid, so it is never replayed over it.
+    async fn restore(
+        &self,
+        auth: &crate::acl::AuthInfo,
+        credentials: bool,
+        install: Box<super::admin::Install>,
+    ) -> Result<(), super::http::HttpResponse> {
+        let refuse = |status: u16, why: &str| super::http::HttpResponse::json(status, &j_error("restore", why));
+        let waited = Instant::now();
+        while self.snaps.running.swap(true, Ordering::SeqCst) {
+            if waited.elapsed() > RESTORE_SNAPSHOT_WAIT {
+                return Err(refuse(503, "a snapshot is still being written; try again"));
+            }
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        let _no_snapshots = ClearOnDrop(self.snaps.running.clone());
+        let super::admin::Install { backup, zxid, image } = *install;
+        let (snap_dir, data_dir) = (self.settings.storage.snap_dir.clone(), self.settings.admin.data_dir.clone());
+        let mut refusal = None;
+        let installed = self
+            .wal
+            .replace_log(zxid, || {
+                // Checked again with the writer held: the caller and the zxids may have changed.
+                let current = match self.may_restore(auth, credentials) {
+                    Ok(z) => z,
+                    Err(r) => {
+                        refusal = Some(r);
+                        return Err(std::io::Error::other("refused"));
+                    }
+                };
+                if current >> 32 >= zxid >> 32 {
+                    refusal = Some(refuse(409, "the server moved to a new epoch meanwhile; try again"));
+                    return Err(std::io::Error::other("refused"));
+                }
+                let path = crate::snap::write_file(&snap_dir, zxid, &image)?;
+                let epoch = (zxid >> 32) as u32;
+                super::epochs::store(&data_dir, crate::quorum::Epochs { accepted: epoch, current: epoch })?;
+                let now = self.now();
+                if let Core::Standalone(m) = &mut *self.core.borrow_mut() {
+                    m.restore(backup.tree, &backup.sessions, zxid, now);
+                }
+                info!(
+                    "restored the backup at zxid {:#x} as {} ({} sessions); every client connection is closed",
+                    backup.start_zxid,
+                    path.display(),
+                    backup.sessions.len()
+                );
+                for (z, old) in super::purge::snapshots(&snap_dir).into_iter().filter(|(z, _)| *z < zxid) {
+                    std::fs::remove_file(&old)?;
+                    info!("removed snapshot {z:#x} of the replaced state");
+                }
+                super::wal::sync_dir(&snap_dir)
+            })
+            .await;
+        if let Some(r) = refusal {
+            return Err(r);
+        }
+        self.pump();
+        match installed {
+            Ok(()) => Ok(()),
+            Err(e) if self.core.borrow().machine().last_zxid() == zxid => {
+                // Restored and durable, but the old files are not all gone.
+                self.log_failed(&format!("after the restore, removing the replaced state's files failed: {e}"));
+                Err(refuse(500, &format!("restored, but removing the replaced state's files failed: {e}")))
+            }
+            Err(e) => Err(refuse(500, &format!("the restore failed before changing anything: {e}"))),
+        }
     }
 
     fn admin_command(&self, command: &'static str, dirs: crate::admin_json::DirSizes) -> Answer<serde_json::Value> {
@@ -970,6 +1073,41 @@ impl Owner {
         };
         j::response(command, None, fields.as_object().cloned().unwrap_or_default())
     }
+}
+
+/// How long a restore waits for a periodic snapshot being written to finish.
+const RESTORE_SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
+
+/// Clears a flag when dropped.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+fn j_error(command: &str, why: &str) -> serde_json::Value {
+    crate::admin_json::error(command, why)
+}
+
+/// The snapshot and restore commands' rule (ZooKeeper 3.9's): the caller holds ALL on "/";
+/// 401 without credentials, 403 with credentials that are not enough.
+fn root_all(
+    m: &Machine,
+    auth: &crate::acl::AuthInfo,
+    credentials: bool,
+    command: &str,
+) -> Result<(), super::http::HttpResponse> {
+    if m.allows("/", crate::acl::perms::ALL, auth) {
+        return Ok(());
+    }
+    let (status, why) = if credentials {
+        (403, "the credentials given do not have ALL permission on /")
+    } else {
+        (401, "ALL permission on / is required: send Authorization: digest user:password")
+    };
+    Err(super::http::HttpResponse::json(status, &crate::admin_json::error(command, why)))
 }
 
 /// When to snapshot: after a random number of transactions in [snapCount/2 + 1, snapCount]

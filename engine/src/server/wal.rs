@@ -227,15 +227,39 @@ impl Wal {
     /// be above `zxid`. Waits like [`Wal::truncate_after`].
     pub async fn restart_at(&self, zxid: i64) -> io::Result<()> {
         let _held = self.hold_writer().await?;
+        self.start_afresh(zxid, "snapshot").await
+    }
+
+    /// With the writer held: closes the segment and removes every one, so that the next
+    /// append starts a new log after the snapshot at `zxid` (`what`: which snapshot).
+    async fn start_afresh(&self, zxid: i64, what: &str) -> io::Result<()> {
         self.close_segment().await?;
         *self.tail.borrow_mut() = None;
         match remove_segments(&self.dir) {
             Ok(n) => {
-                info!("log restarted after the snapshot at zxid {zxid:#x}: {n} segment(s) removed");
+                info!("log restarted after the {what} at zxid {zxid:#x}: {n} segment(s) removed");
                 Ok(())
             }
-            Err(e) => Err(self.poison(format!("cannot remove the log segments for a snapshot at {zxid:#x}: {e}"))),
+            Err(e) => Err(self.poison(format!("cannot remove the log segments for a {what} at {zxid:#x}: {e}"))),
         }
+    }
+
+    /// Online restore (standalone): waits until everything appended so far is written, holds
+    /// the writer, and runs `install`, which makes the restored snapshot at `zxid` durable and
+    /// installs the restored state. Only if it succeeds: the appends not yet written (the
+    /// replaced state's transactions, never acknowledged) are forgotten, and every segment is
+    /// removed, so the log starts afresh after the snapshot. Appends made meanwhile (by the
+    /// restored state) wait, and go to the new log.
+    pub async fn replace_log(&self, zxid: i64, install: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let _held = self.hold_writer().await?;
+        install()?;
+        let dropped = std::mem::take(&mut *self.pending.borrow_mut());
+        self.enqueued.set(self.enqueued.get() - dropped.len() as u64);
+        self.pending_records.set(0);
+        if !dropped.is_empty() {
+            info!("{} bytes of transactions not yet written belonged to the replaced state: dropped", dropped.len());
+        }
+        self.start_afresh(zxid, "restored snapshot").await
     }
 
     fn poison(&self, reason: String) -> io::Error {

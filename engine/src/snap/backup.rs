@@ -110,13 +110,8 @@ pub struct Fetched {
 /// and checks that the body is a whole, consistent snapshot whose zxid is the `last_zxid`
 /// header's.
 pub fn fetch(url: &str, auth: Option<&str>) -> Result<Fetched, String> {
-    let url = if url.contains("/snapshot") {
-        url.to_string()
-    } else {
-        format!("{}/commands/snapshot?streaming=true", url.trim_end_matches('/'))
-    };
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut request = agent.get(&url);
+    let url = command_url(url, "/snapshot", "/commands/snapshot?streaming=true");
+    let mut request = agent().get(&url);
     if let Some(a) = auth {
         request = request.header("Authorization", format!("digest {a}"));
     }
@@ -142,6 +137,48 @@ pub fn fetch(url: &str, auth: Option<&str>) -> Result<Fetched, String> {
         return Err(format!("{url}: the snapshot holds zxid {:#x}, the header says {want:#x}", loaded.start_zxid));
     }
     Ok(Fetched { zxid: want, nodes: loaded.tree.node_count(), sessions: loaded.sessions.len(), image: body })
+}
+
+/// `url` when it names the command already, else the AdminServer base `url` with `path`.
+fn command_url(url: &str, command: &str, path: &str) -> String {
+    if url.contains(command) {
+        url.to_string()
+    } else {
+        format!("{}{path}", url.trim_end_matches('/'))
+    }
+}
+
+/// An HTTP client that hands every status back as a response.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// What a running server answered to `/commands/restore`.
+pub struct Uploaded {
+    /// The zxid the server now stands at (the first of a new epoch).
+    pub zxid: i64,
+    pub backup_zxid: i64,
+}
+
+/// `warren restore --admin URL FILE`: checks `image` here, then POSTs it to `url`'s
+/// `/commands/restore` (a standalone server with `admin.restore.enabled=true`), with
+/// `Authorization: digest <auth>` when `auth` is given.
+pub fn upload(url: &str, auth: Option<&str>, image: &[u8]) -> Result<Uploaded, String> {
+    check(image).map_err(|e| format!("not a usable backup: {e}; nothing was sent"))?;
+    let url = command_url(url, "/restore", "/commands/restore");
+    let mut request = agent().post(&url).header("Content-Type", "application/octet-stream");
+    if let Some(a) = auth {
+        request = request.header("Authorization", format!("digest {a}"));
+    }
+    let mut response = request.send(image).map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().map_err(|e| format!("{url}: reading the answer: {e}"))?;
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    let field = |name: &str| answer.get(name).and_then(serde_json::Value::as_i64);
+    match (status, field("last_zxid"), field("backup_zxid")) {
+        (200, Some(zxid), Some(backup_zxid)) => Ok(Uploaded { zxid, backup_zxid }),
+        _ => Err(format!("{url}: HTTP {status}: {}", body.trim())),
+    }
 }
 
 /// Validates a backup image: a whole snapshot, not fuzzy (start and end zxids equal).
@@ -189,6 +226,16 @@ pub fn restore(
         .map_err(|e| format!("{}: writing the epoch files: {e}", data_dir.display()))?;
     let path = super::write_file(&snap_dir, zxid, image).map_err(|e| format!("{}: {e}", snap_dir.display()))?;
     Ok((zxid, path))
+}
+
+/// The zxid a backup restored online takes: the first of a new epoch, above the server's
+/// last zxid and the backup's. Clients reconnecting after the restore have seen zxids up to
+/// the server's old one, and a server refuses a client that has seen more than it holds;
+/// and the old log, whose records are all below it, can never be replayed over the restored
+/// snapshot, whatever point a crash interrupts the restore at. None when no epoch is left.
+pub fn restored_zxid(current: i64, backup: i64) -> Option<i64> {
+    let epoch = (current.max(backup).max(0) >> 32) + 1;
+    (epoch <= u32::MAX as i64 >> 1).then_some(epoch << 32)
 }
 
 #[cfg(test)]
@@ -299,6 +346,15 @@ mod tests {
             aligned.extend_from_slice(&image);
             assert!(records(&decode(&aligned).unwrap().tree) != records(&live), "seed {seed}");
         }
+    }
+
+    #[test]
+    fn a_restored_zxid_starts_an_epoch_above_both() {
+        assert_eq!(restored_zxid(0, 0), Some(1 << 32));
+        assert_eq!(restored_zxid(0x5_0000_0007, 0x3_0000_0100), Some(6 << 32));
+        assert_eq!(restored_zxid(0x2_0000_0001, 0x7_ffff_ffff), Some(8 << 32));
+        assert_eq!(restored_zxid(0x7fff_fffe_0000_0009, 1), Some(0x7fff_ffff << 32));
+        assert_eq!(restored_zxid(0x7fff_ffff_0000_0009, 1), None);
     }
 
     #[test]
