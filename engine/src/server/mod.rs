@@ -492,11 +492,28 @@ async fn worker_main(
     listen(ctx).await
 }
 
+/// A client listener shared by the executors (SO_REUSEPORT, as glommio's own `bind`) that
+/// also sets SO_REUSEADDR, which glommio's does not: without it, the connections another
+/// process (a ZooKeeper just stopped, in a migration) left in TIME_WAIT on the port make the
+/// bind fail for a minute. `refuse_if_taken` has checked that nobody listens there.
+fn bind_client_port(addr: SocketAddr) -> io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let domain = if addr.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
+    let sk = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    sk.set_reuse_address(true)?;
+    sk.set_reuse_port(true)?;
+    sk.bind(&addr.into())?;
+    sk.listen(1024)?;
+    sk.set_nonblocking(true)?;
+    // SAFETY: `into_raw_fd` hands over a bound, listening socket that nothing else owns.
+    Ok(unsafe { TcpListener::from_raw_fd(sk.into_raw_fd()) })
+}
+
 /// Binds every client listener of this executor, then accepts on all of them.
 async fn listen(ctx: Rc<ExecCtx>) -> io::Result<()> {
     let mut loops = Vec::new();
     for (addr, kind) in listeners(&ctx.settings) {
-        let listener = TcpListener::bind(addr)
+        let listener = bind_client_port(addr)
             .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, format!("cannot listen on {addr}: {e}")))?;
         if ctx.index == 0 {
             match kind {
