@@ -686,8 +686,8 @@ def test_command_listing_matches_zookeeper(reference, warren_admin):
         assert status == 200, path
         names = command_names_from_listing(body.decode())
         assert names == sorted(names), "ZooKeeper lists the names sorted"
-        # ZooKeeper 3.8's commands, plus 3.9's snapshot (Warren's online backup).
-        want = set(reference.answers) | {"snapshot"}
+        # ZooKeeper 3.8's commands, plus 3.9's snapshot and restore (Warren's online backup).
+        want = set(reference.answers) | {"snapshot", "restore"}
         assert set(names) == want, (
             f"missing {sorted(want - set(names))}, extra {sorted(set(names) - want)}")
         lines = [ln for ln in body.decode().splitlines() if ln.strip()]
