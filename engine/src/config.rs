@@ -2001,6 +2001,18 @@ admin.enableServer=false");
     }
 
     #[test]
+    fn restore_is_off_by_default_and_an_ensemble_says_it_refuses_it() {
+        assert!(!cfg("").admin_restore_enabled);
+        let (c, warnings) = ok("admin.restore.enabled=true");
+        assert!(c.admin_restore_enabled && !has_warning(&warnings, "admin.restore.enabled"), "{warnings:?}");
+        let (c, warnings) = ensemble_ok("1", &format!("admin.restore.enabled=true\n{THREE}"));
+        assert!(c.admin_restore_enabled);
+        assert!(has_warning(&warnings, "an ensemble member refuses it"), "{warnings:?}");
+        let (_, warnings) = ensemble_ok("1", THREE);
+        assert!(!has_warning(&warnings, "admin.restore.enabled"), "{warnings:?}");
+    }
+
+    #[test]
     fn zookeeper_spelling_of_super_digest_is_accepted() {
         let c = cfg("DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
         assert_eq!(c.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));

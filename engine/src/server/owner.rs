@@ -919,9 +919,16 @@ impl Owner {
                     refusal = Some(refuse(409, "the server moved to a new epoch meanwhile; try again"));
                     return Err(std::io::Error::other("refused"));
                 }
-                let path = crate::snap::write_file(&snap_dir, zxid, &image)?;
+                // The epoch files first (a standalone server does not read them; they keep the
+                // directory fit for an ensemble): once the snapshot is durable nothing may fail
+                // before the state is replaced, or a restart would bring back a restore that
+                // was refused.
                 let epoch = (zxid >> 32) as u32;
                 super::epochs::store(&data_dir, crate::quorum::Epochs { accepted: epoch, current: epoch })?;
+                let path = crate::snap::write_file(&snap_dir, zxid, &image).inspect_err(|_| {
+                    // Renamed but the directory not synced: it must not come back on a restart.
+                    let _ = std::fs::remove_file(snap_dir.join(crate::snap::file_name(zxid)));
+                })?;
                 let now = self.now();
                 if let Core::Standalone(m) = &mut *self.core.borrow_mut() {
                     m.restore(backup.tree, &backup.sessions, zxid, now);
