@@ -1337,8 +1337,12 @@ impl Machine {
             }
             Request::GetEphemerals { prefix } => {
                 let session = self.conns[&conn].session_id;
-                let mut list: Vec<String> =
-                    self.tree.ephemerals_of(session).filter(|p| p.starts_with(prefix.as_str())).cloned().collect();
+                let mut list: Vec<String> = self
+                    .tree
+                    .ephemerals_of(session)
+                    .filter(|p| p.starts_with(prefix.as_str()))
+                    .map(str::to_string)
+                    .collect();
                 list.sort();
                 Ok(Response::Ephemerals(list))
             }
