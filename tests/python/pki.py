@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import subprocess
 from pathlib import Path
 
 from cryptography import x509
@@ -97,6 +98,13 @@ class Pki:
         cert = x509.load_pem_x509_certificate(pem[pem.index(b"-----BEGIN CERTIFICATE"):])
         enc = serialization.BestAvailableEncryption(password.encode())
         path.write_bytes(pkcs12.serialize_key_and_certificates(b"server", key, cert, None, enc))
+
+    def write_pkcs12_trust_store(self, path: Path, password: str) -> None:
+        """The CA certificate as a PKCS12 trust store made the way Java users make one
+        (`keytool -importcert`: a trusted-certificate entry, no key)."""
+        subprocess.run(["keytool", "-importcert", "-noprompt", "-storetype", "PKCS12", "-alias", "warren-test-ca",
+                        "-file", self.ca_file, "-keystore", str(path), "-storepass", password],
+                       check=True, capture_output=True)
 
     def _client(self, who, issuer, issuer_key, expired=False):
         key = ec.generate_private_key(ec.SECP256R1())

@@ -281,6 +281,25 @@ def test_pkcs12_key_store(pki, tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_pkcs12_trust_store(pki, tmp_path, kind):
+    """A trust store made by keytool (PKCS12, the CA as a trusted-certificate entry): a client
+    certificate from that CA gets a session, one from another CA does not."""
+    store = tmp_path / "trust.p12"
+    pki.write_pkcs12_trust_store(store, "trust5tore")
+    secure = free_port()
+    cfg = tls_cfg(pki, "need", secure)
+    cfg.update({"ssl.trustStore.location": str(store), "ssl.trustStore.type": "PKCS12",
+                "ssl.trustStore.password": "trust5tore"})
+    s = make_tls_server(kind, tmp_path / kind, cfg)
+    s.start()
+    try:
+        assert connects(tls_client(secure, pki, "alice"), within=15)
+        assert not connects(tls_client(secure, pki, "mallory"))
+    finally:
+        s.cleanup()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_x509_super_user_reads_everything(pki, tmp_path, kind):
     secure = free_port()
     cfg = tls_cfg(pki, "need", secure)
