@@ -75,7 +75,12 @@ impl Node {
     async fn start(id: ServerId, members: &Members) -> Node {
         let deadline = Instant::now() + Duration::from_secs(5);
         let (peers, rx) = loop {
-            let cfg = PeerConfig { myid: id, members: members.clone(), connect_timeout: Duration::from_millis(500) };
+            let cfg = PeerConfig {
+                myid: id,
+                members: members.clone(),
+                connect_timeout: Duration::from_millis(500),
+                tls: None,
+            };
             match Peers::start(cfg) {
                 Ok(x) => break x,
                 Err(e) if Instant::now() < deadline => {
