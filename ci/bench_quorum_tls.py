@@ -5,8 +5,11 @@ ssl.quorum.* PEM stores), points loadgen at a follower (so every write crosses t
 follower -> leader, then the proposal to both followers), records throughput, p99 and the
 three servers' CPU per op, and deletes the ensemble's data before the next one starts.
 
+With --baseline-bin, a third mode runs plaintext links on an ensemble of another Warren
+binary (say, one built before quorum TLS), to compare this build's plaintext links with it.
+
 Usage: python3 ci/bench_quorum_tls.py [--duration 8] [--warmup 2] [--rounds 3] [--ratios 0.9,0.0]
-       [--out results/tls] [--workdir DIR]
+       [--out results/tls] [--workdir DIR] [--baseline-bin PATH --baseline-label TEXT]
 Builds nothing: run `cargo build --release -p warren -p loadgen` first.
 """
 import argparse, datetime, json, os, platform, shlex, shutil, statistics, subprocess, sys, tempfile
@@ -20,7 +23,6 @@ from bench_tls import cpu_seconds, loadgen, summary_of  # noqa: E402
 from ensemble import Ensemble  # noqa: E402
 from pki import Pki  # noqa: E402
 
-MODES = ("plaintext", "tls")
 
 
 def quorum_keys(pki, sid):
@@ -33,10 +35,12 @@ def one_run(mode, ratio, args, base, pki, label_round):
     ens = Ensemble("warren", d, participants=3, name=f"bench-{mode}",
                    extra_cfg={"maxClientCnxns": "0"})
     try:
-        if mode == "tls":
-            for sid in (1, 2, 3):
+        for sid in (1, 2, 3):
+            if mode == "tls":
                 ens[sid].extra_cfg.update(quorum_keys(pki, sid))
                 ens[sid]._write_cfg()
+            if mode == "baseline":
+                ens[sid].binary = Path(args.baseline_bin).resolve()
         leader = ens.start(timeout=90)
         follower = ens.followers(leader)[0]
         pids = [ens[s].pid for s in (1, 2, 3)]
@@ -61,7 +65,8 @@ def main():
     for flag, kind, default in (("--duration", float, 8), ("--warmup", float, 2), ("--rounds", int, 3),
                                 ("--clients", int, 8), ("--outstanding", int, 100),
                                 ("--value-size", int, 1024), ("--ratios", str, "0.9,0.0"),
-                                ("--out", str, str(REPO / "results" / "tls")), ("--workdir", str, None)):
+                                ("--out", str, str(REPO / "results" / "tls")), ("--workdir", str, None),
+                                ("--baseline-bin", str, None), ("--baseline-label", str, "baseline")):
         p.add_argument(flag, type=kind, default=default)
     args = p.parse_args()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -74,11 +79,13 @@ def main():
     pki = Pki(base / "pki")
     for sid in (1, 2, 3):
         pki.write_server_cert(f"server-{sid}", pki.dir / f"peer{sid}.pem", peer=True)
+    modes = ["plaintext", "tls"] + (["baseline"] if args.baseline_bin else [])
     results = {}
     try:
         for r in range(1, args.rounds + 1):
             for ratio in ratios:
-                for mode in (MODES if r % 2 else MODES[::-1]):
+                # Rotate the order each round, so no mode always runs first or last.
+                for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
                     rec = one_run(mode, ratio, args, base, pki, r)
                     rec["round"], rec["mode"] = r, mode
                     with raw.open("a") as f:
@@ -107,18 +114,27 @@ def main():
         f"Client connections are plaintext in both modes. Figures: median over rounds (min-max); p99 "
         f"of reads when the mix has reads, else of writes. CPU µs/op: the three servers' user+system "
         f"CPU over the run per op.",
+        *([f"Baseline: plaintext links on an ensemble of {args.baseline_label}, in the same rotation."]
+          if args.baseline_bin else []),
         "",
         "| read ratio | plaintext ops/s | TLS ops/s | TLS / plaintext | plaintext p99 µs | TLS p99 µs "
-        "| plaintext CPU µs/op | TLS CPU µs/op |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| plaintext CPU µs/op | TLS CPU µs/op |"
+        + (" baseline ops/s | baseline p99 µs | baseline CPU µs/op | plaintext / baseline ops/s |" if args.baseline_bin else ""),
+        "| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- | --- | --- |" if args.baseline_bin else ""),
     ]
     for ratio in ratios:
         pl, tl = results[(ratio, "plaintext")], results[(ratio, "tls")]
         p_ops, t_ops = [x[0] for x in pl], [x[0] for x in tl]
         p_p99, t_p99 = [x[1] for x in pl], [x[1] for x in tl]
-        lines.append(f"| {ratio} | {med(p_ops):.0f} ({rng(p_ops)}) | {med(t_ops):.0f} ({rng(t_ops)}) | "
-                     f"{med(t_ops) / med(p_ops):.2f} | {med(p_p99):.0f} ({rng(p_p99)}) | "
-                     f"{med(t_p99):.0f} ({rng(t_p99)}) | {cpu([x[2] for x in pl])} | {cpu([x[2] for x in tl])} |")
+        row = (f"| {ratio} | {med(p_ops):.0f} ({rng(p_ops)}) | {med(t_ops):.0f} ({rng(t_ops)}) | "
+               f"{med(t_ops) / med(p_ops):.2f} | {med(p_p99):.0f} ({rng(p_p99)}) | "
+               f"{med(t_p99):.0f} ({rng(t_p99)}) | {cpu([x[2] for x in pl])} | {cpu([x[2] for x in tl])} |")
+        if args.baseline_bin:
+            b = results[(ratio, "baseline")]
+            b_ops, b_p99 = [x[0] for x in b], [x[1] for x in b]
+            row += (f" {med(b_ops):.0f} ({rng(b_ops)}) | {med(b_p99):.0f} ({rng(b_p99)}) | "
+                    f"{cpu([x[2] for x in b])} | {med(p_ops) / med(b_ops):.2f} |")
+        lines.append(row)
     lines += ["", "Every run's loadgen record: `quorum-runs.jsonl`. `uptime` before the run: " + load + "."]
     (out / "quorum.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -219,7 +219,9 @@ def main():
                  f"rounds of {args.handshake_seconds:.0f} s alternating, after a 2 s warm-up each): "
                  + "; ".join(f"{k} " + ", ".join(f"{v:.0f}" for kk, v in hs if kk == k) for k in ("warren", "zookeeper"))
                  + " handshakes/s (the client's own handshake work shares the 2 cores)."] if hs else []),
-              "", "Every run's loadgen record: `runs.jsonl`. `uptime` before the run: " + args.load + "."]
+              "", "Every run's loadgen record: `runs.jsonl`. `uptime` before the run: " + args.load + ".",
+              "", "Quorum TLS (TLS between the servers of a 3-server ensemble) is measured by "
+              "`ci/bench_quorum_tls.py`: `quorum.md`."]
     (out / "README.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
