@@ -12,14 +12,14 @@ Usage: python3 ci/bench_quorum_tls.py [--duration 8] [--warmup 2] [--rounds 3] [
        [--out results/tls] [--workdir DIR] [--baseline-bin PATH --baseline-label TEXT]
 Builds nothing: run `cargo build --release -p warren -p loadgen` first.
 """
-import argparse, datetime, json, os, platform, shlex, shutil, statistics, subprocess, sys, tempfile
+import datetime, json, os, platform, shlex, shutil, statistics, sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "python"))
 sys.path.insert(0, str(HERE))
-from bench_tls import cpu_seconds, loadgen, summary_of  # noqa: E402
+from bench_tls import cpu_seconds, loadgen, parse_args, prepare, summary_of  # noqa: E402
 from ensemble import Ensemble  # noqa: E402
 from pki import Pki  # noqa: E402
 
@@ -61,22 +61,9 @@ def one_run(mode, ratio, args, base, pki, label_round):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag, kind, default in (("--duration", float, 8), ("--warmup", float, 2), ("--rounds", int, 3),
-                                ("--clients", int, 8), ("--outstanding", int, 100),
-                                ("--value-size", int, 1024), ("--ratios", str, "0.9,0.0"),
-                                ("--out", str, str(REPO / "results" / "tls")), ("--workdir", str, None),
-                                ("--baseline-bin", str, None), ("--baseline-label", str, "baseline")):
-        p.add_argument(flag, type=kind, default=default)
-    args = p.parse_args()
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    ratios = [float(r) for r in args.ratios.split(",")]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    raw = out / "quorum-runs.jsonl"
-    raw.unlink(missing_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="bench-qtls-", dir=args.workdir)).resolve()
-    pki = Pki(base / "pki")
+    args = parse_args(__doc__.splitlines()[0])
+    load, ratios = args.load, args.ratio_list
+    out, raw, base, pki = prepare(args, "quorum-runs.jsonl", "bench-qtls-")
     for sid in (1, 2, 3):
         pki.write_server_cert(f"server-{sid}", pki.dir / f"peer{sid}.pem", peer=True)
     modes = ["plaintext", "tls"] + (["baseline"] if args.baseline_bin else [])
