@@ -226,3 +226,22 @@ def test_rolling_switch_from_plaintext_to_tls_keeps_serving(tmp_path, pki, ensem
              15, what="the plaintext connection's rejection")
     for sid in (1, 2, 3):
         assert "quorum TLS: dialling TLS peer connections, accepting TLS only" in log(ens, sid)
+
+
+@pytest.mark.timeout(180)
+def test_hostname_verification_off_accepts_a_certificate_for_another_host(tmp_path, pki, rogue, ensembles):
+    """ssl.quorum.hostnameVerification=false: server 3's certificate names another host and
+    it joins; a certificate of another CA is still refused."""
+    off = {"ssl.quorum.hostnameVerification": "false"}
+    cfg = {sid: {**quorum_tls(pki, sid), **off} for sid in (1, 2)}
+    cfg[3] = {**quorum_tls(pki, 3, key_store=pki.dir / "elsewhere.pem"), **off}
+    ens = new_ensemble(tmp_path, ensembles, cfg)
+    ens.start(timeout=ELECTION_TIMEOUT)
+    assert ens[3].mode() in ("leader", "follower")
+    assert "peer certificates must name" not in log(ens, 1)
+
+    ens.stop(3)
+    offsets = {sid: ens[sid].log_size() for sid in (1, 2)}
+    set_cfg(ens, 3, {**quorum_tls(rogue, 3), **off})
+    ens.restart(3)
+    _cannot_join(ens, 3, [1, 2], "TLS handshake failed", offsets)
