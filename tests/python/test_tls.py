@@ -440,7 +440,7 @@ def test_secure_only_server(pki, tmp_path):
 
 
 @pytest.mark.parametrize("key,value,needle", [
-    ("sslQuorum", "true", "sslQuorum"),
+    ("ssl.quorum.crl", "true", "ssl.quorum.crl"),
     ("ssl.keyStore.type", "JKS", "keytool -importkeystore"),
 ])
 def test_refused_settings_stop_the_start(pki, tmp_path, key, value, needle):

@@ -185,6 +185,15 @@ fn start(path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if let Some(ensemble) = settings.ensemble.as_mut() {
+        match peer_tls(&cfg) {
+            Ok(tls) => ensemble.tls = tls,
+            Err(e) => {
+                error!("invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if let Some(p) = path {
         let initial = initial_config_text(&std::fs::read_to_string(p).unwrap_or_default());
         if let Some(admin) = Arc::get_mut(&mut settings.admin) {
@@ -245,6 +254,46 @@ fn client_tls(cfg: &Config) -> Result<Option<ClientTls>, String> {
         unified: t.port_unification,
         detection_timeout: Duration::from_millis(u64::from(t.handshake_detection_timeout_ms)),
         x509_super_user: t.x509_super_user.clone(),
+    }))
+}
+
+/// Quorum TLS: the `ssl.quorum.*` stores read now (a bad file stops the start), reloaded when
+/// they change if `sslQuorumReloadCertFiles` says so.
+fn peer_tls(cfg: &Config) -> Result<Option<server::peers::PeerTls>, String> {
+    let q = &cfg.quorum_tls;
+    let Some(ensemble) = cfg.ensemble.as_ref().filter(|_| q.enabled()) else {
+        return Ok(None);
+    };
+    let configs = warren::tls::Reloadable::new(warren::tls::peer_configs(&q.tls)?);
+    if q.reload_cert_files {
+        warren::tls::watch_with(
+            q.tls.clone(),
+            configs.clone(),
+            warren::tls::RELOAD_POLL,
+            warren::tls::peer_configs,
+            "quorum TLS",
+        )
+        .map_err(|e| format!("cannot start the quorum TLS reload thread: {e}"))?;
+    }
+    let mut hosts = std::collections::HashMap::new();
+    for m in ensemble.members.iter().filter(|m| m.id != ensemble.myid) {
+        let name = rustls_pki_types::ServerName::try_from(m.host.clone())
+            .map_err(|e| format!("server.{}: {:?} cannot be checked against a certificate: {e}", m.id, m.host))?;
+        hosts.insert(m.id, name);
+    }
+    info!(
+        "quorum TLS: {} peer connections, {} on the election port{}",
+        if q.ssl_quorum { "dialling TLS" } else { "dialling plaintext" },
+        if q.port_unification { "accepting TLS and plaintext" } else { "accepting TLS only" },
+        if q.tls.hostname_verification { "; peer certificates must name their server.N host" } else { "" }
+    );
+    Ok(Some(server::peers::PeerTls {
+        configs,
+        dial: q.ssl_quorum,
+        unified: q.port_unification,
+        hostname_verification: q.tls.hostname_verification,
+        hosts,
+        detection_timeout: Duration::from_millis(u64::from(q.tls.handshake_detection_timeout_ms)),
     }))
 }
 
@@ -325,7 +374,7 @@ fn ensemble_settings(cfg: &Config) -> Option<EnsembleSettings> {
         max_inflight: cfg.warren_max_inflight,
         diff_window: cfg.warren_diff_window,
     };
-    Some(EnsembleSettings { quorum, members, data_dir: cfg.data_dir.clone() })
+    Some(EnsembleSettings { quorum, members, data_dir: cfg.data_dir.clone(), tls: None })
 }
 
 fn status(path: Option<&Path>) -> ExitCode {
