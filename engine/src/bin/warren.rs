@@ -385,40 +385,77 @@ fn status(path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ip = match cfg.client_port_address {
-        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    let plain = |a: IpAddr| match a {
+        IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
         other => other,
     };
     match path {
         Some(p) => println!("Using config: {}", p.display()),
         None => println!("Using config: (embedded default)"),
     }
-    println!("Client port found: {}. Client address: {ip}. Client SSL: false.", cfg.client_port);
-    match srvr(SocketAddr::new(ip, cfg.client_port)) {
-        Some(text) => match text.lines().find_map(|l| l.strip_prefix("Mode: ")) {
-            Some(mode) => {
-                println!("Mode: {mode}");
-                ExitCode::SUCCESS
+    // As zkServer.sh: the plaintext client port when there is one, else secureClientPort.
+    let answer = match (cfg.plaintext_client_port, cfg.tls.secure_client_port) {
+        (false, Some(port)) => {
+            let ip = plain(cfg.tls.secure_client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+            println!("Client port found: {port}. Client address: {ip}. Client SSL: true.");
+            match warren::tls::status_client_config(&cfg.tls) {
+                Ok(tls) => srvr_tls(SocketAddr::new(ip, port), tls),
+                Err(e) => {
+                    println!("Cannot check the secure client port: {e}");
+                    return ExitCode::from(1);
+                }
             }
-            None => {
-                println!("Error contacting service. It is probably not running.");
-                ExitCode::from(1)
-            }
-        },
-        None => {
+        }
+        _ => {
+            let ip = plain(cfg.client_port_address);
+            println!("Client port found: {}. Client address: {ip}. Client SSL: false.", cfg.client_port);
+            srvr(SocketAddr::new(ip, cfg.client_port))
+        }
+    };
+    let answer = answer.and_then(|text| {
+        text.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string).ok_or(format!("srvr answered {text:?}"))
+    });
+    match answer {
+        Ok(mode) => {
+            println!("Mode: {mode}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
             println!("Error contacting service. It is probably not running.");
+            eprintln!("({why})");
             ExitCode::from(1)
         }
     }
 }
 
-fn srvr(addr: SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"srvr").ok()?;
+fn srvr(addr: SocketAddr) -> Result<String, String> {
+    ask_srvr(connect_for_status(addr)?)
+}
+
+/// `srvr` over TLS (the server's secure client port).
+fn srvr_tls(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Result<String, String> {
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    ask_srvr(rustls::StreamOwned::new(conn, connect_for_status(addr)?))
+}
+
+fn connect_for_status(addr: SocketAddr) -> Result<TcpStream, String> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("{addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+    Ok(s)
+}
+
+fn ask_srvr(mut s: impl Read + Write) -> Result<String, String> {
+    s.write_all(b"srvr").and_then(|_| s.flush()).map_err(|e| e.to_string())?;
     let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
+    // A TLS peer that closes without close_notify still gave its whole answer.
+    match s.read_to_string(&mut out) {
+        Err(_) if !out.is_empty() => Ok(out),
+        Err(e) => Err(e.to_string()),
+        Ok(_) => Ok(out),
+    }
 }
 
 fn log_dump(file: &Path, json: bool) -> ExitCode {

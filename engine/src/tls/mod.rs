@@ -103,6 +103,35 @@ pub fn peer_configs(cfg: &TlsConfig) -> Result<Arc<PeerConfigs>, String> {
     Ok(Arc::new(PeerConfigs { server, client: Arc::new(client) }))
 }
 
+/// A client configuration for `warren status` on a server whose only client port is TLS: the
+/// server's certificate must chain to `ssl.trustStore`; its name is not checked (status dials
+/// the configured address, which the certificate need not name). With `ssl.clientAuth=need` the
+/// server's own key store is shown as the client certificate, so it must allow client use too
+/// (as a quorum TLS certificate does); otherwise none is shown.
+pub fn status_client_config(cfg: &TlsConfig) -> Result<Arc<ClientConfig>, String> {
+    let trust = cfg
+        .trust_store
+        .as_ref()
+        .ok_or("the only client port is secureClientPort, and ssl.trustStore.location is not set to verify it")?;
+    let provider = suites::provider(cfg.cipher_suites.as_deref(), &cfg.protocols, "ssl.")?;
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots(trust)?, provider.clone())
+        .build()
+        .map_err(|e| format!("{}: {e}", trust.location.display()))?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&suites::versions(&cfg.protocols))
+        .map_err(|e| format!("ssl.enabledProtocols: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)));
+    let config = match cfg.key_store.as_ref().filter(|_| cfg.client_auth == ClientAuth::Need) {
+        Some(store) => {
+            let id = stores::load_identity(store)?;
+            builder.with_client_auth_cert(id.chain, id.key).map_err(|e| format!("{}: {e}", store.location.display()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
 /// Checks that a peer's certificate (already verified against the trust store) names `host`,
 /// the host of that peer's `server.N` line: a DNS name or an IP address subject alternative name.
 pub fn certificate_names_host(leaf: &CertificateDer<'_>, host: &ServerName<'_>) -> Result<(), String> {
