@@ -629,12 +629,12 @@ impl Progress {
     fn nodes(&self, phase: &'static str, done: u64, total: u64) {
         let Some(bar) = &self.bar else { return };
         if bar.length() != Some(total) {
-            let style = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} nodes ({eta})")
+            let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} nodes ({eta})")
                 .expect("a valid template")
                 .progress_chars("=> ");
+            bar.set_message(phase);
             bar.set_style(style);
             bar.set_length(total);
-            bar.set_message(phase);
         }
         bar.set_position(done);
     }
