@@ -172,6 +172,19 @@ mod tests {
     }
 
     #[test]
+    fn adler32_fed_in_pieces_matches_one_pass() {
+        let bytes: Vec<u8> = (0..30_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut sum = Adler32::new();
+        let mut at = 0;
+        for n in [0, 1, 5551, 5552, 5553, 3, 8_000] {
+            sum.update(&bytes[at..at + n]);
+            at += n;
+        }
+        sum.update(&bytes[at..]);
+        assert_eq!(sum.value(), adler32(&bytes));
+    }
+
+    #[test]
     fn names_parse_as_zookeeper_does() {
         assert_eq!(parse_name("log.1a"), Some(FileName::Log { zxid: 0x1a }));
         assert_eq!(
