@@ -344,6 +344,11 @@ impl Machine {
         std::mem::take(&mut self.ready)
     }
 
+    /// The tree, for a caller done with the machine (`warren export-zk`).
+    pub fn into_tree(self) -> DataTree {
+        self.tree
+    }
+
     pub fn tree(&self) -> &DataTree {
         &self.tree
     }

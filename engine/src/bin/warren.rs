@@ -92,6 +92,18 @@ enum Cmd {
         #[arg(long)]
         log_dir: Option<PathBuf>,
     },
+    /// Write a stopped Warren's data (newest snapshot and the log after it) as a ZooKeeper 3.8
+    /// data directory: version-2/snapshot.<zxid> and the epoch files. The target must be
+    /// missing or empty.
+    ExportZk {
+        /// Warren's dataDir (holding version-2/).
+        warren_data_dir: PathBuf,
+        /// The ZooKeeper dataDir to create.
+        zk_data_dir: PathBuf,
+        /// Warren's dataLogDir, when its log is not in dataDir.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -108,6 +120,9 @@ fn main() -> ExitCode {
         Cmd::Cli { args } => warren_cli::main(args),
         Cmd::ImportZk { zk_data_dir, warren_data_dir, log_dir } => {
             import_zk(&zk_data_dir, &warren_data_dir, log_dir.as_deref())
+        }
+        Cmd::ExportZk { warren_data_dir, zk_data_dir, log_dir } => {
+            export_zk(&warren_data_dir, &zk_data_dir, log_dir.as_deref())
         }
         Cmd::Version => {
             println!("{}", full_version());
@@ -586,20 +601,19 @@ fn snap_dump(file: &Path, json: bool) -> ExitCode {
 
 fn import_zk(zk_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> ExitCode {
     let source = server::import_zk::Source::new(zk_data_dir, log_dir);
-    let imported = match server::import_zk::run(&source, target) {
+    let bar = Progress::start("reading ZooKeeper's files");
+    let result = server::import_zk::run(&source, target, &mut |done, total| {
+        bar.nodes("writing the Warren snapshot", done, total)
+    });
+    bar.finish();
+    let imported = match result {
         Ok(i) => i,
         Err(e) => {
             eprintln!("import failed, nothing written to {}: {e}", target.display());
             return ExitCode::from(1);
         }
     };
-    for (path, why) in &imported.skipped {
-        println!("skipped snapshot {}: {why}", path.display());
-    }
-    match &imported.snapshot {
-        Some((zxid, path)) => println!("snapshot: {} (zxid {zxid:#x})", path.display()),
-        None => println!("snapshot: none, the logs replayed from an empty tree"),
-    }
+    print_start(&imported.skipped, imported.snapshot.as_ref());
     for path in &imported.logs {
         println!("log: {}", path.display());
     }
@@ -624,4 +638,96 @@ fn import_zk(zk_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> ExitC
         target.display()
     );
     ExitCode::SUCCESS
+}
+
+/// The snapshots import-zk and export-zk skipped, and the one they started from.
+fn print_start(skipped: &[(PathBuf, String)], snapshot: Option<&(i64, PathBuf)>) {
+    for (path, why) in skipped {
+        println!("skipped snapshot {}: {why}", path.display());
+    }
+    match snapshot {
+        Some((zxid, path)) => println!("snapshot: {} (zxid {zxid:#x})", path.display()),
+        None => println!("snapshot: none, the log replayed from an empty tree"),
+    }
+}
+
+fn export_zk(warren_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> ExitCode {
+    let source = server::import_zk::Source::new(warren_data_dir, log_dir);
+    let bar = Progress::start("reading Warren's data");
+    let result = server::export_zk::read(&source).and_then(|state| {
+        let total = state.tree.node_count() as u64;
+        let written = server::export_zk::write(&state, target, &mut |done| {
+            bar.nodes("writing the ZooKeeper snapshot", done, total)
+        });
+        written.map(|w| (state, w))
+    });
+    bar.finish();
+    let (state, exported) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("export failed, nothing written to {}: {e}", target.display());
+            return ExitCode::from(1);
+        }
+    };
+    print_start(&state.skipped, state.snapshot.as_ref());
+    println!("log: {} transactions replayed after it", state.replayed);
+    if let Some(torn) = &state.torn {
+        println!("torn tail ignored (left as it is), as Warren's recovery does: {torn}");
+    }
+    let (ephemerals, containers, ttls) = state.kinds();
+    let s = &exported.summary;
+    println!(
+        "wrote {} ({} bytes): zxid {:#x}, {} nodes ({ephemerals} ephemerals, {containers} containers, {ttls} TTL), \
+         {} sessions, {} ACL lists, digest {:#x}",
+        exported.file.display(),
+        s.bytes,
+        s.zxid,
+        s.nodes,
+        s.sessions,
+        s.acls,
+        s.digest
+    );
+    println!("wrote {}/version-2/acceptedEpoch and currentEpoch: {}", target.display(), s.zxid >> 32);
+    if ttls > 0 {
+        println!("TTL nodes: start ZooKeeper with -Dzookeeper.extendedTypesEnabled=true, or it deletes them");
+    }
+    ExitCode::SUCCESS
+}
+
+/// A progress bar on stderr for the long steps of import-zk and export-zk, shown only when
+/// stderr is a terminal: piped or logged runs (and the tests) see none of it.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn start(phase: &'static str) -> Progress {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Progress { bar: None };
+        }
+        let bar = indicatif::ProgressBar::new_spinner().with_message(phase);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress { bar: Some(bar) }
+    }
+
+    /// Switches to a bar of `total` nodes the first time, then moves it to `done`.
+    fn nodes(&self, phase: &'static str, done: u64, total: u64) {
+        let Some(bar) = &self.bar else { return };
+        if bar.length() != Some(total) {
+            let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} nodes ({eta})")
+                .expect("a valid template")
+                .progress_chars("=> ");
+            bar.set_message(phase);
+            bar.set_style(style);
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -10,6 +10,7 @@
 mod admin;
 mod admission;
 pub mod epochs;
+pub mod export_zk;
 mod frame;
 pub mod http;
 pub mod import_zk;
