@@ -96,26 +96,38 @@ def measure_handshakes(args, base, pki):
     return out
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description, extra_flags=()):
+    """The flags both TLS benchmarks take (and `extra_flags`); `load` is `uptime` now and
+    `ratio_list` the read ratios."""
+    p = argparse.ArgumentParser(description=description)
     for flag, kind, default in (("--duration", float, 8), ("--warmup", float, 2), ("--rounds", int, 3),
                                 ("--clients", int, 8), ("--outstanding", int, 100),
                                 ("--value-size", int, 1024), ("--ratios", str, "0.9,0.0"),
                                 ("--out", str, str(REPO / "results" / "tls")),
                                 ("--baseline-bin", str, None), ("--baseline-label", str, "baseline"),
-                                ("--handshake-seconds", float, 0), ("--handshake-rounds", int, 2),
-                                ("--workdir", str, None)):
+                                ("--workdir", str, None), *extra_flags):
         p.add_argument(flag, type=kind, default=default)
     args = p.parse_args()
     args.load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    ratios = [float(r) for r in args.ratios.split(",")]
+    args.ratio_list = [float(r) for r in args.ratios.split(",")]
+    return args
+
+
+def prepare(args, raw_name, prefix):
+    """(output folder, its fresh raw-records file, a new work folder, certificates in it)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    raw = out / "runs.jsonl"
+    raw = out / raw_name
     raw.unlink(missing_ok=True)
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=args.workdir)).resolve()
+    return out, raw, base, Pki(base / "pki")
 
-    base = Path(tempfile.mkdtemp(prefix="bench-tls-", dir=args.workdir)).resolve()
-    pki = Pki(base / "pki")
+
+def main():
+    args = parse_args(__doc__.splitlines()[0],
+                      (("--handshake-seconds", float, 0), ("--handshake-rounds", int, 2)))
+    ratios = args.ratio_list
+    out, raw, base, pki = prepare(args, "runs.jsonl", "bench-tls-")
     secure = servers.free_port()
     warren = servers.WarrenServer(base / "warren", extra_cfg={
         "maxClientCnxns": "0",
@@ -219,7 +231,9 @@ def main():
                  f"rounds of {args.handshake_seconds:.0f} s alternating, after a 2 s warm-up each): "
                  + "; ".join(f"{k} " + ", ".join(f"{v:.0f}" for kk, v in hs if kk == k) for k in ("warren", "zookeeper"))
                  + " handshakes/s (the client's own handshake work shares the 2 cores)."] if hs else []),
-              "", "Every run's loadgen record: `runs.jsonl`. `uptime` before the run: " + args.load + "."]
+              "", "Every run's loadgen record: `runs.jsonl`. `uptime` before the run: " + args.load + ".",
+              "", "Quorum TLS (TLS between the servers of a 3-server ensemble) is measured by "
+              "`ci/bench_quorum_tls.py`: `quorum.md`."]
     (out / "README.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../engine"
 mode=${1:?time|runs}; amount=${2:?}; shift 2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode_request machine_session log_scan snapshot_decode config_parse http_request peer_message jaas_parse)
+[ ${#targets[@]} -gt 0 ] || targets=(decode_request machine_session log_scan snapshot_decode config_parse http_request peer_message jaas_parse zk_snapshot zk_txnlog)
 case "$mode" in
   time) limit=(-max_total_time="$amount") ;;
   runs) limit=(-runs="$amount") ;;

@@ -115,7 +115,6 @@ const REFUSED_KEYS: &[(&str, &str)] = &[
         "readonlymode.enabled",
         "read-only mode is not implemented; a server cut off from its quorum would refuse every client",
     ),
-    ("sslQuorum", "quorum TLS is not implemented; traffic between servers would be plaintext"),
 ];
 
 /// Prefixes of keys refused whatever their value: hierarchical quorums.
@@ -126,15 +125,12 @@ const REFUSED_PREFIXES: &[(&str, &str)] = &[
 
 /// Keys whose feature Warren lacks, with the consequence the operator must
 /// know about; they are accepted with a warning.
-const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    ("dynamicConfigFile", "dynamic reconfiguration is not supported; the file is not read"),
-    ("portUnification", "quorum TLS (and so its port unification) is not supported"),
-    ("sslQuorumReloadCertFiles", "quorum TLS is not supported"),
-];
+const UNSUPPORTED_KEYS: &[(&str, &str)] =
+    &[("dynamicConfigFile", "dynamic reconfiguration is not supported; the file is not read")];
 
 /// Prefixes of unsupported settings, see [`UNSUPPORTED_KEYS`].
 const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
-    ("ssl.quorum.", "quorum TLS is not supported"),
+    ("ssl.quorum.", "not a quorum TLS key Warren reads (see docs/operations.md, Quorum TLS)"),
     ("authProvider.", "only the digest, ip, world, sasl (DIGEST-MD5) and x509 schemes are built in"),
     ("quorum.auth.", "quorum SASL authentication is not supported"),
 ];
@@ -449,6 +445,8 @@ pub struct Config {
     pub metrics_http_port: u16,
     /// `secureClientPort`, `client.portUnification`, `ssl.*`, x509 authentication.
     pub tls: tls::TlsConfig,
+    /// `sslQuorum`, `portUnification`, `sslQuorumReloadCertFiles`, `ssl.quorum.*`.
+    pub quorum_tls: tls::QuorumTls,
 }
 
 /// ZooKeeper's SASL authentication provider (`authProvider.N=` it is accepted quietly: Warren's
@@ -640,6 +638,7 @@ impl Config {
             metrics_http_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             metrics_http_port: DEFAULT_METRICS_PORT,
             tls: tls::TlsConfig::default(),
+            quorum_tls: tls::QuorumTls::default(),
         }
     }
 
@@ -986,6 +985,7 @@ struct Parser {
     seen: HashMap<String, usize>,
     warnings: Vec<String>,
     tls: tls::TlsKeys,
+    quorum_tls: tls::TlsKeys,
     /// Authentication keys, settled in `finish` (`authentication`).
     jaas: Option<(usize, PathBuf)>,
     jaas_section: Option<String>,
@@ -1010,6 +1010,7 @@ impl Parser {
             seen: HashMap::new(),
             warnings: Vec::new(),
             tls: tls::TlsKeys::default(),
+            quorum_tls: tls::TlsKeys::quorum(),
             jaas: None,
             jaas_section: None,
             enforce_auth: None,
@@ -1030,7 +1031,11 @@ impl Parser {
         if self.apply_core(e)? || self.apply_storage(e)? || self.apply_access(e)? || self.apply_warren(e)? {
             return Ok(());
         }
-        if let tls::Applied::Used(warning) = self.tls.apply(e)? {
+        let used = match self.tls.apply(e)? {
+            tls::Applied::NotMine => self.quorum_tls.apply(e)?,
+            used => used,
+        };
+        if let tls::Applied::Used(warning) = used {
             if let Some(w) = warning {
                 self.warn(e.line, w);
             }
@@ -1325,7 +1330,8 @@ impl Parser {
         self.cfg.tls = std::mem::take(&mut self.tls).finish(&mut self.warnings)?;
         self.cfg.plaintext_client_port = self.client_port_set || self.cfg.tls.secure_client_port.is_none();
         self.cfg.servers = std::mem::take(&mut self.servers).into_values().collect();
-        if self.is_ensemble()? {
+        let ensemble = self.is_ensemble()?;
+        if ensemble {
             self.setup_ensemble(read_myid)?;
             if self.cfg.admin_restore_enabled {
                 self.warnings.push(
@@ -1337,6 +1343,8 @@ impl Parser {
         } else {
             self.standalone_notes();
         }
+        self.cfg.quorum_tls = std::mem::replace(&mut self.quorum_tls, tls::TlsKeys::quorum())
+            .finish_quorum(ensemble, &mut self.warnings)?;
         self.memlock_note();
         self.reply_cap_note();
         self.authentication()?;
@@ -1716,6 +1724,7 @@ fn spelling_hint(key: &str) -> String {
         .chain(IGNORED_KEYS.iter().map(|(k, _)| k))
         .chain(REFUSED_KEYS.iter().map(|(k, _)| k))
         .chain(tls::KEYS)
+        .chain(tls::QUORUM_KEYS)
         .find(|known| known.eq_ignore_ascii_case(key))
         .map(|known| format!(" (did you mean {known}?)"))
         .unwrap_or_default()
@@ -2321,22 +2330,93 @@ readonlymode.enabled=false");
     #[test]
     fn unsupported_features_warn() {
         let (_, warnings) = ok("dynamicConfigFile=/etc/zk/zoo.cfg.dynamic
-sslQuorum=false
-ssl.quorum.keyStore.location=/k
+ssl.quorum.clientHostnameVerification=false
 authProvider.1=com.example.KerberosOnlyProvider
 skipACL=yes");
         assert!(has_warning(&warnings, "line 2: dynamicConfigFile is not supported"));
-        assert!(has_warning(&warnings, "line 3: sslQuorum=false is ignored"));
-        assert!(has_warning(&warnings, "line 4: ssl.quorum.keyStore.location is not supported"));
-        assert!(has_warning(&warnings, "line 5: authProvider.1 is not supported"));
-        assert!(has_warning(&warnings, "line 6: skipACL=yes is not supported"));
+        assert!(has_warning(&warnings, "line 3: ssl.quorum.clientHostnameVerification is not supported"));
+        assert!(has_warning(&warnings, "line 4: authProvider.1 is not supported"));
+        assert!(has_warning(&warnings, "line 5: skipACL=yes is not supported"));
+    }
+
+    const QUORUM_STORES: &str =
+        "ssl.quorum.keyStore.location=/q/server.pem\nssl.quorum.trustStore.location=/q/ca.p12\n\
+         ssl.quorum.trustStore.password=pw\n";
+
+    #[test]
+    fn quorum_tls_keys_are_read_with_zookeeper_defaults() {
+        let (c, w) = ensemble_ok("1\n", &format!("{THREE}\nsslQuorum=true\n{QUORUM_STORES}"));
+        assert!(w.is_empty(), "{w:?}");
+        let q = &c.quorum_tls;
+        assert!(q.ssl_quorum && !q.port_unification && !q.reload_cert_files);
+        assert!(q.tls.hostname_verification, "ZooKeeper verifies peer host names by default");
+        assert_eq!(q.tls.protocols, vec![tls::Protocol::Tls12]);
+        assert_eq!(q.tls.client_auth, tls::ClientAuth::Need);
+        assert_eq!(q.tls.key_store.as_ref().unwrap().kind, tls::StoreType::Pem);
+        let trust = q.tls.trust_store.as_ref().unwrap();
+        assert_eq!((trust.kind, trust.password.as_str()), (tls::StoreType::Pkcs12, "pw"));
+        // The client keys stay apart: no client TLS.
+        assert!(!c.tls.enabled() && c.tls.key_store.is_none());
+
+        let (c, w) = ensemble_ok(
+            "1\n",
+            &format!(
+                "{THREE}\nportUnification=true\nsslQuorumReloadCertFiles=true\n{QUORUM_STORES}\
+                 ssl.quorum.hostnameVerification=false\nssl.quorum.enabledProtocols=TLSv1.3,TLSv1.2\n\
+                 ssl.quorum.ciphersuites=TLS_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n\
+                 ssl.quorum.handshakeDetectionTimeoutMillis=700\nssl.quorum.clientAuth=need"
+            ),
+        );
+        assert!(w.is_empty(), "{w:?}");
+        let q = &c.quorum_tls;
+        assert!(!q.ssl_quorum && q.port_unification && q.reload_cert_files && q.enabled());
+        assert!(!q.tls.hostname_verification);
+        assert_eq!(q.tls.protocols, vec![tls::Protocol::Tls12, tls::Protocol::Tls13]);
+        assert_eq!(q.tls.cipher_suites.as_ref().unwrap().len(), 2);
+        assert_eq!(q.tls.handshake_detection_timeout_ms, 700);
     }
 
     #[test]
-    fn quorum_tls_is_refused_not_ignored() {
-        // Ignoring it would leave peer traffic plaintext while the operator believes it encrypted.
-        let text = err_text("sslQuorum=true");
-        assert!(text.contains("sslQuorum") && text.contains("plaintext"), "{text}");
+    fn quorum_tls_refusals_name_the_quorum_keys() {
+        let e = ensemble_err("1\n", &format!("{THREE}\nsslQuorum=true\nssl.quorum.keyStore.location=/q/s.pem"));
+        assert!(e.contains("ssl.quorum.trustStore.location"), "{e}");
+        let e = ensemble_err("1\n", &format!("{THREE}\nportUnification=true"));
+        assert!(e.contains("portUnification=true") && e.contains("ssl.quorum.keyStore.location"), "{e}");
+        let e = ensemble_err("1\n", &format!("{THREE}\nsslQuorum=true\n{QUORUM_STORES}ssl.quorum.clientAuth=want"));
+        assert!(e.contains("ssl.quorum.clientAuth") && e.contains("always authenticate"), "{e}");
+        let e = ensemble_err("1\n", &format!("{THREE}\nsslQuorum=true\n{QUORUM_STORES}ssl.quorum.keyStore.type=JKS"));
+        assert!(e.contains("ssl.quorum.keyStore.type") && e.contains("keytool"), "{e}");
+        let e = ensemble_err("1\n", &format!("{THREE}\nsslQuorum=true\n{QUORUM_STORES}ssl.quorum.crl=true"));
+        assert!(e.contains("ssl.quorum.crl") && e.contains("revocation"), "{e}");
+        let e = ensemble_err("1\n", &format!("{THREE}\nsslQuorum=true\n{QUORUM_STORES}ssl.quorum.protocol=TLSv1.1"));
+        assert!(e.contains("ssl.quorum.protocol") && e.contains("obsolete"), "{e}");
+        let e = ensemble_err("1\n", &format!("{THREE}\nsslQuorum=maybe\n{QUORUM_STORES}"));
+        assert!(e.contains("sslQuorum"), "{e}");
+        let e = ensemble_err(
+            "1\n",
+            &format!("{THREE}\nsslQuorum=true\n{QUORUM_STORES}ssl.quorum.context.supplier.class=a.B"),
+        );
+        assert!(e.contains("ssl.quorum.keyStore.*"), "{e}");
+    }
+
+    #[test]
+    fn quorum_tls_keys_that_change_nothing_are_warned_about() {
+        // Stores without sslQuorum or portUnification: plaintext, and the operator is told.
+        let (c, w) = ensemble_ok("1\n", &format!("{THREE}\nsslQuorum=false\n{QUORUM_STORES}"));
+        assert!(!c.quorum_tls.enabled());
+        assert!(w.iter().any(|w| w.contains("peer connections are plaintext")), "{w:?}");
+        // A standalone server has no peers.
+        let (c, w) = ok(&format!("sslQuorum=true\n{QUORUM_STORES}"));
+        assert!(!c.quorum_tls.enabled());
+        assert!(w.iter().any(|w| w.contains("standalone server has no peers")), "{w:?}");
+        let (_, w) = ensemble_ok("1\n", &format!("{THREE}\n{QUORUM_STORES}ssl.quorum.sslProvider=OPENSSL"));
+        assert!(w.iter().any(|w| w.contains("ssl.quorum.sslProvider=OPENSSL is ignored")), "{w:?}");
+        // The client's hostnameVerification warning is not given for the quorum's.
+        let (_, w) = ensemble_ok(
+            "1\n",
+            &format!("{THREE}\nsslQuorum=true\n{QUORUM_STORES}ssl.quorum.hostnameVerification=true"),
+        );
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]

@@ -344,6 +344,11 @@ impl Machine {
         std::mem::take(&mut self.ready)
     }
 
+    /// The tree, for a caller done with the machine (`warren export-zk`).
+    pub fn into_tree(self) -> DataTree {
+        self.tree
+    }
+
     pub fn tree(&self) -> &DataTree {
         &self.tree
     }
@@ -1353,8 +1358,12 @@ impl Machine {
             }
             Request::GetEphemerals { prefix } => {
                 let session = self.conns[&conn].session_id;
-                let mut list: Vec<String> =
-                    self.tree.ephemerals_of(session).filter(|p| p.starts_with(prefix.as_str())).cloned().collect();
+                let mut list: Vec<String> = self
+                    .tree
+                    .ephemerals_of(session)
+                    .filter(|p| p.starts_with(prefix.as_str()))
+                    .map(str::to_string)
+                    .collect();
                 list.sort();
                 Ok(Response::Ephemerals(list))
             }

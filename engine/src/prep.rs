@@ -283,7 +283,7 @@ impl<'a> Prep<'a> {
 
     /// Marks the session's ephemerals (applied or pending) as deleted for later preps.
     fn close_session(&mut self, session_id: i64) -> TxnOp {
-        let mut doomed: Vec<String> = self.tree.ephemerals_of(session_id).cloned().collect();
+        let mut doomed: Vec<String> = self.tree.ephemerals_of(session_id).map(str::to_string).collect();
         for (p, (_, r)) in &self.pending.records {
             if r.as_ref().is_some_and(|r| r.stat.ephemeral_owner == session_id) {
                 doomed.push(p.clone());

@@ -1,7 +1,8 @@
 //! The links between servers (`warren::server::peers`): three `Peers` on 127.0.0.1 in one
 //! glommio executor. Links come up, carry thousands of messages (a 10 MB snapshot among them)
 //! in order, report a stopped server within a second, find it again when it restarts on the
-//! same ports, and shrug off strangers and bad frames.
+//! same ports, and shrug off strangers and bad frames. With quorum TLS, links come up between
+//! servers of one CA and never with a server of another.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -17,7 +18,7 @@ use warren::acl::{Acl, Id};
 use warren::proto::CreateKind;
 use warren::quorum::codec;
 use warren::quorum::{Msg, ServerId};
-use warren::server::peers::{PeerConfig, PeerEvent, Peers};
+use warren::server::peers::{PeerConfig, PeerEvent, PeerTls, Peers};
 use warren::txn::{Txn, TxnHeader, TxnOp};
 
 type Members = Vec<(ServerId, SocketAddr, SocketAddr)>;
@@ -73,9 +74,18 @@ struct Node {
 impl Node {
     /// Starts server `id`, retrying while its ports are still held by a previous instance.
     async fn start(id: ServerId, members: &Members) -> Node {
+        Node::start_with(id, members, None).await
+    }
+
+    async fn start_with(id: ServerId, members: &Members, tls: Option<PeerTls>) -> Node {
         let deadline = Instant::now() + Duration::from_secs(5);
         let (peers, rx) = loop {
-            let cfg = PeerConfig { myid: id, members: members.clone(), connect_timeout: Duration::from_millis(500) };
+            let cfg = PeerConfig {
+                myid: id,
+                members: members.clone(),
+                connect_timeout: Duration::from_millis(500),
+                tls: tls.clone(),
+            };
             match Peers::start(cfg) {
                 Ok(x) => break x,
                 Err(e) if Instant::now() < deadline => {
@@ -459,5 +469,108 @@ fn bad_frame_closes_the_link_and_it_comes_back() {
         n2.peers.shutdown().await;
         stop.store(true, Ordering::SeqCst);
         off_executor(move || acceptor.join().unwrap()).await;
+    });
+}
+
+/// A CA whose peer certificates (for 127.0.0.1) are written as PEM key stores in `dir`.
+struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    dir: std::path::PathBuf,
+}
+
+impl TestCa {
+    fn new(dir: &std::path::Path, name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        let issuer = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), issuer.pem()).unwrap();
+        TestCa { issuer, dir }
+    }
+
+    /// Server `id`'s quorum TLS settings: its certificate, this CA as trust store.
+    fn peer_tls(&self, id: ServerId, members: &Members, dial: bool, unified: bool) -> PeerTls {
+        use warren::config::tls::{Store, StoreType, TlsConfig};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let key_store = self.dir.join(format!("peer{id}.pem"));
+        std::fs::write(&key_store, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
+        let pem = |location: std::path::PathBuf| Store { location, password: String::new(), kind: StoreType::Pem };
+        let cfg = TlsConfig {
+            key_store: Some(pem(key_store)),
+            trust_store: Some(pem(self.dir.join("ca.pem"))),
+            ..TlsConfig::default()
+        };
+        let localhost = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        PeerTls {
+            configs: warren::tls::Reloadable::new(warren::tls::peer_configs(&cfg).unwrap()),
+            dial,
+            unified,
+            hostname_verification: true,
+            hosts: members.iter().map(|m| (m.0, localhost.clone())).collect(),
+            detection_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Sends `bytes` and reads until the server closes (what it writes first, a TLS alert say,
+/// is skipped); Err when it keeps the connection open for 10 s.
+fn eventually_closed(addr: SocketAddr, bytes: &[u8]) -> Result<(), String> {
+    let mut s = StdStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut b = [0u8; 256];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return Ok(()),
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(format!("connection not closed: {e}"))
+            }
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+#[test]
+fn tls_links_come_up_within_one_ca_only() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, rogue) = (TestCa::new(dir.path(), "ca"), TestCa::new(dir.path(), "rogue"));
+        let m = members(3);
+        // Server 1 TLS only, server 2 unified (dials TLS, accepts both), server 3 another CA.
+        let n1 = Node::start_with(1, &m, Some(ca.peer_tls(1, &m, true, false))).await;
+        let n2 = Node::start_with(2, &m, Some(ca.peer_tls(2, &m, true, true))).await;
+        let n3 = Node::start_with(3, &m, Some(rogue.peer_tls(3, &m, true, false))).await;
+        all_up(&[&n1, &n2], Duration::from_secs(10)).await;
+        for i in 0..200 {
+            n1.peers.send(2, &msg(1, 2, i));
+            n2.peers.send(1, &msg(2, 1, i));
+        }
+        wait_until("200 messages each way over TLS", Duration::from_secs(10), || {
+            n2.messages_from(1).len() == 200 && n1.messages_from(2).len() == 200
+        })
+        .await;
+        assert_eq!(n2.messages_from(1), (0..200).map(|i| msg(1, 2, i)).collect::<Vec<_>>());
+        // Several reconnection rounds of server 3 (backoff at most 500 ms): never up.
+        glommio::timer::sleep(Duration::from_secs(2)).await;
+        for (n, p) in [(&n1, 3), (&n2, 3), (&n3, 1), (&n3, 2)] {
+            assert!(!n.peers.is_up(p) && n.ups(p) == 0, "server {} saw {p} up", n.peers.myid());
+        }
+        // A plaintext stranger's hello: server 2 (unified) reads it as plaintext and rejects
+        // the unknown id; server 1 (TLS only) fails the handshake. Neither link suffers.
+        let mut hello = Vec::new();
+        codec::encode_hello(9, &mut hello);
+        for addr in [m[0].2, m[1].2] {
+            let h = hello.clone();
+            off_executor(move || eventually_closed(addr, &h)).await.expect("closed by the server");
+        }
+        n1.peers.send(2, &Msg::Ping);
+        wait_until("a message after the strangers", Duration::from_secs(5), || n2.messages_from(1).len() == 201).await;
+        n1.check_alternation();
+        n2.check_alternation();
     });
 }

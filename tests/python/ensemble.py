@@ -697,6 +697,46 @@ class SeqWriter(threading.Thread):
         return [p for p, _ in self.acked]
 
 
+def kill_leader_under_write_load(ens: "Ensemble", root: str, election_timeout: float = 60.0):
+    """Writers through each follower; the leader is killed after 100 acknowledged writes per
+    writer, and 50 more per writer must be acknowledged by the new quorum. Checks that no
+    follower lost an acknowledged write. Returns (old leader, new leader, followers, acked
+    names, the survivors' converged view of `root`)."""
+    leader = ens.leader()
+    followers = ens.followers(leader)
+    setup = ens.client()
+    setup.ensure_path(root)
+    ens.discard_client(setup)
+    writers = [SeqWriter(ens.client([f]), f"{root}/via{f}-") for f in followers]
+    for w in writers:
+        w.start()
+    wait_for(lambda: all(len(w.acked) >= 100 for w in writers), 60,
+             what="100 acknowledged writes per writer before the kill")
+    t_kill = time.monotonic()
+    ens.kill(leader)
+    new_leader = ens.wait_stable(sids=followers, timeout=election_timeout)
+    assert new_leader in followers
+    wait_for(lambda: all(w.acked_after(t_kill) >= 50 for w in writers), 60,
+             what="50 acknowledged writes per writer after the kill")
+    acked = set()
+    for w in writers:
+        acked |= names(w.finish())
+    print(f"killed leader server.{leader}; new leader server.{new_leader}; "
+          f"{len(acked)} acknowledged writes, "
+          f"{sum(w.unknown for w in writers)} with unknown outcome")
+    return leader, new_leader, followers, acked, check_no_acked_write_lost(ens, followers, root, acked)
+
+
+def check_no_acked_write_lost(ens: "Ensemble", sids, root: str, acked: set) -> dict:
+    """Every member of `sids` holds every name in `acked` under `root`; returns their
+    converged view of `root`."""
+    for sid in sids:
+        have = set(ens.view(sid, root)["children"])
+        lost = acked - have
+        assert not lost, f"server.{sid} lost {len(lost)} acknowledged writes: {sorted(lost)[:10]}"
+    return ens.converged_view(root, sids=sids)
+
+
 def works(client, path: str) -> bool:
     """True once `client` is connected and a sync through it succeeds."""
     try:

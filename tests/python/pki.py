@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import subprocess
 from pathlib import Path
 
 from cryptography import x509
@@ -23,7 +24,7 @@ def _name(cn: str, ou: str) -> x509.Name:
     ])
 
 
-def _cert(subject, key, issuer, issuer_key, *, ca=False, san=None, client=False, expired=False):
+def _cert(subject, key, issuer, issuer_key, *, ca=False, san=None, client=False, expired=False, peer=False):
     now = datetime.datetime.now(datetime.timezone.utc)
     if expired:
         now -= datetime.timedelta(days=3)
@@ -37,6 +38,10 @@ def _cert(subject, key, issuer, issuer_key, *, ca=False, san=None, client=False,
                                           content_commitment=False, key_encipherment=False,
                                           data_encipherment=False, key_agreement=False,
                                           encipher_only=False, decipher_only=False), critical=True)
+    elif peer:
+        # A server of an ensemble both accepts and dials: TLS server and TLS client.
+        b = b.add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                                                   x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     else:
         usage = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH if client else x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
         b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
@@ -75,9 +80,11 @@ class Pki:
         (d / "rogue-ca.pem").write_bytes(_pem(rogue))
         self._client("mallory", rogue_name, rogue_key)
 
-    def write_server_cert(self, cn: str, path: Path, hosts: tuple = ("127.0.0.1", "localhost")) -> None:
+    def write_server_cert(self, cn: str, path: Path, hosts: tuple = ("127.0.0.1", "localhost"),
+                          peer: bool = False) -> None:
         """A server key store (key and certificate in one PEM file) naming `cn`, valid for
-        `hosts` (IP addresses and DNS names)."""
+        `hosts` (IP addresses and DNS names). `peer`: usable by an ensemble member for its
+        quorum links (extended key usage serverAuth and clientAuth)."""
         key = ec.generate_private_key(ec.SECP256R1())
 
         def name(h):
@@ -86,7 +93,7 @@ class Pki:
             except ValueError:
                 return x509.DNSName(h)
         san = [name(h) for h in hosts]
-        cert = _cert(_name(cn, "servers"), key, self.ca_name, self.ca_key, san=san)
+        cert = _cert(_name(cn, "servers"), key, self.ca_name, self.ca_key, san=san, peer=peer)
         path.write_bytes(_key_pem(key) + _pem(cert))
 
     def write_pkcs12_key_store(self, path: Path, password: str) -> None:
@@ -97,6 +104,13 @@ class Pki:
         cert = x509.load_pem_x509_certificate(pem[pem.index(b"-----BEGIN CERTIFICATE"):])
         enc = serialization.BestAvailableEncryption(password.encode())
         path.write_bytes(pkcs12.serialize_key_and_certificates(b"server", key, cert, None, enc))
+
+    def write_pkcs12_trust_store(self, path: Path, password: str) -> None:
+        """The CA certificate as a PKCS12 trust store made the way Java users make one
+        (`keytool -importcert`: a trusted-certificate entry, no key)."""
+        subprocess.run(["keytool", "-importcert", "-noprompt", "-storetype", "PKCS12", "-alias", "warren-test-ca",
+                        "-file", self.ca_file, "-keystore", str(path), "-storepass", password],
+                       check=True, capture_output=True)
 
     def _client(self, who, issuer, issuer_key, expired=False):
         key = ec.generate_private_key(ec.SECP256R1())

@@ -36,9 +36,9 @@ from ensemble import (
     DIFF_WINDOW,
     Ensemble,
     EnsembleError,
-    SeqWriter,
     check_system_available,
     diff_window_settings,
+    kill_leader_under_write_load,
     listening_ports,
     names,
     parse_mode,
@@ -225,37 +225,9 @@ def test_elects_one_leader_and_replicates_writes(make_ensemble, system):
 @pytest.mark.timeout(240)
 def test_leader_kill_under_write_load_loses_no_acknowledged_write(make_ensemble):
     ens = make_ensemble(participants=3)
-    leader = ens.leader()
-    followers = ens.followers(leader)
     root = "/ens-load"
-    setup = ens.client()
-    setup.ensure_path(root)
-    ens.discard_client(setup)
-
-    writers = [SeqWriter(ens.client([f]), f"{root}/via{f}-") for f in followers]
-    for w in writers:
-        w.start()
-    wait_for(lambda: all(len(w.acked) >= 100 for w in writers), 60,
-             what="100 acknowledged writes per writer before the kill")
-
-    t_kill = time.monotonic()
-    ens.kill(leader)
-    new_leader = ens.wait_stable(sids=followers, timeout=ELECTION_TIMEOUT)
-    assert new_leader in followers
-    wait_for(lambda: all(w.acked_after(t_kill) >= 50 for w in writers), 60,
-             what="50 acknowledged writes per writer after the kill")
-    acked = set()
-    for w in writers:
-        acked |= names(w.finish())
-    print(f"killed leader server.{leader}; new leader server.{new_leader}; "
-          f"{len(acked)} acknowledged writes, "
-          f"{sum(w.unknown for w in writers)} with unknown outcome")
-
-    for sid in followers:
-        have = set(ens.view(sid, root)["children"])
-        lost = acked - have
-        assert not lost, f"server.{sid} lost {len(lost)} acknowledged writes: {sorted(lost)[:10]}"
-    survivors_view = ens.converged_view(root, sids=followers)
+    leader, new_leader, followers, acked, survivors_view = kill_leader_under_write_load(
+        ens, root, ELECTION_TIMEOUT)
 
     ens.restart(leader)
     assert ens.wait_stable(timeout=ELECTION_TIMEOUT) == new_leader

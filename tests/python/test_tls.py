@@ -281,6 +281,25 @@ def test_pkcs12_key_store(pki, tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_pkcs12_trust_store(pki, tmp_path, kind):
+    """A trust store made by keytool (PKCS12, the CA as a trusted-certificate entry): a client
+    certificate from that CA gets a session, one from another CA does not."""
+    store = tmp_path / "trust.p12"
+    pki.write_pkcs12_trust_store(store, "trust5tore")
+    secure = free_port()
+    cfg = tls_cfg(pki, "need", secure)
+    cfg.update({"ssl.trustStore.location": str(store), "ssl.trustStore.type": "PKCS12",
+                "ssl.trustStore.password": "trust5tore"})
+    s = make_tls_server(kind, tmp_path / kind, cfg)
+    s.start()
+    try:
+        assert connects(tls_client(secure, pki, "alice"), within=15)
+        assert not connects(tls_client(secure, pki, "mallory"))
+    finally:
+        s.cleanup()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_x509_super_user_reads_everything(pki, tmp_path, kind):
     secure = free_port()
     cfg = tls_cfg(pki, "need", secure)
@@ -388,8 +407,10 @@ def test_tls_client_closing_without_close_notify_is_an_ordinary_close(servers, p
     assert "close_notify" not in log and "closing connection" not in log, log
 
 
-def test_secure_only_server(pki, tmp_path):
-    """secureClientPort without clientPort: no plaintext port at all (ZooKeeper allows it)."""
+@pytest.mark.parametrize("client_auth", ["need", "want"])
+def test_secure_only_server(pki, tmp_path, client_auth):
+    """secureClientPort without clientPort: no plaintext port at all (ZooKeeper allows it), and
+    `warren status` asks the secure port over TLS."""
     secure = free_port()
 
     class SecureOnly(WarrenServer):
@@ -410,18 +431,31 @@ def test_secure_only_server(pki, tmp_path):
                     time.sleep(0.1)
             raise RuntimeError(self.log_tail())
 
-    s = SecureOnly(base_dir=tmp_path / "warren", extra_cfg=tls_cfg(pki, "need", secure))
+    # With clientAuth=need, status shows the server's own certificate: one fit for client use
+    # too, as an ensemble member's is.
+    store = tmp_path / "server.pem"
+    pki.write_server_cert("server-1", store, peer=client_auth == "need")
+    s = SecureOnly(base_dir=tmp_path / "warren", extra_cfg=tls_cfg(pki, client_auth, secure, server_pem=store))
     s.start()
+
+    def status():
+        return subprocess.run([str(s.binary), "status", str(s.cfg_path)], capture_output=True, text=True, timeout=30)
     try:
         assert connects(tls_client(secure, pki, "alice"), within=15)
         binds = [l for l in s.log_tail(200).splitlines() if "binding to port" in l]
         assert len(binds) == 1 and "TLS only" in binds[0], binds
+        r = status()
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"Client port found: {secure}. Client address: 127.0.0.1. Client SSL: true." in r.stdout, r.stdout
+        assert "Mode: standalone" in r.stdout, r.stdout
     finally:
         s.cleanup()
+    r = status()
+    assert r.returncode == 1 and "probably not running" in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("key,value,needle", [
-    ("sslQuorum", "true", "sslQuorum"),
+    ("ssl.quorum.crl", "true", "ssl.quorum.crl"),
     ("ssl.keyStore.type", "JKS", "keytool -importkeystore"),
 ])
 def test_refused_settings_stop_the_start(pki, tmp_path, key, value, needle):

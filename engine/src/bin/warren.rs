@@ -101,6 +101,18 @@ enum Cmd {
         #[arg(long)]
         log_dir: Option<PathBuf>,
     },
+    /// Write a stopped Warren's data (newest snapshot and the log after it) as a ZooKeeper 3.8
+    /// data directory: version-2/snapshot.<zxid> and the epoch files. The target must be
+    /// missing or empty.
+    ExportZk {
+        /// Warren's dataDir (holding version-2/).
+        warren_data_dir: PathBuf,
+        /// The ZooKeeper dataDir to create.
+        zk_data_dir: PathBuf,
+        /// Warren's dataLogDir, when its log is not in dataDir.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -121,6 +133,9 @@ fn main() -> ExitCode {
         Cmd::Cli { args } => warren_cli::main(args),
         Cmd::ImportZk { zk_data_dir, warren_data_dir, log_dir } => {
             import_zk(&zk_data_dir, &warren_data_dir, log_dir.as_deref())
+        }
+        Cmd::ExportZk { warren_data_dir, zk_data_dir, log_dir } => {
+            export_zk(&warren_data_dir, &zk_data_dir, log_dir.as_deref())
         }
         Cmd::Version => {
             println!("{}", full_version());
@@ -198,6 +213,15 @@ fn start(path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if let Some(ensemble) = settings.ensemble.as_mut() {
+        match peer_tls(&cfg) {
+            Ok(tls) => ensemble.tls = tls,
+            Err(e) => {
+                error!("invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if let Some(p) = path {
         let initial = initial_config_text(&std::fs::read_to_string(p).unwrap_or_default());
         if let Some(admin) = Arc::get_mut(&mut settings.admin) {
@@ -258,6 +282,46 @@ fn client_tls(cfg: &Config) -> Result<Option<ClientTls>, String> {
         unified: t.port_unification,
         detection_timeout: Duration::from_millis(u64::from(t.handshake_detection_timeout_ms)),
         x509_super_user: t.x509_super_user.clone(),
+    }))
+}
+
+/// Quorum TLS: the `ssl.quorum.*` stores read now (a bad file stops the start), reloaded when
+/// they change if `sslQuorumReloadCertFiles` says so.
+fn peer_tls(cfg: &Config) -> Result<Option<server::peers::PeerTls>, String> {
+    let q = &cfg.quorum_tls;
+    let Some(ensemble) = cfg.ensemble.as_ref().filter(|_| q.enabled()) else {
+        return Ok(None);
+    };
+    let configs = warren::tls::Reloadable::new(warren::tls::peer_configs(&q.tls)?);
+    if q.reload_cert_files {
+        warren::tls::watch_with(
+            q.tls.clone(),
+            configs.clone(),
+            warren::tls::RELOAD_POLL,
+            warren::tls::peer_configs,
+            "quorum TLS",
+        )
+        .map_err(|e| format!("cannot start the quorum TLS reload thread: {e}"))?;
+    }
+    let mut hosts = std::collections::HashMap::new();
+    for m in ensemble.members.iter().filter(|m| m.id != ensemble.myid) {
+        let name = rustls_pki_types::ServerName::try_from(m.host.clone())
+            .map_err(|e| format!("server.{}: {:?} cannot be checked against a certificate: {e}", m.id, m.host))?;
+        hosts.insert(m.id, name);
+    }
+    info!(
+        "quorum TLS: {} peer connections, {} on the election port{}",
+        if q.ssl_quorum { "dialling TLS" } else { "dialling plaintext" },
+        if q.port_unification { "accepting TLS and plaintext" } else { "accepting TLS only" },
+        if q.tls.hostname_verification { "; peer certificates must name their server.N host" } else { "" }
+    );
+    Ok(Some(server::peers::PeerTls {
+        configs,
+        dial: q.ssl_quorum,
+        unified: q.port_unification,
+        hostname_verification: q.tls.hostname_verification,
+        hosts,
+        detection_timeout: Duration::from_millis(u64::from(q.tls.handshake_detection_timeout_ms)),
     }))
 }
 
@@ -339,7 +403,7 @@ fn ensemble_settings(cfg: &Config) -> Option<EnsembleSettings> {
         max_inflight: cfg.warren_max_inflight,
         diff_window: cfg.warren_diff_window,
     };
-    Some(EnsembleSettings { quorum, members, data_dir: cfg.data_dir.clone() })
+    Some(EnsembleSettings { quorum, members, data_dir: cfg.data_dir.clone(), tls: None })
 }
 
 fn status(path: Option<&Path>) -> ExitCode {
@@ -350,40 +414,77 @@ fn status(path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ip = match cfg.client_port_address {
-        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    let plain = |a: IpAddr| match a {
+        IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
         other => other,
     };
     match path {
         Some(p) => println!("Using config: {}", p.display()),
         None => println!("Using config: (embedded default)"),
     }
-    println!("Client port found: {}. Client address: {ip}. Client SSL: false.", cfg.client_port);
-    match srvr(SocketAddr::new(ip, cfg.client_port)) {
-        Some(text) => match text.lines().find_map(|l| l.strip_prefix("Mode: ")) {
-            Some(mode) => {
-                println!("Mode: {mode}");
-                ExitCode::SUCCESS
+    // As zkServer.sh: the plaintext client port when there is one, else secureClientPort.
+    let answer = match (cfg.plaintext_client_port, cfg.tls.secure_client_port) {
+        (false, Some(port)) => {
+            let ip = plain(cfg.tls.secure_client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+            println!("Client port found: {port}. Client address: {ip}. Client SSL: true.");
+            match warren::tls::status_client_config(&cfg.tls) {
+                Ok(tls) => srvr_tls(SocketAddr::new(ip, port), tls),
+                Err(e) => {
+                    println!("Cannot check the secure client port: {e}");
+                    return ExitCode::from(1);
+                }
             }
-            None => {
-                println!("Error contacting service. It is probably not running.");
-                ExitCode::from(1)
-            }
-        },
-        None => {
+        }
+        _ => {
+            let ip = plain(cfg.client_port_address);
+            println!("Client port found: {}. Client address: {ip}. Client SSL: false.", cfg.client_port);
+            srvr(SocketAddr::new(ip, cfg.client_port))
+        }
+    };
+    let answer = answer.and_then(|text| {
+        text.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string).ok_or(format!("srvr answered {text:?}"))
+    });
+    match answer {
+        Ok(mode) => {
+            println!("Mode: {mode}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
             println!("Error contacting service. It is probably not running.");
+            eprintln!("({why})");
             ExitCode::from(1)
         }
     }
 }
 
-fn srvr(addr: SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"srvr").ok()?;
+fn srvr(addr: SocketAddr) -> Result<String, String> {
+    ask_srvr(connect_for_status(addr)?)
+}
+
+/// `srvr` over TLS (the server's secure client port).
+fn srvr_tls(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Result<String, String> {
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    ask_srvr(rustls::StreamOwned::new(conn, connect_for_status(addr)?))
+}
+
+fn connect_for_status(addr: SocketAddr) -> Result<TcpStream, String> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("{addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+    Ok(s)
+}
+
+fn ask_srvr(mut s: impl Read + Write) -> Result<String, String> {
+    s.write_all(b"srvr").and_then(|_| s.flush()).map_err(|e| e.to_string())?;
     let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
+    // A TLS peer that closes without close_notify still gave its whole answer.
+    match s.read_to_string(&mut out) {
+        Err(_) if !out.is_empty() => Ok(out),
+        Err(e) => Err(e.to_string()),
+        Ok(_) => Ok(out),
+    }
 }
 
 fn log_dump(file: &Path, json: bool) -> ExitCode {
@@ -535,20 +636,19 @@ fn snap_dump(file: &Path, json: bool) -> ExitCode {
 
 fn import_zk(zk_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> ExitCode {
     let source = server::import_zk::Source::new(zk_data_dir, log_dir);
-    let imported = match server::import_zk::run(&source, target) {
+    let bar = Progress::start("reading ZooKeeper's files");
+    let result = server::import_zk::run(&source, target, &mut |done, total| {
+        bar.nodes("writing the Warren snapshot", done, total)
+    });
+    bar.finish();
+    let imported = match result {
         Ok(i) => i,
         Err(e) => {
             eprintln!("import failed, nothing written to {}: {e}", target.display());
             return ExitCode::from(1);
         }
     };
-    for (path, why) in &imported.skipped {
-        println!("skipped snapshot {}: {why}", path.display());
-    }
-    match &imported.snapshot {
-        Some((zxid, path)) => println!("snapshot: {} (zxid {zxid:#x})", path.display()),
-        None => println!("snapshot: none, the logs replayed from an empty tree"),
-    }
+    print_start(&imported.skipped, imported.snapshot.as_ref());
     for path in &imported.logs {
         println!("log: {}", path.display());
     }
@@ -573,4 +673,96 @@ fn import_zk(zk_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> ExitC
         target.display()
     );
     ExitCode::SUCCESS
+}
+
+/// The snapshots import-zk and export-zk skipped, and the one they started from.
+fn print_start(skipped: &[(PathBuf, String)], snapshot: Option<&(i64, PathBuf)>) {
+    for (path, why) in skipped {
+        println!("skipped snapshot {}: {why}", path.display());
+    }
+    match snapshot {
+        Some((zxid, path)) => println!("snapshot: {} (zxid {zxid:#x})", path.display()),
+        None => println!("snapshot: none, the log replayed from an empty tree"),
+    }
+}
+
+fn export_zk(warren_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> ExitCode {
+    let source = server::import_zk::Source::new(warren_data_dir, log_dir);
+    let bar = Progress::start("reading Warren's data");
+    let result = server::export_zk::read(&source).and_then(|state| {
+        let total = state.tree.node_count() as u64;
+        let written = server::export_zk::write(&state, target, &mut |done| {
+            bar.nodes("writing the ZooKeeper snapshot", done, total)
+        });
+        written.map(|w| (state, w))
+    });
+    bar.finish();
+    let (state, exported) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("export failed, nothing written to {}: {e}", target.display());
+            return ExitCode::from(1);
+        }
+    };
+    print_start(&state.skipped, state.snapshot.as_ref());
+    println!("log: {} transactions replayed after it", state.replayed);
+    if let Some(torn) = &state.torn {
+        println!("torn tail ignored (left as it is), as Warren's recovery does: {torn}");
+    }
+    let (ephemerals, containers, ttls) = state.kinds();
+    let s = &exported.summary;
+    println!(
+        "wrote {} ({} bytes): zxid {:#x}, {} nodes ({ephemerals} ephemerals, {containers} containers, {ttls} TTL), \
+         {} sessions, {} ACL lists, digest {:#x}",
+        exported.file.display(),
+        s.bytes,
+        s.zxid,
+        s.nodes,
+        s.sessions,
+        s.acls,
+        s.digest
+    );
+    println!("wrote {}/version-2/acceptedEpoch and currentEpoch: {}", target.display(), s.zxid >> 32);
+    if ttls > 0 {
+        println!("TTL nodes: start ZooKeeper with -Dzookeeper.extendedTypesEnabled=true, or it deletes them");
+    }
+    ExitCode::SUCCESS
+}
+
+/// A progress bar on stderr for the long steps of import-zk and export-zk, shown only when
+/// stderr is a terminal: piped or logged runs (and the tests) see none of it.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn start(phase: &'static str) -> Progress {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Progress { bar: None };
+        }
+        let bar = indicatif::ProgressBar::new_spinner().with_message(phase);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress { bar: Some(bar) }
+    }
+
+    /// Switches to a bar of `total` nodes the first time, then moves it to `done`.
+    fn nodes(&self, phase: &'static str, done: u64, total: u64) {
+        let Some(bar) = &self.bar else { return };
+        if bar.length() != Some(total) {
+            let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} nodes ({eta})")
+                .expect("a valid template")
+                .progress_chars("=> ");
+            bar.set_message(phase);
+            bar.set_style(style);
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -5,7 +5,9 @@
 //! Only the values are checked here; the files are read when the server starts
 //! (`crate::tls`), so that a missing key store names its key and line in the same way.
 //!
-//! Quorum TLS is not read here: the parent refuses `sslQuorum=true` and warns about `ssl.quorum.*`.
+//! Quorum TLS (`sslQuorum`, `portUnification`, `sslQuorumReloadCertFiles` and `ssl.quorum.*`,
+//! ZooKeeper's `QuorumX509Util`) is read by the same code with the `ssl.quorum.` prefix: the
+//! keys after the prefix are the same, and so are their values ([`TlsKeys::quorum`]).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -51,6 +53,13 @@ pub const KEYS: &[&str] = &[
     "ssl.sslProvider",
     "X509AuthenticationProvider.superUser",
 ];
+
+/// The quorum TLS keys outside the `ssl.quorum.` prefix (for spelling hints).
+pub const QUORUM_KEYS: &[&str] = &["sslQuorum", "portUnification", "sslQuorumReloadCertFiles"];
+
+/// The prefix of the client TLS keys, and of the quorum ones (`X509Util.getConfigPrefix`).
+const CLIENT_PREFIX: &str = "ssl.";
+const QUORUM_PREFIX: &str = "ssl.quorum.";
 
 /// `ssl.clientAuth`: whether a client must show a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +127,9 @@ pub struct TlsConfig {
     pub handshake_detection_timeout_ms: u32,
     /// `X509AuthenticationProvider.superUser`: the certificate subject that is super user.
     pub x509_super_user: Option<String>,
+    /// `ssl.quorum.hostnameVerification` (true by default, as ZooKeeper's): a peer's
+    /// certificate must name the host of its `server.N` line. Unused for clients.
+    pub hostname_verification: bool,
 }
 
 impl Default for TlsConfig {
@@ -133,6 +145,7 @@ impl Default for TlsConfig {
             cipher_suites: None,
             handshake_detection_timeout_ms: DEFAULT_HANDSHAKE_DETECTION_TIMEOUT_MS,
             x509_super_user: None,
+            hostname_verification: true,
         }
     }
 }
@@ -144,15 +157,53 @@ impl TlsConfig {
     }
 }
 
+/// Quorum TLS: how the links between the servers of an ensemble are encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QuorumTls {
+    /// `sslQuorum`: this server dials its peers with TLS.
+    pub ssl_quorum: bool,
+    /// `portUnification`: the peer ports take TLS and plaintext (for a rolling switch).
+    pub port_unification: bool,
+    /// `sslQuorumReloadCertFiles`: reload the `ssl.quorum.*` stores when their files change.
+    pub reload_cert_files: bool,
+    /// The `ssl.quorum.*` stores, protocols, suites and hostnameVerification (the client-only
+    /// fields keep their defaults; `client_auth` is always `Need`: peers authenticate each other).
+    pub tls: TlsConfig,
+}
+
+impl QuorumTls {
+    /// Whether any peer connection may use TLS (and so the stores are needed).
+    pub fn enabled(&self) -> bool {
+        self.ssl_quorum || self.port_unification
+    }
+}
+
 /// The TLS keys as they are read, before the cross-key checks of [`TlsKeys::finish`].
-#[derive(Default)]
 pub(super) struct TlsKeys {
+    /// `ssl.` for the client keys, `ssl.quorum.` for the peer ones.
+    prefix: &'static str,
     cfg: TlsConfig,
+    quorum: QuorumTls,
     key_store: StoreKeys,
     trust_store: StoreKeys,
     protocol: Option<(usize, Protocol)>,
     enabled_protocols: Option<(usize, Vec<Protocol>)>,
     address_line: Option<usize>,
+}
+
+impl Default for TlsKeys {
+    fn default() -> Self {
+        TlsKeys {
+            prefix: CLIENT_PREFIX,
+            cfg: TlsConfig::default(),
+            quorum: QuorumTls::default(),
+            key_store: StoreKeys::default(),
+            trust_store: StoreKeys::default(),
+            protocol: None,
+            enabled_protocols: None,
+            address_line: None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -170,9 +221,32 @@ pub(super) enum Applied {
 }
 
 impl TlsKeys {
-    /// Reads `e` if it is one of the TLS keys.
+    /// The reader of the quorum keys: `sslQuorum`, `portUnification`,
+    /// `sslQuorumReloadCertFiles` and `ssl.quorum.*`.
+    pub(super) fn quorum() -> TlsKeys {
+        TlsKeys { prefix: QUORUM_PREFIX, ..TlsKeys::default() }
+    }
+
+    fn is_quorum(&self) -> bool {
+        self.prefix == QUORUM_PREFIX
+    }
+
+    /// Reads `e` if it is one of this reader's TLS keys.
     pub(super) fn apply(&mut self, e: &Entry) -> Result<Applied, ConfigError> {
-        let mut warning = None;
+        if let Some(suffix) = e.key.strip_prefix(self.prefix) {
+            if let Some(warning) = self.apply_common(suffix, e)? {
+                return Ok(Applied::Used(warning));
+            }
+        }
+        if self.is_quorum() {
+            match e.key.as_str() {
+                "sslQuorum" => self.quorum.ssl_quorum = true_false(e)?,
+                "portUnification" => self.quorum.port_unification = true_false(e)?,
+                "sslQuorumReloadCertFiles" => self.quorum.reload_cert_files = true_false(e)?,
+                _ => return Ok(Applied::NotMine),
+            }
+            return Ok(Applied::Used(None));
+        }
         match e.key.as_str() {
             "secureClientPort" => {
                 let port: u16 = number(e, "a port number (1-65535; 0 or absent: no secure port)")?;
@@ -183,46 +257,6 @@ impl TlsKeys {
                 self.address_line = Some(e.line);
             }
             "client.portUnification" | "zookeeper.client.portUnification" => self.cfg.port_unification = true_false(e)?,
-            "ssl.keyStore.location" => self.key_store.location = Some((e.line, e.value.clone())),
-            "ssl.keyStore.password" => self.key_store.password = Some(e.value.clone()),
-            "ssl.keyStore.passwordPath" => self.key_store.password_path = Some((e.line, e.value.clone())),
-            "ssl.keyStore.type" => self.key_store.kind = Some((e.line, e.value.clone())),
-            "ssl.trustStore.location" => self.trust_store.location = Some((e.line, e.value.clone())),
-            "ssl.trustStore.password" => self.trust_store.password = Some(e.value.clone()),
-            "ssl.trustStore.passwordPath" => self.trust_store.password_path = Some((e.line, e.value.clone())),
-            "ssl.trustStore.type" => self.trust_store.kind = Some((e.line, e.value.clone())),
-            "ssl.clientAuth" => self.cfg.client_auth = client_auth(e)?,
-            "ssl.protocol" => {
-                let p = protocols(e, &e.value)?;
-                // `TLS` (Java's generic context) offers every version; a versioned name one.
-                self.protocol = Some((e.line, *p.last().unwrap_or(&Protocol::Tls12)));
-                if p.len() > 1 {
-                    self.enabled_protocols.get_or_insert((e.line, p));
-                }
-            }
-            "ssl.enabledProtocols" => self.enabled_protocols = Some((e.line, protocols(e, &e.value)?)),
-            "ssl.ciphersuites" => {
-                let (suites, dropped) = crate::tls::suites::from_java_names(&e.value)
-                    .map_err(|name| invalid(e, &format!("cipher suite names Warren knows ({name:?} is not one)")))?;
-                if suites.is_empty() {
-                    return Err(invalid(e, "at least one AEAD cipher suite (CBC suites are not offered by rustls)"));
-                }
-                if !dropped.is_empty() {
-                    warning = Some(format!(
-                        "ssl.ciphersuites: {} not offered: Warren's TLS library (rustls) has no CBC suites",
-                        dropped.join(", ")
-                    ));
-                }
-                self.cfg.cipher_suites = Some(suites);
-            }
-            "ssl.hostnameVerification" => {
-                true_false(e)?;
-                warning = Some(
-                    "ssl.hostnameVerification is a client's setting (does the server's certificate name the \
-                     host it dialled?); a server does not check its clients' host names, as in ZooKeeper"
-                        .to_string(),
-                );
-            }
             "ssl.authProvider" => {
                 if e.value != "x509" {
                     return Err(ConfigError::Unsupported {
@@ -235,7 +269,77 @@ impl TlsKeys {
                     });
                 }
             }
-            "ssl.handshakeDetectionTimeoutMillis" => {
+            "X509AuthenticationProvider.superUser" | "zookeeper.X509AuthenticationProvider.superUser" => {
+                if e.value.is_empty() {
+                    return Err(invalid(e, "a certificate subject such as CN=admin,O=example"));
+                }
+                self.cfg.x509_super_user = Some(e.value.clone());
+            }
+            key if key.starts_with("authProvider.") => return auth_provider(e),
+            _ => return Ok(Applied::NotMine),
+        }
+        Ok(Applied::Used(None))
+    }
+
+    /// The keys client and quorum TLS share, named after the prefix (`keyStore.location`...).
+    /// `Ok(None)`: not one of them; `Ok(Some(warning))`: used.
+    fn apply_common(&mut self, suffix: &str, e: &Entry) -> Result<Option<Option<String>>, ConfigError> {
+        let mut warning = None;
+        match suffix {
+            "keyStore.location" => self.key_store.location = Some((e.line, e.value.clone())),
+            "keyStore.password" => self.key_store.password = Some(e.value.clone()),
+            "keyStore.passwordPath" => self.key_store.password_path = Some((e.line, e.value.clone())),
+            "keyStore.type" => self.key_store.kind = Some((e.line, e.value.clone())),
+            "trustStore.location" => self.trust_store.location = Some((e.line, e.value.clone())),
+            "trustStore.password" => self.trust_store.password = Some(e.value.clone()),
+            "trustStore.passwordPath" => self.trust_store.password_path = Some((e.line, e.value.clone())),
+            "trustStore.type" => self.trust_store.kind = Some((e.line, e.value.clone())),
+            "clientAuth" => {
+                self.cfg.client_auth = client_auth(e)?;
+                if self.is_quorum() && self.cfg.client_auth != ClientAuth::Need {
+                    return Err(ConfigError::Unsupported {
+                        line: e.line,
+                        key: e.key.clone(),
+                        value: e.value.clone(),
+                        reason: "Warren's servers always authenticate each other by certificate (need)".to_string(),
+                    });
+                }
+            }
+            "protocol" => {
+                let p = protocols(e, &e.value)?;
+                // `TLS` (Java's generic context) offers every version; a versioned name one.
+                self.protocol = Some((e.line, *p.last().unwrap_or(&Protocol::Tls12)));
+                if p.len() > 1 {
+                    self.enabled_protocols.get_or_insert((e.line, p));
+                }
+            }
+            "enabledProtocols" => self.enabled_protocols = Some((e.line, protocols(e, &e.value)?)),
+            "ciphersuites" => {
+                let (suites, dropped) = crate::tls::suites::from_java_names(&e.value)
+                    .map_err(|name| invalid(e, &format!("cipher suite names Warren knows ({name:?} is not one)")))?;
+                if suites.is_empty() {
+                    return Err(invalid(e, "at least one AEAD cipher suite (CBC suites are not offered by rustls)"));
+                }
+                if !dropped.is_empty() {
+                    warning = Some(format!(
+                        "{}: {} not offered: Warren's TLS library (rustls) has no CBC suites",
+                        e.key,
+                        dropped.join(", ")
+                    ));
+                }
+                self.cfg.cipher_suites = Some(suites);
+            }
+            "hostnameVerification" => {
+                self.cfg.hostname_verification = true_false(e)?;
+                if !self.is_quorum() {
+                    warning = Some(
+                        "ssl.hostnameVerification is a client's setting (does the server's certificate name the \
+                         host it dialled?); a server does not check its clients' host names, as in ZooKeeper"
+                            .to_string(),
+                    );
+                }
+            }
+            "handshakeDetectionTimeoutMillis" => {
                 let ms: i64 = number(e, "a positive number of milliseconds")?;
                 self.cfg.handshake_detection_timeout_ms = match u32::try_from(ms) {
                     Ok(ms) if ms > 0 => ms,
@@ -243,44 +347,37 @@ impl TlsKeys {
                     _ => return Err(invalid(e, "a positive number of milliseconds")),
                 };
             }
-            "X509AuthenticationProvider.superUser" | "zookeeper.X509AuthenticationProvider.superUser" => {
-                if e.value.is_empty() {
-                    return Err(invalid(e, "a certificate subject such as CN=admin,O=example"));
-                }
-                self.cfg.x509_super_user = Some(e.value.clone());
-            }
-            "ssl.crl" | "ssl.ocsp" => {
+            "crl" | "ocsp" => {
                 if true_false(e)? {
                     return Err(ConfigError::Unsupported {
                         line: e.line,
                         key: e.key.clone(),
                         value: e.value.clone(),
-                        reason: "certificate revocation checking is not implemented; a revoked client certificate \
-                                 would be accepted"
+                        reason: "certificate revocation checking is not implemented; a revoked certificate would be \
+                                 accepted"
                             .to_string(),
                     });
                 }
             }
-            "ssl.context.supplier.class" => {
+            "context.supplier.class" => {
                 return Err(ConfigError::Unsupported {
                     line: e.line,
                     key: e.key.clone(),
                     value: e.value.clone(),
-                    reason: "Warren cannot load a Java SSLContext supplier; configure ssl.keyStore.* and \
-                             ssl.trustStore.* instead"
-                        .to_string(),
+                    reason: format!(
+                        "Warren cannot load a Java SSLContext supplier; configure {0}keyStore.* and {0}trustStore.* \
+                         instead",
+                        self.prefix
+                    ),
                 });
             }
-            "ssl.sslProvider" => {
-                warning = Some(format!(
-                    "ssl.sslProvider={} is ignored: Warren's TLS is rustls whatever Netty would use",
-                    e.value
-                ));
+            "sslProvider" => {
+                warning =
+                    Some(format!("{}={} is ignored: Warren's TLS is rustls whatever Netty would use", e.key, e.value));
             }
-            key if key.starts_with("authProvider.") => return auth_provider(e),
-            _ => return Ok(Applied::NotMine),
+            _ => return Ok(None),
         }
-        Ok(Applied::Used(warning))
+        Ok(Some(warning))
     }
 
     /// The cross-key checks, once the whole file is read.
@@ -294,13 +391,7 @@ impl TlsKeys {
                 });
             }
         }
-        self.cfg.protocols = match (self.enabled_protocols, self.protocol) {
-            (Some((_, list)), _) => list,
-            (None, Some((_, p))) => vec![p],
-            (None, None) => vec![Protocol::Tls12],
-        };
-        self.cfg.key_store = self.key_store.finish("ssl.keyStore")?;
-        self.cfg.trust_store = self.trust_store.finish("ssl.trustStore")?;
+        self.finish_common()?;
         if !self.cfg.enabled() {
             if self.cfg.key_store.is_some() || self.cfg.trust_store.is_some() {
                 warnings.push(
@@ -327,6 +418,59 @@ impl TlsKeys {
             )));
         }
         Ok(self.cfg)
+    }
+
+    /// What client and quorum keys share: protocols and stores.
+    fn finish_common(&mut self) -> Result<(), ConfigError> {
+        self.cfg.protocols = match (self.enabled_protocols.take(), self.protocol) {
+            (Some((_, list)), _) => list,
+            (None, Some((_, p))) => vec![p],
+            (None, None) => vec![Protocol::Tls12],
+        };
+        let prefix = self.prefix;
+        self.cfg.key_store = std::mem::take(&mut self.key_store).finish(&format!("{prefix}keyStore"))?;
+        self.cfg.trust_store = std::mem::take(&mut self.trust_store).finish(&format!("{prefix}trustStore"))?;
+        Ok(())
+    }
+
+    /// The cross-key checks of the quorum keys. `ensemble`: whether `server.N` lines exist.
+    pub(super) fn finish_quorum(
+        mut self,
+        ensemble: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<QuorumTls, ConfigError> {
+        self.finish_common()?;
+        let mut q = self.quorum;
+        q.tls = self.cfg;
+        if !q.enabled() {
+            if q.tls.key_store.is_some() || q.tls.trust_store.is_some() {
+                warnings.push(
+                    "zoo.cfg: ssl.quorum.keyStore/ssl.quorum.trustStore are set but neither sslQuorum nor \
+                     portUnification is: peer connections are plaintext"
+                        .to_string(),
+                );
+            }
+            if q.reload_cert_files {
+                warnings.push("zoo.cfg: sslQuorumReloadCertFiles is set but quorum TLS is off".to_string());
+            }
+            return Ok(q);
+        }
+        if !ensemble {
+            warnings.push(
+                "zoo.cfg: sslQuorum/portUnification are set but there are no server.N lines: a standalone server \
+                 has no peers"
+                    .to_string(),
+            );
+            return Ok(QuorumTls { ssl_quorum: false, port_unification: false, ..q });
+        }
+        let what = if q.ssl_quorum { "sslQuorum=true" } else { "portUnification=true" };
+        if q.tls.key_store.is_none() || q.tls.trust_store.is_none() {
+            return Err(ConfigError::Tls(format!(
+                "{what} needs ssl.quorum.keyStore.location (this server's certificate) and \
+                 ssl.quorum.trustStore.location (the CA its peers' certificates must chain to)"
+            )));
+        }
+        Ok(q)
     }
 }
 
@@ -621,15 +765,5 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(t.key_store.unwrap().password, "secret");
-    }
-
-    #[test]
-    fn quorum_tls_is_refused_and_its_keys_warned_about() {
-        // sslQuorum=true would leave peer traffic plaintext while the operator thinks it
-        // encrypted: refused. The ssl.quorum.* keys alone change nothing: warned, by name.
-        assert!(err("sslQuorum=true").contains("quorum TLS is not implemented"));
-        let (_, w) = tls("sslQuorum=false\nssl.quorum.keyStore.location=/q.p12").unwrap();
-        assert!(w.iter().any(|w| w.contains("ssl.quorum.keyStore.location is not supported")), "{w:?}");
-        assert!(!w.iter().any(|w| w.contains("ssl.keyStore")), "{w:?}");
     }
 }

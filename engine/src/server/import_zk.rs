@@ -19,16 +19,18 @@ use super::epochs;
 use super::wal::sync_dir;
 use crate::quorum::{epoch_of, Epochs};
 use crate::snap::{self, SessionRecord, SnapshotWriter};
+use crate::zkformat::export::PROGRESS_EVERY;
 use crate::zkformat::import::{import, zookeeper_passwd, ImportError, Imported, ZkFiles};
 
-/// Where ZooKeeper's files are: the snapshot and log `version-2` directories.
+/// Where a data directory's files are: the snapshot and log `version-2` directories (the
+/// same layout for ZooKeeper's and Warren's).
 pub struct Source {
     pub snap_dir: PathBuf,
     pub log_dir: PathBuf,
 }
 
 impl Source {
-    /// ZooKeeper's dataDir (and dataLogDir, when logs live apart); either the directory or its
+    /// The dataDir (and dataLogDir, when logs live apart); either the directory or its
     /// `version-2` is accepted.
     pub fn new(data_dir: &Path, log_dir: Option<&Path>) -> Source {
         let v2 = |d: &Path| if d.ends_with("version-2") { d.to_path_buf() } else { d.join("version-2") };
@@ -37,7 +39,8 @@ impl Source {
 }
 
 /// Imports `source` into the missing or empty directory `target`. Returns what was read.
-pub fn run(source: &Source, target: &Path) -> Result<Imported, ImportError> {
+/// `progress` gets (nodes written, nodes in all) while the Warren snapshot is written.
+pub fn run(source: &Source, target: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Imported, ImportError> {
     check_target(target)?;
     let mut files = ZkFiles::default();
     let mut dirs = vec![&source.snap_dir];
@@ -60,11 +63,13 @@ pub fn run(source: &Source, target: &Path) -> Result<Imported, ImportError> {
         return Err(ImportError::new(&source.snap_dir, None, "no ZooKeeper snapshot or log found"));
     }
     let imported = import(&files, |p| fs::read(p))?;
-    write_target(&imported, target)?;
+    write_target(&imported, target, progress)?;
     Ok(imported)
 }
 
-fn check_target(target: &Path) -> Result<(), ImportError> {
+/// Refuses a target directory that exists and holds anything (import and export write only
+/// into a missing or empty one).
+pub(super) fn check_target(target: &Path) -> Result<(), ImportError> {
     match fs::read_dir(target) {
         Ok(mut entries) => match entries.next() {
             None => Ok(()),
@@ -75,25 +80,37 @@ fn check_target(target: &Path) -> Result<(), ImportError> {
     }
 }
 
-fn write_target(imported: &Imported, target: &Path) -> Result<(), ImportError> {
-    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("warren-data");
+fn write_target(imported: &Imported, target: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<(), ImportError> {
+    write_through_temp(target, "import", "the Warren data directory", |tmp| write_into(imported, tmp, progress))
+}
+
+/// Fills a temporary sibling of `target` with `fill`, then renames it onto `target` (missing
+/// or empty) and syncs the parent: the target ends up whole or untouched. `what` names the
+/// written directory in the error.
+pub(super) fn write_through_temp(
+    target: &Path,
+    tag: &str,
+    what: &str,
+    fill: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<(), ImportError> {
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("data");
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = parent.join(format!(".{name}.import-{}", std::process::id()));
-    let result = write_into(imported, &tmp).and_then(|()| {
+    let tmp = parent.join(format!(".{name}.{tag}-{}", std::process::id()));
+    let result = fill(&tmp).and_then(|()| {
         // rename(2) replaces an empty directory; a missing one is simply created.
         fs::rename(&tmp, target)?;
         sync_dir(&parent)
     });
     result.map_err(|e| {
         let _ = fs::remove_dir_all(&tmp);
-        ImportError::new(target, None, format!("cannot write the Warren data directory: {e}"))
+        ImportError::new(target, None, format!("cannot write {what}: {e}"))
     })
 }
 
-fn write_into(imported: &Imported, dir: &Path) -> std::io::Result<()> {
+fn write_into(imported: &Imported, dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> std::io::Result<()> {
     let v2 = dir.join("version-2");
     fs::create_dir_all(&v2)?;
     let zxid = imported.last_zxid;
@@ -101,9 +118,14 @@ fn write_into(imported: &Imported, dir: &Path) -> std::io::Result<()> {
     let mut paths: Vec<&String> = imported.tree.iter().map(|(p, _)| p).collect();
     // Parents before children, and the same bytes for the same input.
     paths.sort();
-    for p in paths {
+    let total = paths.len() as u64;
+    for (i, p) in paths.into_iter().enumerate() {
         w.add_node(p, imported.tree.get(p).expect("listed above"))?;
+        if (i as u64).is_multiple_of(PROGRESS_EVERY) {
+            progress(i as u64, total);
+        }
     }
+    progress(total, total);
     let sessions: Vec<SessionRecord> = imported
         .sessions
         .iter()

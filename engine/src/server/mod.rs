@@ -10,6 +10,7 @@
 mod admin;
 mod admission;
 pub mod epochs;
+pub mod export_zk;
 mod frame;
 pub mod http;
 pub mod import_zk;
@@ -82,6 +83,8 @@ pub struct EnsembleSettings {
     pub members: Vec<(crate::quorum::ServerId, SocketAddr, SocketAddr)>,
     /// dataDir itself (the epoch files live there, not in version-2).
     pub data_dir: std::path::PathBuf,
+    /// Quorum TLS (`sslQuorum`, `portUnification`); None: plaintext links.
+    pub tls: Option<peers::PeerTls>,
 }
 
 /// Where and how the log and snapshots are kept.
@@ -451,6 +454,7 @@ async fn owner_main(
             myid: e.quorum.myid,
             members: e.members.clone(),
             connect_timeout: std::time::Duration::from_millis(settings.machine.tick_ms.clamp(200, 5000) as u64),
+            tls: e.tls.clone(),
         };
         owner.start_peers(cfg)?;
     }

@@ -580,6 +580,10 @@ impl Owner {
                 return Answer::Now("This ZooKeeper instance is not currently serving requests\n".to_string());
             }
         }
+        if w == FourLetterWord::Dump {
+            let input = DumpCopy::take(m, self.start_wall_ms);
+            return Answer::Later(Box::new(move || admin::dump(&input.info())));
+        }
         if matches!(w, FourLetterWord::Wchs | FourLetterWord::Wchc | FourLetterWord::Wchp) {
             let input = WatchReport::take(m);
             return Answer::Later(Box::new(move || match w {
@@ -611,7 +615,6 @@ impl Owner {
             FourLetterWord::Dirs => {
                 admin::dirs(dir_size(&self.settings.admin.data_dir), dir_size(&self.settings.admin.data_log_dir))
             }
-            FourLetterWord::Dump => admin::dump(&self.dump_info(m)),
             other => format!("{} is not supported by Warren.\n", other.as_str()),
         })
     }
@@ -677,27 +680,6 @@ impl Owner {
             ("warren_log_max_fsync_us".into(), int(s.max_fsync_us.get())),
             ("warren_log_failed".into(), int(self.wal.is_poisoned() as u64)),
         ]
-    }
-
-    fn dump_info(&self, m: &Machine) -> admin::DumpInfo {
-        let mut buckets: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
-        for s in m.sessions().iter() {
-            let wall = self.start_wall_ms + s.expire_at_ms;
-            buckets.entry(wall).or_default().push(s.id);
-        }
-        let sessions = admin::SessionDump::Standalone(
-            buckets
-                .into_iter()
-                .map(|(t, mut ids)| {
-                    ids.sort_unstable();
-                    admin::ExpiryBucket { expire_at_ms: t, session_ids: ids }
-                })
-                .collect(),
-        );
-        let mut ephemerals: Vec<(i64, Vec<String>)> =
-            m.tree().ephemeral_sessions().map(|(s, set)| (*s, set.iter().cloned().collect())).collect();
-        ephemerals.sort();
-        admin::DumpInfo { sessions, ephemerals, connections: None }
     }
 }
 
@@ -1000,7 +982,10 @@ impl Owner {
                 f.insert("read_only".into(), m.log_failure().is_some().into());
                 f
             }
-            "dump" => j::dump(&self.dump_info(m)),
+            "dump" => {
+                let input = DumpCopy::take(m, self.start_wall_ms);
+                return Answer::Later(Box::new(move || j::response(command, None, j::dump(&input.info()))));
+            }
             "watches" | "watches_by_path" | "watch_summary" => {
                 let input = WatchReport::take(m);
                 return Answer::Later(Box::new(move || {
@@ -1227,6 +1212,43 @@ impl WatchReport {
     fn by_path(self) -> Vec<(String, Vec<i64>)> {
         let (copy, session) = self.split();
         copy.by_path().into_iter().map(|(p, conns)| (p, conns.into_iter().map(&session).collect())).collect()
+    }
+}
+
+/// What `dump` needs from the owner: each session's expiry and each session's ephemeral paths
+/// (a reference count per path). Grouping, sorting and formatting happen off the owner.
+struct DumpCopy {
+    /// (session id, expiry as wall-clock ms).
+    expiries: Vec<(i64, i64)>,
+    ephemerals: Vec<(i64, Vec<Arc<str>>)>,
+}
+
+impl DumpCopy {
+    fn take(m: &Machine, start_wall_ms: i64) -> DumpCopy {
+        DumpCopy {
+            expiries: m.sessions().iter().map(|s| (s.id, start_wall_ms + s.expire_at_ms)).collect(),
+            ephemerals: m.tree().ephemeral_sessions().map(|(s, set)| (*s, set.iter().cloned().collect())).collect(),
+        }
+    }
+
+    fn info(mut self) -> admin::DumpInfo {
+        let mut buckets: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for (id, wall) in self.expiries {
+            buckets.entry(wall).or_default().push(id);
+        }
+        let sessions = admin::SessionDump::Standalone(
+            buckets
+                .into_iter()
+                .map(|(t, mut ids)| {
+                    ids.sort_unstable();
+                    admin::ExpiryBucket { expire_at_ms: t, session_ids: ids }
+                })
+                .collect(),
+        );
+        self.ephemerals.sort_unstable_by_key(|(s, _)| *s);
+        let ephemerals =
+            self.ephemerals.into_iter().map(|(s, paths)| (s, paths.iter().map(|p| p.to_string()).collect())).collect();
+        admin::DumpInfo { sessions, ephemerals, connections: None }
     }
 }
 

@@ -26,6 +26,20 @@
 //! that hello is read, a message a server sends right after its `Up` reaches a peer that
 //! already reported `Up` too.
 //!
+//! **TLS** (`sslQuorum`, `portUnification`, [`PeerTls`]). With `sslQuorum=true` every
+//! outbound connection is a TLS client showing this server's certificate; the election port
+//! then takes TLS only, or, with `portUnification=true`, TLS and plaintext told apart by the
+//! first byte (0x16 opens a TLS handshake; a plaintext hello starts with `W`). With
+//! `portUnification=true` alone, connections are dialled in plaintext and both are accepted:
+//! the middle steps of a rolling switch. Both ends verify the other's certificate against the
+//! quorum trust store; with `ssl.quorum.hostnameVerification` the dialler checks that the
+//! certificate names the host of the peer's `server.N` line, and the acceptor, once the hello
+//! says which server dialled, that the certificate names *that* server's host, so that one
+//! member's certificate cannot speak for another. The handshake runs in the connection's task,
+//! under the hello deadline; a failed one is logged (at most once per `REJECT_LOG_EVERY`, with
+//! a count of the others) and the connection closed. Plaintext links run the same code, generic
+//! over the stream, as before TLS existed.
+//!
 //! Not detected here: a peer that stops reading without closing (a hung process, a partition
 //! that drops packets silently). Its queue grows and its writes stall until TCP gives up; the
 //! protocol's own timeouts (syncLimit) notice first and call [`Peers::reset`].
@@ -40,17 +54,20 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::or;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_rustls::{TlsAcceptor, TlsConnector};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::Task;
+use rustls_pki_types::{CertificateDer, ServerName};
 use tracing::{debug, error, info, warn};
 
-use super::admission::AcceptBackoff;
+use super::admission::{AcceptBackoff, LogLimiter};
 use super::outbox::Outbox;
 use crate::quorum::codec::{self, HELLO_LEN, MAX_FRAME};
 use crate::quorum::{Msg, ServerId};
@@ -65,12 +82,47 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// A connection must send its hello within this time (at least).
 const HELLO_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 const READ_BUF_INITIAL: usize = 64 * 1024;
+/// Rejected connections to the election port (bad hello, failed TLS handshake, a certificate
+/// for another host) are logged at most this often, with a count of the others.
+const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub struct PeerConfig {
     pub myid: ServerId,
     /// Every member, myself included: `(myid, quorum address, election address)`.
     pub members: Vec<(ServerId, SocketAddr, SocketAddr)>,
     pub connect_timeout: Duration,
+    /// None: plaintext only (neither `sslQuorum` nor `portUnification`).
+    pub tls: Option<PeerTls>,
+}
+
+/// Quorum TLS, as the links need it (see the module doc).
+#[derive(Clone)]
+pub struct PeerTls {
+    /// The server and client configurations; replaced when `sslQuorumReloadCertFiles` is set
+    /// and the store files change. A link uses the configuration current when it opened.
+    pub configs: Arc<crate::tls::Reloadable<crate::tls::PeerConfigs>>,
+    /// `sslQuorum`: dial with TLS.
+    pub dial: bool,
+    /// `portUnification`: the election port also accepts plaintext.
+    pub unified: bool,
+    /// `ssl.quorum.hostnameVerification`.
+    pub hostname_verification: bool,
+    /// Every other member's `server.N` host, as the name its certificate must carry.
+    pub hosts: HashMap<ServerId, ServerName<'static>>,
+    /// `ssl.quorum.handshakeDetectionTimeoutMillis`: how long a unified port waits for the
+    /// first byte (never longer than the hello deadline).
+    pub detection_timeout: Duration,
+}
+
+impl std::fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTls")
+            .field("dial", &self.dial)
+            .field("unified", &self.unified)
+            .field("hostname_verification", &self.hostname_verification)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +162,11 @@ impl Peers {
         if cfg.connect_timeout.is_zero() {
             return Err(invalid("the peer connect timeout must not be zero".into()));
         }
+        if let Some(t) = &cfg.tls {
+            if let Some((id, _, _)) = cfg.members.iter().find(|m| m.0 != cfg.myid && !t.hosts.contains_key(&m.0)) {
+                return Err(invalid(format!("quorum TLS: no host name for server {id}")));
+            }
+        }
         let (q, q_fd, quorum_addr) = bind(quorum, "quorum")?;
         let (e, e_fd, election_addr) = bind(election, "election")?;
         info!("peer links: server {} on quorum port {quorum_addr} and election port {election_addr}", cfg.myid);
@@ -129,6 +186,8 @@ impl Peers {
             conns: RefCell::new(HashMap::new()),
             closed: Cell::new(false),
             hello_timeout: cfg.connect_timeout.max(HELLO_TIMEOUT_MIN),
+            tls: cfg.tls,
+            rejections: RefCell::new(LogLimiter::new(REJECT_LOG_EVERY)),
         });
         let (q, e) = (Rc::new(q), Rc::new(e));
         let mut tasks = vec![
@@ -313,6 +372,9 @@ struct Shared {
     conns: RefCell<HashMap<u64, Rc<Kill>>>,
     closed: Cell<bool>,
     hello_timeout: Duration,
+    tls: Option<PeerTls>,
+    /// Rate limit of the rejected-connection log line.
+    rejections: RefCell<LogLimiter>,
 }
 
 impl Shared {
@@ -320,6 +382,15 @@ impl Shared {
         let g = self.next_gen.get();
         self.next_gen.set(g + 1);
         g
+    }
+
+    /// Logs a rejected inbound connection, rate-limited.
+    fn note_rejected(&self, from: &str, why: &str) {
+        if let Some(held_back) = self.rejections.borrow_mut().allow(Instant::now()) {
+            let more =
+                if held_back > 0 { format!(" ({held_back} more rejected since the last line)") } else { String::new() };
+            warn!("rejected a connection to the election port from {from}: {why}{more}");
+        }
     }
 
     fn emit(&self, ev: PeerEvent) {
@@ -424,7 +495,8 @@ async fn outbound(shared: Rc<Shared>, peer: ServerId, addr: SocketAddr, timeout:
     let mut failures = 0u64;
     let mut last_report: Option<Instant> = None;
     while !shared.closed.get() {
-        match TcpStream::connect_timeout(addr, timeout).await {
+        let since = Instant::now();
+        match connect_and_run(&shared, peer, addr, timeout, &mut failures, &mut last_report).await {
             Err(e) => {
                 failures += 1;
                 match last_report {
@@ -438,11 +510,7 @@ async fn outbound(shared: Rc<Shared>, peer: ServerId, addr: SocketAddr, timeout:
                     last_report = Some(Instant::now());
                 }
             }
-            Ok(stream) => {
-                failures = 0;
-                last_report = None;
-                let since = Instant::now();
-                let reason = run_outbound(&shared, peer, stream).await;
+            Ok(reason) => {
                 if !shared.closed.get() {
                     info!("link to peer {peer} at {addr} closed: {reason}");
                 }
@@ -456,10 +524,44 @@ async fn outbound(shared: Rc<Shared>, peer: ServerId, addr: SocketAddr, timeout:
     }
 }
 
-/// Runs one outbound connection until it breaks or is closed; returns why it ended.
-async fn run_outbound(shared: &Rc<Shared>, peer: ServerId, stream: TcpStream) -> String {
+/// Connects to `peer` (with a TLS handshake under `sslQuorum`) and runs the connection until it
+/// breaks; `Err` when no connection was made. The failure count restarts once one is made.
+async fn connect_and_run(
+    shared: &Rc<Shared>,
+    peer: ServerId,
+    addr: SocketAddr,
+    timeout: Duration,
+    failures: &mut u64,
+    last_report: &mut Option<Instant>,
+) -> Result<String, String> {
+    let stream = TcpStream::connect_timeout(addr, timeout).await.map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().map_or("?".to_string(), |a| a.to_string());
+    let Some(tls) = shared.tls.as_ref().filter(|t| t.dial) else {
+        (*failures, *last_report) = (0, None);
+        return Ok(run_outbound(shared, peer, stream, local).await);
+    };
+    let name = tls.hosts.get(&peer).cloned().ok_or_else(|| format!("no host name for server {peer}"))?;
+    let connector = TlsConnector::from(tls.configs.current().client.clone());
+    let handshake = async { connector.connect(name, stream).await.map_err(|e| format!("TLS handshake failed: {e}")) };
+    let stream = or(handshake, expire(shared.hello_timeout, "TLS handshake not finished in time")).await?;
+    (*failures, *last_report) = (0, None);
+    Ok(run_outbound(shared, peer, stream, local).await)
+}
+
+/// Waits `after`, then fails with `why`: raced against an operation that must not hang.
+async fn expire<T>(after: Duration, why: &str) -> Result<T, String> {
+    glommio::timer::sleep(after).await;
+    Err(why.to_string())
+}
+
+/// Runs one outbound connection until it breaks or is closed; returns why it ended.
+async fn run_outbound<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Rc<Shared>,
+    peer: ServerId,
+    stream: S,
+    local: String,
+) -> String {
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let outbox = Rc::new(Outbox::unbounded());
     let mut hello = Vec::with_capacity(HELLO_LEN);
@@ -474,7 +576,11 @@ async fn run_outbound(shared: &Rc<Shared>, peer: ServerId, stream: TcpStream) ->
     let writer = async {
         let mut buf = Vec::with_capacity(64 * 1024);
         while outbox.next_batch(&mut buf).await {
+            // flush: TLS may keep encrypted bytes buffered (a no-op on plain TCP).
             if let Err(e) = wr.write_all(&buf).await {
+                return format!("write error: {e}");
+            }
+            if let Err(e) = wr.flush().await {
                 return format!("write error: {e}");
             }
             outbox.written(buf.len());
@@ -575,8 +681,8 @@ async fn inbound(shared: Rc<Shared>, stream: TcpStream, gen: u64, kill: Rc<Kill>
         kill.wait().await;
         Ended::Closed("closed with the peer's other link".into())
     };
-    match or(read_inbound(&shared, stream, gen, &kill, &peer), killed).await {
-        Ended::Rejected(why) => warn!("rejected a connection to the election port from {from}: {why}"),
+    match or(open_inbound(&shared, stream, gen, &kill, &peer), killed).await {
+        Ended::Rejected(why) => shared.note_rejected(&from, &why),
         Ended::Closed(why) => {
             if let (Some(id), false) = (peer.get(), shared.closed.get()) {
                 info!("link from peer {id} at {from} closed: {why}");
@@ -591,12 +697,49 @@ enum Ended {
     Closed(String),
 }
 
-async fn read_inbound(
+/// Runs the TLS handshake when the connection is (or must be) TLS, then reads it.
+async fn open_inbound(
     shared: &Shared,
-    mut stream: TcpStream,
+    stream: TcpStream,
     gen: u64,
     kill: &Rc<Kill>,
     peer: &Cell<Option<ServerId>>,
+) -> Ended {
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = &shared.tls else {
+        return read_inbound(shared, stream, gen, kill, peer, None).await;
+    };
+    let started = Instant::now();
+    if tls.unified {
+        match super::secure::detect(&stream, tls.detection_timeout.min(shared.hello_timeout)).await {
+            Ok(true) => {}
+            Ok(false) => return read_inbound(shared, stream, gen, kill, peer, None).await,
+            Err(e) => return Ended::Rejected(format!("nothing received: {e}")),
+        }
+    }
+    let acceptor = TlsAcceptor::from(tls.configs.current().server.clone());
+    let handshake = async { acceptor.accept(stream).await.map_err(|e| format!("TLS handshake failed: {e}")) };
+    let left = shared.hello_timeout.saturating_sub(started.elapsed());
+    let stream = match or(handshake, expire(left, "TLS handshake not finished in time")).await {
+        Ok(s) => s,
+        Err(why) => return Ended::Rejected(why),
+    };
+    // rustls required and verified a certificate (clientAuth need); kept for the host check.
+    let Some(leaf) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).cloned() else {
+        return Ended::Rejected("TLS without a peer certificate".into());
+    };
+    read_inbound(shared, stream, gen, kill, peer, Some(leaf)).await
+}
+
+/// Reads a connection's hello and then its frames. `leaf`: the peer's certificate on a TLS
+/// connection, checked against the host of the server the hello names.
+async fn read_inbound<S: AsyncRead + Unpin>(
+    shared: &Shared,
+    mut stream: S,
+    gen: u64,
+    kill: &Rc<Kill>,
+    peer: &Cell<Option<ServerId>>,
+    leaf: Option<CertificateDer<'static>>,
 ) -> Ended {
     let mut rb = ReadBuf::new();
     let timeout = async {
@@ -617,8 +760,17 @@ async fn read_inbound(
         Some(l) => l.addr,
         None => return Ended::Rejected(format!("server {id} is not a member")),
     };
+    if let (Some(leaf), Some(tls)) = (&leaf, &shared.tls) {
+        if tls.hostname_verification {
+            let host = tls.hosts.get(&id).cloned().ok_or_else(|| format!("no host name for server {id}"));
+            if let Err(e) = host.and_then(|h| {
+                crate::tls::certificate_names_host(leaf, &h).map_err(|e| format!("{e} (server.{id} is {h:?})"))
+            }) {
+                return Ended::Rejected(format!("its certificate is not valid for server {id}: {e}"));
+            }
+        }
+    }
     peer.set(Some(id));
-    let _ = stream.set_nodelay(true);
     debug!("peer {id} (election address {addr}) connected");
     shared.in_open(id, gen, kill.clone());
     loop {

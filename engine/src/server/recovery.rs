@@ -56,12 +56,30 @@ pub fn recover(
     };
     let mut machine = Machine::new(cfg, tree, now);
     machine.restore_sessions(&sessions, now);
-    let log = read_log(log_dir, start_zxid, |t| machine.replay(&t, now))?;
+    let log = read_log(log_dir, start_zxid, Repair::Yes, |t| machine.replay(&t, now))?;
     info!(
         "recovered to zxid {:#x}: snapshot at {:#x} + {} transactions from the log",
         log.last_zxid, start_zxid, log.count
     );
     Ok(Recovered { machine, tail: log.tail, last_zxid: log.last_zxid, replayed: log.count })
+}
+
+/// What a stopped server's data replays to, for `warren export-zk`: [`recover`] without
+/// touching the files (a torn tail ends the log but is not zeroed, an empty last segment is
+/// left alone). Returns the tree, the sessions and the last zxid, and the torn tail if any.
+pub fn replay_read_only(
+    log_dir: &Path,
+    snapshot: Option<SnapshotState>,
+) -> Result<(Machine, i64, usize, Option<String>), String> {
+    let (tree, sessions, start_zxid) = match snapshot {
+        Some(s) => (s.tree, s.sessions, s.start_zxid),
+        None => (DataTree::new(), Vec::new(), 0),
+    };
+    let now = Now::from_ms(0, 0);
+    let mut machine = Machine::new(MachineConfig::default(), tree, now);
+    machine.restore_sessions(&sessions, now);
+    let log = read_log(log_dir, start_zxid, Repair::No, |t| machine.replay(&t, now))?;
+    Ok((machine, log.last_zxid, log.count, log.torn))
 }
 
 /// What an ensemble member starts from, see [`recover_ensemble`].
@@ -88,7 +106,7 @@ pub fn recover_ensemble(data_dir: &Path, snap_dir: &Path, log_dir: &Path) -> Res
         None => (DataTree::new(), Vec::new(), 0),
     };
     let mut txns = Vec::new();
-    let log = read_log(log_dir, snapshot_zxid, |t| txns.push(t))?;
+    let log = read_log(log_dir, snapshot_zxid, Repair::Yes, |t| txns.push(t))?;
     info!(
         "ensemble recovery: epochs accepted {} current {}, snapshot at {:#x}, {} log records after it up to {:#x}",
         epochs.accepted, epochs.current, snapshot_zxid, log.count, log.last_zxid
@@ -101,9 +119,18 @@ pub fn recover_ensemble(data_dir: &Path, snap_dir: &Path, log_dir: &Path) -> Res
     })
 }
 
+/// Whether reading the log may fix what a crash left behind (a torn tail, an empty segment).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repair {
+    Yes,
+    No,
+}
+
 /// What reading the log found.
 struct LogRead {
     tail: Option<Tail>,
+    /// The torn tail that ended the last segment (file and why), repaired or not.
+    torn: Option<String>,
     /// The last zxid handed out, or `after` if none.
     last_zxid: i64,
     count: usize,
@@ -114,12 +141,13 @@ struct LogRead {
 /// must still increase); a gap within an epoch or a zxid that goes back is an error. The
 /// torn tail of the last segment is zeroed, and an all-zero last segment without a header (a
 /// crash while creating it) removed.
-fn read_log(log_dir: &Path, after: i64, mut each: impl FnMut(Txn)) -> Result<LogRead, String> {
+fn read_log(log_dir: &Path, after: i64, repair: Repair, mut each: impl FnMut(Txn)) -> Result<LogRead, String> {
     let segs = segments(log_dir).map_err(|e| format!("cannot list {}: {e}", log_dir.display()))?;
     let mut last = after;
     let mut seen: Option<i64> = None;
     let mut count = 0;
     let mut tail = None;
+    let mut torn = None;
     for (i, (_, path)) in segs.iter().enumerate() {
         let last_segment = i + 1 == segs.len();
         // A segment whose successor starts at or before the resume point holds nothing new
@@ -132,8 +160,10 @@ fn read_log(log_dir: &Path, after: i64, mut each: impl FnMut(Txn)) -> Result<Log
             Ok(s) => s,
             Err(format::ScanError::Header(h)) if last_segment && bytes.iter().all(|&b| b == 0) => {
                 // A crash while creating the segment: it never held a record.
-                warn!("removing {} : empty segment with no header ({h})", path.display());
-                fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                if repair == Repair::Yes {
+                    warn!("removing {} : empty segment with no header ({h})", path.display());
+                    fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                }
                 continue;
             }
             Err(e) => return Err(format!("{}: {e}", path.display())),
@@ -145,8 +175,11 @@ fn read_log(log_dir: &Path, after: i64, mut each: impl FnMut(Txn)) -> Result<Log
                     path.display()
                 ));
             }
-            warn!("{}: torn tail ({why}); truncating the log at offset {}", path.display(), scan.end);
-            zero_from(path, scan.end as u64, bytes.len() as u64)?;
+            torn = Some(format!("{} at offset {}: {why}", path.display(), scan.end));
+            if repair == Repair::Yes {
+                warn!("{}: torn tail ({why}); truncating the log at offset {}", path.display(), scan.end);
+                zero_from(path, scan.end as u64, bytes.len() as u64)?;
+            }
         }
         for t in scan.txns {
             let z = t.hdr.zxid;
@@ -174,7 +207,7 @@ fn read_log(log_dir: &Path, after: i64, mut each: impl FnMut(Txn)) -> Result<Log
             tail = Some(Tail { path: path.clone(), offset: scan.end as u64, size: bytes.len() as u64 });
         }
     }
-    Ok(LogRead { tail, last_zxid: last, count })
+    Ok(LogRead { tail, torn, last_zxid: last, count })
 }
 
 /// Overwrites a torn tail with zeros (keeping the preallocation) and syncs it.
@@ -234,7 +267,7 @@ mod tests {
 
     fn read_all(dir: &Path, after: i64) -> Result<Vec<i64>, String> {
         let mut out = Vec::new();
-        let log = read_log(dir, after, |t| out.push(t.hdr.zxid))?;
+        let log = read_log(dir, after, Repair::Yes, |t| out.push(t.hdr.zxid))?;
         assert_eq!(log.count, out.len());
         assert_eq!(log.last_zxid, out.last().copied().unwrap_or(after));
         Ok(out)

@@ -131,7 +131,7 @@ pub(super) async fn serve_secure(
 
 /// Waits for the first byte of a unified port's connection, without consuming it, and tells
 /// whether it opens a TLS handshake. `Err` when the client closed or stayed silent.
-async fn detect(stream: &TcpStream, timeout: Duration) -> std::io::Result<bool> {
+pub(super) async fn detect(stream: &TcpStream, timeout: Duration) -> std::io::Result<bool> {
     let mut first = [0u8; 2];
     let peek = async {
         let n = stream.peek(&mut first).await?;

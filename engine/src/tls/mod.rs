@@ -1,5 +1,7 @@
 //! TLS for client connections: rustls server configurations built from ZooKeeper's `ssl.*`
 //! keys, reloaded when their files change, and the x509 identity of a client certificate.
+//! For the links between servers (`ssl.quorum.*`, see [`peer_configs`]): a server and a client
+//! configuration from the same stores, both requiring the other side's certificate.
 //!
 //! Nothing here touches sockets or glommio: the shell (`server/`) runs the handshake with
 //! `futures-rustls` on the connection's executor and asks [`Reloadable::current`] for the
@@ -12,8 +14,11 @@ pub mod x500;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::config::tls::{ClientAuth, TlsConfig};
 
@@ -22,24 +27,25 @@ pub const RELOAD_POLL: Duration = Duration::from_secs(2);
 
 /// Builds the rustls configuration `cfg` describes, reading its files.
 pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
-    let key_store = cfg.key_store.as_ref().ok_or("ssl.keyStore.location is not set")?;
-    let provider = suites::provider(cfg.cipher_suites.as_deref(), &cfg.protocols)?;
+    server_config_for(cfg, "ssl.")
+}
+
+/// [`server_config`] with the keys named after `prefix` in errors.
+fn server_config_for(cfg: &TlsConfig, prefix: &str) -> Result<Arc<ServerConfig>, String> {
+    let key_store = cfg.key_store.as_ref().ok_or_else(|| format!("{prefix}keyStore.location is not set"))?;
+    let provider = suites::provider(cfg.cipher_suites.as_deref(), &cfg.protocols, prefix)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&suites::versions(&cfg.protocols))
-        .map_err(|e| format!("ssl.enabledProtocols: {e}"))?;
+        .map_err(|e| format!("{prefix}enabledProtocols: {e}"))?;
     let builder = match (cfg.client_auth, &cfg.trust_store) {
         (ClientAuth::None, _) => builder.with_no_client_auth(),
         (_, None) => {
-            return Err("ssl.clientAuth asks for client certificates but ssl.trustStore.location is not set".into())
+            return Err(format!(
+                "{prefix}clientAuth asks for client certificates but {prefix}trustStore.location is not set"
+            ))
         }
         (auth, Some(trust)) => {
-            let mut roots = RootCertStore::empty();
-            for cert in stores::load_roots(trust)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: a certificate cannot be trusted: {e}", trust.location.display()))?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots(trust)?, provider);
             let verifier = if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
             let verifier = verifier.build().map_err(|e| format!("{}: {e}", trust.location.display()))?;
             builder.with_client_cert_verifier(verifier)
@@ -52,22 +58,149 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
-/// The configuration new connections use; replaced when the files change.
-pub struct Reloadable {
-    current: RwLock<Arc<ServerConfig>>,
+/// The trust store's certificates as rustls roots.
+fn roots(trust: &crate::config::tls::Store) -> Result<Arc<RootCertStore>, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in stores::load_roots(trust)? {
+        roots.add(cert).map_err(|e| format!("{}: a certificate cannot be trusted: {e}", trust.location.display()))?;
+    }
+    Ok(Arc::new(roots))
 }
 
-impl Reloadable {
-    pub fn new(config: Arc<ServerConfig>) -> Arc<Reloadable> {
+/// Both ends of a link between servers: each accepts and dials with the same certificate and
+/// each requires the other's, chained to the `ssl.quorum.trustStore`.
+pub struct PeerConfigs {
+    /// For connections peers dial to us: their certificate is required (`clientAuth=need`).
+    pub server: Arc<ServerConfig>,
+    /// For the connections we dial: shows our certificate, checks the peer's, and (with
+    /// `ssl.quorum.hostnameVerification`) that it names the host of the peer's `server.N` line.
+    pub client: Arc<ClientConfig>,
+}
+
+/// Builds the peer configurations from the `ssl.quorum.*` settings (`cfg.client_auth` is
+/// `Need`: the config reader refuses anything else).
+pub fn peer_configs(cfg: &TlsConfig) -> Result<Arc<PeerConfigs>, String> {
+    const PREFIX: &str = "ssl.quorum.";
+    let server = server_config_for(cfg, PREFIX)?;
+    let key_store = cfg.key_store.as_ref().ok_or("ssl.quorum.keyStore.location is not set")?;
+    let trust = cfg.trust_store.as_ref().ok_or("ssl.quorum.trustStore.location is not set")?;
+    let provider = suites::provider(cfg.cipher_suites.as_deref(), &cfg.protocols, PREFIX)?;
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots(trust)?, provider.clone())
+        .build()
+        .map_err(|e| format!("{}: {e}", trust.location.display()))?;
+    let verifier: Arc<dyn ServerCertVerifier> =
+        if cfg.hostname_verification { verifier } else { Arc::new(AnyHostName(verifier)) };
+    let id = stores::load_identity(key_store)?;
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&suites::versions(&cfg.protocols))
+        .map_err(|e| format!("ssl.quorum.enabledProtocols: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(id.chain, id.key)
+        .map_err(|e| {
+            format!("{}: the certificate and key do not make a peer identity: {e}", key_store.location.display())
+        })?;
+    Ok(Arc::new(PeerConfigs { server, client: Arc::new(client) }))
+}
+
+/// A client configuration for `warren status` on a server whose only client port is TLS: the
+/// server's certificate must chain to `ssl.trustStore`; its name is not checked (status dials
+/// the configured address, which the certificate need not name). With `ssl.clientAuth=need` the
+/// server's own key store is shown as the client certificate, so it must allow client use too
+/// (as a quorum TLS certificate does); otherwise none is shown.
+pub fn status_client_config(cfg: &TlsConfig) -> Result<Arc<ClientConfig>, String> {
+    let trust = cfg
+        .trust_store
+        .as_ref()
+        .ok_or("the only client port is secureClientPort, and ssl.trustStore.location is not set to verify it")?;
+    let provider = suites::provider(cfg.cipher_suites.as_deref(), &cfg.protocols, "ssl.")?;
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots(trust)?, provider.clone())
+        .build()
+        .map_err(|e| format!("{}: {e}", trust.location.display()))?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&suites::versions(&cfg.protocols))
+        .map_err(|e| format!("ssl.enabledProtocols: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)));
+    let config = match cfg.key_store.as_ref().filter(|_| cfg.client_auth == ClientAuth::Need) {
+        Some(store) => {
+            let id = stores::load_identity(store)?;
+            builder.with_client_auth_cert(id.chain, id.key).map_err(|e| format!("{}: {e}", store.location.display()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Checks that a peer's certificate (already verified against the trust store) names `host`,
+/// the host of that peer's `server.N` line: a DNS name or an IP address subject alternative name.
+pub fn certificate_names_host(leaf: &CertificateDer<'_>, host: &ServerName<'_>) -> Result<(), String> {
+    let parsed = rustls::server::ParsedCertificate::try_from(leaf).map_err(|e| e.to_string())?;
+    rustls::client::verify_server_name(&parsed, host).map_err(|e| e.to_string())
+}
+
+/// `ssl.quorum.hostnameVerification=false`: the chain must still verify; the name is not checked.
+#[derive(Debug)]
+struct AnyHostName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // rustls checks the chain (and its validity dates) before the name, so a name error
+        // means everything else passed.
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The configuration new connections use; replaced when the files change.
+pub struct Reloadable<T = ServerConfig> {
+    current: RwLock<Arc<T>>,
+}
+
+impl<T> Reloadable<T> {
+    pub fn new(config: Arc<T>) -> Arc<Reloadable<T>> {
         Arc::new(Reloadable { current: RwLock::new(config) })
     }
 
-    pub fn current(&self) -> Arc<ServerConfig> {
+    pub fn current(&self) -> Arc<T> {
         // A poisoned lock still holds a whole Arc: the writer only swaps it.
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn replace(&self, config: Arc<ServerConfig>) {
+    fn replace(&self, config: Arc<T>) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = config;
     }
 }
@@ -88,6 +221,17 @@ fn stamp(cfg: &TlsConfig) -> Vec<Option<u32>> {
 /// new configuration: on success new connections use it; on failure the old one stays and
 /// the reason is logged. Established connections keep the configuration they started with.
 pub fn watch(cfg: TlsConfig, target: Arc<Reloadable>, every: Duration) -> std::io::Result<()> {
+    watch_with(cfg, target, every, server_config, "TLS")
+}
+
+/// [`watch`] for any configuration `build` makes from the settings; `what` names it in the log.
+pub fn watch_with<T: Send + Sync + 'static>(
+    cfg: TlsConfig,
+    target: Arc<Reloadable<T>>,
+    every: Duration,
+    build: fn(&TlsConfig) -> Result<Arc<T>, String>,
+    what: &'static str,
+) -> std::io::Result<()> {
     // Taken now, not when the thread first runs: a file replaced in between would otherwise
     // become the baseline and never be loaded.
     let mut seen = stamp(&cfg);
@@ -98,13 +242,13 @@ pub fn watch(cfg: TlsConfig, target: Arc<Reloadable>, every: Duration) -> std::i
             continue;
         }
         seen = now;
-        match server_config(&cfg) {
+        match build(&cfg) {
             Ok(config) => {
                 target.replace(config);
-                tracing::info!("TLS: key or trust store changed; new connections use the new certificates");
+                tracing::info!("{what}: key or trust store changed; new connections use the new certificates");
             }
             Err(e) => tracing::warn!(
-                "TLS: the key or trust store changed but cannot be used ({e}); keeping the previous certificates"
+                "{what}: the key or trust store changed but cannot be used ({e}); keeping the previous certificates"
             ),
         }
     })?;
@@ -207,6 +351,35 @@ mod tests {
         std::fs::write(dir.path().join("server.pem"), "not a key store, and longer than the last one was\n".repeat(50))
             .unwrap();
         assert!(!changed(&second), "a broken key store replaced a working configuration");
+    }
+
+    #[test]
+    fn peer_configs_need_both_stores_and_check_host_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), ClientAuth::Need);
+        let configs = peer_configs(&cfg).unwrap();
+        assert!(configs.server.alpn_protocols.is_empty());
+        cfg.hostname_verification = false;
+        peer_configs(&cfg).unwrap();
+        let mut no_trust = cfg.clone();
+        no_trust.trust_store = None;
+        let e = peer_configs(&no_trust).err().unwrap();
+        assert!(e.contains("ssl.quorum.trustStore.location"), "{e}");
+        let mut no_key = cfg.clone();
+        no_key.key_store = None;
+        let e = peer_configs(&no_key).err().unwrap();
+        assert!(e.contains("ssl.quorum.keyStore.location"), "{e}");
+
+        // write_key_store's certificate is for localhost only.
+        let der = CertificateDer::from(write_key_store(&dir.path().join("peer.pem"), "server-2"));
+        certificate_names_host(&der, &ServerName::try_from("localhost").unwrap()).unwrap();
+        let e = certificate_names_host(&der, &ServerName::try_from("10.0.0.2").unwrap()).unwrap_err();
+        assert!(e.to_lowercase().contains("name"), "{e}");
+        assert!(certificate_names_host(
+            &CertificateDer::from(b"junk".to_vec()),
+            &ServerName::try_from("localhost").unwrap()
+        )
+        .is_err());
     }
 
     #[test]

@@ -46,8 +46,9 @@ pub fn from_java_names(list: &str) -> Result<(Vec<String>, Vec<String>), String>
 }
 
 /// The ring provider restricted to `names` (rustls names; None: all of ring's suites),
-/// checking that every enabled protocol keeps at least one suite.
-pub fn provider(names: Option<&[String]>, protocols: &[Protocol]) -> Result<Arc<CryptoProvider>, String> {
+/// checking that every enabled protocol keeps at least one suite. `prefix` (`ssl.` or
+/// `ssl.quorum.`) names the keys in the error.
+pub fn provider(names: Option<&[String]>, protocols: &[Protocol], prefix: &str) -> Result<Arc<CryptoProvider>, String> {
     // ring (not aws-lc-rs, which needs a C toolchain and cmake); its provider lacks post-quantum key
     // exchange, which rustls now flags as deprecated.
     #[allow(deprecated)]
@@ -59,7 +60,7 @@ pub fn provider(names: Option<&[String]>, protocols: &[Protocol]) -> Result<Arc<
         let tls13 = *proto == Protocol::Tls13;
         if !p.cipher_suites.iter().any(|s| matches!(s, SupportedCipherSuite::Tls13(_)) == tls13) {
             return Err(format!(
-                "ssl.ciphersuites leaves no suite for {} (listed in ssl.enabledProtocols/ssl.protocol)",
+                "{prefix}ciphersuites leaves no suite for {} (listed in {prefix}enabledProtocols/{prefix}protocol)",
                 proto.name()
             ));
         }
@@ -87,7 +88,7 @@ mod tests {
         let all: Vec<&str> = OFFERED.iter().map(|(j, _)| *j).collect();
         let (ours, dropped) = from_java_names(&all.join(",")).unwrap();
         assert!(dropped.is_empty());
-        let p = provider(Some(&ours), &[Protocol::Tls12, Protocol::Tls13]).unwrap();
+        let p = provider(Some(&ours), &[Protocol::Tls12, Protocol::Tls13], "ssl.").unwrap();
         assert_eq!(p.cipher_suites.len(), OFFERED.len(), "every mapped name is one of ring's suites");
     }
 
@@ -114,8 +115,8 @@ mod tests {
     #[test]
     fn a_protocol_without_suites_is_refused() {
         let only13 = vec!["TLS13_AES_128_GCM_SHA256".to_string()];
-        assert!(provider(Some(&only13), &[Protocol::Tls13]).is_ok());
-        let e = provider(Some(&only13), &[Protocol::Tls12]).unwrap_err();
-        assert!(e.contains("TLSv1.2"), "{e}");
+        assert!(provider(Some(&only13), &[Protocol::Tls13], "ssl.").is_ok());
+        let e = provider(Some(&only13), &[Protocol::Tls12], "ssl.quorum.").unwrap_err();
+        assert!(e.contains("TLSv1.2") && e.contains("ssl.quorum.ciphersuites"), "{e}");
     }
 }

@@ -101,7 +101,9 @@ pub const CONFIG: &str = "/zookeeper/config";
 #[derive(Debug)]
 pub struct DataTree {
     nodes: HashMap<String, Node>,
-    ephemerals: HashMap<i64, BTreeSet<String>>,
+    /// Session → its ephemeral paths; shared strings, so that `dump` copies a reference count
+    /// per node on the owner, not the path.
+    ephemerals: HashMap<i64, BTreeSet<Arc<str>>>,
     containers: HashSet<String>,
     ttls: HashSet<String>,
     acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
@@ -202,7 +204,7 @@ impl DataTree {
                     t.ttls.insert(p.clone());
                 }
                 OwnerKind::Ephemeral(s) => {
-                    t.ephemerals.entry(s).or_default().insert(p.clone());
+                    t.ephemerals.entry(s).or_default().insert(Arc::from(p.as_str()));
                 }
             }
             t.nodes.insert(p, Node { data, acl, stat, children: BTreeSet::new() });
@@ -276,11 +278,11 @@ impl DataTree {
         }
     }
 
-    pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &String> {
-        self.ephemerals.get(&session_id).into_iter().flatten()
+    pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &str> {
+        self.ephemerals.get(&session_id).into_iter().flatten().map(|p| &**p)
     }
 
-    pub fn ephemeral_sessions(&self) -> impl Iterator<Item = (&i64, &BTreeSet<String>)> {
+    pub fn ephemeral_sessions(&self) -> impl Iterator<Item = (&i64, &BTreeSet<Arc<str>>)> {
         self.ephemerals.iter()
     }
 
@@ -419,7 +421,7 @@ impl DataTree {
                 self.ttls.insert(path.to_string());
             }
             OwnerKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.to_string());
+                self.ephemerals.entry(s).or_default().insert(Arc::from(path));
             }
         }
         triggers.push(Trigger { path: path.to_string(), event_type: event::NODE_CREATED, acl: node_acl });
@@ -501,7 +503,7 @@ impl DataTree {
     }
 
     fn kill_session(&mut self, session_id: i64, zxid: i64, triggers: &mut Vec<Trigger>) {
-        let paths: Vec<String> = self.ephemerals_of(session_id).cloned().collect();
+        let paths: Vec<String> = self.ephemerals_of(session_id).map(str::to_string).collect();
         for p in paths {
             // Deepest first is not needed (ephemerals have no children), but keep order stable.
             let _ = self.delete(&p, zxid, triggers);

@@ -1,4 +1,5 @@
-//! Readers of Apache ZooKeeper's on-disk formats (3.4 to 3.9), for `warren import-zk`.
+//! Readers of Apache ZooKeeper's on-disk formats (3.4 to 3.9), for `warren import-zk`, and the
+//! snapshot writer of `warren export-zk` (3.8's layout, uncompressed).
 //!
 //! Both kinds of file live in `version-2/` of ZooKeeper's dataDir (snapshots) and dataLogDir
 //! (logs) and are named after a zxid in lower-case hex. Everything is jute (big-endian integers;
@@ -39,6 +40,7 @@
 //! Nothing here trusts a length or panics on bad bytes: every failure is a [`FormatError`] with
 //! the byte offset (in the decompressed stream for a compressed snapshot).
 
+pub mod export;
 pub mod import;
 pub mod snapshot;
 pub mod txnlog;
@@ -71,18 +73,46 @@ impl FormatError {
 
 /// ZooKeeper's checksum for snapshots and log records (java.util.zip.Adler32).
 pub fn adler32(bytes: &[u8]) -> u32 {
-    const MOD: u32 = 65521;
-    // 5552 is the largest n with 255·n·(n+1)/2 + (n+1)·(MOD-1) < 2^32: no overflow per block.
-    let (mut a, mut b) = (1u32, 0u32);
-    for block in bytes.chunks(5552) {
-        for &x in block {
-            a += x as u32;
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
+    let mut sum = Adler32::new();
+    sum.update(bytes);
+    sum.value()
+}
+
+/// Adler32 fed piece by piece: a snapshot's seals cover everything written before them.
+#[derive(Debug, Clone, Copy)]
+pub struct Adler32 {
+    a: u32,
+    b: u32,
+}
+
+impl Default for Adler32 {
+    fn default() -> Self {
+        Self::new()
     }
-    (b << 16) | a
+}
+
+impl Adler32 {
+    const MOD: u32 = 65521;
+
+    pub fn new() -> Adler32 {
+        Adler32 { a: 1, b: 0 }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        // 5552 is the largest n with 255·n·(n+1)/2 + (n+1)·(MOD-1) < 2^32: no overflow per block.
+        for block in bytes.chunks(5552) {
+            for &x in block {
+                self.a += x as u32;
+                self.b += self.a;
+            }
+            self.a %= Self::MOD;
+            self.b %= Self::MOD;
+        }
+    }
+
+    pub fn value(&self) -> u32 {
+        (self.b << 16) | self.a
+    }
 }
 
 pub const SNAP_MAGIC: i32 = i32::from_be_bytes(*b"ZKSN");
@@ -139,6 +169,19 @@ mod tests {
             b = (b + a) % 65521;
         }
         assert_eq!(adler32(&big), ((b << 16) | a) as u32);
+    }
+
+    #[test]
+    fn adler32_fed_in_pieces_matches_one_pass() {
+        let bytes: Vec<u8> = (0..30_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut sum = Adler32::new();
+        let mut at = 0;
+        for n in [0, 1, 5551, 5552, 5553, 3, 8_000] {
+            sum.update(&bytes[at..at + n]);
+            at += n;
+        }
+        sum.update(&bytes[at..]);
+        assert_eq!(sum.value(), adler32(&bytes));
     }
 
     #[test]
