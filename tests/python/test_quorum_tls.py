@@ -4,7 +4,8 @@ under load; a server whose certificate the others do not trust (another CA, a ce
 for another host, or none at all) cannot join, the others say so in their logs and keep
 serving with two; and ZooKeeper's rolling switch (plaintext, then portUnification on every
 server, then sslQuorum one by one, then portUnification off one by one) keeps serving
-throughout without losing an acknowledged write.
+throughout without losing an acknowledged write; and with `sslQuorumReloadCertFiles` a renewed
+certificate is used without a restart.
 
 Warren only: ZooKeeper's peers use the same keys but Java key stores and its own handshake,
 and the brief of these tests is Warren's transport. Certificates come from ``pki.py``
@@ -15,7 +16,9 @@ accepts). Ports 127.0.0.1:23000-23999, as the other ensemble tests.
 """
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
 import time
 
 import pytest
@@ -245,3 +248,52 @@ def test_hostname_verification_off_accepts_a_certificate_for_another_host(tmp_pa
     set_cfg(ens, 3, {**quorum_tls(rogue, 3), **off})
     ens.restart(3)
     _cannot_join(ens, 3, [1, 2], "TLS handshake failed", offsets)
+
+
+def election_port_cn(ens: Ensemble, sid: int, pki: Pki, client_pem) -> str:
+    """The common name of the certificate `sid`'s election port shows a TLS peer."""
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(certfile=str(client_pem))
+    with socket.create_connection(("127.0.0.1", ens[sid].election_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            subject = dict(x[0] for x in tls.getpeercert()["subject"])
+            return subject["commonName"]
+
+
+@pytest.mark.timeout(300)
+def test_quorum_certificates_reload_without_a_restart(tmp_path, pki, ensembles):
+    """sslQuorumReloadCertFiles=true: server 1's key store file is replaced by a renewed
+    certificate; its election port shows the new one without a restart, a broken file keeps
+    the last good one (with a log line), and the quorum keeps serving throughout."""
+    store = tmp_path / "peer1-live.pem"
+    shutil.copy(pki.dir / "peer1.pem", store)
+    per_server = {sid: {**quorum_tls(pki, sid), "sslQuorumReloadCertFiles": "true"} for sid in (1, 2, 3)}
+    per_server[1]["ssl.quorum.keyStore.location"] = str(store)
+    ens = new_ensemble(tmp_path, ensembles, per_server)
+    ens.start(timeout=ELECTION_TIMEOUT)
+    peer2 = pki.dir / "peer2.pem"
+    assert election_port_cn(ens, 1, pki, peer2) == "server-1"
+
+    renewed = tmp_path / "renewed.pem"
+    pki.write_server_cert("server-1-renewed", renewed, peer=True)
+    shutil.copy(renewed, store)
+    wait_for(lambda: election_port_cn(ens, 1, pki, peer2) == "server-1-renewed", 30, 0.2,
+             "the election port to show the renewed certificate")
+
+    offset = ens[1].log_size()
+    store.write_text("not a key store\n")
+    wait_for(lambda: "keeping the previous certificates" in ens[1].log_since(offset), 30, 0.2, "the broken key store to be reported")
+    assert election_port_cn(ens, 1, pki, peer2) == "server-1-renewed"
+
+    # The links of server 1, dialled and accepted with the reloaded configuration, still carry
+    # the quorum: restart the other two so that every link is made anew, then write.
+    for sid in (2, 3):
+        ens.stop(sid)
+    for sid in (2, 3):
+        ens.restart(sid)
+    ens.wait_stable(timeout=ELECTION_TIMEOUT)
+    c = ens.client()
+    c.create("/after-reload", b"ok")
+    for sid in (1, 2, 3):
+        assert data_at(ens, sid, "/after-reload") == b"ok"
