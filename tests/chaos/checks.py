@@ -25,10 +25,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def check_linearizable(history_path: Path, timeout: float = 600.0) -> tuple[list[str], dict]:
+def checker_binary(timeout: float = 1800.0) -> Path:
+    """Builds engine/tests/chaos_history.rs (before a run, so a rebuild never lands in the
+    middle of one) and returns its test executable."""
+    cmd = ["cargo", "test", "--release", "-p", "warren", "--test", "chaos_history", "--no-run",
+           "--message-format=json"]
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    for line in r.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("target", {}).get("name") == "chaos_history" and msg.get("executable"):
+            return Path(msg["executable"])
+    raise RuntimeError(f"building the checker failed (rc {r.returncode}):\n{r.stderr[-3000:]}")
+
+
+def check_linearizable(binary: Path, history_path: Path, timeout: float = 600.0) -> tuple[list[str], dict]:
     env = dict(os.environ, WARREN_CHAOS_HISTORY=str(history_path))
-    cmd = ["cargo", "test", "--release", "-q", "-p", "warren", "--test", "chaos_history",
-           "recorded_history", "--", "--nocapture", "--exact"]
+    cmd = [str(binary), "recorded_history", "--exact", "--nocapture"]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     for line in r.stdout.splitlines():
         if line.startswith("chaos-check "):
