@@ -239,6 +239,7 @@ def run(args) -> int:
     clients: list[Client] = []
     stop = threading.Event()
     faults: list[dict] = []
+    workload_end = 0
     report: dict = {"seed": args.seed, "schedule": schedule, "anomalies": []}
     try:
         net.setup(args.servers)
@@ -278,6 +279,7 @@ def run(args) -> int:
         if left > 0:
             time.sleep(left)
         stop.set()
+        workload_end = clock.now_us()
         for c in clients:
             c.join(timeout=args.op_timeout + 5)
             if c.is_alive():
@@ -319,7 +321,7 @@ def run(args) -> int:
     report["anomalies"] += checks.check_lost_writes(ops)
     report["anomalies"] += checks.check_sequential(ops, children)
     report["anomalies"] += checks.check_expired_sessions(ops)
-    report["availability"] = checks.availability(ops, faults)
+    report["availability"] = checks.availability(ops, faults, workload_end or clock.now_us())
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     log(f"ops {json.dumps(counts)}")
     log(f"faults {json.dumps(report['faults'])}")

@@ -128,15 +128,20 @@ def check_expired_sessions(ops: list[dict], limit: int = 5) -> list[str]:
     return anomalies
 
 
-def availability(ops: list[dict], faults: list[dict], horizon_us: int = 15_000_000) -> list[dict]:
+def availability(ops: list[dict], faults: list[dict], workload_end_us: int,
+                 horizon_us: int = 15_000_000) -> list[dict]:
     """For each fault: the longest gap between acknowledged writes (any client) from the
-    fault's start to ``horizon_us`` after it healed."""
+    fault's start to ``horizon_us`` after it healed, or to the next fault's start or the end
+    of the workload if sooner."""
     acks = sorted(op["complete"] for op in ops
                   if op["type"] == "op" and op["f"] in ("write", "cas") and op["outcome"] == "ok")
     out = []
-    for f in faults:
-        lo, hi = f["start"], f["end"] + horizon_us
-        inside = [t for t in acks if lo <= t <= hi]
+    starts = [f["start"] for f in faults[1:]] + [None]
+    for f, next_start in zip(faults, starts):
+        lo, hi = f["start"], min(f["end"] + horizon_us, workload_end_us)
+        if next_start is not None:
+            hi = min(hi, next_start)
+        inside = acks[bisect.bisect_left(acks, lo):bisect.bisect_right(acks, hi)]
         points = [lo] + inside + [hi]
         gap = max(b - a for a, b in zip(points, points[1:]))
         out.append({"kind": f["kind"], "target": f.get("target"), "start_s": round(lo / 1e6, 1),
