@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent / "python"))
 
 import checks  # noqa: E402
 import net  # noqa: E402
-from servers import die_with_parent, four_letter  # noqa: E402
+from servers import ZooKeeperServer, die_with_parent, four_letter  # noqa: E402
 from workload import INITIAL, Client, Clock, History  # noqa: E402
 
 FAULT_KINDS = ("isolate-leader", "partition-leader", "partition-random", "bridge",
@@ -40,15 +40,24 @@ SESSION_TIMEOUT_S = 4.0
 
 
 class Server:
-    def __init__(self, sid: int, n: int, base: Path, binary: Path):
-        self.sid, self.n, self.binary = sid, n, binary
+    """One ensemble member in its namespace: Warren, or ZooKeeper 3.8 started exactly as
+    tests/python/servers.py starts it (its java command line, heap, log4j file)."""
+
+    def __init__(self, sid: int, n: int, base: Path, binary: Path, system: str):
+        self.sid, self.n, self.binary, self.system = sid, n, binary, system
         self.dir = base / f"n{sid}"
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        # Writes its own zoo.cfg (replaced below) and log4j.properties into self.dir.
+        self.zk = ZooKeeperServer(base_dir=self.dir, port=CLIENT_PORT) if system == "zookeeper" else None
+        if self.zk is not None:
+            self.zk.heap = "160m"
         (self.dir / "data" / "myid").write_text(f"{sid}\n")
         cfg = {"tickTime": TICK_MS, "initLimit": 10, "syncLimit": 5,
                "dataDir": self.dir / "data", "clientPort": CLIENT_PORT,
                "clientPortAddress": net.server_ip(sid), "admin.enableServer": "false",
-               "4lw.commands.whitelist": "*", "maxClientCnxns": 0, "warren.cores": 1}
+               "4lw.commands.whitelist": "*", "maxClientCnxns": 0}
+        if system == "warren":
+            cfg["warren.cores"] = 1
         for j in range(1, n + 1):
             cfg[f"server.{j}"] = f"{net.server_ip(j)}:2888:3888"
         self.cfg = self.dir / "zoo.cfg"
@@ -59,11 +68,15 @@ class Server:
     def start(self) -> None:
         if self.running():
             return
-        out = open(self.dir / "warren.out", "ab")
+        out = open(self.dir / f"{self.system}.out", "ab")
         env = dict(os.environ, RUST_BACKTRACE="1")
+        if self.zk is not None:
+            command = self.zk.command()
+        else:
+            command = [str(self.binary), "start-foreground", str(self.cfg)]
         # `ip netns exec` execs in place: the pid is the server's, so signals reach it.
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", net.ns_name(self.sid), str(self.binary), "start-foreground", str(self.cfg)],
+            ["ip", "netns", "exec", net.ns_name(self.sid), *command],
             cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
             preexec_fn=die_with_parent)
         out.close()
@@ -97,9 +110,9 @@ class Server:
 
 
 class Cluster:
-    def __init__(self, n: int, base: Path, binary: Path, log):
+    def __init__(self, n: int, base: Path, binary: Path, system: str, log):
         self.n, self.log = n, log
-        self.servers = {i: Server(i, n, base, binary) for i in range(1, n + 1)}
+        self.servers = {i: Server(i, n, base, binary, system) for i in range(1, n + 1)}
 
     def hosts_for(self, first: int) -> str:
         order = [first] + [i for i in self.servers if i != first]
@@ -224,7 +237,7 @@ def run(args) -> int:
     schedule = make_schedule(rng, kinds, args.duration, args.cycle)
     log(f"seed {args.seed}; replay: python3 tests/chaos/chaos.py --seed {args.seed} "
         f"--duration {args.duration} --faults {args.faults}{' --cycle' if args.cycle else ''} "
-        f"--clients {args.clients} --keys {args.keys}")
+        f"--clients {args.clients} --keys {args.keys} --system {args.system}")
     for f in schedule:
         log(f"schedule: {json.dumps(f)}")
 
@@ -235,7 +248,7 @@ def run(args) -> int:
     keys = [f"/r{i}" for i in range(args.keys)]
     for k in keys:
         history.add({"type": "init", "key": k, "value": INITIAL})
-    cluster = Cluster(args.servers, out / "servers", Path(args.binary), log)
+    cluster = Cluster(args.servers, out / "servers", Path(args.binary), args.system, log)
     clients: list[Client] = []
     stop = threading.Event()
     faults: list[dict] = []
@@ -343,6 +356,8 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=120.0, help="seconds of workload")
     p.add_argument("--faults", default="all", help=f"comma-separated, from: {', '.join(FAULT_KINDS)}")
     p.add_argument("--cycle", action="store_true", help="each fault kind once, in the order given (the run lasts at least until the last one healed)")
+    p.add_argument("--system", choices=("warren", "zookeeper"), default="warren",
+                   help="zookeeper: Debian's ZooKeeper 3.8 (ci/install-deps.sh), same namespaces and faults")
     p.add_argument("--servers", type=int, default=3)
     p.add_argument("--clients", type=int, default=6)
     p.add_argument("--keys", type=int, default=3)
@@ -361,7 +376,7 @@ def main() -> int:
     if why:
         print(f"chaos: SKIPPED: network namespaces unavailable: {why}")
         return 2
-    if not Path(args.binary).exists():
+    if args.system == "warren" and not Path(args.binary).exists():
         print(f"chaos: no warren binary at {args.binary} (cargo build --release, or --binary)")
         return 2
     try:
