@@ -347,6 +347,8 @@ def run(args) -> int:
         log(f"FAILED seed {args.seed}: {len(report['anomalies'])} anomalies (history {out / 'history.jsonl'})")
         return 1
     log(f"PASSED seed {args.seed}: no anomaly")
+    if not args.keep:
+        shutil.rmtree(out / "servers", ignore_errors=True)  # data dirs; the history stays
     return 0
 
 
@@ -363,6 +365,7 @@ def main() -> int:
     p.add_argument("--keys", type=int, default=3)
     p.add_argument("--op-timeout", type=float, default=3.0)
     p.add_argument("--binary", default=os.environ.get("WARREN_BIN", str(checks.REPO / "target/release/warren")))
+    p.add_argument("--keep", action="store_true", help="keep the servers' data and logs after a passing run")
     p.add_argument("--out", default=None, help="run directory (default /tmp/wchaos-<seed>)")
     args = p.parse_args()
     if args.seed is None:
