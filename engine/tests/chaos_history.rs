@@ -9,7 +9,7 @@
 //! the variable that test does nothing; the other tests check the reader and that the checker
 //! rejects doctored histories in this format.
 //!
-//! # Format (JSON lines, written by `tests/chaos/history.py`)
+//! # Format (JSON lines, written by `tests/chaos/workload.py`)
 //! ```text
 //! {"type":"init","key":"/r0","value":"init"}
 //! {"type":"op","id":7,"session":"0x1000...","f":"write"|"cas"|"read"|"sync","key":"/r0",
