@@ -7,7 +7,9 @@
 #   4. runs each fuzz target for a few seconds (ci/fuzz.sh);
 #   5. checks the core criterion benchmarks against the previous commit (ci/bench-check.sh);
 #   6. runs the black-box suite in tests/python against the release `warren` binary, side by
-#      side with a real ZooKeeper 3.8 where a test compares the two.
+#      side with a real ZooKeeper 3.8 where a test compares the two;
+#   7. a short chaos run (ci/chaos.sh: network namespaces, each fault kind once, histories
+#      checked for linearizability; skipped when not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +38,7 @@ bash ci/bench-check.sh
 echo "== black-box tests (kazoo, zkCli, differential against ZooKeeper 3.8)"
 export WARREN_BIN="$PWD/target/release/warren"
 python3 -m pytest tests/python -q -p no:cacheprovider
+
+echo "== chaos: a 3-server ensemble in network namespaces, each fault kind once (tests/chaos)"
+python3 -m pytest tests/chaos -q -p no:cacheprovider
+bash ci/chaos.sh
