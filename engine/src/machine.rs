@@ -720,7 +720,10 @@ impl Machine {
     /// Stops serving clients (an election starts, or synchronization): every connection is
     /// closed, so clients reconnect, to this server once it serves again or to another; their
     /// sessions live on. Writes in flight are forgotten here: their outcome is decided by the
-    /// next leader, and the quorum layer keeps their transactions in its log.
+    /// next leader, and the quorum layer keeps their transactions in its log. So are closing
+    /// marks: a closeSession this server prepared (an expiry) may never commit (the next
+    /// leader's sync truncates it), and a session left marked would answer SessionExpired to
+    /// every write while it lives on and never expire (found by tests/chaos, seed 1).
     pub fn stop_serving(&mut self) {
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for c in conns {
@@ -728,6 +731,7 @@ impl Machine {
         }
         self.unapplied.clear();
         self.pending = Pending::default();
+        self.sessions.clear_closing();
         self.next_zxid = self.tree.last_zxid + 1;
         self.touched.clear();
         self.owners.clear();

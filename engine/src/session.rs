@@ -172,6 +172,16 @@ impl SessionTracker {
         }
     }
 
+    /// Forgets every closing mark (the closeSession transactions behind them were dropped
+    /// before they committed: a new leader's history decides whether they happen). Each
+    /// session is put back in its expiry bucket, which `expired` emptied of closing sessions.
+    pub fn clear_closing(&mut self) {
+        for s in self.sessions.values_mut().filter(|s| s.closing) {
+            s.closing = false;
+            self.buckets.entry(s.expire_at_ms).or_default().insert(s.id);
+        }
+    }
+
     pub fn remove(&mut self, id: i64) {
         if let Some(s) = self.sessions.remove(&id) {
             if let Some(b) = self.buckets.get_mut(&s.expire_at_ms) {

@@ -736,3 +736,38 @@ fn restore_replaces_the_state_and_closes_every_connection() {
     assert_eq!((hdr.err, hdr.zxid), (0, zxid + 1));
     assert!(h.take(2).is_empty() && h.take(3).iter().all(|f| header(f).xid != xid::NOTIFICATION));
 }
+
+/// A leader expires a session, but its closeSession never commits (the leader loses its
+/// quorum; the next leader's sync truncates it). When this server leads again the session is
+/// live: its client's writes are served, not answered SessionExpired while its reads go on,
+/// and it still expires when its client goes away (found by tests/chaos, seed 1).
+#[test]
+fn an_expiry_that_never_commits_leaves_the_session_live() {
+    use crate::quorum::make_zxid;
+    let mut h = Harness::new();
+    h.m.stop_serving();
+    h.m.start_leading(make_zxid(1, 1), h.now);
+    let s = h.connect(1);
+    h.m.disconnected(1);
+    h.auto_sync = false;
+    h.now.mono_ms += 30_000;
+    h.m.tick(h.now);
+    h.pump();
+    assert!(matches!(h.log.last().map(|t| &t.op), Some(TxnOp::CloseSession)), "the expiry was proposed");
+    h.m.stop_serving();
+    h.log.pop();
+    h.m.start_leading(make_zxid(2, 1), h.now);
+    h.auto_sync = true;
+    assert!(h.m.open(2, IP, h.now));
+    h.m.connect(2, connect_req(0, s, h.passwds[&s].clone(), None), h.now);
+    h.pump();
+    let resp = ConnectResponse::decode(&h.take(2)[0][4..]).unwrap();
+    assert_eq!(resp.session_id, s, "the session resumes");
+    let (hdr, _) = h.call(2, 1, create("/after", 0));
+    assert_eq!(hdr.err, 0, "a write of the resumed session");
+    h.m.disconnected(2);
+    h.now.mono_ms += 30_000;
+    h.m.tick(h.now);
+    h.pump();
+    assert!(h.m.sessions().get(s).is_none(), "it expires once its client is gone");
+}
