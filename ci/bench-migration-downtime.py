@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """Moves a running 3-server ZooKeeper 3.8 ensemble to a 3-server Warren ensemble by the
-procedure of docs/migration.md ("Moving a running ZooKeeper ensemble to Warren") and measures
-the downtime a writing client sees.
+procedure of docs/migration.md ("Moving a running ZooKeeper ensemble to Warren"), or with
+`--direction back` a running Warren ensemble to ZooKeeper ("Moving a Warren ensemble back to
+ZooKeeper"), and measures the downtime a writing client sees.
 
-    python3 ci/bench-migration-downtime.py [--znodes 5000] [--trials 3] [--json FILE]
+    python3 ci/bench-migration-downtime.py [--direction forward|back] [--znodes 5000] [--trials 3] [--json FILE]
 
-Each trial: ZooKeeper 3.8 (Debian packages) with `--znodes` znodes and a writer client that
-creates /writes/<n> one after another (kazoo, all three client ports in its connect string,
-retrying at once on failure). Then the procedure: stop every ZooKeeper server; `warren
-import-zk` each member's dataDir (in parallel) and keep the import with the highest zxid; put
-it into that member's Warren dataDir (the others empty) with its myid; start the Warren
-ensemble on the same client ports. Downtime = last acknowledged write on ZooKeeper -> first
-acknowledged write on Warren, as the writer timed them. Afterwards every acknowledged write
-must be on Warren (none lost) and the bulk znodes intact.
+Each trial: the old ensemble (ZooKeeper 3.8 from the Debian packages, or Warren) with
+`--znodes` znodes and a writer client that creates /writes/<n> one after another (kazoo, all
+three client ports in its connect string, retrying at once on failure). Then the procedure:
+stop every old server; `warren import-zk` (forward) or `warren export-zk` (back) each member's
+dataDir in parallel and keep the result with the highest last zxid; put it into that member's
+new dataDir (the others empty) with its myid; start the new ensemble on the same client ports.
+Downtime = last acknowledged write on the old ensemble -> first acknowledged write on the new
+one, as the writer timed them. Afterwards every acknowledged write must be on the new ensemble
+(none lost) and the bulk znodes intact.
 """
 
 from __future__ import annotations
@@ -68,29 +70,38 @@ class Writer(threading.Thread):
         self.zk.close()
 
 
-def import_zk(src: Path, dst: Path) -> tuple[int, str]:
-    r = subprocess.run([str(warren_bin()), "import-zk", str(src), str(dst)], capture_output=True,
+def convert(command: str, src: Path, dst: Path) -> int:
+    """`warren import-zk|export-zk SRC DST`; returns the last zxid of what it wrote (both
+    write exactly one snapshot, named after it)."""
+    r = subprocess.run([str(warren_bin()), command, str(src), str(dst)], capture_output=True,
                        text=True, timeout=300)
     if r.returncode != 0:
-        raise RuntimeError(f"import-zk {src}: {r.stderr}")
-    return last_zxid(dst), r.stdout
-
-
-def last_zxid(warren_data: Path) -> int:
-    snaps = list((warren_data / "version-2").glob("snapshot.*"))
+        raise RuntimeError(f"{command} {src}: {r.stderr}")
+    snaps = list((dst / "version-2").glob("snapshot.*"))
     return max(int(p.name.split(".")[1], 16) for p in snaps)
 
 
-def trial(base: Path, znodes: int) -> dict:
-    zk = Ensemble("zookeeper", base / "zk", participants=3, name="mig")
-    wr = Ensemble("warren", base / "warren", participants=3, name="mig")
+# direction -> (system moved from, system moved to, the command, the words in the results)
+DIRECTIONS = {
+    "forward": ("zookeeper", "warren", "import-zk",
+                dict(old="zookeeper", new="warren", conv="import", by="imported")),
+    "back": ("warren", "zookeeper", "export-zk",
+             dict(old="warren", new="zookeeper", conv="export", by="exported")),
+}
+NAMES = {"zookeeper": "ZooKeeper", "warren": "Warren"}
+
+
+def trial(base: Path, znodes: int, direction: str) -> dict:
+    old_sys, new_sys, command, w = DIRECTIONS[direction]
+    old = Ensemble(old_sys, base / old_sys, participants=3, name="mig")
+    new = Ensemble(new_sys, base / new_sys, participants=3, name="mig")
     writer = None
     try:
-        zk.start()
-        hosts = zk.hosts()
-        for sid in wr.sids:  # the same client ports
-            wr[sid].port = zk[sid].port
-            wr[sid]._write_cfg()
+        old.start()
+        hosts = old.hosts()
+        for sid in new.sids:  # the same client ports
+            new[sid].port = old[sid].port
+            new[sid]._write_cfg()
         c = KazooClient(hosts=hosts, timeout=10)
         c.start(timeout=30)
         c.ensure_path("/writes")
@@ -106,35 +117,36 @@ def trial(base: Path, znodes: int) -> dict:
 
         # The procedure.
         t_stop = time.monotonic()
-        for sid in zk.sids:
-            zk.stop(sid)
+        for sid in old.sids:
+            old.stop(sid)
         t_stopped = time.monotonic()
-        imports = base / "imports"
-        imports.mkdir()
+        converted = base / "converted"
+        converted.mkdir()
         with ThreadPoolExecutor(3) as pool:
-            got = dict(zip(zk.sids, pool.map(lambda s: import_zk(zk[s].data_dir, imports / f"zk{s}"), zk.sids)))
-        best = max(zk.sids, key=lambda s: got[s][0])
-        t_imported = time.monotonic()
-        seed = wr[best].data_dir
+            got = dict(zip(old.sids, pool.map(
+                lambda s: convert(command, old[s].data_dir, converted / f"{old_sys}{s}"), old.sids)))
+        best = max(old.sids, key=lambda s: got[s])
+        t_converted = time.monotonic()
+        seed = new[best].data_dir
         shutil.rmtree(seed)
-        shutil.move(str(imports / f"zk{best}"), str(seed))
-        wr[best].write_myid()
-        leader = wr.start()
+        shutil.move(str(converted / f"{old_sys}{best}"), str(seed))
+        new[best].write_myid()
+        leader = new.start()
         t_serving = time.monotonic()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not [a for a in writer.acked if a[1] > t_stopped]:
             time.sleep(0.01)
         time.sleep(2.0)
         writer.finish()
-        # ZooKeeper serves until its quorum is stopped; Warren starts after every ZooKeeper
-        # server has exited.
-        on_zk = [a for a in writer.acked if a[1] < t_stopped]
-        on_warren = [a for a in writer.acked if a[1] > t_stopped]
-        if not on_zk or not on_warren:
-            raise RuntimeError(f"no write on one side: {len(on_zk)} on ZooKeeper, {len(on_warren)} on Warren")
-        last_zk, first_warren = on_zk[-1][1], on_warren[0][1]
+        # The old ensemble serves until its quorum is stopped; the new one starts after every
+        # old server has exited.
+        before = [a for a in writer.acked if a[1] < t_stopped]
+        after = [a for a in writer.acked if a[1] > t_stopped]
+        if not before or not after:
+            raise RuntimeError(f"no write on one side: {len(before)} on {NAMES[old_sys]}, "
+                               f"{len(after)} on {NAMES[new_sys]}")
 
-        c = KazooClient(hosts=wr.hosts(), timeout=10)
+        c = KazooClient(hosts=new.hosts(), timeout=10)
         c.start(timeout=30)
         c.sync("/writes")
         present = set(int(x) for x in c.get_children("/writes"))
@@ -144,31 +156,35 @@ def trial(base: Path, znodes: int) -> dict:
         c.close()
         if lost or bulk != znodes:
             raise RuntimeError(f"lost acknowledged writes {lost[:10]} ({len(lost)}), bulk {bulk}/{znodes}")
-        return {
+        out = {"direction": direction} if direction != "forward" else {}
+        out.update({
             "znodes": znodes,
-            "downtime_ms": round((first_warren - last_zk) * 1000),
+            "downtime_ms": round((after[0][1] - before[-1][1]) * 1000),
             "stop_ms": round((t_stopped - t_stop) * 1000),
-            "import_ms": round((t_imported - t_stopped) * 1000),
-            "start_ms": round((t_serving - t_imported) * 1000),
-            "imported_from": best,
-            "imported_zxids": {s: hex(z) for s, (z, _) in got.items()},
-            "warren_leader": leader,
-            "acked_on_zookeeper": len(on_zk),
-            "acked_on_warren": len(on_warren),
+            f"{w['conv']}_ms": round((t_converted - t_stopped) * 1000),
+            "start_ms": round((t_serving - t_converted) * 1000),
+            f"{w['by']}_from": best,
+            f"{w['by']}_zxids": {s: hex(z) for s, z in got.items()},
+            f"{w['new']}_leader": leader,
+            f"acked_on_{w['old']}": len(before),
+            f"acked_on_{w['new']}": len(after),
             "failed_attempts": writer.failed,
             "lost": len(lost),
-        }
+        })
+        return out
     finally:
         if writer is not None and writer.is_alive():
             writer.finish()
-        zk.close()
-        wr.close()
+        old.close()
+        new.close()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--znodes", type=int, default=5000)
     ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--direction", choices=sorted(DIRECTIONS), default="forward",
+                    help="forward: ZooKeeper to Warren (import-zk); back: Warren to ZooKeeper (export-zk)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--work", type=Path, default=REPO / "target" / "bench-migration")
     args = ap.parse_args()
@@ -176,14 +192,15 @@ def main() -> int:
     results = []
     try:
         for i in range(args.trials):
-            r = trial(args.work / f"t{i}", args.znodes)
+            r = trial(args.work / f"t{i}", args.znodes, args.direction)
             print(json.dumps(r), flush=True)
             results.append(r)
             shutil.rmtree(args.work / f"t{i}", ignore_errors=True)
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
     d = [r["downtime_ms"] for r in results]
-    print(f"downtime (last ack on ZooKeeper -> first ack on Warren): median {statistics.median(d)} ms, "
+    old, new = (NAMES[x] for x in DIRECTIONS[args.direction][:2])
+    print(f"downtime (last ack on {old} -> first ack on {new}): median {statistics.median(d)} ms, "
           f"min {min(d)}, max {max(d)} over {len(d)} trials; acknowledged writes lost: "
           f"{sum(r['lost'] for r in results)}")
     if args.json:

@@ -70,6 +70,17 @@ def tree_and_next(server) -> tuple[dict, dict]:
         close(c)
 
 
+def assert_next_sequential(server, served: dict, expected: dict) -> None:
+    """`server` (synced) gives the names `expected` to the next sequential node under each
+    node of `served`."""
+    c = connect(server)
+    try:
+        c.sync("/")
+        assert next_sequential(c, served) == expected
+    finally:
+        close(c)
+
+
 def test_warren_tree_served_by_zookeeper_after_export(tmp_path):
     warren = WarrenServer(base_dir=tmp_path / "warren", extra_cfg=WARREN_EXPORT_CFG, name="warren")
     owner = None
@@ -110,11 +121,7 @@ def test_warren_tree_served_by_zookeeper_after_export(tmp_path):
             zk.cleanup()
         # The next sequential names: Warren restarted on its own (untouched) data.
         warren.start()
-        cw = connect(warren)
-        try:
-            assert next_sequential(cw, served) == zk_next
-        finally:
-            close(cw)
+        assert_next_sequential(warren, served, zk_next)
     finally:
         if owner is not None:
             stop_clients([owner])

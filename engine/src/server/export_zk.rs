@@ -13,7 +13,10 @@
 //!   the same zxid at start-up.
 //! - `version-2/acceptedEpoch` and `version-2/currentEpoch` (ZooKeeper keeps them beside its
 //!   snapshots, unlike Warren): the epoch of that zxid. A standalone ZooKeeper ignores them; an
-//!   ensemble member created without them would write the same values itself.
+//!   ensemble member created without them would write the same values itself, and one whose
+//!   `currentEpoch` is below its snapshot's epoch refuses to start ("The current epoch, 0, is
+//!   older than the last zxid"). tests/python/test_export_ensemble.py starts a 3-server
+//!   ZooKeeper ensemble on one member's export (the others empty, caught up by SNAP).
 //! - No `myid`: which server of a ZooKeeper ensemble gets the data is the operator's choice.
 //!
 //! The target must be missing or empty; everything is written into a temporary sibling
