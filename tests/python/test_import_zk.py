@@ -486,22 +486,39 @@ def test_gzip_snapshots_are_imported(tmp_path):
         assert ".gz (zxid" in out, out
 
 
-def test_snappy_snapshots_are_refused_with_the_reason(tmp_path):
-    """Not supported yet: the import names the file and says what to do, and writes nothing."""
+def test_snappy_snapshots_are_imported(tmp_path):
+    """zookeeper.snapshot.compression.method=snappy: ZooKeeper writes snapshot.<zxid>.snappy
+    (snappy-java's stream framing)."""
+    props = {"zookeeper.snapshot.compression.method": "snappy"}
+    with zookeeper_after_workload(tmp_path / "zk", 15, props, name="zookeeper(snappy)") as (zk, _c, _owner):
+        zk.stop()
+        snappy = sorted(p.name for p in version2(zk.data_dir).glob("snapshot.*.snappy"))
+        assert len(snappy) >= 3, snappy
+        out, _tree = import_and_compare(zk, tmp_path)
+        assert ".snappy (zxid" in out, out
+
+
+def test_damaged_snappy_snapshot_stops_the_import(tmp_path):
+    """A flipped bit in a snappy block's length (after the 16-byte stream header): the import
+    names the file and the offset and writes nothing."""
     props = dict(ZK_PROPS, **{"zookeeper.snapshot.compression.method": "snappy"})
     zk = ZooKeeperServer(base_dir=tmp_path / "zk", extra_cfg=ZK_CFG, jvm_props=props, name="zookeeper(snappy)")
     try:
         zk.start()
         c = connect(zk)
-        c.create("/s", b"x")
+        for i in range(50):
+            c.create(f"/s{i}", b"x" * 100)
         close(c)
         zk.stop()
-        snappy = list(version2(zk.data_dir).glob("snapshot.*.snappy"))
-        assert snappy
+        snaps = sorted(version2(zk.data_dir).glob("snapshot.*.snappy"), key=zxid_of)
+        assert snaps
+        raw = bytearray(snaps[-1].read_bytes())
+        raw[16] ^= 0x80
+        snaps[-1].write_bytes(bytes(raw))
         target = tmp_path / "target"
         r = import_zk(zk.data_dir, target)
-        assert r.returncode != 0
-        assert "snappy" in r.stderr and "compression.method=gz" in r.stderr, r.stderr
+        assert r.returncode != 0, r.stdout
+        assert snaps[-1].name in r.stderr and "offset 16" in r.stderr and "snappy" in r.stderr, r.stderr
         assert_target_empty(target)
     finally:
         zk.cleanup()

@@ -213,13 +213,54 @@ fn decompress(path: &Path, compression: Compression, bytes: Vec<u8>) -> Result<R
                 Err(e) => Err(ImportError::new(path, None, format!("gzip stream damaged: {e}"))),
             }
         }
-        Compression::Snappy => Err(ImportError::new(
-            path,
-            None,
-            "snappy-compressed snapshots are not supported; restart ZooKeeper with \
-             zookeeper.snapshot.compression.method=gz or none and let it write a new snapshot",
-        )),
+        Compression::Snappy => snappy_stream(&bytes).map_err(|(offset, why)| ImportError::new(path, Some(offset), why)),
     }
+}
+
+/// The framing snappy-java's `SnappyOutputStream` writes (ZooKeeper's
+/// `zookeeper.snapshot.compression.method=snappy`): a 16-byte header (magic `\x82SNAPPY\0`,
+/// version, compatible version: big-endian i32s), then blocks of a big-endian i32 length and
+/// that many bytes of raw snappy. A header may recur where a block would start (concatenated
+/// streams). Err: (offset, why) for damage; inner Err: the stream is cut short, as a snapshot
+/// ZooKeeper was still writing.
+fn snappy_stream(bytes: &[u8]) -> Result<Result<Vec<u8>, String>, (u64, String)> {
+    const MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
+    const HEADER: usize = 16;
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut decoder = snap::raw::Decoder::new();
+    if !bytes.starts_with(MAGIC) {
+        return Err((0, "not a snappy-java stream (no \\x82SNAPPY header)".into()));
+    }
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        if rest.starts_with(MAGIC) || (rest.len() < MAGIC.len() && MAGIC.starts_with(rest)) {
+            if rest.len() < HEADER {
+                return Ok(Err(format!("cut short (a snappy header ends early after {} bytes)", out.len())));
+            }
+            let compatible = i32::from_be_bytes(rest[12..16].try_into().expect("4 bytes"));
+            if compatible > 1 {
+                return Err((
+                    at as u64,
+                    format!("snappy-java stream format {compatible} is newer than this reader's 1"),
+                ));
+            }
+            at += HEADER;
+            continue;
+        }
+        if rest.len() < 4 {
+            return Ok(Err(format!("cut short (a snappy block length ends early after {} bytes)", out.len())));
+        }
+        let len = i32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
+        let len = usize::try_from(len).map_err(|_| (at as u64, format!("negative snappy block length {len}")))?;
+        let Some(block) = rest.get(4..4 + len) else {
+            return Ok(Err(format!("cut short (a snappy block ends early after {} bytes)", out.len())));
+        };
+        let block = decoder.decompress_vec(block).map_err(|e| (at as u64, format!("snappy block damaged: {e}")))?;
+        out.extend_from_slice(&block);
+        at += 4 + len;
+    }
+    Ok(Ok(out))
 }
 
 /// Applies one ZooKeeper txn: the tree as ZooKeeper's DataTree.processTxn, the session table
@@ -302,6 +343,45 @@ pub fn zookeeper_passwd(session_id: i64) -> Passwd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snappy-java stream of `parts`, one block each, with a second header before the last.
+    fn snappy_java(parts: &[&[u8]]) -> Vec<u8> {
+        let header = |v: &mut Vec<u8>| {
+            v.extend_from_slice(b"\x82SNAPPY\0");
+            v.extend_from_slice(&1i32.to_be_bytes());
+            v.extend_from_slice(&1i32.to_be_bytes());
+        };
+        let mut v = Vec::new();
+        header(&mut v);
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 && i + 1 == parts.len() {
+                header(&mut v);
+            }
+            let block = snap::raw::Encoder::new().compress_vec(p).expect("compress");
+            v.extend_from_slice(&(block.len() as i32).to_be_bytes());
+            v.extend_from_slice(&block);
+        }
+        v
+    }
+
+    #[test]
+    fn snappy_java_streams_decode_and_their_damage_is_named() {
+        let parts: [&[u8]; 3] = [b"ZKSN and more", &[7u8; 40_000], b"the end"];
+        let stream = snappy_java(&parts);
+        assert_eq!(snappy_stream(&stream).expect("framing").expect("whole"), parts.concat());
+        for cut in [10, 18, stream.len() - 1] {
+            let r = snappy_stream(&stream[..cut]).expect("a cut is not damage");
+            assert!(r.expect_err("cut short").contains("cut short"));
+        }
+        assert_eq!(snappy_stream(b"ZKSN").expect_err("no header").0, 0);
+        let mut negative = stream.clone();
+        negative[16] ^= 0x80;
+        let (at, why) = snappy_stream(&negative).expect_err("negative length");
+        assert_eq!(at, 16, "{why}");
+        let mut newer = stream.clone();
+        newer[15] = 2;
+        assert!(snappy_stream(&newer).expect_err("newer format").1.contains("newer"));
+    }
     use crate::tree::NodeStat;
     use crate::zkformat::snapshot::tests::sample as sample_snapshot;
     use crate::zkformat::txnlog::tests::{entries, log_file};
