@@ -475,27 +475,17 @@ def test_replaying_the_whole_log_reaches_the_same_import(clean_stop, tmp_path):
     assert ours[0].read_bytes() == theirs[0].read_bytes()
 
 
-def test_gzip_snapshots_are_imported(tmp_path):
-    """zookeeper.snapshot.compression.method=gz: ZooKeeper writes snapshot.<zxid>.gz."""
-    props = {"zookeeper.snapshot.compression.method": "gz"}
-    with zookeeper_after_workload(tmp_path / "zk", 15, props, name="zookeeper(gz)") as (zk, _c, _owner):
+@pytest.mark.parametrize("method,suffix", [("gz", ".gz"), ("snappy", ".snappy")])
+def test_compressed_snapshots_are_imported(tmp_path, method, suffix):
+    """zookeeper.snapshot.compression.method=gz or snappy: ZooKeeper writes
+    snapshot.<zxid>.gz (gzip) or .snappy (snappy-java's stream framing)."""
+    props = {"zookeeper.snapshot.compression.method": method}
+    with zookeeper_after_workload(tmp_path / "zk", 15, props, name=f"zookeeper({method})") as (zk, _c, _owner):
         zk.stop()
-        gz = sorted(p.name for p in version2(zk.data_dir).glob("snapshot.*.gz"))
-        assert len(gz) >= 3, gz
+        snaps = sorted(p.name for p in version2(zk.data_dir).glob(f"snapshot.*{suffix}"))
+        assert len(snaps) >= 3, snaps
         out, _tree = import_and_compare(zk, tmp_path)
-        assert ".gz (zxid" in out, out
-
-
-def test_snappy_snapshots_are_imported(tmp_path):
-    """zookeeper.snapshot.compression.method=snappy: ZooKeeper writes snapshot.<zxid>.snappy
-    (snappy-java's stream framing)."""
-    props = {"zookeeper.snapshot.compression.method": "snappy"}
-    with zookeeper_after_workload(tmp_path / "zk", 15, props, name="zookeeper(snappy)") as (zk, _c, _owner):
-        zk.stop()
-        snappy = sorted(p.name for p in version2(zk.data_dir).glob("snapshot.*.snappy"))
-        assert len(snappy) >= 3, snappy
-        out, _tree = import_and_compare(zk, tmp_path)
-        assert ".snappy (zxid" in out, out
+        assert f"{suffix} (zxid" in out, out
 
 
 def test_damaged_snappy_snapshot_stops_the_import(tmp_path):
