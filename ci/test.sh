@@ -21,6 +21,9 @@ cargo fmt --all -- --check
 
 echo "== building (release)"
 cargo build --release --workspace --all-targets
+# The Debian package too (tests/python/test_packaging.py installs it): its build of the
+# workspace without --all-targets may recompile crates, which belongs here, not in a test.
+bash ci/build-deb.sh
 
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
