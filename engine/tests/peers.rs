@@ -252,53 +252,79 @@ fn links_come_up_and_carry_ordered_messages() {
 
 #[test]
 fn stopped_peer_goes_down_and_is_found_again() {
+    run(|| stop_and_restart_server_3(members(3), Rc::new(|_| None)));
+}
+
+/// The same over TLS links, where each link is pumped through the peer TLS executor of both
+/// ends: the stopped server's links end on the others' TLS side first, and that must reach
+/// their owners as `Down` just as fast. Restarting on the same ports shows that stopping the
+/// TLS executor freed the election port.
+#[test]
+fn stopped_tls_peer_goes_down_and_is_found_again() {
     run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new(dir.path(), "ca");
         let m = members(3);
-        let n1 = Node::start(1, &m).await;
-        let n2 = Node::start(2, &m).await;
-        let n3 = Node::start(3, &m).await;
-        all_up(&[&n1, &n2, &n3], Duration::from_secs(10)).await;
-
-        n3.peers.shutdown().await;
-        let took =
-            wait_until("Down(3) at servers 1 and 2", Duration::from_secs(5), || n1.downs(3) == 1 && n2.downs(3) == 1)
-                .await;
-        eprintln!("Down(3) seen after {took:?}");
-        assert!(took < Duration::from_secs(1), "Down took {took:?}");
-        assert!(!n1.peers.is_up(3) && !n2.peers.is_up(3));
-        assert!(n3.log.borrow().iter().all(|e| !matches!(e, PeerEvent::Down(_))), "no events after shutdown");
-        drop(n3);
-        // Sends to a down peer are dropped quietly.
-        n1.peers.send(3, &Msg::Ping);
-
-        // Servers 1 and 2 keep talking meanwhile.
-        n1.peers.send(2, &Msg::Commit { zxid: 1 });
-        wait_until("1 -> 2 while 3 is down", Duration::from_secs(5), || n2.messages_from(1).len() == 1).await;
-
-        let t = Instant::now();
-        let n3 = Node::start(3, &m).await;
-        all_up(&[&n1, &n2, &n3], Duration::from_secs(10)).await;
-        eprintln!("restarted server 3 linked up in {:?}", t.elapsed());
-        wait_until("Up(3) reported again", Duration::from_secs(5), || n1.ups(3) == 2 && n2.ups(3) == 2).await;
-        for i in 0..100 {
-            n1.peers.send(3, &msg(1, 3, i));
-            n3.peers.send(1, &msg(3, 1, i));
-            n2.peers.send(3, &msg(2, 3, i));
-        }
-        wait_until("traffic after the restart", Duration::from_secs(10), || {
-            n3.messages_from(1).len() == 100 && n1.messages_from(3).len() == 100 && n3.messages_from(2).len() == 100
-        })
-        .await;
-        let want = |f, t| (0..100).map(|i| msg(f, t, i)).collect::<Vec<_>>();
-        assert_eq!(n3.messages_from(1), want(1, 3));
-        assert_eq!(n1.messages_from(3), want(3, 1));
-        assert_eq!(n3.messages_from(2), want(2, 3));
-        assert_eq!(n1.downs(2) + n2.downs(1), 0, "the 1-2 link stayed up");
-        for n in [&n1, &n2, &n3] {
-            n.check_alternation();
-            n.peers.shutdown().await;
-        }
+        let hosts = m.clone();
+        let tls: Rc<TlsFor> = Rc::new(move |id| Some(ca.peer_tls(id, &hosts, true, id == 2)));
+        stop_and_restart_server_3(m, tls).await;
     });
+}
+
+/// Quorum TLS settings for server `id` (None: plaintext).
+type TlsFor = dyn Fn(ServerId) -> Option<PeerTls>;
+
+/// Three servers link up; server 3 stops (Down at the others within a second), the others
+/// keep talking, server 3 restarts on the same ports and every link carries ordered traffic.
+async fn stop_and_restart_server_3(m: Members, tls: Rc<TlsFor>) {
+    let n1 = Node::start_with(1, &m, tls(1)).await;
+    let n2 = Node::start_with(2, &m, tls(2)).await;
+    let n3 = Node::start_with(3, &m, tls(3)).await;
+    all_up(&[&n1, &n2, &n3], Duration::from_secs(10)).await;
+
+    n3.peers.shutdown().await;
+    // Its ports are free once shutdown returns, the election port included (which the peer
+    // TLS executor holds under TLS).
+    for (what, addr) in [("quorum", m[2].1), ("election", m[2].2)] {
+        drop(StdListener::bind(addr).unwrap_or_else(|e| panic!("server 3's {what} port after shutdown: {e}")));
+    }
+    let took =
+        wait_until("Down(3) at servers 1 and 2", Duration::from_secs(5), || n1.downs(3) == 1 && n2.downs(3) == 1).await;
+    eprintln!("Down(3) seen after {took:?}");
+    assert!(took < Duration::from_secs(1), "Down took {took:?}");
+    assert!(!n1.peers.is_up(3) && !n2.peers.is_up(3));
+    assert!(n3.log.borrow().iter().all(|e| !matches!(e, PeerEvent::Down(_))), "no events after shutdown");
+    drop(n3);
+    // Sends to a down peer are dropped quietly.
+    n1.peers.send(3, &Msg::Ping);
+
+    // Servers 1 and 2 keep talking meanwhile.
+    n1.peers.send(2, &Msg::Commit { zxid: 1 });
+    wait_until("1 -> 2 while 3 is down", Duration::from_secs(5), || n2.messages_from(1).len() == 1).await;
+
+    let t = Instant::now();
+    let n3 = Node::start_with(3, &m, tls(3)).await;
+    all_up(&[&n1, &n2, &n3], Duration::from_secs(10)).await;
+    eprintln!("restarted server 3 linked up in {:?}", t.elapsed());
+    wait_until("Up(3) reported again", Duration::from_secs(5), || n1.ups(3) == 2 && n2.ups(3) == 2).await;
+    for i in 0..100 {
+        n1.peers.send(3, &msg(1, 3, i));
+        n3.peers.send(1, &msg(3, 1, i));
+        n2.peers.send(3, &msg(2, 3, i));
+    }
+    wait_until("traffic after the restart", Duration::from_secs(10), || {
+        n3.messages_from(1).len() == 100 && n1.messages_from(3).len() == 100 && n3.messages_from(2).len() == 100
+    })
+    .await;
+    let want = |f, t| (0..100).map(|i| msg(f, t, i)).collect::<Vec<_>>();
+    assert_eq!(n3.messages_from(1), want(1, 3));
+    assert_eq!(n1.messages_from(3), want(3, 1));
+    assert_eq!(n3.messages_from(2), want(2, 3));
+    assert_eq!(n1.downs(2) + n2.downs(1), 0, "the 1-2 link stayed up");
+    for n in [&n1, &n2, &n3] {
+        n.check_alternation();
+        n.peers.shutdown().await;
+    }
 }
 
 /// Connects, writes `bytes`, and waits for the server to close the connection.

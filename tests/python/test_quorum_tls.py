@@ -5,7 +5,9 @@ for another host, or none at all) cannot join, the others say so in their logs a
 serving with two; and ZooKeeper's rolling switch (plaintext, then portUnification on every
 server, then sslQuorum one by one, then portUnification off one by one) keeps serving
 throughout without losing an acknowledged write; and with `sslQuorumReloadCertFiles` a renewed
-certificate is used without a restart.
+certificate is used without a restart. The TLS work runs on a `warren-peer-tls` thread of its
+own, never on the owner (executor 0), and a plaintext ensemble has no such thread; a follower
+killed and restarted goes down and comes back up through that thread's pumped links.
 
 Warren only: ZooKeeper's peers use the same keys but Java key stores and its own handshake,
 and the brief of these tests is Warren's transport. Certificates come from ``pki.py``
@@ -16,10 +18,12 @@ accepts). Ports 127.0.0.1:23000-23999, as the other ensemble tests.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 
@@ -297,3 +301,60 @@ def test_quorum_certificates_reload_without_a_restart(tmp_path, pki, ensembles):
     c.create("/after-reload", b"ok")
     for sid in (1, 2, 3):
         assert data_at(ens, sid, "/after-reload") == b"ok"
+
+
+def thread_names(ens: Ensemble, sid: int) -> list[str]:
+    """The names (comm) of server `sid`'s threads."""
+    names = []
+    for task in Path(f"/proc/{ens[sid].pid}/task").iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:  # the thread ended meanwhile
+            pass
+    return names
+
+
+def peer_tls_threads(ens: Ensemble, sid: int) -> int:
+    # glommio names the thread `warren-peer-tls-<n>` (comm keeps its first 15 bytes), and the
+    # executor's helper thread for blocking calls after it.
+    return sum(1 for n in thread_names(ens, sid) if n.startswith("warren-peer-tls"))
+
+
+@pytest.mark.timeout(300)
+def test_tls_runs_on_the_peer_tls_thread_and_a_killed_follower_comes_back(tmp_path, pki, ensembles):
+    """A plaintext ensemble runs no peer TLS executor; a TLS one runs one per server (its
+    links' handshakes and encryption happen there, not on the owner). A follower killed with
+    SIGKILL: the others' pumped links to it end and the leader reports it down at once,
+    the two keep serving, and when it restarts it is reported up and catches up."""
+    plain = new_ensemble(tmp_path, ensembles, {})
+    plain.start(timeout=ELECTION_TIMEOUT)
+    for sid in (1, 2, 3):
+        names = thread_names(plain, sid)
+        assert any(n.startswith("warren-0") for n in names), names
+        assert peer_tls_threads(plain, sid) == 0, names
+    plain.close()
+
+    ens = new_ensemble(tmp_path, ensembles, {sid: quorum_tls(pki, sid) for sid in (1, 2, 3)})
+    leader = ens.start(timeout=ELECTION_TIMEOUT)
+    for sid in (1, 2, 3):
+        assert peer_tls_threads(ens, sid) >= 1, thread_names(ens, sid)
+    c = ens.client([leader])
+    c.create("/before", b"1")
+
+    follower = ens.followers(leader)[0]
+    offset = ens[leader].log_size()
+    ens.kill(follower)
+    wait_for(lambda: re.search(rf"peer {follower} \([^)]*\) is down", ens[leader].log_since(offset)), 10,
+             what=f"the leader reporting server.{follower} down")
+    c.create("/while-down", b"2")
+
+    offset = ens[leader].log_size()
+    ens.restart(follower)
+    wait_for(lambda: re.search(rf"peer {follower} \([^)]*\) is up", ens[leader].log_since(offset)), 30,
+             what=f"the leader reporting server.{follower} up again")
+    assert ens.wait_stable(timeout=ELECTION_TIMEOUT) == leader
+    assert peer_tls_threads(ens, follower) >= 1
+    assert data_at(ens, follower, "/while-down") == b"2"
+    c.create("/after", b"3")
+    for sid in (1, 2, 3):
+        assert data_at(ens, sid, "/after") == b"3"

@@ -17,6 +17,7 @@ pub mod import_zk;
 mod notify;
 mod outbox;
 mod owner;
+mod peer_tls;
 pub mod peers;
 pub mod purge;
 pub mod recovery;
@@ -291,7 +292,10 @@ pub fn run(settings: Settings) -> io::Result<()> {
         from_owner_tx.push(Some(tx));
         from_owner_rx.push(Some(rx));
     }
-    let io_memory = io_memory_budget(settings.io_memory_bytes, n, memlock_limit());
+    // Quorum TLS adds the peer TLS executor, with the smallest registration (see `peer_tls`).
+    let peer_tls = settings.ensemble.as_ref().is_some_and(|e| e.tls.is_some());
+    let reserved = if peer_tls { RINGS_PER_EXECUTOR * peer_tls::IO_MEMORY } else { 0 };
+    let io_memory = io_memory_budget(settings.io_memory_bytes, n, memlock_limit().map(|l| l.saturating_sub(reserved)));
     info!(
         "starting {n} executor(s); io_uring registered memory {} KiB per executor ({} KiB locked in all: \
          glommio registers it in 3 rings; memlock limit {})",

@@ -35,10 +35,19 @@
 //! quorum trust store; with `ssl.quorum.hostnameVerification` the dialler checks that the
 //! certificate names the host of the peer's `server.N` line, and the acceptor, once the hello
 //! says which server dialled, that the certificate names *that* server's host, so that one
-//! member's certificate cannot speak for another. The handshake runs in the connection's task,
-//! under the hello deadline; a failed one is logged (at most once per `REJECT_LOG_EVERY`, with
-//! a count of the others) and the connection closed. Plaintext links run the same code, generic
-//! over the stream, as before TLS existed.
+//! member's certificate cannot speak for another.
+//!
+//! No TLS work runs here, on the owner's executor: with quorum TLS configured, `Peers` starts
+//! the peer TLS executor (`peer_tls`, thread `warren-peer-tls`), which holds the election
+//! port, runs every handshake, and encrypts and decrypts every TLS link, pumping its plaintext
+//! through a Unix socketpair whose other end this code reads and writes like a TCP connection.
+//! Plaintext connections on a unified port are handed over as their own TCP socket. Detection,
+//! handshake and hello share one deadline from accept (the hello deadline); a rejected
+//! connection is logged there or here through one shared limit (at most once per
+//! `REJECT_LOG_EVERY`, with a count of the others) and closed. A pump ends, closing both of
+//! its sides, as soon as either does, so the guarantees above hold unchanged over TLS. Without
+//! quorum TLS there is no such executor and no socketpair: plaintext links are TCP
+//! connections on this executor, the same code as before TLS existed.
 //!
 //! Not detected here: a peer that stops reading without closing (a hung process, a partition
 //! that drops packets silently). Its queue grows and its writes stall until TCP gives up; the
@@ -46,6 +55,8 @@
 //!
 //! The event channel is a glommio unbounded local channel
 //! ([`glommio::channels::local_channel`]): every `Peers` lives on one executor, with its owner.
+//! The peer TLS executor talks to it over `async_channel`s (a dial request and its answer,
+//! accepted connections), which carry only file descriptors, never link traffic.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -54,21 +65,21 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::or;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use futures_rustls::{TlsAcceptor, TlsConnector};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::{TcpListener, TcpStream, UnixStream};
 use glommio::Task;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use tracing::{debug, error, info, warn};
 
 use super::admission::{AcceptBackoff, LogLimiter};
 use super::outbox::Outbox;
+use super::peer_tls::{self, Handoff, Terminator};
 use crate::quorum::codec::{self, HELLO_LEN, MAX_FRAME};
 use crate::quorum::{Msg, ServerId};
 
@@ -167,9 +178,27 @@ impl Peers {
                 return Err(invalid(format!("quorum TLS: no host name for server {id}")));
             }
         }
-        let (q, q_fd, quorum_addr) = bind(quorum, "quorum")?;
-        let (e, e_fd, election_addr) = bind(election, "election")?;
+        let (q, quorum_addr) = bind(quorum, "quorum")?;
+        let (e, election_addr) = bind(election, "election")?;
         info!("peer links: server {} on quorum port {quorum_addr} and election port {election_addr}", cfg.myid);
+        let hello_timeout = cfg.connect_timeout.max(HELLO_TIMEOUT_MIN);
+        let rejections = Arc::new(Mutex::new(LogLimiter::new(REJECT_LOG_EVERY)));
+        // Quorum TLS: the election port and every TLS stream live on the peer TLS executor.
+        let (terminator, election) = match &cfg.tls {
+            None => (None, Ok(e)),
+            Some(tls) => {
+                let setup = peer_tls::Setup {
+                    myid: cfg.myid,
+                    tls: tls.clone(),
+                    election: e,
+                    connect_timeout: cfg.connect_timeout,
+                    hello_timeout,
+                    rejections: rejections.clone(),
+                };
+                let (terminator, handoffs) = Terminator::start(setup)?;
+                (Some(terminator), Err(handoffs))
+            }
+        };
 
         let (tx, rx) = local_channel::new_unbounded();
         let links = cfg
@@ -185,22 +214,29 @@ impl Peers {
             next_gen: Cell::new(1),
             conns: RefCell::new(HashMap::new()),
             closed: Cell::new(false),
-            hello_timeout: cfg.connect_timeout.max(HELLO_TIMEOUT_MIN),
+            hello_timeout,
             tls: cfg.tls,
-            rejections: RefCell::new(LogLimiter::new(REJECT_LOG_EVERY)),
+            rejections,
+            terminator,
         });
-        let (q, e) = (Rc::new(q), Rc::new(e));
-        let mut tasks = vec![
-            glommio::spawn_local(accept_quorum(shared.clone(), q.clone())),
-            glommio::spawn_local(accept_election(shared.clone(), e.clone())),
-        ];
+        let (q, q_fd) = glommio_listener(q);
+        let mut listeners = vec![(q.clone(), q_fd)];
+        let mut tasks = vec![glommio::spawn_local(accept_quorum(shared.clone(), q))];
+        match election {
+            Ok(e) => {
+                let (e, e_fd) = glommio_listener(e);
+                listeners.push((e.clone(), e_fd));
+                tasks.push(glommio::spawn_local(accept_election(shared.clone(), e)));
+            }
+            Err(handoffs) => tasks.push(glommio::spawn_local(accept_handoffs(shared.clone(), handoffs))),
+        }
         for &(id, _, addr) in cfg.members.iter().filter(|m| m.0 != cfg.myid) {
             tasks.push(glommio::spawn_local(outbound(shared.clone(), id, addr, cfg.connect_timeout)));
         }
         let peers = Peers {
             shared,
             tasks: RefCell::new(tasks),
-            listeners: RefCell::new(vec![(q, q_fd), (e, e_fd)]),
+            listeners: RefCell::new(listeners),
             quorum_addr,
             election_addr,
         };
@@ -269,6 +305,9 @@ impl Peers {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
         self.listeners.borrow_mut().clear();
+        if let Some(t) = &self.shared.terminator {
+            t.stopped().await;
+        }
         info!("peer links of server {} shut down", self.shared.myid);
     }
 
@@ -281,6 +320,9 @@ impl Peers {
             // Wakes a pending accept; the socket itself closes when the last Rc goes.
             // SAFETY: the listener owning this fd is alive (held in `self.listeners`).
             unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+        }
+        if let Some(t) = &self.shared.terminator {
+            t.stop();
         }
         for l in self.shared.links.borrow_mut().values_mut() {
             self.shared.teardown(l);
@@ -302,32 +344,37 @@ impl Drop for Peers {
 
 /// A standard (SO_REUSEADDR, not SO_REUSEPORT) listener handed to glommio: glommio's own
 /// `bind` sets SO_REUSEPORT, with which a second server on the same port would not fail.
-fn bind(addr: SocketAddr, what: &str) -> io::Result<(TcpListener, RawFd, SocketAddr)> {
+fn bind(addr: SocketAddr, what: &str) -> io::Result<(std::net::TcpListener, SocketAddr)> {
     let l = std::net::TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on the {what} port {addr}: {e}")))?;
     l.set_nonblocking(true)?;
     let bound = l.local_addr()?;
+    Ok((l, bound))
+}
+
+/// A bound listener handed to glommio, and its fd (to shut it down).
+fn glommio_listener(l: std::net::TcpListener) -> (Rc<TcpListener>, RawFd) {
     let fd = l.as_raw_fd();
     // SAFETY: `into_raw_fd` hands over a bound, listening socket that nothing else owns.
-    Ok((unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) }, fd, bound))
+    (Rc::new(unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) }), fd)
 }
 
 /// Tells one connection's task to close it.
 #[derive(Default)]
-struct Kill {
+pub(super) struct Kill {
     fired: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Kill {
-    fn fire(&self) {
+    pub(super) fn fire(&self) {
         self.fired.set(true);
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
     }
 
-    async fn wait(&self) {
+    pub(super) async fn wait(&self) {
         poll_fn(|cx| {
             if self.fired.get() {
                 return Poll::Ready(());
@@ -373,8 +420,10 @@ struct Shared {
     closed: Cell<bool>,
     hello_timeout: Duration,
     tls: Option<PeerTls>,
-    /// Rate limit of the rejected-connection log line.
-    rejections: RefCell<LogLimiter>,
+    /// Rate limit of the rejected-connection log line (shared with the peer TLS executor).
+    rejections: Arc<Mutex<LogLimiter>>,
+    /// The peer TLS executor, with quorum TLS.
+    terminator: Option<Terminator>,
 }
 
 impl Shared {
@@ -382,15 +431,6 @@ impl Shared {
         let g = self.next_gen.get();
         self.next_gen.set(g + 1);
         g
-    }
-
-    /// Logs a rejected inbound connection, rate-limited.
-    fn note_rejected(&self, from: &str, why: &str) {
-        if let Some(held_back) = self.rejections.borrow_mut().allow(Instant::now()) {
-            let more =
-                if held_back > 0 { format!(" ({held_back} more rejected since the last line)") } else { String::new() };
-            warn!("rejected a connection to the election port from {from}: {why}{more}");
-        }
     }
 
     fn emit(&self, ev: PeerEvent) {
@@ -487,6 +527,34 @@ impl Shared {
     }
 }
 
+/// Logs a rejected inbound connection, rate-limited.
+pub(super) fn note_rejected(limiter: &Mutex<LogLimiter>, from: &str, why: &str) {
+    // A poisoned lock still holds a usable limiter: its holder only counts.
+    let allowed = limiter.lock().unwrap_or_else(|p| p.into_inner()).allow(Instant::now());
+    if let Some(held_back) = allowed {
+        let more =
+            if held_back > 0 { format!(" ({held_back} more rejected since the last line)") } else { String::new() };
+        warn!("rejected a connection to the election port from {from}: {why}{more}");
+    }
+}
+
+/// Who a hello says dialled; Err (why the connection is rejected) for a malformed hello, this
+/// server's own id, or an id `is_member` does not know.
+pub(super) fn identify(
+    hello: &[u8],
+    myid: ServerId,
+    is_member: impl FnOnce(ServerId) -> bool,
+) -> Result<ServerId, String> {
+    let id = codec::decode_hello(hello).map_err(|e| e.to_string())?;
+    if id == myid {
+        return Err(format!("it claims to be this server ({id})"));
+    }
+    if !is_member(id) {
+        return Err(format!("server {id} is not a member"));
+    }
+    Ok(id)
+}
+
 // ---- outbound ---------------------------------------------------------------------------------
 
 /// Keeps a connection to `peer` open for as long as the `Peers` lives.
@@ -524,8 +592,9 @@ async fn outbound(shared: Rc<Shared>, peer: ServerId, addr: SocketAddr, timeout:
     }
 }
 
-/// Connects to `peer` (with a TLS handshake under `sslQuorum`) and runs the connection until it
-/// breaks; `Err` when no connection was made. The failure count restarts once one is made.
+/// Connects to `peer` (through the peer TLS executor under `sslQuorum`) and runs the connection
+/// until it breaks; `Err` when no connection was made. The failure count restarts once one is
+/// made.
 async fn connect_and_run(
     shared: &Rc<Shared>,
     peer: ServerId,
@@ -534,23 +603,22 @@ async fn connect_and_run(
     failures: &mut u64,
     last_report: &mut Option<Instant>,
 ) -> Result<String, String> {
+    if let Some(t) = shared.terminator.as_ref().filter(|_| shared.tls.as_ref().is_some_and(|t| t.dial)) {
+        let h = t.dial(peer, addr).await?;
+        (*failures, *last_report) = (0, None);
+        // SAFETY: the handoff owns this fd, our end of a connected socketpair.
+        let stream = unsafe { UnixStream::from_raw_fd(h.fd.into_raw_fd()) };
+        return Ok(run_outbound(shared, peer, stream, h.addr).await);
+    }
     let stream = TcpStream::connect_timeout(addr, timeout).await.map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().map_or("?".to_string(), |a| a.to_string());
-    let Some(tls) = shared.tls.as_ref().filter(|t| t.dial) else {
-        (*failures, *last_report) = (0, None);
-        return Ok(run_outbound(shared, peer, stream, local).await);
-    };
-    let name = tls.hosts.get(&peer).cloned().ok_or_else(|| format!("no host name for server {peer}"))?;
-    let connector = TlsConnector::from(tls.configs.current().client.clone());
-    let handshake = async { connector.connect(name, stream).await.map_err(|e| format!("TLS handshake failed: {e}")) };
-    let stream = or(handshake, expire(shared.hello_timeout, "TLS handshake not finished in time")).await?;
     (*failures, *last_report) = (0, None);
     Ok(run_outbound(shared, peer, stream, local).await)
 }
 
 /// Waits `after`, then fails with `why`: raced against an operation that must not hang.
-async fn expire<T>(after: Duration, why: &str) -> Result<T, String> {
+pub(super) async fn expire<T>(after: Duration, why: &str) -> Result<T, String> {
     glommio::timer::sleep(after).await;
     Err(why.to_string())
 }
@@ -639,10 +707,10 @@ async fn accept_election(shared: Rc<Shared>, listener: Rc<TcpListener>) {
         match listener.accept().await {
             Ok(stream) => {
                 backoff.on_success("election port");
-                let gen = shared.gen();
-                let kill = Rc::new(Kill::default());
-                shared.conns.borrow_mut().insert(gen, kill.clone());
-                glommio::spawn_local(inbound(shared.clone(), stream, gen, kill)).detach();
+                let deadline = Instant::now() + shared.hello_timeout;
+                let from = stream.peer_addr().map_or("?".to_string(), |a| a.to_string());
+                let _ = stream.set_nodelay(true);
+                spawn_inbound(&shared, stream, from, deadline);
             }
             Err(e) => {
                 if shared.closed.get() {
@@ -655,6 +723,28 @@ async fn accept_election(shared: Rc<Shared>, listener: Rc<TcpListener>) {
             }
         }
     }
+}
+
+/// Takes the election port's connections from the peer TLS executor (quorum TLS): TLS ones
+/// pumped through a socketpair, plaintext ones (on a unified port) as they were accepted.
+async fn accept_handoffs(shared: Rc<Shared>, handoffs: async_channel::Receiver<Handoff>) {
+    while let Ok(h) = handoffs.recv().await {
+        let fd = h.fd.into_raw_fd();
+        // SAFETY: the handoff owned this fd, a connected socket of the kind `pumped` says.
+        if h.pumped {
+            spawn_inbound(&shared, unsafe { UnixStream::from_raw_fd(fd) }, h.addr, h.deadline);
+        } else {
+            spawn_inbound(&shared, unsafe { TcpStream::from_raw_fd(fd) }, h.addr, h.deadline);
+        }
+    }
+}
+
+/// Runs an inbound connection in its own task; its hello must be read by `deadline`.
+fn spawn_inbound<S: AsyncRead + Unpin + 'static>(shared: &Rc<Shared>, stream: S, from: String, deadline: Instant) {
+    let gen = shared.gen();
+    let kill = Rc::new(Kill::default());
+    shared.conns.borrow_mut().insert(gen, kill.clone());
+    glommio::spawn_local(inbound(shared.clone(), stream, from, deadline, gen, kill)).detach();
 }
 
 /// Forgets an inbound connection when its task ends or is cancelled.
@@ -673,16 +763,22 @@ impl Drop for ConnGuard {
     }
 }
 
-async fn inbound(shared: Rc<Shared>, stream: TcpStream, gen: u64, kill: Rc<Kill>) {
-    let from = stream.peer_addr().map_or("?".to_string(), |a| a.to_string());
+async fn inbound<S: AsyncRead + Unpin>(
+    shared: Rc<Shared>,
+    stream: S,
+    from: String,
+    deadline: Instant,
+    gen: u64,
+    kill: Rc<Kill>,
+) {
     let peer = Rc::new(Cell::new(None));
     let _guard = ConnGuard { shared: shared.clone(), gen, peer: peer.clone() };
     let killed = async {
         kill.wait().await;
         Ended::Closed("closed with the peer's other link".into())
     };
-    match or(open_inbound(&shared, stream, gen, &kill, &peer), killed).await {
-        Ended::Rejected(why) => shared.note_rejected(&from, &why),
+    match or(read_inbound(&shared, stream, deadline, gen, &kill, &peer), killed).await {
+        Ended::Rejected(why) => note_rejected(&shared.rejections, &from, &why),
         Ended::Closed(why) => {
             if let (Some(id), false) = (peer.get(), shared.closed.get()) {
                 info!("link from peer {id} at {from} closed: {why}");
@@ -697,79 +793,31 @@ enum Ended {
     Closed(String),
 }
 
-/// Runs the TLS handshake when the connection is (or must be) TLS, then reads it.
-async fn open_inbound(
-    shared: &Shared,
-    stream: TcpStream,
-    gen: u64,
-    kill: &Rc<Kill>,
-    peer: &Cell<Option<ServerId>>,
-) -> Ended {
-    let _ = stream.set_nodelay(true);
-    let Some(tls) = &shared.tls else {
-        return read_inbound(shared, stream, gen, kill, peer, None).await;
-    };
-    let started = Instant::now();
-    if tls.unified {
-        match super::secure::detect(&stream, tls.detection_timeout.min(shared.hello_timeout)).await {
-            Ok(true) => {}
-            Ok(false) => return read_inbound(shared, stream, gen, kill, peer, None).await,
-            Err(e) => return Ended::Rejected(format!("nothing received: {e}")),
-        }
-    }
-    let acceptor = TlsAcceptor::from(tls.configs.current().server.clone());
-    let handshake = async { acceptor.accept(stream).await.map_err(|e| format!("TLS handshake failed: {e}")) };
-    let left = shared.hello_timeout.saturating_sub(started.elapsed());
-    let stream = match or(handshake, expire(left, "TLS handshake not finished in time")).await {
-        Ok(s) => s,
-        Err(why) => return Ended::Rejected(why),
-    };
-    // rustls required and verified a certificate (clientAuth need); kept for the host check.
-    let Some(leaf) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).cloned() else {
-        return Ended::Rejected("TLS without a peer certificate".into());
-    };
-    read_inbound(shared, stream, gen, kill, peer, Some(leaf)).await
-}
-
-/// Reads a connection's hello and then its frames. `leaf`: the peer's certificate on a TLS
-/// connection, checked against the host of the server the hello names.
+/// Reads a connection's hello (by `deadline`) and then its frames. On a TLS link the peer
+/// TLS executor has already checked the certificate against the hello's server.
 async fn read_inbound<S: AsyncRead + Unpin>(
     shared: &Shared,
     mut stream: S,
+    deadline: Instant,
     gen: u64,
     kill: &Rc<Kill>,
     peer: &Cell<Option<ServerId>>,
-    leaf: Option<CertificateDer<'static>>,
 ) -> Ended {
     let mut rb = ReadBuf::new();
     let timeout = async {
-        glommio::timer::sleep(shared.hello_timeout).await;
+        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
         Err(ReadError::Timeout)
     };
-    let id = match or(rb.fill(&mut stream, HELLO_LEN), timeout).await {
-        Ok(()) => match codec::decode_hello(rb.take(HELLO_LEN)) {
-            Ok(id) => id,
-            Err(e) => return Ended::Rejected(e.to_string()),
-        },
-        Err(e) => return Ended::Rejected(format!("no hello: {e}")),
-    };
-    if id == shared.myid {
-        return Ended::Rejected(format!("it claims to be this server ({id})"));
+    if let Err(e) = or(rb.fill(&mut stream, HELLO_LEN), timeout).await {
+        return Ended::Rejected(format!("no hello: {e}"));
     }
-    let addr = match shared.links.borrow().get(&id) {
-        Some(l) => l.addr,
-        None => return Ended::Rejected(format!("server {id} is not a member")),
-    };
-    if let (Some(leaf), Some(tls)) = (&leaf, &shared.tls) {
-        if tls.hostname_verification {
-            let host = tls.hosts.get(&id).cloned().ok_or_else(|| format!("no host name for server {id}"));
-            if let Err(e) = host.and_then(|h| {
-                crate::tls::certificate_names_host(leaf, &h).map_err(|e| format!("{e} (server.{id} is {h:?})"))
-            }) {
-                return Ended::Rejected(format!("its certificate is not valid for server {id}: {e}"));
-            }
+    let (id, addr) = {
+        let links = shared.links.borrow();
+        match identify(rb.take(HELLO_LEN), shared.myid, |id| links.contains_key(&id)) {
+            Ok(id) => (id, links[&id].addr),
+            Err(why) => return Ended::Rejected(why),
         }
-    }
+    };
     peer.set(Some(id));
     debug!("peer {id} (election address {addr}) connected");
     shared.in_open(id, gen, kill.clone());
