@@ -275,7 +275,8 @@ fn stopped_tls_peer_goes_down_and_is_found_again() {
 type TlsFor = dyn Fn(ServerId) -> Option<PeerTls>;
 
 /// Three servers link up; server 3 stops (Down at the others within a second), the others
-/// keep talking, server 3 restarts on the same ports and every link carries ordered traffic.
+/// keep talking, server 3 restarts on the same ports and every link carries ordered traffic;
+/// a link reset at one end is seen at the other within a second.
 async fn stop_and_restart_server_3(m: Members, tls: Rc<TlsFor>) {
     let n1 = Node::start_with(1, &m, tls(1)).await;
     let n2 = Node::start_with(2, &m, tls(2)).await;
@@ -321,6 +322,17 @@ async fn stop_and_restart_server_3(m: Members, tls: Rc<TlsFor>) {
     assert_eq!(n1.messages_from(3), want(3, 1));
     assert_eq!(n3.messages_from(2), want(2, 3));
     assert_eq!(n1.downs(2) + n2.downs(1), 0, "the 1-2 link stayed up");
+
+    // Server 1 resets its link to 2 (its owner closes both connections; under TLS that ends
+    // the pumps, which close the TLS connections): server 2 sees Down at once, then both
+    // find each other again and talk in order.
+    n1.peers.reset(2);
+    let took = wait_until("Down(1) at server 2 after a reset at 1", Duration::from_secs(5), || n2.downs(1) == 1).await;
+    assert!(took < Duration::from_secs(1), "Down took {took:?}");
+    all_up(&[&n1, &n2, &n3], Duration::from_secs(10)).await;
+    n1.peers.send(2, &Msg::Commit { zxid: 2 });
+    wait_until("1 -> 2 after the reset", Duration::from_secs(5), || n2.messages_from(1).len() == 2).await;
+    assert_eq!(n2.messages_from(1), vec![Msg::Commit { zxid: 1 }, Msg::Commit { zxid: 2 }]);
     for n in [&n1, &n2, &n3] {
         n.check_alternation();
         n.peers.shutdown().await;
