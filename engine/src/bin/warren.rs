@@ -400,6 +400,7 @@ fn ensemble_settings(cfg: &Config) -> Option<EnsembleSettings> {
         observers: e.observers(),
         init_limit: cfg.init_limit,
         sync_limit: cfg.sync_limit,
+        peer_timeout_ms: cfg.warren_peer_timeout_ms as i64,
         max_inflight: cfg.warren_max_inflight,
         diff_window: cfg.warren_diff_window,
     };
