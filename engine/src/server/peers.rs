@@ -26,6 +26,17 @@
 //! that hello is read, a message a server sends right after its `Up` reaches a peer that
 //! already reported `Up` too.
 //!
+//! **Host names** ([`PeerAddr`], [`resolve`]). Members are given as their `server.N` lines
+//! write them. Each outbound attempt resolves the peer's host afresh (off the executor; an IP
+//! literal needs no lookup), so a peer whose name resolves only later, or that comes back
+//! under a new address, is found at a later attempt; a name that does not resolve is a failed
+//! attempt like a refused connection (same backoff, same rate-limited log line), never a dial
+//! of `0.0.0.0`. Inbound connections are identified by their hello, not by their source
+//! address. This server's own ports are bound in [`Peers::start`] when its host resolves there
+//! (a clash is then an error, as before names were resolved per attempt); when it does not, a
+//! task looks it up and binds with the same backoff until both ports are bound, and nothing is
+//! bound meanwhile ([`Peers::local_addrs`] is `None`).
+//!
 //! **TLS** (`sslQuorum`, `portUnification`, [`PeerTls`]). With `sslQuorum=true` every
 //! outbound connection is a TLS client showing this server's certificate; the election port
 //! then takes TLS only, or, with `portUnification=true`, TLS and plaintext told apart by the
