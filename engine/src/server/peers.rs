@@ -198,7 +198,19 @@ impl Peers {
             .members
             .iter()
             .filter(|m| m.0 != cfg.myid)
-            .map(|(id, _, addr)| (*id, Link { addr: addr.clone(), dialled: None, out: None, inbound: None, up: false }))
+            .map(|(id, _, addr)| {
+                (
+                    *id,
+                    Link {
+                        addr: addr.clone(),
+                        dialled: None,
+                        moves: LogLimiter::new(REPORT_EVERY),
+                        out: None,
+                        inbound: None,
+                        up: false,
+                    },
+                )
+            })
             .collect();
         let shared = Rc::new(Shared {
             myid: cfg.myid,
@@ -443,6 +455,9 @@ struct Link {
     addr: PeerAddr,
     /// What its host resolved to at the last attempt (reported when it changes).
     dialled: Option<SocketAddr>,
+    /// Rate limit of the "now resolves to" line: a name whose DNS answers rotate among
+    /// several addresses must not log one per attempt.
+    moves: LogLimiter,
     /// Our connection to it, once connected.
     out: Option<OutConn>,
     /// Its connection to us, once its hello was read.
@@ -486,13 +501,19 @@ impl Shared {
         }
     }
 
-    /// Remembers what a peer's host resolved to, saying so when it is a name that now
-    /// resolves to another address than at the previous attempt.
+    /// Remembers what a peer's host resolved to, saying so (rate-limited) when it is a name
+    /// that resolves to another address than at the previous attempt.
     fn note_resolved(&self, id: ServerId, to: SocketAddr) {
         let mut links = self.links.borrow_mut();
         let Some(l) = links.get_mut(&id) else { return };
         match l.dialled.replace(to) {
-            Some(before) if before != to => info!("peer {id}: {} now resolves to {to} (was {before})", l.addr.host()),
+            Some(before) if before != to => {
+                if let Some(held_back) = l.moves.allow(Instant::now()) {
+                    let more =
+                        if held_back > 0 { format!("; {held_back} changes not logged before") } else { String::new() };
+                    info!("peer {id}: {} now resolves to {to} (was {before}{more})", l.addr.host());
+                }
+            }
             None if l.addr.literal().is_none() => info!("peer {id}: {} resolves to {to}", l.addr.host()),
             _ => {}
         }
@@ -633,7 +654,10 @@ async fn connect_and_run(
 ) -> Result<String, String> {
     let target = resolve::resolve(addr).await.map_err(|e| e.to_string())?;
     shared.note_resolved(peer, target);
-    let stream = TcpStream::connect_timeout(target, timeout).await.map_err(|e| format!("{target}: {e}"))?;
+    let stream = TcpStream::connect_timeout(target, timeout).await.map_err(|e| match addr.literal() {
+        Some(_) => e.to_string(),
+        None => format!("{target}: {e}"),
+    })?;
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().map_or("?".to_string(), |a| a.to_string());
     let Some(tls) = shared.tls.as_ref().filter(|t| t.dial) else {
@@ -955,5 +979,23 @@ impl ReadBuf {
         let s = self.start;
         self.start += n;
         &self.buf[s..s + n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_failures_are_logged_first_then_once_per_period_with_the_count() {
+        let t0 = Instant::now();
+        let mut f = Failures::default();
+        assert_eq!(f.note(t0), Some(1));
+        assert_eq!(f.note(t0 + Duration::from_millis(500)), None);
+        assert_eq!(f.note(t0 + REPORT_EVERY - Duration::from_millis(1)), None);
+        assert_eq!(f.note(t0 + REPORT_EVERY), Some(4));
+        assert_eq!(f.note(t0 + REPORT_EVERY + Duration::from_secs(1)), None);
+        f = Failures::default();
+        assert_eq!(f.note(t0 + REPORT_EVERY + Duration::from_secs(2)), Some(1), "a connection resets the count");
     }
 }
