@@ -28,9 +28,16 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "core" and m.get("executable"):
         print(m["executable"])'
 }
+cur_target=${CARGO_TARGET_DIR:-$PWD/target}
+# The baseline's build starts from a copy of this tree's release artifacts: the dependencies
+# it shares with the current tree are then not compiled again (minutes on a fresh CI machine),
+# and cargo still rebuilds every workspace crate from the baseline's own sources.
+if [ -d "$cur_target/release" ]; then
+  mkdir -p "$work/target-base" && cp -a "$cur_target/release" "$work/target-base/release"
+fi
 echo "bench-check: building baseline $(git rev-parse --short "$base_rev") and current"
 base_bin=$(bench_bin "$work/base" "$work/target-base")
-cur_bin=$(bench_bin "$PWD" "${CARGO_TARGET_DIR:-$PWD/target}")
+cur_bin=$(bench_bin "$PWD" "$cur_target")
 export CRITERION_HOME="$work/criterion"
 rounds=${BENCH_ROUNDS:-3}
 # run ROUND [FILTER]: one baseline and one current process, each saving its estimates.

@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The same build as ci/test.sh (the whole workspace, release): building only the engine
-# package would unify features differently and rebuild half the dependencies.
-cargo build --release --workspace --quiet
+# The same build as ci/test.sh (the whole workspace, every target, release), so the packaged
+# binary is the one the tests ran against: building without --all-targets (or only the engine
+# package) unifies dependency features differently and recompiles half the dependencies.
+cargo build --release --workspace --all-targets --quiet
 # Stripped: the release profile keeps line tables (debug = 1) for profiling; the package does not need them.
 # Reproducible: file dates in the package are the last commit's.
 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"

@@ -13,35 +13,45 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== installing test dependencies (skipped when present)"
+# Each phase's heading says how long the run has taken so far, so a slow CI log shows where
+# its time went.
+started=$SECONDS
+phase() { printf '== [%dm%02ds] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$1"; }
+
+phase "installing test dependencies (skipped when present)"
 bash ci/install-deps.sh
 
-echo "== formatting (cargo fmt --check)"
+phase "formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 
-echo "== building (release)"
+phase "building (release)"
 cargo build --release --workspace --all-targets
 # The Debian package too (tests/python/test_packaging.py installs it): its build of the
 # workspace without --all-targets may recompile crates, which belongs here, not in a test.
 bash ci/build-deb.sh
 
-echo "== Rust tests"
+phase "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --release --no-fail-fast
 else
     cargo test --workspace --release --no-fail-fast
 fi
 
-echo "== fuzzing, a short fixed-time run per target (long runs: results/fuzz/)"
-bash ci/fuzz.sh time "${FUZZ_SECONDS:-10}"
+phase "fuzzing, a short fixed-time run per target (long runs: results/fuzz/)"
+FUZZ_PROFILE=${FUZZ_PROFILE:-dev} bash ci/fuzz.sh time "${FUZZ_SECONDS:-10}"
 
-echo "== performance regression check (core benchmarks vs the previous commit)"
+phase "performance regression check (core benchmarks vs the previous commit)"
 bash ci/bench-check.sh
 
-echo "== black-box tests (kazoo, zkCli, differential against ZooKeeper 3.8)"
+phase "black-box tests (kazoo, zkCli, differential against ZooKeeper 3.8)"
 export WARREN_BIN="$PWD/target/release/warren"
-python3 -m pytest tests/python -q -p no:cacheprovider
+# Unbuffered, so a CI log cut short still shows how far the run got; a whole-suite deadline
+# (SIGINT: pytest stops and still prints its summary of failures) so that a test that hangs
+# past its own timeout ends the run with a report instead of using up CI's time.
+timeout -s INT -k 60 "${PYTEST_DEADLINE:-2400}" \
+    python3 -u -m pytest tests/python -q -p no:cacheprovider --durations=15
 
-echo "== chaos: a 3-server ensemble in network namespaces, each fault kind once (tests/chaos)"
-python3 -m pytest tests/chaos -q -p no:cacheprovider
+phase "chaos: a 3-server ensemble in network namespaces, each fault kind once (tests/chaos)"
+timeout -s INT -k 60 "${PYTEST_DEADLINE:-2400}" python3 -u -m pytest tests/chaos -q -p no:cacheprovider
 bash ci/chaos.sh
+phase "done"

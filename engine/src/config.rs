@@ -164,6 +164,7 @@ const USED_KEYS: &[&str] = &[
     "warren.ioMemoryKb",
     "warren.containerCheckIntervalMs",
     "warren.diffWindow",
+    "warren.peerTimeoutMs",
     "warren.maxInflight",
     "warren.maxQueuedReplyBytes",
     "warren.maxWatchesPerSession",
@@ -213,6 +214,9 @@ const MIN_REPLIES_UNDER_CAP: u64 = 2;
 const DEFAULT_JUTE_MAX_BUFFER: u32 = 0xfffff;
 const DEFAULT_INIT_LIMIT: u32 = 10;
 const DEFAULT_SYNC_LIMIT: u32 = 5;
+/// `warren.peerTimeoutMs`: a leader that stops answering is given up on after 1 s, not after
+/// syncLimit × tickTime (10 s with ZooKeeper's sample settings); see conf/README.md for the cost.
+const DEFAULT_PEER_TIMEOUT_MS: u64 = 1000;
 const DEFAULT_SNAP_COUNT: u64 = 100_000;
 /// ZooKeeper's SyncRequestProcessor needs at least two transactions per
 /// snapshot interval (it randomises within half of it); lower is clamped.
@@ -389,6 +393,10 @@ pub struct Config {
     /// `warren.diffWindow`: transactions a leader keeps in memory to bring a lagging follower
     /// up with a DIFF; further behind, it sends a snapshot (ZooKeeper: `zookeeper.commitLogCount`).
     pub warren_diff_window: usize,
+    /// `warren.peerTimeoutMs`: how long a serving follower waits for a silent leader, and a
+    /// leader for a silent follower, before giving up on it, when that is shorter than
+    /// syncLimit × tickTime (0: syncLimit alone, as ZooKeeper).
+    pub warren_peer_timeout_ms: u64,
     /// `warren.maxInflight`: proposals a leader keeps in flight before holding writes back.
     pub warren_max_inflight: usize,
     /// `warren.maxQueuedReplyBytes`: reply bytes a connection may have waiting to be written;
@@ -617,6 +625,7 @@ impl Config {
             warren_io_memory_kb: DEFAULT_WARREN_IO_MEMORY_KB,
             warren_container_check_interval_ms: 60_000,
             warren_diff_window: 10_000,
+            warren_peer_timeout_ms: DEFAULT_PEER_TIMEOUT_MS,
             warren_max_inflight: 10_000,
             warren_max_queued_reply_bytes: DEFAULT_MAX_QUEUED_REPLY_BYTES,
             warren_max_watches_per_session: DEFAULT_MAX_WATCHES_PER_SESSION,
@@ -1201,6 +1210,10 @@ impl Parser {
             "fsync.warningthresholdms" => self.cfg.fsync_warning_threshold_ms = positive(e)?,
             "warren.containerCheckIntervalMs" => self.cfg.warren_container_check_interval_ms = positive(e)?,
             "warren.diffWindow" => self.cfg.warren_diff_window = positive(e)?,
+            "warren.peerTimeoutMs" => {
+                self.cfg.warren_peer_timeout_ms =
+                    number(e, "a non-negative integer of milliseconds (0 = syncLimit alone)")?
+            }
             "warren.maxInflight" => self.cfg.warren_max_inflight = positive(e)?,
             "warren.maxQueuedReplyBytes" => self.cfg.warren_max_queued_reply_bytes = positive(e)?,
             "warren.maxWatchesPerSession" => {
@@ -2080,6 +2093,15 @@ admin.enableServer=false");
         assert_eq!(cfg("clientPortAddress=localhost").client_port_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
         let text = err_text("clientPortAddress=zk1.example.com");
         assert!(text.contains("host names are not resolved"), "{text}");
+    }
+
+    #[test]
+    fn peer_timeout_defaults_to_a_second_and_zero_turns_it_off() {
+        assert_eq!(cfg("").warren_peer_timeout_ms, 1000);
+        assert_eq!(cfg("warren.peerTimeoutMs=0").warren_peer_timeout_ms, 0);
+        assert_eq!(cfg("warren.peerTimeoutMs=2500").warren_peer_timeout_ms, 2500);
+        let text = err_text("warren.peerTimeoutMs=-1");
+        assert!(text.contains("warren.peerTimeoutMs") && text.contains("non-negative"), "{text}");
     }
 
     #[test]

@@ -19,9 +19,15 @@ use warren::proto::CreateKind;
 use warren::quorum::codec;
 use warren::quorum::{Msg, ServerId};
 use warren::server::peers::{PeerConfig, PeerEvent, PeerTls, Peers};
+use warren::server::resolve::PeerAddr;
 use warren::txn::{Txn, TxnHeader, TxnOp};
 
 type Members = Vec<(ServerId, SocketAddr, SocketAddr)>;
+/// Members as `server.N` lines give them: a host name or an IP literal, and a port.
+type Named = Vec<(ServerId, PeerAddr, PeerAddr)>;
+
+/// A host name that never resolves (RFC 6761 reserves `.invalid`).
+const NOWHERE: &str = "warren-peers-test.invalid";
 
 fn run<F, Fut>(f: F)
 where
@@ -78,6 +84,11 @@ impl Node {
     }
 
     async fn start_with(id: ServerId, members: &Members, tls: Option<PeerTls>) -> Node {
+        let named: Named = members.iter().map(|&(id, q, e)| (id, q.into(), e.into())).collect();
+        Node::start_named(id, &named, tls).await
+    }
+
+    async fn start_named(id: ServerId, members: &Named, tls: Option<PeerTls>) -> Node {
         let deadline = Instant::now() + Duration::from_secs(5);
         let (peers, rx) = loop {
             let cfg = PeerConfig {
@@ -86,7 +97,7 @@ impl Node {
                 connect_timeout: Duration::from_millis(500),
                 tls: tls.clone(),
             };
-            match Peers::start(cfg) {
+            match Peers::start(cfg).await {
                 Ok(x) => break x,
                 Err(e) if Instant::now() < deadline => {
                     eprintln!("start {id}: {e}; retrying");
@@ -337,6 +348,67 @@ async fn stop_and_restart_server_3(m: Members, tls: Rc<TlsFor>) {
         n.check_alternation();
         n.peers.shutdown().await;
     }
+}
+
+/// A peer whose host does not resolve is retried, and never dialled at a wildcard: a dial of
+/// `0.0.0.0:port` (what an unresolved name used to become) reaches a listener on that port of
+/// any local address, here the trap on 127.0.0.1.
+#[test]
+fn an_unresolvable_peer_is_retried_never_dialled_at_a_wildcard() {
+    run(|| async {
+        let trap = StdListener::bind(("127.0.0.1", free_port())).expect("bind the trap");
+        trap.set_nonblocking(true).unwrap();
+        let trap_port = trap.local_addr().unwrap().port();
+        let mut named: Named = members(2).into_iter().map(|(id, q, e)| (id, q.into(), e.into())).collect();
+        named.push((3, PeerAddr::new(NOWHERE, free_port()), PeerAddr::new(NOWHERE, trap_port)));
+        let n1 = Node::start_named(1, &named, None).await;
+        let n2 = Node::start_named(2, &named, None).await;
+        all_up(&[&n1, &n2], Duration::from_secs(10)).await;
+        // Several attempts each (the backoff reaches 500 ms after about a second).
+        glommio::timer::sleep(Duration::from_secs(2)).await;
+        assert!(!n1.peers.is_up(3) && !n2.peers.is_up(3));
+        match trap.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok((_, from)) => panic!("server 3's unresolvable name was dialled as a wildcard (from {from})"),
+            Err(e) => panic!("accept on the trap: {e}"),
+        }
+        n1.peers.send(2, &Msg::Commit { zxid: 7 });
+        wait_until("1 -> 2 meanwhile", Duration::from_secs(5), || n2.messages_from(1).len() == 1).await;
+        for n in [&n1, &n2] {
+            n.check_alternation();
+            n.peers.shutdown().await;
+        }
+    });
+}
+
+/// This server's own host does not resolve: the links start (so that the server can come up
+/// and wait for its name), nothing is bound, on any address, until it does, and shutting down
+/// stops the retries. The same under quorum TLS, where the peer TLS executor runs (dialling)
+/// without an election port until then, and shutting down stops it.
+#[test]
+fn an_unresolvable_own_host_starts_without_binding_a_wildcard() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new(dir.path(), "ca");
+        for tls in [false, true] {
+            let (quorum, election) = (free_port(), free_port());
+            let m = members(2);
+            let mut named: Named = m.iter().map(|&(id, q, e)| (id, q.into(), e.into())).collect();
+            named[0] = (1, PeerAddr::new(NOWHERE, quorum), PeerAddr::new(NOWHERE, election));
+            let n1 = Node::start_named(1, &named, tls.then(|| ca.peer_tls(1, &m, true, false))).await;
+            glommio::timer::sleep(Duration::from_millis(500)).await;
+            assert_eq!(n1.peers.local_addrs(), None, "tls: {tls}");
+            for port in [quorum, election] {
+                // Fails while anything listens on the port, whatever its address.
+                StdListener::bind(("0.0.0.0", port))
+                    .unwrap_or_else(|e| panic!("port {port} was bound (tls: {tls}): {e}"));
+            }
+            let t = Instant::now();
+            n1.peers.shutdown().await;
+            assert!(t.elapsed() < Duration::from_secs(3), "shutdown took {:?} (tls: {tls})", t.elapsed());
+            assert!(n1.log.borrow().is_empty(), "no peer came up: {:?}", n1.log.borrow());
+        }
+    });
 }
 
 /// Connects, writes `bytes`, and waits for the server to close the connection.

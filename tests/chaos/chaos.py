@@ -43,7 +43,7 @@ class Server:
     """One ensemble member in its namespace: Warren, or ZooKeeper 3.8 started exactly as
     tests/python/servers.py starts it (its java command line, heap, log4j file)."""
 
-    def __init__(self, sid: int, n: int, base: Path, binary: Path, system: str):
+    def __init__(self, sid: int, n: int, base: Path, binary: Path, system: str, extra: dict | None = None):
         self.sid, self.n, self.binary, self.system = sid, n, binary, system
         self.dir = base / f"n{sid}"
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
@@ -58,6 +58,7 @@ class Server:
                "4lw.commands.whitelist": "*", "maxClientCnxns": 0}
         if system == "warren":
             cfg["warren.cores"] = 1
+        cfg.update(extra or {})
         for j in range(1, n + 1):
             cfg[f"server.{j}"] = f"{net.server_ip(j)}:2888:3888"
         self.cfg = self.dir / "zoo.cfg"
@@ -110,9 +111,9 @@ class Server:
 
 
 class Cluster:
-    def __init__(self, n: int, base: Path, binary: Path, system: str, log):
+    def __init__(self, n: int, base: Path, binary: Path, system: str, log, extra: dict | None = None):
         self.n, self.log = n, log
-        self.servers = {i: Server(i, n, base, binary, system) for i in range(1, n + 1)}
+        self.servers = {i: Server(i, n, base, binary, system, extra) for i in range(1, n + 1)}
 
     def hosts_for(self, first: int) -> str:
         order = [first] + [i for i in self.servers if i != first]
@@ -237,7 +238,8 @@ def run(args) -> int:
     schedule = make_schedule(rng, kinds, args.duration, args.cycle)
     log(f"seed {args.seed}; replay: python3 tests/chaos/chaos.py --seed {args.seed} "
         f"--duration {args.duration} --faults {args.faults}{' --cycle' if args.cycle else ''} "
-        f"--clients {args.clients} --keys {args.keys} --system {args.system}")
+        f"--clients {args.clients} --keys {args.keys} --system {args.system}"
+        + "".join(f" --set {kv}" for kv in args.set))
     for f in schedule:
         log(f"schedule: {json.dumps(f)}")
 
@@ -248,7 +250,8 @@ def run(args) -> int:
     keys = [f"/r{i}" for i in range(args.keys)]
     for k in keys:
         history.add({"type": "init", "key": k, "value": INITIAL})
-    cluster = Cluster(args.servers, out / "servers", Path(args.binary), args.system, log)
+    extra = dict(kv.split("=", 1) for kv in args.set)
+    cluster = Cluster(args.servers, out / "servers", Path(args.binary), args.system, log, extra)
     clients: list[Client] = []
     stop = threading.Event()
     faults: list[dict] = []
@@ -365,11 +368,16 @@ def main() -> int:
     p.add_argument("--keys", type=int, default=3)
     p.add_argument("--op-timeout", type=float, default=3.0)
     p.add_argument("--binary", default=os.environ.get("WARREN_BIN", str(checks.REPO / "target/release/warren")))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a zoo.cfg key for every server (repeatable), e.g. --set warren.peerTimeoutMs=0")
     p.add_argument("--keep", action="store_true", help="keep the servers' data and logs after a passing run")
     p.add_argument("--out", default=None, help="run directory (default /tmp/wchaos-<seed>)")
     args = p.parse_args()
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
+    for kv in args.set:
+        if "=" not in kv or not kv.split("=", 1)[0].strip():
+            p.error(f"--set {kv!r}: expected KEY=VALUE")
     if args.out is None:
         args.out = f"/tmp/wchaos-{args.seed}"
     if os.geteuid() != 0:

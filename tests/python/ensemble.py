@@ -425,11 +425,33 @@ class Ensemble:
         return "\n".join(lines)
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self, timeout: float = 90.0) -> int:
+    def start(self, timeout: float = 90.0, first: int | None = None) -> int:
         """Spawn every member; wait for one leader and everybody else following/observing.
-        Returns the leader's sid."""
+        Returns the leader's sid.
+
+        ``first``: spawn that member alone and wait until its election port accepts
+        connections (both systems open it only once their data is loaded) before spawning
+        the others. A member seeded with an imported or exported history must be running
+        before the empty ones start: two empty members are a majority of three and can elect
+        one of themselves before the seed votes, and the leader then truncates the seed's
+        history (ZooKeeper exits "Unable to truncate Txn log"). The migration procedures in
+        docs/migration.md say the same."""
+        if first is not None:
+            seed = self.members[first]
+            seed.spawn()
+            deadline = time.monotonic() + timeout
+            while True:
+                self._check_alive([first])
+                try:
+                    socket.create_connection((LOCALHOST, seed.election_port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise EnsembleError(f"server.{first}'s election port never opened\n{self.describe()}")
+                    time.sleep(0.05)
         for m in self:
-            m.spawn()
+            if m.sid != first:
+                m.spawn()
         return self.wait_stable(timeout=timeout)
 
     def kill(self, sid: int) -> None:

@@ -85,7 +85,7 @@ def test_a_warren_ensemble_moves_back_to_a_zookeeper_ensemble(tmp_path):
         for sid in zk.sids:
             if sid != best:
                 assert sorted(p.name for p in zk[sid].data_dir.iterdir()) == ["myid"]
-        leader = zk.start()
+        leader = zk.start(first=best)
         assert leader == best, f"the member with Warren's history leads\n{zk.describe()}"
         for sid in zk.sids:
             log = zk[sid].log_since(0)

@@ -55,7 +55,7 @@ def test_an_imported_data_dir_seeds_a_three_server_ensemble(tmp_path):
         ens[1].write_myid()
         for sid in (2, 3):
             assert not list((ens[sid].data_dir).glob("version-2/*")), "members 2 and 3 start empty"
-        leader = ens.start()
+        leader = ens.start(first=1)
         assert leader == 1, f"the member with the imported history leads\n{ens.describe()}"
         trees = {}
         for sid in ens.sids:

@@ -1,7 +1,7 @@
 //! The `warren` command: run a server, or ask one for its status.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use warren::admin;
 use warren::config::Config;
 use warren::machine::MachineConfig;
 use warren::quorum::QuorumConfig;
+use warren::server::resolve::PeerAddr;
 use warren::server::{self, AdminContext, ClientTls, EnsembleSettings, Settings, Storage};
 
 #[derive(Parser)]
@@ -382,24 +383,22 @@ fn settings_from(cfg: &Config) -> Settings {
     }
 }
 
-/// Resolves the `server.N` lines: quorum settings and every member's addresses.
+/// The `server.N` lines: quorum settings and every member's addresses, as written. Host names
+/// are not resolved here: the peer links look them up at each connection attempt.
 fn ensemble_settings(cfg: &Config) -> Option<EnsembleSettings> {
     let e = cfg.ensemble.as_ref()?;
-    let resolve = |host: &str, port: u16| -> SocketAddr {
-        (host, port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .unwrap_or_else(|| SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port))
-    };
-    let members =
-        e.members.iter().map(|m| (m.id, resolve(&m.host, m.quorum_port), resolve(&m.host, m.election_port))).collect();
+    let members = e
+        .members
+        .iter()
+        .map(|m| (m.id, PeerAddr::new(&m.host, m.quorum_port), PeerAddr::new(&m.host, m.election_port)))
+        .collect();
     let quorum = QuorumConfig {
         myid: e.myid,
         voters: e.voters(),
         observers: e.observers(),
         init_limit: cfg.init_limit,
         sync_limit: cfg.sync_limit,
+        peer_timeout_ms: cfg.warren_peer_timeout_ms as i64,
         max_inflight: cfg.warren_max_inflight,
         diff_window: cfg.warren_diff_window,
     };

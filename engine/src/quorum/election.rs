@@ -196,6 +196,7 @@ mod tests {
             observers: vec![],
             init_limit: 10,
             sync_limit: 5,
+            peer_timeout_ms: 0,
             max_inflight: 1000,
             diff_window: 1000,
         }

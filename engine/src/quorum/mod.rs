@@ -54,6 +54,11 @@ pub struct QuorumConfig {
     pub init_limit: u32,
     /// Ticks of silence after which leader and follower give up on each other (`syncLimit`).
     pub sync_limit: u32,
+    /// `warren.peerTimeoutMs`: a shorter silence limit, in milliseconds, for a serving follower
+    /// and its broadcasting leader (0: `sync_limit` alone, as in ZooKeeper). Checked by
+    /// [`Node::sweep`]; safety does not depend on it (a deposed leader cannot commit), only
+    /// how soon the majority side elects a new leader after a pause or a partition.
+    pub peer_timeout_ms: i64,
     /// Proposals in flight at most; further writes wait in the machine.
     pub max_inflight: usize,
     /// How many recent transactions the leader keeps in memory to bring a follower up with a

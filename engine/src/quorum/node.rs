@@ -101,6 +101,8 @@ struct Learner {
     /// Highest zxid it has acknowledged as durable (after NewLeader).
     acked: Zxid,
     last_heard: u64,
+    /// When it was last heard from, on the monotonic clock (see `QuorumConfig::peer_timeout_ms`).
+    last_heard_ms: i64,
 }
 
 impl Leader {
@@ -154,6 +156,8 @@ struct Follower {
     last_acked: Zxid,
     commit: Zxid,
     last_heard: u64,
+    /// When the leader was last heard from, on the monotonic clock.
+    last_heard_ms: i64,
 }
 
 enum Phase {
@@ -477,15 +481,48 @@ impl Node {
     ///   bucket has passed, not at the next protocol tick. Nobody else expires.
     ///
     /// Silence limits stay counted in whole ticks by [`Node::tick`].
+    ///
+    /// With `peer_timeout_ms` set, it also applies that shorter silence limit to a serving
+    /// follower's leader and a broadcasting leader's learners, and the leader pings at least
+    /// four times per limit.
     pub fn sweep(&mut self, now: Now) {
         self.now = now;
-        if matches!(&self.phase, Phase::Leading(l) if l.stage == LeadStage::Broadcast) {
-            if now.mono_ms - self.last_ping_ms >= self.tick_ms / 2 {
-                self.ping_learners();
+        let timeout = self.cfg.peer_timeout_ms;
+        match &mut self.phase {
+            Phase::Following(f)
+                if f.stage == FollowStage::Serving && timeout > 0 && now.mono_ms - f.last_heard_ms > timeout =>
+            {
+                let leader = f.leader;
+                self.ready.resets.push(leader);
+                self.look("the leader is silent (warren.peerTimeoutMs)");
             }
-            if self.has_quorum() {
-                self.m.tick(now);
+            Phase::Leading(l) if l.stage == LeadStage::Broadcast => {
+                if timeout > 0 {
+                    let silent: Vec<ServerId> = l
+                        .learners
+                        .iter()
+                        // Only synced learners: one still receiving a snapshot keeps initLimit.
+                        .filter(|(_, x)| x.stage == LearnerStage::Synced && now.mono_ms - x.last_heard_ms > timeout)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in silent {
+                        info!("follower {id} silent for more than warren.peerTimeoutMs; dropping it");
+                        l.learners.remove(&id);
+                        l.epoch_acks.remove(&id);
+                        self.ready.resets.push(id);
+                    }
+                }
+                if !self.has_quorum() {
+                    self.look("lost the quorum");
+                } else {
+                    let every = if timeout > 0 { (self.tick_ms / 2).min(timeout / 4) } else { self.tick_ms / 2 };
+                    if now.mono_ms - self.last_ping_ms >= every {
+                        self.ping_learners();
+                    }
+                    self.m.tick(now);
+                }
             }
+            _ => {}
         }
         self.pump();
     }
@@ -647,6 +684,7 @@ impl Node {
                 last_acked: 0,
                 commit: self.applied,
                 last_heard: self.ticks,
+                last_heard_ms: self.now.mono_ms,
             });
             // They chose me; I follow another: tell them (as the answer to a FollowerInfo
             // arriving now would), so they look again at once.
@@ -674,15 +712,20 @@ impl Node {
 
     fn leader_msg(&mut self, from: ServerId, msg: Msg) {
         let ticks = self.ticks;
+        let now_ms = self.now.mono_ms;
         let Phase::Leading(l) = &mut self.phase else { return };
         if let Some(x) = l.learners.get_mut(&from) {
             x.last_heard = ticks;
+            x.last_heard_ms = now_ms;
         }
         match msg {
             Msg::FollowerInfo { accepted_epoch, last_zxid: _, observer } => {
                 self.max_seen_epoch = self.max_seen_epoch.max(accepted_epoch);
                 let observer = observer || !self.cfg.voters.contains(&from);
-                l.learners.insert(from, Learner { observer, stage: LearnerStage::Info, acked: 0, last_heard: ticks });
+                l.learners.insert(
+                    from,
+                    Learner { observer, stage: LearnerStage::Info, acked: 0, last_heard: ticks, last_heard_ms: now_ms },
+                );
                 if l.stage == LeadStage::Discovery {
                     if !observer {
                         l.infos.insert(from, accepted_epoch);
@@ -1020,6 +1063,7 @@ impl Node {
         let ticks = self.ticks;
         let Phase::Following(f) = &mut self.phase else { return };
         f.last_heard = ticks;
+        f.last_heard_ms = self.now.mono_ms;
         match msg {
             Msg::LeaderInfo { epoch } => {
                 if f.stage != FollowStage::Discovery {

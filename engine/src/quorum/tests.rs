@@ -25,6 +25,9 @@ struct Cluster {
     now: Now,
     n: u64,
     observers: Vec<ServerId>,
+    /// syncLimit (ticks) and warren.peerTimeoutMs of every node started from now on.
+    sync_limit: u32,
+    peer_timeout_ms: i64,
 }
 
 fn qcfg(myid: ServerId, n: u64, observers: &[ServerId]) -> QuorumConfig {
@@ -34,6 +37,7 @@ fn qcfg(myid: ServerId, n: u64, observers: &[ServerId]) -> QuorumConfig {
         observers: observers.to_vec(),
         init_limit: 10,
         sync_limit: 5,
+        peer_timeout_ms: 0,
         max_inflight: 1000,
         diff_window: 50,
     }
@@ -45,6 +49,10 @@ fn mcfg(myid: ServerId) -> MachineConfig {
 
 impl Cluster {
     fn new(n: u64, observers: &[ServerId]) -> Cluster {
+        Cluster::with_limits(n, observers, 5, 0)
+    }
+
+    fn with_limits(n: u64, observers: &[ServerId], sync_limit: u32, peer_timeout_ms: i64) -> Cluster {
         let mut c = Cluster {
             nodes: HashMap::new(),
             disks: HashMap::new(),
@@ -53,6 +61,8 @@ impl Cluster {
             now: Now::from_ms(1000, 1_700_000_000_000),
             n,
             observers: observers.to_vec(),
+            sync_limit,
+            peer_timeout_ms,
         };
         let ids: Vec<ServerId> = (1..=n).chain(observers.iter().copied()).collect();
         for id in ids {
@@ -73,7 +83,12 @@ impl Cluster {
         };
         let log = d.log.iter().filter(|t| t.hdr.zxid > snap_zxid).cloned().collect();
         let init = NodeInit { epochs: d.epochs, tree, sessions, log };
-        let node = Node::new(mcfg(id), qcfg(id, self.n, &self.observers), init, self.now);
+        let q = QuorumConfig {
+            sync_limit: self.sync_limit,
+            peer_timeout_ms: self.peer_timeout_ms,
+            ..qcfg(id, self.n, &self.observers)
+        };
+        let node = Node::new(mcfg(id), q, init, self.now);
         self.nodes.insert(id, Some(node));
         let others: Vec<ServerId> = self.nodes.keys().copied().filter(|&o| o != id).collect();
         for o in others {
@@ -504,4 +519,47 @@ fn session_passwords_are_replicated_and_checked_on_every_server() {
     let resp = crate::proto::ConnectResponse::decode(&frames[0][4..]).expect("a connect response");
     assert_eq!((resp.session_id, resp.passwd), (s, passwd.to_vec()));
     assert_eq!(c.call(other, 400, 1, create("/resumed")), 0);
+}
+
+/// A leader that stops (SIGSTOP: its links stay up, it just goes silent) is given up on after
+/// `peer_timeout_ms`, not after syncLimit × tickTime; without the setting, syncLimit alone.
+#[test]
+fn a_silent_leader_is_replaced_after_the_peer_timeout() {
+    for (peer_timeout_ms, replaced) in [(300, true), (0, false)] {
+        // syncLimit 50 ticks of 100 ms: 5 s.
+        let mut c = Cluster::with_limits(3, &[], 50, peer_timeout_ms);
+        c.settle();
+        assert_eq!(c.leader(), 3);
+        c.session(1, 100);
+        assert_eq!(c.call(1, 100, 1, create("/before")), 0);
+        // Paused: it runs nothing and what is sent to it goes unread.
+        let paused = c.nodes.insert(3, None).flatten().expect("running");
+        c.run_for(1_000);
+        let states = c.states();
+        if replaced {
+            assert_eq!(c.leader(), 2, "{states:?}");
+            c.session(1, 101);
+            assert_eq!(c.call(1, 101, 1, create("/after")), 0, "a write commits on the majority side");
+        } else {
+            assert!(
+                states.iter().all(|(_, st, leader)| *st == PeerState::Following && *leader == Some(3)),
+                "before syncLimit, followers still follow the silent leader: {states:?}"
+            );
+        }
+        drop(paused);
+    }
+}
+
+/// The leader drops a follower that goes silent for `peer_timeout_ms`, and steps down when
+/// that leaves it without a quorum, instead of waiting for syncLimit.
+#[test]
+fn a_leader_cut_off_from_its_followers_steps_down_after_the_peer_timeout() {
+    let mut c = Cluster::with_limits(3, &[], 50, 300);
+    c.settle();
+    assert_eq!(c.leader(), 3);
+    let f1 = c.nodes.insert(1, None).flatten().expect("running");
+    let f2 = c.nodes.insert(2, None).flatten().expect("running");
+    c.run_for(1_000);
+    assert_ne!(c.node(3).state(), PeerState::Leading, "{:?}", c.states());
+    drop((f1, f2));
 }

@@ -21,6 +21,7 @@ mod peer_tls;
 pub mod peers;
 pub mod purge;
 pub mod recovery;
+pub mod resolve;
 mod secure;
 pub mod wal;
 
@@ -80,8 +81,9 @@ pub struct Settings {
 #[derive(Clone, Debug)]
 pub struct EnsembleSettings {
     pub quorum: crate::quorum::QuorumConfig,
-    /// Every member: (myid, quorum address, election address).
-    pub members: Vec<(crate::quorum::ServerId, SocketAddr, SocketAddr)>,
+    /// Every member: (myid, quorum address, election address), as the `server.N` lines give
+    /// them; host names are resolved by the peer links at each connection attempt.
+    pub members: Vec<(crate::quorum::ServerId, resolve::PeerAddr, resolve::PeerAddr)>,
     /// dataDir itself (the epoch files live there, not in version-2).
     pub data_dir: std::path::PathBuf,
     /// Quorum TLS (`sslQuorum`, `portUnification`); None: plaintext links.
@@ -460,7 +462,7 @@ async fn owner_main(
             connect_timeout: std::time::Duration::from_millis(settings.machine.tick_ms.clamp(200, 5000) as u64),
             tls: e.tls.clone(),
         };
-        owner.start_peers(cfg)?;
+        owner.start_peers(cfg).await?;
     }
     for rx in receivers {
         let rx: ConnectedReceiver<Event> = rx;

@@ -245,9 +245,9 @@ impl Owner {
     }
 
     /// Starts the peer links (ensemble only) and feeds their events to the node.
-    pub(crate) fn start_peers(self: &Rc<Self>, cfg: PeerConfig) -> std::io::Result<()> {
+    pub(crate) async fn start_peers(self: &Rc<Self>, cfg: PeerConfig) -> std::io::Result<()> {
         let Some(io) = &self.ensemble else { return Ok(()) };
-        let (peers, rx) = Peers::start(cfg)?;
+        let (peers, rx) = Peers::start(cfg).await?;
         *io.peers.borrow_mut() = Some(peers);
         let me = self.clone();
         glommio::spawn_local(async move {
@@ -1034,7 +1034,7 @@ impl Owner {
                 let leader = n.leader();
                 let ip = leader
                     .and_then(|id| members.iter().find(|(m, _, _)| *m == id))
-                    .map_or(String::new(), |(_, q, _)| q.ip().to_string());
+                    .map_or(String::new(), |(_, q, _)| q.host().to_string());
                 json!({"is_leader": leading, "leader_id": leader.map_or(-1, |l| l as i64), "leader_ip": ip})
             }
             "zabstate" => {

@@ -7,16 +7,18 @@
 //! smallest io_uring registration glommio allows ([`IO_MEMORY`]). Plaintext-only ensembles
 //! never start it and their links never pass through it.
 //!
-//! - **Outbound** (`sslQuorum`): the owner asks it ([`Terminator::dial`]) to connect to a
-//!   peer's election port and run the TLS client handshake (the peer's certificate must chain
-//!   to the quorum trust store and, with hostname verification, name the peer's `server.N`
-//!   host). It then hands the owner one end of a Unix socketpair and pumps the other end to
-//!   the TLS stream, both ways.
-//! - **Inbound**: the election port's listener runs here. On a unified port the first byte
-//!   tells TLS from plaintext; a plaintext connection is handed to the owner as its own TCP
-//!   socket, untouched (no pump, no extra hop). A TLS connection goes through the server
-//!   handshake, then its hello is read here, so that the certificate can be checked against
-//!   the host of the server the hello names; the hello (and whatever followed it) is written
+//! - **Outbound** (`sslQuorum`): the owner resolves the peer's `server.N` host and asks it
+//!   ([`Terminator::dial`]) to connect to that address (no lookup runs here) and run the TLS
+//!   client handshake (the peer's certificate must chain to the quorum trust store and, with
+//!   hostname verification, name the peer's `server.N` host as written). It then hands the
+//!   owner one end of a Unix socketpair and pumps the other end to the TLS stream, both ways.
+//! - **Inbound**: the election port's listener runs here, from when the owner has bound it
+//!   ([`Terminator::listen`]: at start, or, when this server's own host name does not resolve
+//!   yet, once it does). On a unified port the first byte tells TLS from plaintext; a
+//!   plaintext connection is handed to the owner as its own TCP socket, untouched (no pump, no
+//!   extra hop). A TLS connection goes through the server handshake, then its hello is read
+//!   here, so that the certificate can be checked against the host of the server the hello
+//!   names (as its `server.N` line writes it); the hello (and whatever followed it) is written
 //!   into a socketpair whose other end goes to the owner, which reads the hello again as on any
 //!   connection. Detection, handshake and hello share one deadline from accept.
 //!
@@ -62,8 +64,6 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 pub(super) struct Setup {
     pub myid: ServerId,
     pub tls: PeerTls,
-    /// The bound election port.
-    pub election: std::net::TcpListener,
     pub connect_timeout: Duration,
     pub hello_timeout: Duration,
     /// Shared with the owner: one rate limit for every rejection line.
@@ -83,7 +83,14 @@ pub(super) struct Handoff {
 }
 
 enum Request {
-    Dial { peer: ServerId, addr: SocketAddr, reply: async_channel::Sender<Result<Handoff, String>> },
+    Dial {
+        peer: ServerId,
+        addr: SocketAddr,
+        reply: async_channel::Sender<Result<Handoff, String>>,
+    },
+    /// The bound election port, to accept on (sent once: at start, or once this server's own
+    /// host resolves).
+    Listen(std::net::TcpListener),
 }
 
 /// The owner's handle on the executor. Dropping the last request sender stops it.
@@ -111,7 +118,13 @@ impl Terminator {
         Ok((Terminator { requests, done, thread: RefCell::new(Some(thread)) }, handoffs_rx))
     }
 
-    /// Connects to `peer` with TLS; the handoff is our end of the pumped socketpair.
+    /// Hands over the bound election port: accepted connections arrive on the receiver
+    /// `start` returned. Fails once the executor is stopping (the listener is then closed).
+    pub(super) fn listen(&self, election: std::net::TcpListener) -> io::Result<()> {
+        self.requests.try_send(Request::Listen(election)).map_err(|_| io::Error::other(stopped()))
+    }
+
+    /// Connects to `peer` (an address the owner resolved) with TLS; the handoff is our end of the pumped socketpair.
     pub(super) async fn dial(&self, peer: ServerId, addr: SocketAddr) -> Result<Handoff, String> {
         let (reply, answer) = async_channel::bounded(1);
         self.requests.try_send(Request::Dial { peer, addr, reply }).map_err(|_| stopped())?;
@@ -176,12 +189,9 @@ impl Drop for Tracked {
     }
 }
 
-/// The executor's main future: serves dial requests until the owner stops it, then closes
-/// the listener and every connection.
+/// The executor's main future: serves dial requests (and accepts once given the election
+/// port) until the owner stops it, then closes the listener and every connection.
 async fn run(setup: Setup, requests: async_channel::Receiver<Request>, handoffs: async_channel::Sender<Handoff>) {
-    let listener_fd = setup.election.as_raw_fd();
-    // SAFETY: `into_raw_fd` hands over a bound, listening socket that nothing else owns.
-    let listener = unsafe { TcpListener::from_raw_fd(setup.election.into_raw_fd()) };
     let side = Rc::new(Side {
         myid: setup.myid,
         tls: setup.tls,
@@ -193,15 +203,30 @@ async fn run(setup: Setup, requests: async_channel::Receiver<Request>, handoffs:
         next_task: Cell::new(1),
         closed: Cell::new(false),
     });
-    let accepting = glommio::spawn_local(accept(side.clone(), listener));
-    while let Ok(Request::Dial { peer, addr, reply }) = requests.recv().await {
-        glommio::spawn_local(dial(side.clone(), peer, addr, reply)).detach();
+    // The listener's fd and its accept task, once given.
+    let mut accepting = None;
+    // Requests queued before `stop` are still received (a listener among them is closed below).
+    while let Ok(request) = requests.recv().await {
+        match request {
+            Request::Dial { peer, addr, reply } => {
+                glommio::spawn_local(dial(side.clone(), peer, addr, reply)).detach();
+            }
+            Request::Listen(election) if accepting.is_none() => {
+                let fd = election.as_raw_fd();
+                // SAFETY: `into_raw_fd` hands over a bound, listening socket that nothing else owns.
+                let listener = unsafe { TcpListener::from_raw_fd(election.into_raw_fd()) };
+                accepting = Some((fd, glommio::spawn_local(accept(side.clone(), listener))));
+            }
+            Request::Listen(_) => warn!("the peer TLS executor was given a second election port; closed it"),
+        }
     }
     side.closed.set(true);
-    // Wakes a pending accept, so that the socket closes once the task is cancelled.
-    // SAFETY: the listener owning this fd is alive (in the accept task, cancelled below).
-    unsafe { libc::shutdown(listener_fd, libc::SHUT_RDWR) };
-    accepting.cancel().await;
+    if let Some((fd, task)) = accepting {
+        // Wakes a pending accept, so that the socket closes once the task is cancelled.
+        // SAFETY: the listener owning this fd is alive (in the accept task, cancelled below).
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        task.cancel().await;
+    }
     let kills: Vec<Rc<Kill>> = side.tasks.borrow().values().cloned().collect();
     for k in kills {
         k.fire();

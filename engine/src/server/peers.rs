@@ -26,6 +26,17 @@
 //! that hello is read, a message a server sends right after its `Up` reaches a peer that
 //! already reported `Up` too.
 //!
+//! **Host names** ([`PeerAddr`], [`resolve`]). Members are given as their `server.N` lines
+//! write them. Each outbound attempt resolves the peer's host afresh (off the executor; an IP
+//! literal needs no lookup), so a peer whose name resolves only later, or that comes back
+//! under a new address, is found at a later attempt; a name that does not resolve is a failed
+//! attempt like a refused connection (same backoff, same rate-limited log line), never a dial
+//! of `0.0.0.0`. Inbound connections are identified by their hello, not by their source
+//! address. This server's own ports are bound in [`Peers::start`] when its host resolves there
+//! (a clash is then an error, as before names were resolved per attempt); when it does not, a
+//! task looks it up and binds with the same backoff until both ports are bound, and nothing is
+//! bound meanwhile ([`Peers::local_addrs`] is `None`).
+//!
 //! **TLS** (`sslQuorum`, `portUnification`, [`PeerTls`]). With `sslQuorum=true` every
 //! outbound connection is a TLS client showing this server's certificate; the election port
 //! then takes TLS only, or, with `portUnification=true`, TLS and plaintext told apart by the
@@ -39,8 +50,10 @@
 //!
 //! No TLS work runs here, on the owner's executor: with quorum TLS configured, `Peers` starts
 //! the peer TLS executor (`peer_tls`, thread `warren-peer-tls`), which holds the election
-//! port, runs every handshake, and encrypts and decrypts every TLS link, pumping its plaintext
-//! through a Unix socketpair whose other end this code reads and writes like a TCP connection.
+//! port (from when it is bound: at start, or once this server's host resolves), dials the
+//! addresses this code resolved (it looks up no names), runs every handshake, and encrypts
+//! and decrypts every TLS link, pumping its plaintext through a Unix socketpair whose other
+//! end this code reads and writes like a TCP connection.
 //! Plaintext connections on a unified port are handed over as their own TCP socket. Detection,
 //! handshake and hello share one deadline from accept (the hello deadline); a rejected
 //! connection is logged there or here through one shared limit (at most once per
@@ -60,7 +73,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
@@ -80,6 +93,7 @@ use tracing::{debug, error, info, warn};
 use super::admission::{AcceptBackoff, LogLimiter};
 use super::outbox::Outbox;
 use super::peer_tls::{self, Handoff, Terminator};
+use super::resolve::{self, PeerAddr};
 use crate::quorum::codec::{self, HELLO_LEN, MAX_FRAME};
 use crate::quorum::{Msg, ServerId};
 
@@ -99,8 +113,9 @@ const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub struct PeerConfig {
     pub myid: ServerId,
-    /// Every member, myself included: `(myid, quorum address, election address)`.
-    pub members: Vec<(ServerId, SocketAddr, SocketAddr)>,
+    /// Every member, myself included: `(myid, quorum address, election address)` as the
+    /// `server.N` lines give them; host names are resolved at each use (see the module doc).
+    pub members: Vec<(ServerId, PeerAddr, PeerAddr)>,
     pub connect_timeout: Duration,
     /// None: plaintext only (neither `sslQuorum` nor `portUnification`).
     pub tls: Option<PeerTls>,
@@ -146,18 +161,17 @@ pub enum PeerEvent {
 /// The links to the other members. Lives on the executor that called [`Peers::start`].
 pub struct Peers {
     shared: Rc<Shared>,
-    /// Accept loops and outbound links; cancelled by `shutdown` (or on drop).
+    /// Accept loops (or the task that binds once this server's host resolves) and outbound
+    /// links; cancelled by `shutdown` (or on drop).
     tasks: RefCell<Vec<Task<()>>>,
-    /// Kept so that the sockets close once the tasks are gone; fds to shut them down first.
-    listeners: RefCell<Vec<(Rc<TcpListener>, RawFd)>>,
-    quorum_addr: SocketAddr,
-    election_addr: SocketAddr,
 }
 
 impl Peers {
     /// Binds the quorum and election ports of `myid` and starts the accept loops and the
     /// outbound links; events go to the returned receiver. Must run inside a glommio executor.
-    pub fn start(cfg: PeerConfig) -> io::Result<(Rc<Peers>, LocalReceiver<PeerEvent>)> {
+    /// A bind that fails (a port clash) is an error; a host name of `myid` that does not
+    /// resolve yet is not: the ports are bound in the background once it does.
+    pub async fn start(cfg: PeerConfig) -> io::Result<(Rc<Peers>, LocalReceiver<PeerEvent>)> {
         let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
         let mut seen = std::collections::HashSet::new();
         for (id, _, _) in &cfg.members {
@@ -165,10 +179,11 @@ impl Peers {
                 return Err(invalid(format!("server id {id} is listed twice")));
             }
         }
-        let &(_, quorum, election) = cfg
+        let (_, quorum, election) = cfg
             .members
             .iter()
             .find(|m| m.0 == cfg.myid)
+            .cloned()
             .ok_or_else(|| invalid(format!("myid {} is not a member", cfg.myid)))?;
         if cfg.connect_timeout.is_zero() {
             return Err(invalid("the peer connect timeout must not be zero".into()));
@@ -178,25 +193,35 @@ impl Peers {
                 return Err(invalid(format!("quorum TLS: no host name for server {id}")));
             }
         }
-        let (q, quorum_addr) = bind(quorum, "quorum")?;
-        let (e, election_addr) = bind(election, "election")?;
-        info!("peer links: server {} on quorum port {quorum_addr} and election port {election_addr}", cfg.myid);
         let hello_timeout = cfg.connect_timeout.max(HELLO_TIMEOUT_MIN);
         let rejections = Arc::new(Mutex::new(LogLimiter::new(REJECT_LOG_EVERY)));
-        // Quorum TLS: the election port and every TLS stream live on the peer TLS executor.
-        let (terminator, election) = match &cfg.tls {
-            None => (None, Ok(e)),
+        // Looked up off the executor; a literal needs no lookup. Bound at once when it
+        // resolves, so that a port clash is an error here.
+        let own = match (resolve::resolve(&quorum).await, resolve::resolve(&election).await) {
+            (Ok(q), Ok(e)) => Some(bind_ports(cfg.myid, q, e)?),
+            (Err(why), _) | (_, Err(why)) => {
+                warn!(
+                    "server {} (this server): {why}; binding its quorum port {quorum} and election port {election} \
+                     once it resolves, retrying in the background",
+                    cfg.myid
+                );
+                None
+            }
+        };
+        // Quorum TLS: the election port (once bound) and every TLS stream live on the peer TLS
+        // executor, which dials from the start, whether or not this server's ports are bound.
+        let (terminator, handoffs) = match &cfg.tls {
+            None => (None, None),
             Some(tls) => {
                 let setup = peer_tls::Setup {
                     myid: cfg.myid,
                     tls: tls.clone(),
-                    election: e,
                     connect_timeout: cfg.connect_timeout,
                     hello_timeout,
                     rejections: rejections.clone(),
                 };
                 let (terminator, handoffs) = Terminator::start(setup)?;
-                (Some(terminator), Err(handoffs))
+                (Some(terminator), Some(handoffs))
             }
         };
 
@@ -205,7 +230,19 @@ impl Peers {
             .members
             .iter()
             .filter(|m| m.0 != cfg.myid)
-            .map(|&(id, _, addr)| (id, Link { addr, out: None, inbound: None, up: false }))
+            .map(|(id, _, addr)| {
+                (
+                    *id,
+                    Link {
+                        addr: addr.clone(),
+                        dialled: None,
+                        moves: LogLimiter::new(REPORT_EVERY),
+                        out: None,
+                        inbound: None,
+                        up: false,
+                    },
+                )
+            })
             .collect();
         let shared = Rc::new(Shared {
             myid: cfg.myid,
@@ -218,28 +255,20 @@ impl Peers {
             tls: cfg.tls,
             rejections,
             terminator,
+            listeners: RefCell::new(Vec::new()),
+            bound: Cell::new(None),
         });
-        let (q, q_fd) = glommio_listener(q);
-        let mut listeners = vec![(q.clone(), q_fd)];
-        let mut tasks = vec![glommio::spawn_local(accept_quorum(shared.clone(), q))];
-        match election {
-            Ok(e) => {
-                let (e, e_fd) = glommio_listener(e);
-                listeners.push((e.clone(), e_fd));
-                tasks.push(glommio::spawn_local(accept_election(shared.clone(), e)));
-            }
-            Err(handoffs) => tasks.push(glommio::spawn_local(accept_handoffs(shared.clone(), handoffs))),
+        let mut tasks = vec![match own {
+            Some(ports) => glommio::spawn_local(listen(&shared, ports)?),
+            None => glommio::spawn_local(listen_when_resolved(shared.clone(), quorum, election)),
+        }];
+        if let Some(handoffs) = handoffs {
+            tasks.push(glommio::spawn_local(accept_handoffs(shared.clone(), handoffs)));
         }
-        for &(id, _, addr) in cfg.members.iter().filter(|m| m.0 != cfg.myid) {
-            tasks.push(glommio::spawn_local(outbound(shared.clone(), id, addr, cfg.connect_timeout)));
+        for (id, _, addr) in cfg.members.iter().filter(|m| m.0 != cfg.myid) {
+            tasks.push(glommio::spawn_local(outbound(shared.clone(), *id, addr.clone(), cfg.connect_timeout)));
         }
-        let peers = Peers {
-            shared,
-            tasks: RefCell::new(tasks),
-            listeners: RefCell::new(listeners),
-            quorum_addr,
-            election_addr,
-        };
+        let peers = Peers { shared, tasks: RefCell::new(tasks) };
         Ok((Rc::new(peers), rx))
     }
 
@@ -285,9 +314,10 @@ impl Peers {
         self.shared.myid
     }
 
-    /// The bound quorum and election addresses (useful when configured with port 0).
-    pub fn local_addrs(&self) -> (SocketAddr, SocketAddr) {
-        (self.quorum_addr, self.election_addr)
+    /// The bound quorum and election addresses (useful when configured with port 0); None
+    /// while this server's host name does not resolve (or its ports cannot be bound) yet.
+    pub fn local_addrs(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.shared.bound.get()
     }
 
     /// Closes the listeners and every connection, and stops reconnecting. The ports are free
@@ -304,7 +334,7 @@ impl Peers {
         while !self.shared.conns.borrow().is_empty() && Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
-        self.listeners.borrow_mut().clear();
+        self.shared.listeners.borrow_mut().clear();
         if let Some(t) = &self.shared.terminator {
             t.stopped().await;
         }
@@ -316,9 +346,9 @@ impl Peers {
         if self.shared.closed.replace(true) {
             return;
         }
-        for (_, fd) in self.listeners.borrow().iter() {
+        for (_, fd) in self.shared.listeners.borrow().iter() {
             // Wakes a pending accept; the socket itself closes when the last Rc goes.
-            // SAFETY: the listener owning this fd is alive (held in `self.listeners`).
+            // SAFETY: the listener owning this fd is alive (held in `shared.listeners`).
             unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
         }
         if let Some(t) = &self.shared.terminator {
@@ -337,8 +367,107 @@ impl Peers {
 impl Drop for Peers {
     fn drop(&mut self) {
         self.close_now();
-        // Dropping the tasks cancels them.
+        // Dropping the tasks cancels them; inbound tasks still ending may hold `shared`, so
+        // the listening sockets are let go here.
         self.tasks.borrow_mut().clear();
+        self.shared.listeners.borrow_mut().clear();
+    }
+}
+
+/// This server's quorum and election ports, bound but not yet accepting.
+struct Ports {
+    quorum: std::net::TcpListener,
+    election: std::net::TcpListener,
+    addrs: (SocketAddr, SocketAddr),
+}
+
+/// Binds the quorum and election ports; a clash is an error.
+fn bind_ports(myid: ServerId, quorum: SocketAddr, election: SocketAddr) -> io::Result<Ports> {
+    let (q, quorum_addr) = bind(quorum, "quorum")?;
+    let (e, election_addr) = bind(election, "election")?;
+    info!("peer links: server {myid} on quorum port {quorum_addr} and election port {election_addr}");
+    Ok(Ports { quorum: q, election: e, addrs: (quorum_addr, election_addr) })
+}
+
+/// Starts accepting on bound ports: the listeners on this executor are registered in
+/// `shared` (so that shutting down closes them); with quorum TLS the election listener goes to
+/// the peer TLS executor (which closes it when stopped). The returned future runs the accept
+/// loops on this executor.
+fn listen(shared: &Rc<Shared>, ports: Ports) -> io::Result<impl Future<Output = ()>> {
+    let election = match &shared.terminator {
+        Some(t) => {
+            t.listen(ports.election)?;
+            None
+        }
+        None => {
+            let (e, e_fd) = glommio_listener(ports.election);
+            shared.listeners.borrow_mut().push((e.clone(), e_fd));
+            Some(accept_election(shared.clone(), e))
+        }
+    };
+    let (q, q_fd) = glommio_listener(ports.quorum);
+    shared.listeners.borrow_mut().push((q.clone(), q_fd));
+    shared.bound.set(Some(ports.addrs));
+    let quorum = accept_quorum(shared.clone(), q);
+    Ok(async move {
+        match election {
+            Some(election) => {
+                futures_lite::future::zip(quorum, election).await;
+            }
+            None => quorum.await,
+        }
+    })
+}
+
+/// This server's own host did not resolve at start: looks it up and binds, retrying (with the
+/// links' backoff, logged as their connect failures are) until both ports are bound; then
+/// accepts. A failed lookup never falls back to a wildcard address.
+async fn listen_when_resolved(shared: Rc<Shared>, quorum: PeerAddr, election: PeerAddr) {
+    let mut backoff = BACKOFF_MIN;
+    // `Peers::start` logged the first failure.
+    let mut failures = Failures { count: 1, last_report: Some(Instant::now()) };
+    while !shared.closed.get() {
+        let attempt = async {
+            let q = resolve::resolve(&quorum).await.map_err(|e| e.to_string())?;
+            let e = resolve::resolve(&election).await.map_err(|e| e.to_string())?;
+            if shared.closed.get() {
+                return Err("shut down".to_string());
+            }
+            bind_ports(shared.myid, q, e).and_then(|ports| listen(&shared, ports)).map_err(|e| e.to_string())
+        };
+        match attempt.await {
+            Ok(accepting) => return accepting.await,
+            Err(e) => {
+                if let Some(n) = failures.note(Instant::now()) {
+                    warn!(
+                        "server {} (this server): still cannot bind {quorum} and {election} ({n} attempts): {e}",
+                        shared.myid
+                    );
+                }
+            }
+        }
+        glommio::timer::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// The failed attempts of a retry loop, and which of them to log: the first, then at most one
+/// per `REPORT_EVERY` (with the count), so that a peer down for hours costs a line per period.
+#[derive(Default)]
+struct Failures {
+    count: u64,
+    last_report: Option<Instant>,
+}
+
+impl Failures {
+    /// Counts a failure; Some(failures so far) when this one is to be logged.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        self.count += 1;
+        if self.last_report.is_some_and(|t| now.duration_since(t) < REPORT_EVERY) {
+            return None;
+        }
+        self.last_report = Some(now);
+        Some(self.count)
     }
 }
 
@@ -399,8 +528,13 @@ struct InConn {
 
 /// What is known about one peer.
 struct Link {
-    /// Its election address, which we dial.
-    addr: SocketAddr,
+    /// Its election address as configured, which we resolve and dial.
+    addr: PeerAddr,
+    /// What its host resolved to at the last attempt (reported when it changes).
+    dialled: Option<SocketAddr>,
+    /// Rate limit of the "now resolves to" line: a name whose DNS answers rotate among
+    /// several addresses must not log one per attempt.
+    moves: LogLimiter,
     /// Our connection to it, once connected.
     out: Option<OutConn>,
     /// Its connection to us, once its hello was read.
@@ -424,6 +558,12 @@ struct Shared {
     rejections: Arc<Mutex<LogLimiter>>,
     /// The peer TLS executor, with quorum TLS.
     terminator: Option<Terminator>,
+    /// The listening sockets on this executor, once bound (with quorum TLS, the quorum port
+    /// only: the election port is the peer TLS executor's); fds to shut them down (waking
+    /// their accept loops).
+    listeners: RefCell<Vec<(Rc<TcpListener>, RawFd)>>,
+    /// The bound quorum and election addresses.
+    bound: Cell<Option<(SocketAddr, SocketAddr)>>,
 }
 
 impl Shared {
@@ -431,6 +571,24 @@ impl Shared {
         let g = self.next_gen.get();
         self.next_gen.set(g + 1);
         g
+    }
+
+    /// Remembers what a peer's host resolved to, saying so (rate-limited) when it is a name
+    /// that resolves to another address than at the previous attempt.
+    fn note_resolved(&self, id: ServerId, to: SocketAddr) {
+        let mut links = self.links.borrow_mut();
+        let Some(l) = links.get_mut(&id) else { return };
+        match l.dialled.replace(to) {
+            Some(before) if before != to => {
+                if let Some(held_back) = l.moves.allow(Instant::now()) {
+                    let more =
+                        if held_back > 0 { format!("; {held_back} changes not logged before") } else { String::new() };
+                    info!("peer {id}: {} now resolves to {to} (was {before}{more})", l.addr.host());
+                }
+            }
+            None if l.addr.literal().is_none() => info!("peer {id}: {} resolves to {to}", l.addr.host()),
+            _ => {}
+        }
     }
 
     fn emit(&self, ev: PeerEvent) {
@@ -557,27 +715,19 @@ pub(super) fn identify(
 
 // ---- outbound ---------------------------------------------------------------------------------
 
-/// Keeps a connection to `peer` open for as long as the `Peers` lives.
-async fn outbound(shared: Rc<Shared>, peer: ServerId, addr: SocketAddr, timeout: Duration) {
+/// Keeps a connection to `peer` open for as long as the `Peers` lives. Each attempt resolves
+/// the peer's host afresh: a name that did not resolve, or moved, is found at a later one.
+async fn outbound(shared: Rc<Shared>, peer: ServerId, addr: PeerAddr, timeout: Duration) {
     let mut backoff = BACKOFF_MIN;
-    let mut failures = 0u64;
-    let mut last_report: Option<Instant> = None;
+    let mut failures = Failures::default();
     while !shared.closed.get() {
         let since = Instant::now();
-        match connect_and_run(&shared, peer, addr, timeout, &mut failures, &mut last_report).await {
-            Err(e) => {
-                failures += 1;
-                match last_report {
-                    None => info!("cannot connect to peer {peer} at {addr}: {e}; retrying in the background"),
-                    Some(t) if t.elapsed() >= REPORT_EVERY => {
-                        info!("still cannot connect to peer {peer} at {addr} ({failures} attempts): {e}")
-                    }
-                    Some(_) => {}
-                }
-                if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
-                    last_report = Some(Instant::now());
-                }
-            }
+        match connect_and_run(&shared, peer, &addr, timeout, &mut failures).await {
+            Err(e) => match failures.note(Instant::now()) {
+                Some(1) => info!("cannot connect to peer {peer} at {addr}: {e}; retrying in the background"),
+                Some(n) => info!("still cannot connect to peer {peer} at {addr} ({n} attempts): {e}"),
+                None => {}
+            },
             Ok(reason) => {
                 if !shared.closed.get() {
                     info!("link to peer {peer} at {addr} closed: {reason}");
@@ -592,28 +742,33 @@ async fn outbound(shared: Rc<Shared>, peer: ServerId, addr: SocketAddr, timeout:
     }
 }
 
-/// Connects to `peer` (through the peer TLS executor under `sslQuorum`) and runs the connection
-/// until it breaks; `Err` when no connection was made. The failure count restarts once one is
-/// made.
+/// Resolves `peer`'s host, connects (through the peer TLS executor under `sslQuorum`, which
+/// dials the resolved address) and runs the connection until it breaks; `Err` when no
+/// connection was made. The failure count restarts once one is made.
 async fn connect_and_run(
     shared: &Rc<Shared>,
     peer: ServerId,
-    addr: SocketAddr,
+    addr: &PeerAddr,
     timeout: Duration,
-    failures: &mut u64,
-    last_report: &mut Option<Instant>,
+    failures: &mut Failures,
 ) -> Result<String, String> {
+    let target = resolve::resolve(addr).await.map_err(|e| e.to_string())?;
+    shared.note_resolved(peer, target);
+    let on_target = |e: String| match addr.literal() {
+        Some(_) => e,
+        None => format!("{target}: {e}"),
+    };
     if let Some(t) = shared.terminator.as_ref().filter(|_| shared.tls.as_ref().is_some_and(|t| t.dial)) {
-        let h = t.dial(peer, addr).await?;
-        (*failures, *last_report) = (0, None);
+        let h = t.dial(peer, target).await.map_err(on_target)?;
+        *failures = Failures::default();
         // SAFETY: the handoff owns this fd, our end of a connected socketpair.
         let stream = unsafe { UnixStream::from_raw_fd(h.fd.into_raw_fd()) };
         return Ok(run_outbound(shared, peer, stream, h.addr).await);
     }
-    let stream = TcpStream::connect_timeout(addr, timeout).await.map_err(|e| e.to_string())?;
+    let stream = TcpStream::connect_timeout(target, timeout).await.map_err(|e| on_target(e.to_string()))?;
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().map_or("?".to_string(), |a| a.to_string());
-    (*failures, *last_report) = (0, None);
+    *failures = Failures::default();
     Ok(run_outbound(shared, peer, stream, local).await)
 }
 
@@ -814,7 +969,7 @@ async fn read_inbound<S: AsyncRead + Unpin>(
     let (id, addr) = {
         let links = shared.links.borrow();
         match identify(rb.take(HELLO_LEN), shared.myid, |id| links.contains_key(&id)) {
-            Ok(id) => (id, links[&id].addr),
+            Ok(id) => (id, links[&id].addr.clone()),
             Err(why) => return Ended::Rejected(why),
         }
     };
@@ -904,5 +1059,23 @@ impl ReadBuf {
         let s = self.start;
         self.start += n;
         &self.buf[s..s + n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_failures_are_logged_first_then_once_per_period_with_the_count() {
+        let t0 = Instant::now();
+        let mut f = Failures::default();
+        assert_eq!(f.note(t0), Some(1));
+        assert_eq!(f.note(t0 + Duration::from_millis(500)), None);
+        assert_eq!(f.note(t0 + REPORT_EVERY - Duration::from_millis(1)), None);
+        assert_eq!(f.note(t0 + REPORT_EVERY), Some(4));
+        assert_eq!(f.note(t0 + REPORT_EVERY + Duration::from_secs(1)), None);
+        f = Failures::default();
+        assert_eq!(f.note(t0 + REPORT_EVERY + Duration::from_secs(2)), Some(1), "a connection resets the count");
     }
 }

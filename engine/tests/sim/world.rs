@@ -56,6 +56,8 @@ pub struct Config {
     pub tick_ms: i64,
     pub init_limit: u32,
     pub sync_limit: u32,
+    /// `warren.peerTimeoutMs` (0: syncLimit alone).
+    pub peer_timeout_ms: i64,
     pub max_inflight: usize,
     pub diff_window: usize,
     pub session_timeout_ms: i32,
@@ -85,6 +87,7 @@ impl Config {
             tick_ms: 100,
             init_limit: 10,
             sync_limit: 5,
+            peer_timeout_ms: 0,
             max_inflight: 64,
             diff_window: 1000,
             session_timeout_ms: 6000,
@@ -113,6 +116,8 @@ impl Config {
         c.safety_only = r.chance(0.2);
         c.max_inflight = *r.pick(&[1, 4, 64]);
         c.diff_window = *r.pick(&[3, 20, 1000]);
+        // Drawn last, so that the fields above stay what they were for every seed.
+        c.peer_timeout_ms = *r.pick(&[0, 0, 150, 300]);
         let kinds = [
             (c.crashes, "crash"),
             (c.leader_crashes, "leadercrash"),
@@ -901,6 +906,7 @@ impl World {
             observers: self.observers.clone(),
             init_limit: self.cfg.init_limit,
             sync_limit: self.cfg.sync_limit,
+            peer_timeout_ms: self.cfg.peer_timeout_ms,
             max_inflight: self.cfg.max_inflight,
             diff_window: self.cfg.diff_window,
         }
