@@ -238,7 +238,8 @@ def run(args) -> int:
     schedule = make_schedule(rng, kinds, args.duration, args.cycle)
     log(f"seed {args.seed}; replay: python3 tests/chaos/chaos.py --seed {args.seed} "
         f"--duration {args.duration} --faults {args.faults}{' --cycle' if args.cycle else ''} "
-        f"--clients {args.clients} --keys {args.keys} --system {args.system}"
+        f"--servers {args.servers} --clients {args.clients} --keys {args.keys} --op-timeout {args.op_timeout} "
+        f"--system {args.system}"
         + "".join(f" --set {kv}" for kv in args.set))
     for f in schedule:
         log(f"schedule: {json.dumps(f)}")
