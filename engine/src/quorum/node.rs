@@ -448,18 +448,7 @@ impl Node {
                     }
                 } else {
                     let sync_limit = self.cfg.sync_limit as u64;
-                    let silent: Vec<ServerId> = l
-                        .learners
-                        .iter()
-                        .filter(|(_, x)| ticks - x.last_heard > sync_limit)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in silent {
-                        info!("follower {id} silent for more than syncLimit; dropping it");
-                        l.learners.remove(&id);
-                        l.epoch_acks.remove(&id);
-                        self.ready.resets.push(id);
-                    }
+                    drop_silent(l, &mut self.ready.resets, "syncLimit", |x| ticks - x.last_heard > sync_limit);
                     self.ping_learners();
                     if !self.has_quorum() {
                         self.look("lost the quorum");
@@ -498,19 +487,10 @@ impl Node {
             }
             Phase::Leading(l) if l.stage == LeadStage::Broadcast => {
                 if timeout > 0 {
-                    let silent: Vec<ServerId> = l
-                        .learners
-                        .iter()
-                        // Only synced learners: one still receiving a snapshot keeps initLimit.
-                        .filter(|(_, x)| x.stage == LearnerStage::Synced && now.mono_ms - x.last_heard_ms > timeout)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in silent {
-                        info!("follower {id} silent for more than warren.peerTimeoutMs; dropping it");
-                        l.learners.remove(&id);
-                        l.epoch_acks.remove(&id);
-                        self.ready.resets.push(id);
-                    }
+                    // Only synced learners: one still receiving a snapshot keeps initLimit.
+                    drop_silent(l, &mut self.ready.resets, "warren.peerTimeoutMs", |x| {
+                        x.stage == LearnerStage::Synced && now.mono_ms - x.last_heard_ms > timeout
+                    });
                 }
                 if !self.has_quorum() {
                     self.look("lost the quorum");
@@ -1272,6 +1252,18 @@ impl Node {
         } else {
             self.pending_appends.clear();
         }
+    }
+}
+
+/// Leader: drops the learners that `silent` picks (quiet for longer than `limit`), asking the
+/// shell to reset their links.
+fn drop_silent(l: &mut Leader, resets: &mut Vec<ServerId>, limit: &str, silent: impl Fn(&Learner) -> bool) {
+    let ids: Vec<ServerId> = l.learners.iter().filter(|(_, x)| silent(x)).map(|(id, _)| *id).collect();
+    for id in ids {
+        info!("follower {id} silent for more than {limit}; dropping it");
+        l.learners.remove(&id);
+        l.epoch_acks.remove(&id);
+        resets.push(id);
     }
 }
 

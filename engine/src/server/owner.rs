@@ -459,7 +459,11 @@ impl Owner {
                         // tree that the records after z do not follow (across an epoch change
                         // recovery would not notice the gap). Recovery must find this one or
                         // refuse to start, never fall back to those.
-                        let result = result.and_then(|_| remove_snapshots_before(&dir, z));
+                        let result = result.and_then(|_| super::purge::remove_snapshots_before(&dir, z)).map(|gone| {
+                            for at in gone {
+                                info!("removed snapshot {at:#x}: the snapshot installed at {z:#x} replaced its state and log");
+                            }
+                        });
                         Some(result.map(|_| z))
                     }
                 };
@@ -926,11 +930,10 @@ impl Owner {
                     path.display(),
                     backup.sessions.len()
                 );
-                for (z, old) in super::purge::snapshots(&snap_dir).into_iter().filter(|(z, _)| *z < zxid) {
-                    std::fs::remove_file(&old)?;
+                for z in super::purge::remove_snapshots_before(&snap_dir, zxid)? {
                     info!("removed snapshot {z:#x} of the replaced state");
                 }
-                super::wal::sync_dir(&snap_dir)
+                Ok(())
             })
             .await;
         if let Some(r) = refusal {
@@ -1173,20 +1176,6 @@ impl Snapshots {
 pub(crate) enum Answer<T> {
     Now(T),
     Later(Box<dyn FnOnce() -> T + Send>),
-}
-
-/// Removes the snapshots older than `z` (a SNAP installed at `z` replaced the state and the log
-/// they belonged to) and syncs the directory.
-fn remove_snapshots_before(dir: &std::path::Path, z: i64) -> std::io::Result<()> {
-    let older: Vec<_> = super::purge::snapshots(dir).into_iter().filter(|(at, _)| *at < z).collect();
-    if older.is_empty() {
-        return Ok(());
-    }
-    for (at, path) in older {
-        std::fs::remove_file(&path)?;
-        info!("removed snapshot {at:#x}: the snapshot installed at {z:#x} replaced its state and log");
-    }
-    super::wal::sync_dir(dir)
 }
 
 /// Runs `job` on a thread of its own and awaits its result on the owner's executor.

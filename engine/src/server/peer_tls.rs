@@ -46,7 +46,7 @@ use glommio::net::{TcpListener, TcpStream, UnixStream};
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use tracing::{debug, warn};
 
-use super::admission::{AcceptBackoff, LogLimiter};
+use super::admission::LogLimiter;
 use super::peers::{expire, identify, note_rejected, Kill, PeerTls};
 use crate::quorum::codec::HELLO_LEN;
 use crate::quorum::ServerId;
@@ -280,24 +280,15 @@ async fn dial(side: Rc<Side>, peer: ServerId, addr: SocketAddr, reply: async_cha
 // ---- inbound ----------------------------------------------------------------------------------
 
 async fn accept(side: Rc<Side>, listener: TcpListener) {
-    let mut backoff = AcceptBackoff::default();
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                backoff.on_success("election port");
-                glommio::spawn_local(inbound(side.clone(), stream, Instant::now())).detach();
-            }
-            Err(e) => {
-                if side.closed.get() {
-                    return;
-                }
-                // Out of file descriptors and the like: pause (logged once) and keep accepting.
-                if let Some(pause) = backoff.on_error(&io::Error::from(e), "election port") {
-                    glommio::timer::sleep(pause).await;
-                }
-            }
-        }
-    }
+    super::peers::accept_each(
+        &listener,
+        "election port",
+        || side.closed.get(),
+        |stream| {
+            glommio::spawn_local(inbound(side.clone(), stream, Instant::now())).detach();
+        },
+    )
+    .await
 }
 
 /// What became of an accepted connection.

@@ -835,20 +835,27 @@ async fn run_outbound<S: AsyncRead + AsyncWrite + Unpin>(
 // ---- inbound ----------------------------------------------------------------------------------
 
 /// Peers do not use the quorum port: it is bound to detect clashes; connections are closed.
-async fn accept_quorum(shared: Rc<Shared>, listener: Rc<TcpListener>) {
+/// Accepts connections on `listener`, handing each to `each`, until an accept fails once
+/// `closed` says the links are shutting down. Out of file descriptors and the like, it pauses
+/// (logged once) and keeps accepting. Shared by the owner's ports and the peer TLS executor's.
+pub(super) async fn accept_each(
+    listener: &TcpListener,
+    what: &str,
+    closed: impl Fn() -> bool,
+    mut each: impl FnMut(TcpStream),
+) {
     let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                backoff.on_success("quorum port");
-                let from = stream.peer_addr().map_or("?".to_string(), |a| a.to_string());
-                info!("closing a connection from {from} to the quorum port: Warren peers only use the election port");
+                backoff.on_success(what);
+                each(stream);
             }
             Err(e) => {
-                if shared.closed.get() {
+                if closed() {
                     return;
                 }
-                if let Some(pause) = backoff.on_error(&std::io::Error::from(e), "quorum port") {
+                if let Some(pause) = backoff.on_error(&std::io::Error::from(e), what) {
                     glommio::timer::sleep(pause).await;
                 }
             }
@@ -856,28 +863,32 @@ async fn accept_quorum(shared: Rc<Shared>, listener: Rc<TcpListener>) {
     }
 }
 
+async fn accept_quorum(shared: Rc<Shared>, listener: Rc<TcpListener>) {
+    accept_each(
+        &listener,
+        "quorum port",
+        || shared.closed.get(),
+        |stream| {
+            let from = stream.peer_addr().map_or("?".to_string(), |a| a.to_string());
+            info!("closing a connection from {from} to the quorum port: Warren peers only use the election port");
+        },
+    )
+    .await
+}
+
 async fn accept_election(shared: Rc<Shared>, listener: Rc<TcpListener>) {
-    let mut backoff = AcceptBackoff::default();
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                backoff.on_success("election port");
-                let deadline = Instant::now() + shared.hello_timeout;
-                let from = stream.peer_addr().map_or("?".to_string(), |a| a.to_string());
-                let _ = stream.set_nodelay(true);
-                spawn_inbound(&shared, stream, from, deadline);
-            }
-            Err(e) => {
-                if shared.closed.get() {
-                    return;
-                }
-                // Out of file descriptors and the like: pause (logged once) and keep accepting.
-                if let Some(pause) = backoff.on_error(&std::io::Error::from(e), "election port") {
-                    glommio::timer::sleep(pause).await;
-                }
-            }
-        }
-    }
+    accept_each(
+        &listener,
+        "election port",
+        || shared.closed.get(),
+        |stream| {
+            let deadline = Instant::now() + shared.hello_timeout;
+            let from = stream.peer_addr().map_or("?".to_string(), |a| a.to_string());
+            let _ = stream.set_nodelay(true);
+            spawn_inbound(&shared, stream, from, deadline);
+        },
+    )
+    .await
 }
 
 /// Takes the election port's connections from the peer TLS executor (quorum TLS): TLS ones

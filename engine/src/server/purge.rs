@@ -11,6 +11,21 @@ use crate::log::format::parse_segment_name;
 
 pub const RETAIN_MIN: usize = 3;
 
+/// Removes the snapshots older than `z` and syncs the directory; returns their zxids. For a
+/// state replaced wholesale at `z` (a SNAP installed, a backup restored): the log those
+/// snapshots belonged to is gone, so recovery must never fall back to them.
+pub fn remove_snapshots_before(dir: &Path, z: i64) -> std::io::Result<Vec<i64>> {
+    let older: Vec<(i64, PathBuf)> = snapshots(dir).into_iter().filter(|(at, _)| *at < z).collect();
+    if older.is_empty() {
+        return Ok(Vec::new());
+    }
+    for (_, path) in &older {
+        fs::remove_file(path)?;
+    }
+    super::wal::sync_dir(dir)?;
+    Ok(older.into_iter().map(|(at, _)| at).collect())
+}
+
 /// `snapshot.<hex zxid>` files, newest first.
 pub fn snapshots(dir: &Path) -> Vec<(i64, PathBuf)> {
     let mut out: Vec<(i64, PathBuf)> = fs::read_dir(dir)
