@@ -373,7 +373,10 @@ def main() -> int:
                    help="a zoo.cfg key for every server (repeatable), e.g. --set warren.peerTimeoutMs=0")
     p.add_argument("--keep", action="store_true", help="keep the servers' data and logs after a passing run")
     p.add_argument("--out", default=None, help="run directory (default /tmp/wchaos-<seed>)")
+    p.add_argument("--net", type=int, default=0, metavar="ID",
+                   help="private network 0-99 (10.77.ID.0/24, wchaos[ID]-*): runs with different ids go on side by side")
     args = p.parse_args()
+    net.use_network(args.net)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
     for kv in args.set:

@@ -29,6 +29,19 @@ SUBNET = "10.77.0"
 HOST_IP = f"{SUBNET}.1"
 
 
+def use_network(net_id: int) -> None:
+    """Select network ``net_id`` (0-99) before anything else: 0 is the default (``wchaos-*``,
+    10.77.0.0/24); any other id uses ``wchaos<id>-*`` and 10.77.<id>.0/24, so runs with
+    different ids can go on side by side without touching each other's namespaces."""
+    global PREFIX, BRIDGE, SUBNET, HOST_IP
+    if not 0 <= net_id <= 99:
+        raise ValueError("network id must be 0-99")
+    PREFIX = "wchaos-" if net_id == 0 else f"wchaos{net_id}-"
+    BRIDGE = f"{PREFIX}br"
+    SUBNET = f"10.77.{net_id}"
+    HOST_IP = f"{SUBNET}.1"
+
+
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=20)
 
