@@ -161,10 +161,17 @@ pub fn scan(b: &[u8]) -> Result<Scan, ScanError> {
 }
 
 /// Whether a log record with zxid `next` may directly follow one with zxid `prev`: the next
-/// zxid of the same epoch, or any zxid of a later epoch (a new leader's first proposal, not
-/// necessarily counter 1). zxids are `epoch << 32 | counter`; a standalone log stays in epoch 0.
+/// zxid of the same epoch, or the first zxid (counter 1) of a later epoch. zxids are
+/// `epoch << 32 | counter`. Every producer of records starts an epoch at counter 1: a new
+/// leader's first proposal is `make_zxid(epoch, 1)` (`Node::maybe_established`), an online
+/// restore installs its snapshot at `(epoch, 0)` (`backup::restored_zxid`), ZooKeeper's
+/// leaders do the same (the NEWLEADER zxid is `(epoch, 0)` and is never logged), and a
+/// learner is synced with every record after its last one (DIFF, or TRUNC/SNAP then the rest).
+/// So a later epoch entered at any other counter means records are missing: for example an
+/// older snapshot (an earlier epoch) followed by the log that began at a newer one.
 pub fn follows(prev: i64, next: i64) -> bool {
-    next == prev + 1 || (next > prev && crate::quorum::epoch_of(next) > crate::quorum::epoch_of(prev))
+    use crate::quorum::epoch_of;
+    next == prev + 1 || (epoch_of(next) > epoch_of(prev) && next & 0xffff_ffff == 1)
 }
 
 /// The zxid of a framed record (`bytes` starts at its record header), read without decoding

@@ -274,11 +274,13 @@ mod tests {
     }
 
     #[test]
-    fn follows_accepts_the_next_counter_or_a_later_epoch() {
+    fn follows_accepts_the_next_counter_or_the_first_of_a_later_epoch() {
         assert!(format::follows(0, 1));
         assert!(format::follows(make_zxid(1, 7), make_zxid(1, 8)));
         assert!(format::follows(make_zxid(1, 7), make_zxid(2, 1)));
-        assert!(format::follows(make_zxid(1, 7), make_zxid(5, 3)));
+        assert!(format::follows(make_zxid(1, 7), make_zxid(5, 1)), "epochs without records in between");
+        assert!(!format::follows(make_zxid(1, 7), make_zxid(5, 3)), "a later epoch entered past its first record");
+        assert!(!format::follows(make_zxid(1, 7), make_zxid(2, 0)));
         assert!(format::follows(0, make_zxid(1, 1)));
         assert!(!format::follows(make_zxid(1, 7), make_zxid(1, 9)));
         assert!(!format::follows(make_zxid(1, 7), make_zxid(1, 7)));
@@ -289,7 +291,7 @@ mod tests {
     fn epoch_jumps_are_accepted_within_and_across_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = [1, 2, 3, make_zxid(1, 1), make_zxid(1, 2)];
-        let b = [make_zxid(3, 5), make_zxid(3, 6), make_zxid(4, 1)];
+        let b = [make_zxid(3, 1), make_zxid(3, 2), make_zxid(4, 1)];
         write_segment(dir.path(), &a);
         write_segment(dir.path(), &b);
         let all: Vec<i64> = a.iter().chain(&b).copied().collect();
@@ -299,6 +301,24 @@ mod tests {
         assert_eq!(read_all(dir.path(), make_zxid(1, 2)).expect("read"), b);
         // A snapshot at the end of epoch 1 followed by a later epoch's first record.
         assert_eq!(read_all(dir.path(), make_zxid(1, 9)).expect("read"), b);
+    }
+
+    #[test]
+    fn a_later_epoch_entered_past_its_first_record_is_a_gap() {
+        // A log that restarted at a snapshot taken inside epoch 3 (a SNAP from the leader)
+        // cannot be replayed over an older snapshot of epoch 1: the records of epoch 3 up to
+        // its snapshot are missing.
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_segment(dir.path(), &[make_zxid(3, 6), make_zxid(3, 7)]);
+        let e = read_all(dir.path(), make_zxid(1, 9)).expect_err("gap across epochs");
+        assert!(e.contains("jumps from zxid 0x100000009 to 0x300000006"), "{e}");
+        // From the snapshot the log restarted at, it replays.
+        assert_eq!(read_all(dir.path(), make_zxid(3, 5)).expect("read"), vec![make_zxid(3, 6), make_zxid(3, 7)]);
+        // Within one segment too.
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_segment(dir.path(), &[make_zxid(1, 1), make_zxid(1, 2), make_zxid(2, 4)]);
+        let e = read_all(dir.path(), 0).expect_err("gap across epochs");
+        assert!(e.contains("jumps from zxid 0x100000002 to 0x200000004"), "{e}");
     }
 
     #[test]
