@@ -484,11 +484,11 @@ fn strangers_are_rejected_without_harm() {
         for to in [2, 3] {
             n1.peers.send(to, &Msg::LeaderInfo { epoch: 7 });
         }
-        n2.peers.send(1, &Msg::AckEpoch { current_epoch: 7, last_zxid: 9 });
+        n2.peers.send(1, &Msg::AckEpoch { current_epoch: 7, last_zxid: 9, counted: true });
         wait_until("traffic after the strangers", Duration::from_secs(5), || {
             n2.messages_from(1) == vec![Msg::LeaderInfo { epoch: 7 }]
                 && n3.messages_from(1) == vec![Msg::LeaderInfo { epoch: 7 }]
-                && n1.messages_from(2) == vec![Msg::AckEpoch { current_epoch: 7, last_zxid: 9 }]
+                && n1.messages_from(2) == vec![Msg::AckEpoch { current_epoch: 7, last_zxid: 9, counted: true }]
         })
         .await;
         for n in [&n1, &n2, &n3] {

@@ -146,6 +146,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// A panic anywhere in the server (a broken invariant: `Node::check_invariants`) stops the
+/// whole process at once, with the reason in the log and the default report (and backtrace)
+/// on stderr: one executor thread dying while the others keep accepting clients would leave a
+/// server that answers nothing, and nothing may be served or acknowledged from a state that
+/// broke an invariant. Exit by SIGABRT, so a supervisor (systemd) sees a failure.
+fn stop_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        error!("fatal: thread {thread} panicked: {info}; stopping the server");
+        report(info);
+        std::process::abort();
+    }));
+}
+
 /// Logs go to stderr, filtered by `WARREN_LOG` (default `info`). `WARREN_LOG_FORMAT=json`
 /// writes one JSON object per line (`timestamp`, `level`, `message` and the event's other
 /// fields at the top level) for log shippers; unset or `text`, the human-readable format.
@@ -191,6 +206,7 @@ fn load(path: Option<&Path>) -> Result<Config, String> {
 }
 
 fn start(path: Option<&Path>) -> ExitCode {
+    stop_on_panic();
     let cfg = match load(path) {
         Ok(c) => c,
         Err(e) => {

@@ -36,6 +36,7 @@
 //! |      |                | 3 Sync: -                                                         |
 //! | 18   | `SyncDone`     | session_id i64, cxid i32                                          |
 //! | 19   | `SessionOwner` | session_id i64                                                    |
+//! | 20   | `AckEpoch`, not counted | current_epoch u32, last_zxid i64 (as type 4)             |
 //!
 //! (*) `PeerState`: 0 Looking, 1 Following, 2 Leading, 3 Observing.
 //!
@@ -104,6 +105,7 @@ mod ty {
     pub const FORWARD: u8 = 17;
     pub const SYNC_DONE: u8 = 18;
     pub const SESSION_OWNER: u8 = 19;
+    pub const ACK_EPOCH_UNCOUNTED: u8 = 20;
 }
 
 mod fwd {
@@ -185,8 +187,8 @@ fn encode_body(msg: &Msg, out: &mut Vec<u8>) {
             out.push(ty::LEADER_INFO);
             put_u32(out, *epoch);
         }
-        Msg::AckEpoch { current_epoch, last_zxid } => {
-            out.push(ty::ACK_EPOCH);
+        Msg::AckEpoch { current_epoch, last_zxid, counted } => {
+            out.push(if *counted { ty::ACK_EPOCH } else { ty::ACK_EPOCH_UNCOUNTED });
             put_u32(out, *current_epoch);
             put_i64(out, *last_zxid);
         }
@@ -420,7 +422,11 @@ pub fn decode(frame_body: &[u8]) -> Result<Msg, CodecError> {
             observer: c.bool("observer flag")?,
         },
         ty::LEADER_INFO => Msg::LeaderInfo { epoch: c.u32("epoch")? },
-        ty::ACK_EPOCH => Msg::AckEpoch { current_epoch: c.u32("current epoch")?, last_zxid: c.i64("last zxid")? },
+        ty::ACK_EPOCH | ty::ACK_EPOCH_UNCOUNTED => Msg::AckEpoch {
+            current_epoch: c.u32("current epoch")?,
+            last_zxid: c.i64("last zxid")?,
+            counted: t == ty::ACK_EPOCH,
+        },
         ty::TRUNC => Msg::Trunc { zxid: c.i64("zxid")? },
         ty::SNAP => Msg::Snap { zxid: c.i64("zxid")?, image: c.bytes("snapshot image")?.to_vec() },
         ty::TXNS => {
@@ -537,7 +543,8 @@ mod tests {
             Msg::FollowerInfo { accepted_epoch: 4, last_zxid: -1, observer: false },
             Msg::FollowerInfo { accepted_epoch: u32::MAX, last_zxid: i64::MAX, observer: true },
             Msg::LeaderInfo { epoch: 9 },
-            Msg::AckEpoch { current_epoch: 8, last_zxid: 0x8_0000_0010 },
+            Msg::AckEpoch { current_epoch: 8, last_zxid: 0x8_0000_0010, counted: true },
+            Msg::AckEpoch { current_epoch: 8, last_zxid: 0x8_0000_0010, counted: false },
             Msg::Trunc { zxid: 0x2_0000_0003 },
             Msg::Snap { zxid: 77, image: Vec::new() },
             Msg::Snap { zxid: 78, image: (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect() },
@@ -800,8 +807,9 @@ mod tests {
                 Msg::FollowerInfo { accepted_epoch, last_zxid, observer }
             }),
             any::<u32>().prop_map(|epoch| Msg::LeaderInfo { epoch }),
-            (any::<u32>(), any::<i64>())
-                .prop_map(|(current_epoch, last_zxid)| Msg::AckEpoch { current_epoch, last_zxid }),
+            (any::<u32>(), any::<i64>(), any::<bool>()).prop_map(|(current_epoch, last_zxid, counted)| {
+                Msg::AckEpoch { current_epoch, last_zxid, counted }
+            }),
             any::<i64>().prop_map(|zxid| Msg::Trunc { zxid }),
             (any::<i64>(), vec(any::<u8>(), 0..256)).prop_map(|(zxid, image)| Msg::Snap { zxid, image }),
             vec(arb_txn(), 0..5).prop_map(Msg::Txns),

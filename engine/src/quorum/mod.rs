@@ -13,7 +13,11 @@
 //!    either voted or is known to be down.
 //! 2. **Discovery**: followers send `FollowerInfo{accepted_epoch, last_zxid}`; the leader
 //!    picks `max(accepted)+1` once a quorum answered, persists it as its accepted epoch and
-//!    sends `LeaderInfo`; followers persist it and answer `AckEpoch`.
+//!    sends `LeaderInfo`; followers persist it and answer `AckEpoch`. A follower acknowledges
+//!    an epoch for one leader only: to a leader offering the epoch it already accepted from
+//!    another (or before a restart) it answers with an `AckEpoch` that does not count towards
+//!    establishing the epoch but still gets it synced, as ZooKeeper's learners do (their -1);
+//!    otherwise two leaders could each count it and both establish the same epoch.
 //! 3. **Synchronization**: per follower, DIFF (txns it lacks), TRUNC (it has txns the leader
 //!    never had, then DIFF) or SNAP (a whole snapshot), then `NewLeader`. A follower
 //!    acknowledges `NewLeader` only after its log is durable and its current epoch persisted.
@@ -71,9 +75,14 @@ impl QuorumConfig {
         !self.voters.contains(&self.myid)
     }
 
+    /// How many voters make a majority: the one place the quorum size is computed.
+    pub fn majority(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
     /// True when `count` voters make a majority.
     pub fn is_quorum(&self, count: usize) -> bool {
-        count * 2 > self.voters.len()
+        count >= self.majority()
     }
 
     /// Every member except myself.
@@ -166,6 +175,9 @@ pub enum Msg {
     AckEpoch {
         current_epoch: u32,
         last_zxid: Zxid,
+        /// False when this follower already acknowledged the epoch for another leader (or
+        /// cannot tell, after a restart): the leader syncs it but does not count it.
+        counted: bool,
     },
     // -- synchronization (leader → learner) --
     /// Drop every log record after `zxid`, then append what follows.

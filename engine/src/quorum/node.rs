@@ -10,7 +10,7 @@
 //! Not done yet (said here so nobody assumes otherwise): dynamic reconfiguration; local
 //! (non-global) sessions; read-only mode.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
 use tracing::{info, warn};
@@ -121,6 +121,8 @@ struct Leader {
     /// voters acknowledged the epoch, so no history is handed out before it is known to be
     /// the most complete of a quorum).
     epoch_acks: HashMap<ServerId, Zxid>,
+    /// Those of `epoch_acks` that count towards establishing the epoch (see `Msg::AckEpoch`).
+    counted_acks: HashSet<ServerId>,
     learners: HashMap<ServerId, Learner>,
     /// End of my history when the epoch was established.
     newleader_zxid: Zxid,
@@ -194,6 +196,31 @@ pub struct Node {
     tick_ms: i64,
     last_ping_ms: i64,
     now: Now,
+    /// The epoch I last acknowledged (or chose, as leader) and for whom: `Msg::AckEpoch`.
+    epoch_acked_to: Option<(u32, ServerId)>,
+    inv: Invariants,
+}
+
+/// What [`Node::check_invariants`] remembers between two checks.
+#[derive(Default)]
+struct Invariants {
+    /// The commit point of the current leadership or following (reset when the phase ends).
+    commit: Zxid,
+    /// The leader of each recent epoch this server took on as current: as a follower when it
+    /// acknowledges NewLeader, as a leader when a quorum acknowledged its epoch.
+    epoch_leaders: BTreeMap<u32, ServerId>,
+}
+
+impl Invariants {
+    /// Records that `leader` leads `epoch` as server `me` sees it; two leaders established in
+    /// one epoch is a broken protocol (two histories could then share zxids).
+    fn epoch_led_by(&mut self, me: ServerId, epoch: u32, leader: ServerId) {
+        let known = *self.epoch_leaders.entry(epoch).or_insert(leader);
+        assert!(known == leader, "server {me}: invariant broken: epoch {epoch} has two leaders, {known} and {leader}");
+        while self.epoch_leaders.len() > 16 {
+            self.epoch_leaders.pop_first();
+        }
+    }
 }
 
 impl Node {
@@ -233,6 +260,8 @@ impl Node {
             tick_ms,
             last_ping_ms: now.mono_ms,
             now,
+            epoch_acked_to: None,
+            inv: Invariants::default(),
         };
         node.look("starting");
         node
@@ -240,6 +269,7 @@ impl Node {
 
     pub fn take_ready(&mut self) -> NodeReady {
         self.pump();
+        self.check_invariants();
         std::mem::take(&mut self.ready)
     }
 
@@ -397,6 +427,7 @@ impl Node {
                     info!("follower {peer} disconnected");
                 }
                 l.epoch_acks.remove(&peer);
+                l.counted_acks.remove(&peer);
                 if l.stage == LeadStage::Broadcast && !self.has_quorum() {
                     self.look("lost the quorum");
                 }
@@ -615,6 +646,7 @@ impl Node {
             info!("LOOKING: {why} (last zxid {:#x}, epochs {:?})", self.logged, self.epochs);
         }
         self.m.stop_serving();
+        self.inv.commit = 0;
         self.round += 1;
         let e = Election::new(&self.cfg, self.round, self.epochs.current, self.logged, self.down.clone());
         let vote = e.vote;
@@ -631,6 +663,7 @@ impl Node {
 
     fn elected(&mut self, leader: ServerId) {
         let early = std::mem::take(&mut self.early_infos);
+        self.inv.commit = 0;
         if leader == self.cfg.myid {
             info!("LEADING: elected in round {} with last zxid {:#x}", self.round, self.logged);
             let mut infos = HashMap::new();
@@ -640,6 +673,7 @@ impl Node {
                 stage: LeadStage::Discovery,
                 infos,
                 epoch_acks: HashMap::new(),
+                counted_acks: HashSet::new(),
                 learners: HashMap::new(),
                 newleader_zxid: 0,
                 started: self.ticks,
@@ -724,7 +758,7 @@ impl Node {
                     self.ready.sends.push((from, Msg::LeaderInfo { epoch }));
                 }
             }
-            Msg::AckEpoch { current_epoch, last_zxid } => {
+            Msg::AckEpoch { current_epoch, last_zxid, counted } => {
                 if l.stage == LeadStage::Discovery || !l.learners.contains_key(&from) {
                     return;
                 }
@@ -734,6 +768,9 @@ impl Node {
                     return;
                 }
                 l.epoch_acks.insert(from, last_zxid);
+                if counted {
+                    l.counted_acks.insert(from);
+                }
                 if l.stage == LeadStage::Broadcast || self.epochs.current == l.epoch {
                     self.sync_learner(from, last_zxid);
                 }
@@ -806,6 +843,7 @@ impl Node {
         let epoch = l.infos.values().copied().max().unwrap_or(0).max(self.epochs.accepted).max(self.max_seen_epoch) + 1;
         l.epoch = epoch;
         l.stage = LeadStage::Sync;
+        self.epoch_acked_to = Some((epoch, self.cfg.myid));
         self.epochs.accepted = epoch;
         self.ready.epochs = Some(self.epochs);
         info!("LEADING: new epoch {epoch} agreed with {:?}", {
@@ -888,7 +926,7 @@ impl Node {
             return;
         }
         if self.epochs.current != l.epoch {
-            let voters = l.epoch_acks.keys().filter(|id| self.cfg.voters.contains(id)).count();
+            let voters = l.counted_acks.iter().filter(|id| self.cfg.voters.contains(id)).count();
             // My own history must be durable before its epoch becomes current (see the
             // follower's NewLeader).
             if !self.cfg.is_quorum(voters + 1) || durable < logged {
@@ -896,6 +934,7 @@ impl Node {
             }
             self.epochs.current = l.epoch;
             self.ready.epochs = Some(self.epochs);
+            self.inv.epoch_led_by(self.cfg.myid, l.epoch, self.cfg.myid);
             l.newleader_zxid = logged;
             let mut waiting: Vec<(ServerId, Zxid)> = l.epoch_acks.iter().map(|(a, b)| (*a, *b)).collect();
             waiting.sort();
@@ -942,7 +981,7 @@ impl Node {
         let mut acked: Vec<Zxid> = l.synced_voters().map(|x| x.acked).collect();
         acked.push(durable);
         acked.sort_unstable_by(|a, b| b.cmp(a));
-        let need = self.cfg.voters.len() / 2 + 1;
+        let need = self.cfg.majority();
         if acked.len() < need {
             return;
         }
@@ -1053,13 +1092,20 @@ impl Node {
                     self.look("the leader's epoch is older than one I accepted");
                     return;
                 }
+                // One leader per epoch gets my acknowledgement: an epoch I accepted before
+                // counts only for the leader I accepted it from (this run; after a restart I
+                // cannot tell, so it does not count), or two leaders could both establish it.
+                let counted = epoch > self.epochs.accepted || self.epoch_acked_to == Some((epoch, f.leader));
                 if epoch > self.epochs.accepted {
                     self.epochs.accepted = epoch;
                     self.ready.epochs = Some(self.epochs);
                 }
+                if counted {
+                    self.epoch_acked_to = Some((epoch, f.leader));
+                }
                 f.epoch = epoch;
                 f.stage = FollowStage::Sync;
-                let ack = Msg::AckEpoch { current_epoch: self.epochs.current, last_zxid: self.logged };
+                let ack = Msg::AckEpoch { current_epoch: self.epochs.current, last_zxid: self.logged, counted };
                 self.ready.sends.push((f.leader, ack));
             }
             Msg::Trunc { zxid } => {
@@ -1191,6 +1237,7 @@ impl Node {
                 self.ready.epochs = Some(self.epochs);
                 f.acked_newleader = true;
                 f.last_acked = z;
+                self.inv.epoch_led_by(self.cfg.myid, f.epoch, f.leader);
                 self.ready.sends.push((f.leader, Msg::AckNewLeader { zxid: z }));
                 if durable > z && !self.cfg.is_observer() {
                     f.last_acked = durable;
@@ -1198,6 +1245,64 @@ impl Node {
                 }
             }
         }
+    }
+
+    // ---- invariants -----------------------------------------------------------------------------
+
+    /// The safety invariants of this server's view, checked after every input (from
+    /// [`Node::take_ready`], which the server and the simulator call after each): a failure is
+    /// a bug in the protocol or its shell, and stops the server with the reason rather than
+    /// let it serve or acknowledge from a state it cannot be in. The simulator runs the same
+    /// checks, so a schedule that breaks one is a failing seed.
+    ///
+    /// - nothing is durable or applied that is not logged: `durable <= logged`, `applied <= logged`
+    ///   (a follower may apply a committed record before its own fsync: a quorum has it durable);
+    /// - the DIFF window starts at an applied record: `history_base <= applied`;
+    /// - the commit point of a leadership or a following never moves back, and a leader has
+    ///   applied nothing past it and committed nothing it has not logged;
+    /// - the accepted epoch is never below the current one;
+    /// - one leader per epoch (checked where an epoch becomes current: [`Invariants::epoch_led_by`]).
+    fn check_invariants(&mut self) {
+        let id = self.cfg.myid;
+        assert!(
+            self.durable <= self.logged && self.applied <= self.logged,
+            "server {id}: invariant broken: durable {:#x} and applied {:#x} must not pass logged {:#x}",
+            self.durable,
+            self.applied,
+            self.logged
+        );
+        assert!(
+            self.history_base <= self.applied,
+            "server {id}: invariant broken: the DIFF window starts at {:#x}, past applied {:#x}",
+            self.history_base,
+            self.applied
+        );
+        assert!(
+            self.epochs.current <= self.epochs.accepted,
+            "server {id}: invariant broken: current epoch {} above accepted epoch {}",
+            self.epochs.current,
+            self.epochs.accepted
+        );
+        let commit = match &self.phase {
+            Phase::Leading(l) => {
+                assert!(
+                    self.applied <= l.commit && l.commit <= self.logged,
+                    "server {id}: invariant broken: leader applied {:#x}, committed {:#x}, logged {:#x}",
+                    self.applied,
+                    l.commit,
+                    self.logged
+                );
+                l.commit
+            }
+            Phase::Following(f) => f.commit,
+            Phase::Looking(_) => return,
+        };
+        assert!(
+            commit >= self.inv.commit,
+            "server {id}: invariant broken: the commit point moved back from {:#x} to {commit:#x}",
+            self.inv.commit
+        );
+        self.inv.commit = commit;
     }
 
     // ---- shared -------------------------------------------------------------------------------
@@ -1263,6 +1368,7 @@ fn drop_silent(l: &mut Leader, resets: &mut Vec<ServerId>, limit: &str, silent: 
         info!("follower {id} silent for more than {limit}; dropping it");
         l.learners.remove(&id);
         l.epoch_acks.remove(&id);
+        l.counted_acks.remove(&id);
         resets.push(id);
     }
 }

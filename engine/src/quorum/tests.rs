@@ -563,3 +563,128 @@ fn a_leader_cut_off_from_its_followers_steps_down_after_the_peer_timeout() {
     assert_ne!(c.node(3).state(), PeerState::Leading, "{:?}", c.states());
     drop((f1, f2));
 }
+
+// ---- invariants: each check fires on the state it forbids ------------------------------------
+
+/// A three-server ensemble that elected a leader and committed a write.
+fn settled_with_a_write() -> (Cluster, ServerId) {
+    let mut c = Cluster::new(3, &[]);
+    c.settle();
+    let s = c.session(1, 100);
+    assert_ne!(s, 0);
+    assert_eq!(c.call(1, 100, 1, create("/a")), 0);
+    let leader = c.leader();
+    c.node(leader).take_ready();
+    (c, leader)
+}
+
+#[test]
+#[should_panic(expected = "invariant broken: durable")]
+fn the_invariants_refuse_a_durable_point_past_the_log() {
+    let (mut c, leader) = settled_with_a_write();
+    let n = c.node(leader);
+    n.durable = n.logged + 1;
+    n.take_ready();
+}
+
+#[test]
+#[should_panic(expected = "invariant broken: the commit point moved back")]
+fn the_invariants_refuse_a_commit_point_that_moves_back() {
+    let (mut c, _) = settled_with_a_write();
+    // A follower: its commit point is only ever raised by the leader's messages.
+    let n = c.node(1);
+    let Phase::Following(f) = &mut n.phase else { panic!("server 1 follows") };
+    assert!(f.commit > 0);
+    f.commit -= 1;
+    n.take_ready();
+}
+
+#[test]
+#[should_panic(expected = "invariant broken: leader applied")]
+fn the_invariants_refuse_a_leader_applying_past_its_commit() {
+    let (mut c, leader) = settled_with_a_write();
+    let n = c.node(leader);
+    let Phase::Leading(l) = &mut n.phase else { panic!("leads") };
+    l.commit -= 1;
+    n.inv.commit = 0;
+    n.take_ready();
+}
+
+#[test]
+#[should_panic(expected = "invariant broken: epoch 1 has two leaders, 3 and 2")]
+fn the_invariants_refuse_two_leaders_in_one_epoch() {
+    let (mut c, leader) = settled_with_a_write();
+    assert_eq!(leader, 3);
+    let n = c.node(1);
+    assert_eq!(n.epochs.current, 1);
+    // Server 1 took on leader 3's epoch 1; another leader of epoch 1 is impossible.
+    n.inv.epoch_led_by(1, 1, 3);
+    n.inv.epoch_led_by(1, 1, 2);
+}
+
+// ---- one acknowledgement per epoch -------------------------------------------------------------
+
+fn lone_node(id: ServerId, epochs: Epochs) -> Node {
+    let init = NodeInit { epochs, tree: DataTree::new(), sessions: vec![], log: vec![] };
+    Node::new(mcfg(id), qcfg(id, 3, &[]), init, Now::from_ms(1000, 1_700_000_000_000))
+}
+
+/// Follows `leader`, takes its LeaderInfo for `epoch`, and returns the AckEpoch it answered.
+fn ack_epoch_to(n: &mut Node, leader: ServerId, epoch: u32) -> Msg {
+    n.look("test");
+    n.elected(leader);
+    n.take_ready();
+    let now = n.now;
+    n.peer_message(leader, Msg::LeaderInfo { epoch }, now);
+    let sends = n.take_ready().sends;
+    let acks: Vec<Msg> =
+        sends.into_iter().filter(|(to, m)| *to == leader && matches!(m, Msg::AckEpoch { .. })).map(|x| x.1).collect();
+    assert_eq!(acks.len(), 1, "one AckEpoch to {leader}");
+    acks.into_iter().next().unwrap()
+}
+
+fn counted(m: &Msg) -> bool {
+    matches!(m, Msg::AckEpoch { counted: true, .. })
+}
+
+#[test]
+fn a_follower_counts_for_one_leader_per_epoch() {
+    let mut n = lone_node(1, Epochs::default());
+    assert!(counted(&ack_epoch_to(&mut n, 3, 5)), "a new epoch counts");
+    assert_eq!(n.epochs.accepted, 5);
+    // Another leader offering the epoch I already acknowledged: synced, not counted.
+    assert!(!counted(&ack_epoch_to(&mut n, 2, 5)), "the same epoch for another leader");
+    // Back to the leader I acknowledged it for: counts again (it keys acks by server).
+    assert!(counted(&ack_epoch_to(&mut n, 3, 5)));
+    assert!(counted(&ack_epoch_to(&mut n, 2, 6)), "a later epoch counts for anyone");
+    // After a restart I cannot tell whom I acknowledged the accepted epoch for.
+    let mut restarted = lone_node(1, Epochs { accepted: 6, current: 4 });
+    assert!(!counted(&ack_epoch_to(&mut restarted, 2, 6)));
+}
+
+#[test]
+fn a_leader_chose_its_epoch_and_then_counts_for_no_other_leader_of_it() {
+    let mut n = lone_node(3, Epochs { accepted: 4, current: 4 });
+    n.elected(3);
+    let now = n.now;
+    n.peer_message(1, Msg::FollowerInfo { accepted_epoch: 4, last_zxid: 0, observer: false }, now);
+    n.take_ready();
+    let Phase::Leading(l) = &n.phase else { panic!("leads") };
+    assert_eq!(l.epoch, 5);
+    assert!(!counted(&ack_epoch_to(&mut n, 2, 5)), "server 3 chose epoch 5 for itself");
+}
+
+#[test]
+fn an_uncounted_epoch_acknowledgement_does_not_establish_the_epoch() {
+    let mut n = lone_node(3, Epochs { accepted: 4, current: 4 });
+    n.elected(3);
+    let now = n.now;
+    n.peer_message(1, Msg::FollowerInfo { accepted_epoch: 4, last_zxid: 0, observer: false }, now);
+    n.take_ready();
+    n.peer_message(1, Msg::AckEpoch { current_epoch: 4, last_zxid: 0, counted: false }, now);
+    n.take_ready();
+    assert_eq!(n.epochs.current, 4, "one counted voter (me) of three is no quorum");
+    n.peer_message(1, Msg::AckEpoch { current_epoch: 4, last_zxid: 0, counted: true }, now);
+    n.take_ready();
+    assert_eq!(n.epochs.current, 5, "established with server 1's counted acknowledgement");
+}

@@ -506,8 +506,8 @@ fn fmt_msg(m: &Msg) -> String {
             format!("FollowerInfo(acc={accepted_epoch} last={} obs={observer})", fmt_zxid(*last_zxid))
         }
         Msg::LeaderInfo { epoch } => format!("LeaderInfo({epoch})"),
-        Msg::AckEpoch { current_epoch, last_zxid } => {
-            format!("AckEpoch(cur={current_epoch} last={})", fmt_zxid(*last_zxid))
+        Msg::AckEpoch { current_epoch, last_zxid, counted } => {
+            format!("AckEpoch(cur={current_epoch} last={} counted={counted})", fmt_zxid(*last_zxid))
         }
         Msg::Trunc { zxid } => format!("Trunc({})", fmt_zxid(*zxid)),
         Msg::Snap { zxid, image } => format!("Snap({}, {}B)", fmt_zxid(*zxid), image.len()),
