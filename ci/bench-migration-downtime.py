@@ -131,7 +131,10 @@ def trial(base: Path, znodes: int, direction: str) -> dict:
         shutil.rmtree(seed)
         shutil.move(str(converted / f"{old_sys}{best}"), str(seed))
         new[best].write_myid()
-        leader = new.start()
+        # The seeded member and one empty one first, the third once the seed leads
+        # (docs/migration.md, step 5): started all at once the two empty members can elect
+        # one of themselves and truncate the seed.
+        leader = new.start(first=best)
         t_serving = time.monotonic()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not [a for a in writer.acked if a[1] > t_stopped]:

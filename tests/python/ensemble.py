@@ -429,29 +429,26 @@ class Ensemble:
         """Spawn every member; wait for one leader and everybody else following/observing.
         Returns the leader's sid.
 
-        ``first``: spawn that member alone and wait until its election port accepts
-        connections (both systems open it only once their data is loaded) before spawning
-        the others. A member seeded with an imported or exported history must be running
-        before the empty ones start: two empty members are a majority of three and can elect
-        one of themselves before the seed votes, and the leader then truncates the seed's
-        history (ZooKeeper exits "Unable to truncate Txn log"). The migration procedures in
-        docs/migration.md say the same."""
+        ``first``: the member seeded with an imported or exported history. It is spawned with
+        just enough empty participants to make a majority with it (one of three, two of
+        five), and only once it leads are the others spawned. Every majority of those first
+        members includes the seed, and an empty member can never beat its vote, so the seed
+        leads and the rest catch up from it. Starting the seed merely before the others is
+        not enough: ZooKeeper's election retries a peer that was not up yet only after a
+        backoff, so two empty members (a majority of three) could elect one of themselves
+        meanwhile, and that leader then truncates the seed's history (ZooKeeper exits
+        "Unable to truncate Txn log"; seen with the seed started 1 s ahead). The migration
+        procedures in docs/migration.md say the same."""
         if first is not None:
-            seed = self.members[first]
-            seed.spawn()
-            deadline = time.monotonic() + timeout
-            while True:
-                self._check_alive([first])
-                try:
-                    socket.create_connection((LOCALHOST, seed.election_port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise EnsembleError(f"server.{first}'s election port never opened\n{self.describe()}")
-                    time.sleep(0.05)
+            voters = self.participants()
+            quorum = [first] + [s for s in voters if s != first][:len(voters) // 2]
+            for sid in quorum:
+                self.members[sid].spawn()
+            leader = self.wait_stable(sids=quorum, timeout=timeout)
+            if leader != first:
+                raise EnsembleError(f"server.{leader} leads, not the seeded server.{first}\n{self.describe()}")
         for m in self:
-            if m.sid != first:
-                m.spawn()
+            m.spawn()  # (members already running are left alone)
         return self.wait_stable(timeout=timeout)
 
     def kill(self, sid: int) -> None:

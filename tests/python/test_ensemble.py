@@ -242,7 +242,7 @@ def test_leader_kill_under_write_load_loses_no_acknowledged_write(make_ensemble)
 # 3. DIFF / SNAP / TRUNC
 # ---------------------------------------------------------------------------------------
 def _catch_up(make_ensemble, system, writes: int, expected: str, before_writes: int = 10,
-              extra_cfg: dict | None = None):
+              extra_cfg: dict | None = None, before_stop=None):
     cfg, props = diff_window_settings(system)
     ens = make_ensemble(participants=3, extra_cfg={**cfg, **(extra_cfg or {})}, jvm_props=props)
     leader = ens.leader()
@@ -251,6 +251,8 @@ def _catch_up(make_ensemble, system, writes: int, expected: str, before_writes: 
     c = ens.client([leader])
     c.ensure_path(root)
     before = write_batch(c, [f"{root}/before-{i:04d}" for i in range(before_writes)])
+    if before_stop is not None:
+        before_stop(ens, lagger)
 
     ens.stop(lagger)
     during = write_batch(c, [f"{root}/during-{i:05d}" for i in range(writes)])
@@ -282,8 +284,18 @@ def test_far_behind_follower_catches_up_with_snap(make_ensemble, system):
     stopped; installing the SNAP removes them, since the log they belonged to is gone (a
     recovery falling back to one of them would replay later records over an older tree)."""
     small = {"snapCount": "40"} if system == "warren" else {}
+
+    def own_snapshot_written(ens, lagger):
+        # Snapshots are written in the background: stopping the follower in the middle of
+        # its first one would leave it only a .tmp (removed at its restart), nothing to test.
+        deadline = time.monotonic() + 20
+        while not [p for p in ens[lagger].data_dir.rglob("snapshot.*") if not p.name.endswith(".tmp")]:
+            assert time.monotonic() < deadline, "the follower wrote no snapshot of its own"
+            time.sleep(0.05)
+
     ens, leader, lagger, _ = _catch_up(make_ensemble, system, writes=DIFF_WINDOW + 300, expected="SNAP",
-                                       before_writes=60, extra_cfg=small)
+                                       before_writes=60, extra_cfg=small,
+                                       before_stop=own_snapshot_written if system == "warren" else None)
     if system != "warren":
         return
     found = re.findall(rf"sync with follower {lagger}: SNAP \(its last zxid 0x[0-9a-f]+, mine (0x[0-9a-f]+)\)",
