@@ -229,9 +229,11 @@ def lock_summary(records: list[dict], expiries: dict) -> dict:
     for r in records:
         if r["type"] == "state" and r["role"] == "lock":
             states[r["state"]] = states.get(r["state"], 0) + 1
+    states_recs = [r for r in records if r["type"] == "state"]
     return {"attempts": len(attempts), "acquisitions": sum(1 for r in attempts if r["outcome"] == "ok"),
             "guarded_writes": writes, "state_changes": states,
-            "sessions_expired_in_logs": len(expiries)}
+            "sessions": len({r["session"] for r in attempts if r.get("session")}),
+            "sessions_ended_by_servers": len(checks.session_ends(attempts, states_recs, expiries))}
 
 
 def watch_summary(records: list[dict]) -> dict:

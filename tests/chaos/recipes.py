@@ -14,10 +14,10 @@ What they record (``history.jsonl``; the linearizability checker skips these rec
     guarded writes made while holding: invoke, complete, outcome ``ok`` / ``fenced`` /
     ``unknown``, the owner node's version and mzxid), ``release`` (invocation of the delete
     of the lock node; null if never) and ``release_outcome``.
-``{"type": "state", "role": "lock"|"watch", "client": ..., "state": "SUSPENDED"|"LOST"|"CONNECTED", "t", "session"}``
+``{"type": "state", "role": "lock"|"watch", "client": ..., "state": "SUSPENDED"|"LOST"|"CONNECTED"|"CLOSED", "t", "session"}``
     Every connection-state change of a lock or watch client, from kazoo's state listener
     (called in kazoo's connection thread as it happens). ``session``: the session the change
-    is about (for LOST, the one that was lost).
+    is about (for LOST, the one that was lost). CLOSED: the harness closed the client at the end.
 ``{"type": "watch", "watcher", "conn", "n", "t", "what", ...}`` (``Watcher``)
     What one watcher's connection delivered, in the exact order it came off the socket
     (``n`` counts per watcher): ``connected`` (a new TCP connection with ``session``),
@@ -93,6 +93,7 @@ class StateRecorder:
         self.zk, self.history, self.role, self.client = zk, history, role, client
         self.session = None  # the session of the last CONNECTED
         self.epoch = 0  # bumped on every SUSPENDED / LOST
+        self.closing = False  # set by close(): the LOST that follows is recorded as CLOSED
         zk.add_listener(self)
 
     def __call__(self, state) -> None:
@@ -100,8 +101,8 @@ class StateRecorder:
             self.session = session_hex(self.zk, 0)
         else:
             self.epoch += 1
-        self.history.event("state", role=self.role, client=self.client, state=str(state),
-                           session=self.session)
+        name = "CLOSED" if self.closing and state == KazooState.LOST else str(state)
+        self.history.event("state", role=self.role, client=self.client, state=name, session=self.session)
 
 
 class LockClient(threading.Thread):
@@ -237,6 +238,7 @@ class LockClient(threading.Thread):
                 self.stop_ev.wait(0.2)
 
     def close(self) -> None:
+        self.states.closing = True
         try:
             self.zk.stop()
             self.zk.close()
@@ -334,6 +336,7 @@ class Watcher(threading.Thread):
             time.sleep(0.1)
 
     def close(self) -> None:
+        self.states.closing = True
         try:
             self.zk.stop()
             self.zk.close()
