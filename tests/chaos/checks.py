@@ -10,6 +10,18 @@
   invoked has the smaller number).
 - ``check_expired_sessions``: a session that was answered SessionExpired is gone: no later
   request of that session may succeed (ZooKeeper closes the connection with the error).
+- ``check_locks`` (records of ``recipes.LockClient``): no two tenures of one lock overlap
+  while both holders' sessions are live in the servers' view (a tenure ends at the release,
+  the holder's first SUSPENDED or LOST, or the end of its session as the servers' logs and
+  the session's later writes show); an overlap only because the servers had already ended a
+  holder's session is reported as client-side; sequence numbers unique and granted in order;
+  acknowledged guarded writes of two acquisitions never interleaved.
+- ``check_watches`` (records of ``recipes.Watcher``): per watcher connection and register,
+  after the baseline read each NodeDataChanged is the next version, so every later read must
+  equal the last read's version plus the events since (more: a missed change; less: an extra
+  event); no event of another type, without a watch, or for a version no write could have
+  made yet; no read below a version known earlier in the session; and after healing every
+  watcher knows every final version.
 - ``availability``: per fault, the longest stretch without any acknowledged write.
 Each returns a list of anomaly strings (empty: passed) except ``availability``.
 """
@@ -427,10 +439,8 @@ def check_watches(records: list[dict], ops: list[dict]) -> list[str]:
         base: dict[str, int] = {}
         count: dict[str, int] = {}
 
-        def note(key, v, r):
-            prev = known_in_session.get((session, key))
-            known_in_session[(session, key)] = max(v, prev if prev is not None else v)
-            return prev
+        def note(key, v):
+            known_in_session[(session, key)] = max(v, known_in_session.get((session, key), v))
 
         for r in rs:
             if r["conn"] != conn:
@@ -458,7 +468,7 @@ def check_watches(records: list[dict], ops: list[dict]) -> list[str]:
                                      f"known on an earlier connection of the session")
                 if key in armed:
                     base[key], count[key] = v, 0
-                note(key, v, r)
+                note(key, v)
             elif what == "event":
                 if r["event"] != "NodeDataChanged":
                     anomalies.append(f"{where}: phantom {r['event']} event")
@@ -471,7 +481,7 @@ def check_watches(records: list[dict], ops: list[dict]) -> list[str]:
                     if why:
                         anomalies.append(f"{where}: phantom event: it would be version {version}, "
                                          f"which could not exist yet: {why}")
-                    note(key, version, r)
+                    note(key, version)
         for key, v in sorted(final.items()):
             knows = base[key] + count[key] if key in base else None
             if knows != v:

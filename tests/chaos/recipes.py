@@ -115,6 +115,7 @@ class LockClient(threading.Thread):
                               connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 1.0})
         self.states = StateRecorder(self.zk, history, "lock", cid)
         self.attempt = 0
+        self.granted_epoch = 0  # the state epoch at the last grant: holding ends when it moves on
 
     def now(self) -> int:
         return self.history.clock.now_us()
@@ -172,7 +173,7 @@ class LockClient(threading.Thread):
             rec["granted_read"] = read_at
             rec["complete"] = self.now()
             rec["outcome"] = "ok"
-            rec["epoch"] = epoch
+            self.granted_epoch = epoch
             return rec
         except Exception as e:
             rec["error"] = str(e) or type(e).__name__
@@ -201,7 +202,7 @@ class LockClient(threading.Thread):
     def hold(self, rec: dict) -> None:
         until = time.monotonic() + self.rng.uniform(0.02, 0.2)
         for i in range(2):
-            if self.states.epoch != rec["epoch"]:
+            if self.states.epoch != self.granted_epoch:
                 break  # SUSPENDED or LOST: not the holder any more
             self.guarded_write(rec, i)
             if i == 0:

@@ -191,6 +191,11 @@ def test_phantom_events_are_caught():
     recs = watch_history([("event", {"event": "NodeDataChanged"}), ("event", {"event": "NodeDeleted"})])
     out = checks.check_watches(recs, ops)
     assert len(out) == 1 and "phantom NodeDeleted" in out[0]
+    # An event on a connection where no watch was added.
+    recs = watch_history([("event", {"event": "NodeDataChanged"})])
+    recs = [r for r in recs if r["what"] != "added"]
+    out = checks.check_watches(recs, ops)
+    assert any("no watch added" in a for a in out)
     # An event that came before the write it would reflect was even invoked (version 2 at 20).
     early = [wrec(1, "connected", 0, session="0x5"), wrec(2, "added", 1, key="/r0"),
              wrec(3, "read", 12, key="/r0", version=1), wrec(4, "event", 15, key="/r0", event="NodeDataChanged")]
