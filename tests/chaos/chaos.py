@@ -274,6 +274,8 @@ def run(args) -> int:
     log(f"checker {checker}")
     clock = Clock()
     history = History(clock)
+    # The clock's wall-clock origin, so the servers' log stamps can be placed on it again later.
+    history.add({"type": "clock", "wall0": clock.wall0})
     keys = [f"/r{i}" for i in range(args.keys)]
     for k in keys:
         history.add({"type": "init", "key": k, "value": INITIAL})
