@@ -230,9 +230,10 @@ def lock_summary(records: list[dict], expiries: dict) -> dict:
         if r["type"] == "state" and r["role"] == "lock":
             states[r["state"]] = states.get(r["state"], 0) + 1
     states_recs = [r for r in records if r["type"] == "state"]
+    sessions = {r["session"] for r in attempts if r.get("session")}
+    sessions |= {r["session"] for r in states_recs if r["role"] == "lock" and r.get("session")}
     return {"attempts": len(attempts), "acquisitions": sum(1 for r in attempts if r["outcome"] == "ok"),
-            "guarded_writes": writes, "state_changes": states,
-            "sessions": len({r["session"] for r in attempts if r.get("session")}),
+            "guarded_writes": writes, "state_changes": states, "sessions": len(sessions),
             "sessions_ended_by_servers": len(checks.session_ends(attempts, states_recs, expiries))}
 
 
