@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent / "python"))
 import checks  # noqa: E402
 import net  # noqa: E402
 from servers import ZooKeeperServer, die_with_parent, four_letter  # noqa: E402
+from recipes import LOCKS, LockClient, Watcher, owner_path  # noqa: E402
 from workload import INITIAL, Client, Clock, History  # noqa: E402
 
 FAULT_KINDS = ("isolate-leader", "partition-leader", "partition-random", "bridge",
@@ -218,6 +219,31 @@ def inject(cluster: Cluster, fault: dict) -> str:
     raise ValueError(kind)
 
 
+def lock_summary(records: list[dict], expiries: dict) -> dict:
+    attempts = [r for r in records if r["type"] == "lock"]
+    writes: dict[str, int] = {}
+    for r in attempts:
+        for w in r["writes"]:
+            writes[w["outcome"]] = writes.get(w["outcome"], 0) + 1
+    states: dict[str, int] = {}
+    for r in records:
+        if r["type"] == "state" and r["role"] == "lock":
+            states[r["state"]] = states.get(r["state"], 0) + 1
+    states_recs = [r for r in records if r["type"] == "state"]
+    sessions = {r["session"] for r in attempts if r.get("session")}
+    sessions |= {r["session"] for r in states_recs if r["role"] == "lock" and r.get("session")}
+    return {"attempts": len(attempts), "acquisitions": sum(1 for r in attempts if r["outcome"] == "ok"),
+            "guarded_writes": writes, "state_changes": states, "sessions": len(sessions),
+            "sessions_ended_by_servers": len(checks.session_ends(attempts, states_recs, expiries))}
+
+
+def watch_summary(records: list[dict]) -> dict:
+    recs = [r for r in records if r["type"] == "watch"]
+    return {"events": sum(1 for r in recs if r["what"] == "event"),
+            "reads": sum(1 for r in recs if r["what"] == "read"),
+            "connections": sum(1 for r in recs if r["what"] == "connected")}
+
+
 def run(args) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -239,6 +265,7 @@ def run(args) -> int:
     log(f"seed {args.seed}; replay: python3 tests/chaos/chaos.py --seed {args.seed} "
         f"--duration {args.duration} --faults {args.faults}{' --cycle' if args.cycle else ''} "
         f"--servers {args.servers} --clients {args.clients} --keys {args.keys} --op-timeout {args.op_timeout} "
+        f"--lock-clients {args.lock_clients} --watchers {args.watchers} "
         f"--system {args.system}"
         + "".join(f" --set {kv}" for kv in args.set))
     for f in schedule:
@@ -248,13 +275,18 @@ def run(args) -> int:
     log(f"checker {checker}")
     clock = Clock()
     history = History(clock)
+    # The clock's wall-clock origin, so the servers' log stamps can be placed on it again later.
+    history.add({"type": "clock", "wall0": clock.wall0})
     keys = [f"/r{i}" for i in range(args.keys)]
     for k in keys:
         history.add({"type": "init", "key": k, "value": INITIAL})
     extra = dict(kv.split("=", 1) for kv in args.set)
     cluster = Cluster(args.servers, out / "servers", Path(args.binary), args.system, log, extra)
     clients: list[Client] = []
+    lockers: list[LockClient] = []
+    watchers: list[Watcher] = []
     stop = threading.Event()
+    stop_watchers = threading.Event()  # watchers go on through the final phase
     faults: list[dict] = []
     workload_end = 0
     report: dict = {"seed": args.seed, "schedule": schedule, "anomalies": []}
@@ -273,7 +305,20 @@ def run(args) -> int:
         for k in keys:
             setup.create(k, INITIAL.encode())
         setup.create("/seq")
-        for c in clients:
+        for lock in LOCKS:
+            setup.create(lock, makepath=True)
+            setup.create(owner_path(lock))
+        for i in range(args.lock_clients):
+            lc = LockClient(i, cluster.hosts_for(1 + i % args.servers), history, rng.randrange(1 << 30),
+                            SESSION_TIMEOUT_S, args.op_timeout, stop)
+            lc.start_session(30)
+            lockers.append(lc)
+        for i in range(args.watchers):
+            w = Watcher(i, cluster.hosts_for(1 + (i + 1) % args.servers), keys, history,
+                        SESSION_TIMEOUT_S, args.op_timeout, stop_watchers)
+            w.start_session(30)
+            watchers.append(w)
+        for c in clients + lockers + watchers:
             c.start()
 
         for f in schedule:
@@ -301,6 +346,10 @@ def run(args) -> int:
             c.join(timeout=args.op_timeout + 5)
             if c.is_alive():
                 report["anomalies"].append(f"client {c.cid} did not stop within {args.op_timeout + 5}s")
+        for lc in lockers:
+            lc.join(timeout=3 * args.op_timeout + 5)
+            if lc.is_alive():
+                report["anomalies"].append(f"lock client {lc.cid} did not stop within {3 * args.op_timeout + 5}s")
 
         # Final phase: healed ensemble, every client syncs and reads every register.
         cluster.heal_all()
@@ -313,6 +362,16 @@ def run(args) -> int:
             c.sync(keys[0])
             for k in keys:
                 c.read(k)
+        # Watchers: until their events (or a fresh connection's reads) reach the final versions.
+        final_versions = {}
+        for op in history.ops():
+            if op.get("phase") == "final" and op["f"] == "read" and op["outcome"] == "ok":
+                final_versions[op["key"]] = max(final_versions.get(op["key"], -1), op["version"])
+        for w in watchers:
+            w.wait_final(final_versions, 20)
+        stop_watchers.set()
+        for w in watchers:
+            w.join(timeout=args.op_timeout + 5)
         try:
             children = clients[0].zk.get_children("/seq")
         except Exception as e:
@@ -320,7 +379,8 @@ def run(args) -> int:
             children = None
     finally:
         stop.set()
-        for c in clients:
+        stop_watchers.set()
+        for c in clients + lockers + watchers:
             c.close()
         cluster.stop()
         net.cleanup()
@@ -338,11 +398,23 @@ def run(args) -> int:
     report["anomalies"] += checks.check_lost_writes(ops)
     report["anomalies"] += checks.check_sequential(ops, children)
     report["anomalies"] += checks.check_expired_sessions(ops)
+    # Locks and watches (recipes.py).
+    recipe_recs = history.of_types("lock", "state", "watch")
+    logs = sorted((out / "servers").glob("n*/warren.out")) + sorted((out / "servers").glob("n*/zookeeper.log"))
+    expiries = checks.parse_expiries(logs, clock.wall_to_us)
+    report["locks"] = lock_summary(recipe_recs, expiries)
+    report["watches"] = watch_summary(recipe_recs)
+    if lockers:
+        report["anomalies"] += checks.check_locks(recipe_recs, expiries, clock.now_us())
+    if watchers:
+        report["anomalies"] += checks.check_watches(recipe_recs, ops)
     report["availability"] = checks.availability(ops, faults, workload_end or clock.now_us())
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     log(f"ops {json.dumps(counts)}")
     log(f"faults {json.dumps(report['faults'])}")
     log(f"linearizability checker: {json.dumps(summary)}")
+    log(f"locks {json.dumps(report['locks'])}")
+    log(f"watches {json.dumps(report['watches'])}")
     for a in report["availability"]:
         log(f"availability {json.dumps(a)}")
     if report["anomalies"]:
@@ -368,6 +440,10 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=6)
     p.add_argument("--keys", type=int, default=3)
     p.add_argument("--op-timeout", type=float, default=3.0)
+    p.add_argument("--lock-clients", type=int, default=3,
+                   help="clients contending for the locks of recipes.py (0: no lock workload)")
+    p.add_argument("--watchers", type=int, default=2,
+                   help="clients with a persistent watch on every register (0: no watch workload)")
     p.add_argument("--binary", default=os.environ.get("WARREN_BIN", str(checks.REPO / "target/release/warren")))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a zoo.cfg key for every server (repeatable), e.g. --set warren.peerTimeoutMs=0")

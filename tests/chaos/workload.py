@@ -38,9 +38,15 @@ logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 class Clock:
     def __init__(self):
         self.t0 = time.monotonic_ns()
+        self.wall0 = time.time()  # the same instant on the wall clock, for the servers' logs
 
     def now_us(self) -> int:
         return (time.monotonic_ns() - self.t0) // 1000
+
+    def wall_to_us(self, wall: float) -> int:
+        """A wall-clock time (seconds; e.g. a server's log stamp: the namespaces share the
+        host's clock) on this clock."""
+        return int((wall - self.wall0) * 1e6)
 
 
 class History:
@@ -71,6 +77,10 @@ class History:
     def ops(self) -> list[dict]:
         with self.lock:
             return [r for r in self.records if r["type"] in ("op", "seq")]
+
+    def of_types(self, *types: str) -> list[dict]:
+        with self.lock:
+            return [r for r in self.records if r["type"] in types]
 
 
 def session_hex(client: KazooClient, cid: int) -> str:
