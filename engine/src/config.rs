@@ -237,6 +237,10 @@ const VERSION_DIR: &str = "version-2";
 /// Length of base64(SHA-1), the digest part of `superDigest`.
 const SHA1_BASE64_LEN: usize = 28;
 
+/// The largest `N` of `server.N`: a server's id is the top byte of the session ids it creates,
+/// and 0xff there is reserved (ZooKeeper's `EphemeralType.MAX_EXTENDED_SERVER_ID`).
+pub const MAX_SERVER_ID: u64 = 254;
+
 /// A `server.N` line: a member of a ZooKeeper ensemble.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerEntry {
@@ -1324,6 +1328,11 @@ impl Parser {
     fn apply_server(&mut self, e: &Entry, id_text: &str, repeated_key: bool) -> Result<(), ConfigError> {
         let id: u64 =
             id_text.parse().map_err(|_| invalid(e, "a server line keyed server.N with N a non-negative integer"))?;
+        if id > MAX_SERVER_ID {
+            // The id is the top byte of every session id the server creates; ZooKeeper refuses
+            // ids above 254 too when TTL nodes are enabled (they are, always, here).
+            return Err(invalid(e, "a server id N of 0-254: the id is the top byte of the session ids the server creates"));
+        }
         let server = parse_server(id, &e.value).ok_or_else(|| invalid(e, SERVER_FORMAT))?;
         let previous = self.server_lines.insert(id, e.line);
         // `server.1` and `server.01` are different keys but the same server;
@@ -2620,6 +2629,16 @@ skipACL=yes");
     }
 
     // ----- server lines ------------------------------------------------------------------
+
+    #[test]
+    fn server_ids_above_254_are_refused() {
+        // Two servers whose ids agree in the low byte would create the same session ids.
+        let text = "dataDir=/d\nserver.1=127.0.0.1:2888:3888\nserver.257=127.0.0.1:2889:3889";
+        let e = Config::parse_with(text, &|_| Ok(Some("1".into()))).expect_err("server.257");
+        assert!(e.to_string().contains("0-254"), "{e}");
+        let ok = "dataDir=/d\nserver.1=127.0.0.1:2888:3888\nserver.254=127.0.0.1:2889:3889";
+        Config::parse_with(ok, &|_| Ok(Some("254".into()))).expect("server.254");
+    }
 
     #[test]
     fn server_lines_are_parsed_and_sorted() {

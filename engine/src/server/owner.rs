@@ -128,7 +128,7 @@ impl Owner {
             Start::Ensemble(r) => {
                 let e = settings.ensemble.as_ref().expect("ensemble settings");
                 let mut mcfg = settings.machine.clone();
-                mcfg.myid = e.quorum.myid as u8;
+                mcfg.myid = u8::try_from(e.quorum.myid).expect("config refuses server ids above 254");
                 let node = Node::new(mcfg, e.quorum.clone(), r.init, now());
                 let io = EnsembleIo {
                     peers: RefCell::new(None),
