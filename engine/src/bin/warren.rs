@@ -191,6 +191,11 @@ fn load(path: Option<&Path>) -> Result<Config, String> {
 }
 
 fn start(path: Option<&Path>) -> ExitCode {
+    #[cfg(feature = "planted-bugs")]
+    if let Err(e) = warren::planted::init() {
+        error!("{e}");
+        return ExitCode::from(2);
+    }
     let cfg = match load(path) {
         Ok(c) => c,
         Err(e) => {
