@@ -9,7 +9,8 @@
 #   6. runs the black-box suite in tests/python against the release `warren` binary, side by
 #      side with a real ZooKeeper 3.8 where a test compares the two;
 #   7. a short chaos run (ci/chaos.sh: network namespaces, each fault kind once, histories
-#      checked for linearizability; skipped when not root).
+#      checked for linearizability; skipped when not root), then the planted bugs the chaos
+#      harness must catch (ci/planted.sh: a `warren` built with the planted-bugs feature).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +53,9 @@ timeout -s INT -k 60 "${PYTEST_DEADLINE:-2400}" \
     python3 -u -m pytest tests/python -q -p no:cacheprovider --durations=15
 
 phase "chaos: a 3-server ensemble in network namespaces, each fault kind once (tests/chaos)"
-timeout -s INT -k 60 "${PYTEST_DEADLINE:-2400}" python3 -u -m pytest tests/chaos -q -p no:cacheprovider
+timeout -s INT -k 60 "${PYTEST_DEADLINE:-2400}" python3 -u -m pytest tests/chaos -q -p no:cacheprovider \
+    --ignore=tests/chaos/test_planted.py
 bash ci/chaos.sh
+phase "chaos: planted bugs the harness must catch (ci/planted.sh)"
+bash ci/planted.sh
 phase "done"

@@ -14,6 +14,8 @@ pub mod log;
 pub mod machine;
 pub mod metrics;
 pub mod path;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod prep;
 pub mod proto;
 pub mod quorum;

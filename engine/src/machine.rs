@@ -235,6 +235,9 @@ pub struct Machine {
     /// Set when the log failed: nothing more can be made durable, so no write is accepted.
     log_failure: Option<String>,
     role: Role,
+    /// PLANTED BUG stale-follower-reads: a follower cut off from its leader, still serving.
+    #[cfg(feature = "planted-bugs")]
+    planted_cut_off: bool,
     /// Leader only: the server each session is connected to, for SessionMoved.
     owners: HashMap<i64, u64>,
     /// Follower only: sessions active since the leader last heard of them.
@@ -278,6 +281,8 @@ impl Machine {
             last_container_check_ms: now.mono_ms,
             log_failure: None,
             role: Role::Standalone,
+            #[cfg(feature = "planted-bugs")]
+            planted_cut_off: false,
             owners: HashMap::new(),
             touched: Default::default(),
             passwords,
@@ -645,6 +650,10 @@ impl Machine {
         if self.role == Role::Follower {
             self.touched.insert(session_id);
         }
+        #[cfg(feature = "planted-bugs")]
+        let Some((hdr, req)) = self.planted_answer_cut_off(conn, hdr, req, now) else {
+            return;
+        };
         if is_write(&req) {
             self.write(conn, session_id, hdr, req, now);
             return;
@@ -725,6 +734,10 @@ impl Machine {
     /// leader's sync truncates it), and a session left marked would answer SessionExpired to
     /// every write while it lives on and never expire (found by tests/chaos, seed 1).
     pub fn stop_serving(&mut self) {
+        #[cfg(feature = "planted-bugs")]
+        if self.planted_keep_serving() {
+            return;
+        }
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for c in conns {
             self.close(c);
@@ -742,6 +755,12 @@ impl Machine {
     /// gets a full timeout from now, as ZooKeeper's new leader does: clients of a dead server
     /// need time to find another one.
     pub fn start_leading(&mut self, first_zxid: i64, now: Now) {
+        #[cfg(feature = "planted-bugs")]
+        if std::mem::take(&mut self.planted_cut_off) {
+            // A cut-off follower elected: stop serving for real before leading.
+            self.role = Role::NotServing;
+            self.stop_serving();
+        }
         self.role = Role::Leader;
         self.next_zxid = first_zxid;
         let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
@@ -754,6 +773,76 @@ impl Machine {
     /// Starts serving as a follower or observer.
     pub fn start_following(&mut self) {
         self.role = Role::Follower;
+        #[cfg(feature = "planted-bugs")]
+        {
+            self.planted_cut_off = false;
+        }
+    }
+
+    /// PLANTED BUG stale-follower-reads (engine/src/planted.rs, tests/chaos/test_planted.py):
+    /// a follower that lost its leader keeps its clients and serves them from its last state
+    /// until it has synced with a leader again (`start_following`), answering writes
+    /// NotReadOnly, as a read-only server would, and `sync` itself: it has no leader to ask.
+    /// Correct is to stop serving (close every connection) at once, as `stop_serving` does.
+    #[cfg(feature = "planted-bugs")]
+    fn planted_keep_serving(&mut self) -> bool {
+        if self.role != Role::Follower || !crate::planted::active(crate::planted::Bug::StaleFollowerReads) {
+            return false;
+        }
+        if !self.planted_cut_off {
+            tracing::error!("PLANTED BUG stale-follower-reads: lost the leader, serving the last state");
+            self.planted_cut_off = true;
+        }
+        true
+    }
+
+    /// PLANTED BUG stale-follower-reads: a request while cut off from the leader. What was
+    /// forwarded to the lost leader is answered first, in order (a write ConnectionLoss, a
+    /// sync from here); then a write gets NotReadOnly and a sync is answered from here too.
+    /// Anything else goes on as usual (returned).
+    #[cfg(feature = "planted-bugs")]
+    fn planted_answer_cut_off(
+        &mut self,
+        conn: ConnId,
+        hdr: RequestHeader,
+        req: Request,
+        now: Now,
+    ) -> Option<(RequestHeader, Request)> {
+        if !self.planted_cut_off {
+            return Some((hdr, req));
+        }
+        loop {
+            let c = self.conns.get_mut(&conn)?;
+            match c.forwarded.front() {
+                None => break,
+                Some(Fwd::Sync { cxid, .. }) => {
+                    let (cxid, session_id, left) = (*cxid, c.session_id, c.forwarded.len());
+                    self.sync_done(session_id, cxid, now);
+                    if self.conns.get(&conn).is_some_and(|c| c.forwarded.len() == left) {
+                        break; // not this connection's session (cannot happen; no endless loop)
+                    }
+                }
+                Some(Fwd::Write { cxid, arrived_us }) => {
+                    let (cxid, arrived_us) = (*cxid, *arrived_us);
+                    c.forwarded.pop_front();
+                    c.writes_done += 1;
+                    self.reply_error(conn, cxid, ErrorCode::ConnectionLoss, arrived_us, now.mono_us);
+                    self.drain(conn, 0, now);
+                }
+                Some(Fwd::Connect { .. }) => {
+                    self.close(conn);
+                    return None;
+                }
+            }
+        }
+        if is_write(&req) {
+            self.reply_error(conn, hdr.xid, ErrorCode::NotReadOnly, now.mono_us, now.mono_us);
+        } else if matches!(req, Request::Sync { .. }) {
+            self.read(conn, hdr, req, now.mono_us, now.mono_us);
+        } else {
+            return Some((hdr, req));
+        }
+        None
     }
 
     /// Replaces the whole state with a snapshot the leader sent (not while serving).

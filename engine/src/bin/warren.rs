@@ -207,6 +207,11 @@ fn load(path: Option<&Path>) -> Result<Config, String> {
 
 fn start(path: Option<&Path>) -> ExitCode {
     stop_on_panic();
+    #[cfg(feature = "planted-bugs")]
+    if let Err(e) = warren::planted::init() {
+        error!("{e}");
+        return ExitCode::from(2);
+    }
     let cfg = match load(path) {
         Ok(c) => c,
         Err(e) => {

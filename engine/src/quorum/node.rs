@@ -982,6 +982,11 @@ impl Node {
         acked.push(durable);
         acked.sort_unstable_by(|a, b| b.cmp(a));
         let need = self.cfg.majority();
+        // PLANTED BUG ack-before-quorum (engine/src/planted.rs): one durable copy (mine, or
+        // the furthest follower's) is taken for a quorum, so a write is applied and
+        // acknowledged before a majority has it.
+        #[cfg(feature = "planted-bugs")]
+        let need = if crate::planted::active(crate::planted::Bug::AckBeforeQuorum) { 1 } else { need };
         if acked.len() < need {
             return;
         }
