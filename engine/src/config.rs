@@ -1331,7 +1331,10 @@ impl Parser {
         if id > MAX_SERVER_ID {
             // The id is the top byte of every session id the server creates; ZooKeeper refuses
             // ids above 254 too when TTL nodes are enabled (they are, always, here).
-            return Err(invalid(e, "a server id N of 0-254: the id is the top byte of the session ids the server creates"));
+            return Err(invalid(
+                e,
+                "a server id N of 0-254: the id is the top byte of the session ids the server creates",
+            ));
         }
         let server = parse_server(id, &e.value).ok_or_else(|| invalid(e, SERVER_FORMAT))?;
         let previous = self.server_lines.insert(id, e.line);

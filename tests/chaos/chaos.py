@@ -453,6 +453,9 @@ def main() -> int:
                    help="private network 0-99 (10.77.ID.0/24, wchaos[ID]-*): runs with different ids go on side by side")
     args = p.parse_args()
     net.use_network(args.net)
+    # The servers run inside the namespaces from their own directories: a relative path
+    # would not resolve there.
+    args.binary = os.path.abspath(args.binary)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
     for kv in args.set:

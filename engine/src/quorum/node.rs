@@ -904,7 +904,7 @@ impl Node {
             let e = epoch_of(z);
             let last_in_epoch = self.history.iter().rev().find(|t| epoch_of(t.hdr.zxid) == e).map(|t| t.hdr.zxid);
             if let Some(t) = last_in_epoch {
-                if t < z && t >= self.applied.min(t) {
+                if t < z {
                     return (SyncKind::Trunc, t);
                 }
             }
