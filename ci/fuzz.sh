@@ -24,6 +24,14 @@ case "${FUZZ_PROFILE:-release}" in
   dev) profile=(--dev) ;;
   *) echo "FUZZ_PROFILE must be release or dev" >&2; exit 2 ;;
 esac
+# FUZZ_SANITIZER=none builds without AddressSanitizer (cargo-fuzz's default is address): for
+# long runs of safe Rust, where what is sought is a panic, a hang or running out of memory,
+# it runs several times as many inputs per second (machine_session: about 9k/s vs 1.6k/s).
+case "${FUZZ_SANITIZER:-address}" in
+  address) ;;
+  none) profile+=(-s none) ;;
+  *) echo "FUZZ_SANITIZER must be address or none" >&2; exit 2 ;;
+esac
 cargo +nightly fuzz build "${profile[@]}" 2>&1 | tail -1
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"

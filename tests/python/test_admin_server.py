@@ -306,7 +306,10 @@ def zxid_hex(v, ctx):
 
 
 def epoch_seconds(v, ctx):
-    if isinstance(v, int) and (v == -1 or abs(v - time.time()) < 86400):
+    # Any time since 2001 up to a day ahead: the snapshot a server reports can be old (a data
+    # directory copied with its files' times kept reports when the copy's original was made;
+    # a window of a day around now made this fail a day after the fixtures were recorded).
+    if isinstance(v, int) and (v == -1 or 1_000_000_000 <= v <= time.time() + 86400):
         return "<epoch seconds or -1>"
     return v
 
