@@ -392,7 +392,8 @@ def run(args) -> int:
         counts[f"{op['f']}:{op['outcome']}"] = counts.get(f"{op['f']}:{op['outcome']}", 0) + 1
     report["ops"] = counts
     report["faults"] = {k: sum(1 for f in faults if f["kind"] == k) for k in kinds}
-    lin_anoms, summary = checks.check_linearizable(checker, out / "history.jsonl")
+    lin_anoms, summary = checks.check_linearizable(checker, out / "history.jsonl",
+                                                   timeout=max(600.0, args.duration))
     report["linearizability"] = summary
     report["anomalies"] += lin_anoms
     report["anomalies"] += checks.check_lost_writes(ops)
