@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use warren::snap::{self, SnapshotWriter};
+use warren::snap::SnapshotWriter;
 use warren::tree::DataTree;
 use warren_bench::tree_of;
 
@@ -34,12 +34,17 @@ fn snapshots(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("write", "memory"), |b| b.iter(|| image(&tree)));
         let dir = bench_dir();
         g.bench_function(BenchmarkId::new("write", "file+fsync"), |b| {
-            b.iter(|| snap::write_file(dir.path(), tree.last_zxid, &image(&tree)).unwrap())
+            b.iter(|| {
+                warren::storage::snapshots::write(&warren::storage::RealDisk, dir.path(), tree.last_zxid, &image(&tree))
+                    .unwrap()
+            })
         });
-        let path = snap::write_file(dir.path(), tree.last_zxid, &image(&tree)).unwrap();
+        let path =
+            warren::storage::snapshots::write(&warren::storage::RealDisk, dir.path(), tree.last_zxid, &image(&tree))
+                .unwrap();
         g.bench_function(BenchmarkId::new("load", "mmap+validate"), |b| {
             b.iter(|| {
-                let s = snap::load_file(&path).unwrap();
+                let s = warren::storage::snapshots::load(&warren::storage::RealDisk, &path).unwrap();
                 assert_eq!(s.tree.node_count(), tree.node_count());
                 s
             })

@@ -23,6 +23,7 @@ pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod snap;
+pub mod storage;
 pub mod tls;
 pub mod tree;
 pub mod txn;

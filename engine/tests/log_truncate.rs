@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use glommio::{LocalExecutorBuilder, Placement};
 use warren::log::format;
 use warren::quorum::make_zxid;
-use warren::server::recovery::{self, recover_ensemble, EnsembleRecovered};
-use warren::server::wal::{Tail, Wal};
+use warren::server::wal::Wal;
 use warren::snap::SnapshotWriter;
+use warren::storage::recovery::{self, EnsembleRecovered};
+use warren::storage::segments::{self, Tail};
+use warren::storage::{snapshots, RealDisk};
 use warren::tree::DataTree;
 use warren::txn::{Txn, TxnHeader, TxnOp};
 
@@ -37,7 +39,7 @@ fn dirs() -> Dirs {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().to_path_buf();
     let (snap, log) = (data.join("version-2"), data.join("log").join("version-2"));
-    recovery::prepare_dirs(&[&snap, &log]).expect("dirs");
+    recovery::prepare_dirs(&RealDisk, &[&snap, &log]).expect("dirs");
     Dirs { _tmp: tmp, data, snap, log }
 }
 
@@ -80,11 +82,11 @@ async fn append_each(wal: &Wal, durable: &Cell<i64>, zxids: &[i64], data_len: us
 }
 
 fn segment_names(log: &Path) -> Vec<i64> {
-    recovery::segments(log).expect("segments").into_iter().map(|(z, _)| z).collect()
+    segments::list(&RealDisk, log).expect("segments").into_iter().map(|(z, _)| z).collect()
 }
 
 fn recovered(d: &Dirs) -> EnsembleRecovered {
-    recover_ensemble(&d.data, &d.snap, &d.log).expect("recover")
+    recovery::recover_ensemble(&RealDisk, &d.data, &d.snap, &d.log).expect("recover")
 }
 
 fn log_zxids(r: &EnsembleRecovered) -> Vec<i64> {
@@ -186,7 +188,7 @@ fn restart_at_a_snapshot_then_recover() {
         }
         w.add_sessions(&[SESSION]).expect("sessions");
         let image = w.finish(e(2, 5)).expect("image");
-        warren::snap::write_file(&snap, e(2, 5), &image).expect("snapshot");
+        snapshots::write(&RealDisk, &snap, e(2, 5), &image).expect("snapshot");
         wal.restart_at(e(2, 5)).await.expect("restart");
         assert!(segment_names(&log).is_empty());
         wal.append(&[txn(e(2, 6), 10), txn(e(3, 1), 10)]);
@@ -215,7 +217,7 @@ fn a_batch_split_across_segments_names_each_after_its_own_first_record() {
     let r = recovered(&d);
     assert_eq!(log_zxids(&r), (1..=40).map(|c| e(1, c)).collect::<Vec<_>>());
     // Every segment's name is its first record's zxid.
-    for (first, path) in recovery::segments(&d.log).expect("segments") {
+    for (first, path) in segments::list(&RealDisk, &d.log).expect("segments") {
         let scan = format::scan(&std::fs::read(&path).expect("read")).expect("scan");
         assert_eq!(scan.txns[0].hdr.zxid, first, "{}", path.display());
     }

@@ -16,6 +16,6 @@ fn main() {
     let image = w.finish(tree.last_zxid).unwrap();
     let dir = std::path::Path::new(&dir).join("version-2");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = warren::snap::write_file(&dir, tree.last_zxid, &image).unwrap();
+    let path = warren::storage::snapshots::write(&warren::storage::RealDisk, &dir, tree.last_zxid, &image).unwrap();
     println!("{} ({} znodes, {} bytes)", path.display(), tree.node_count(), image.len());
 }

@@ -627,7 +627,7 @@ fn restore(file: &Path, data_dir: &Path, log_dir: Option<&Path>) -> ExitCode {
         Ok(b) => b,
         Err(code) => return code,
     };
-    match warren::snap::backup::restore(&image, data_dir, log_dir) {
+    match warren::storage::snapshots::restore_backup(&warren::storage::RealDisk, &image, data_dir, log_dir) {
         Ok((zxid, path)) => {
             println!("restored zxid 0x{zxid:x} into {}", path.display());
             ExitCode::SUCCESS
@@ -640,7 +640,7 @@ fn restore(file: &Path, data_dir: &Path, log_dir: Option<&Path>) -> ExitCode {
 }
 
 fn snap_dump(file: &Path, json: bool) -> ExitCode {
-    match warren::snap::load_file(file) {
+    match warren::storage::snapshots::load(&warren::storage::RealDisk, file) {
         Ok(s) => {
             let mut out = std::io::stdout().lock();
             // A closed pipe (`| head`) ends the dump quietly.

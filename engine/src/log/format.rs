@@ -181,6 +181,14 @@ pub fn record_zxid(bytes: &[u8]) -> Option<i64> {
     Some(i64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// Whether a segment whose header is bad holds no record at all: nothing valid from where the
+/// first record would start. Records are written only after the header is synced, so such a
+/// segment is one a crash interrupted while creating it (its header torn or never written),
+/// and never held an acknowledged record.
+pub fn holds_no_record(b: &[u8]) -> bool {
+    b.len() <= HEADER_LEN || valid_record_after(b, HEADER_LEN).is_none()
+}
+
 /// Upper bound on checksum work when searching past a bad record: past it, assume the worst
 /// (corruption) rather than scan forever.
 const SEARCH_BYTES_MAX: usize = 256 << 20;

@@ -270,7 +270,7 @@ fn snapshot(ctx: &AdminContext, to_owner: &async_channel::Sender<ToOwner>, req: 
         HttpResponse::new(200, "application/octet-stream", image)
     } else {
         let dir = ctx.data_dir.join("version-2");
-        if let Err(e) = crate::snap::write_file(&dir, zxid, &image) {
+        if let Err(e) = crate::storage::snapshots::write(&crate::storage::RealDisk, &dir, zxid, &image) {
             return HttpResponse::json(500, &j::error(command, &format!("cannot write the snapshot: {e}")));
         }
         HttpResponse::json(200, &j::response(command, None, Map::new()))

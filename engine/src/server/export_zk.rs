@@ -27,12 +27,11 @@ use std::fs;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use super::epochs;
 use super::import_zk::{check_target, write_through_temp, Source};
-use super::recovery::{self, SnapshotState};
-use super::wal::sync_dir;
 use crate::quorum::{epoch_of, Epochs};
-use crate::snap::{self, SnapError};
+use crate::snap::SnapError;
+use crate::storage::recovery::{self, SnapshotState};
+use crate::storage::{epochs, segments, snapshots, Disk, RealDisk};
 use crate::tree::DataTree;
 use crate::txn::{owner_kind, OwnerKind};
 use crate::zkformat::export::{write_snapshot, ExportSummary};
@@ -84,8 +83,9 @@ pub fn read(source: &Source) -> Result<WarrenState, ImportError> {
     }
     let mut skipped = Vec::new();
     let mut base = None;
-    for (zxid, path) in snap::list(dir) {
-        match snap::load_file(&path) {
+    let listed = snapshots::list(&RealDisk, dir).map_err(|e| ImportError::new(dir, None, e.to_string()))?;
+    for (zxid, path) in listed {
+        match snapshots::load(&RealDisk, &path) {
             Ok(s) => {
                 base = Some((zxid, path, s));
                 break;
@@ -95,14 +95,14 @@ pub fn read(source: &Source) -> Result<WarrenState, ImportError> {
             Err(e) => return Err(ImportError::new(&path, None, e.to_string())),
         }
     }
-    let has_log = recovery::segments(&source.log_dir).is_ok_and(|s| !s.is_empty());
+    let has_log = segments::list(&RealDisk, &source.log_dir).is_ok_and(|s| !s.is_empty());
     if base.is_none() && !has_log {
         return Err(ImportError::new(dir, None, "no Warren snapshot or log found"));
     }
     let snapshot = base.as_ref().map(|(z, p, _)| (*z, p.clone()));
     let state = base.map(|(_, _, s)| SnapshotState { tree: s.tree, sessions: s.sessions, start_zxid: s.start_zxid });
-    let (machine, last_zxid, replayed, torn) =
-        recovery::replay_read_only(&source.log_dir, state).map_err(|e| ImportError::new(&source.log_dir, None, e))?;
+    let (machine, last_zxid, replayed, torn) = recovery::replay_read_only(&RealDisk, &source.log_dir, state)
+        .map_err(|e| ImportError::new(&source.log_dir, None, e))?;
     let sessions = machine.session_records().iter().map(|s| (s.id, s.timeout_ms)).collect();
     let mut tree = machine.into_tree();
     tree.last_zxid = last_zxid;
@@ -113,7 +113,7 @@ pub fn read(source: &Source) -> Result<WarrenState, ImportError> {
 /// the number of nodes written so far.
 pub fn write(state: &WarrenState, target: &Path, progress: &mut dyn FnMut(u64)) -> Result<Exported, ImportError> {
     check_target(target)?;
-    let name = snap::file_name(state.last_zxid);
+    let name = snapshots::file_name(state.last_zxid);
     let mut summary = None;
     write_through_temp(target, "export", "the ZooKeeper data directory", |tmp| {
         let v2 = tmp.join("version-2");
@@ -123,9 +123,9 @@ pub fn write(state: &WarrenState, target: &Path, progress: &mut dyn FnMut(u64)) 
         let (out, s) = write_snapshot(&state.tree, &state.sessions, state.last_zxid, out, progress)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         let epoch = epoch_of(state.last_zxid);
-        epochs::store(&v2, Epochs { accepted: epoch, current: epoch })?;
-        sync_dir(&v2)?;
-        sync_dir(tmp)?;
+        epochs::store(&RealDisk, &v2, Epochs { accepted: epoch, current: epoch })?;
+        RealDisk.sync_dir(&v2)?;
+        RealDisk.sync_dir(tmp)?;
         summary = Some(s);
         Ok(())
     })?;
@@ -202,8 +202,8 @@ mod tests {
         let data = warren_data_with_log();
         let v2 = data.path().join("version-2");
         let tree = DataTree::new();
-        let image = snap::encode_tree(&tree, &[], 2);
-        let path = snap::write_file(&v2, 2, &image).expect("snapshot");
+        let image = crate::snap::encode_tree(&tree, &[], 2);
+        let path = snapshots::write(&RealDisk, &v2, 2, &image).expect("snapshot");
         let mut bytes = fs::read(&path).expect("read");
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x10;

@@ -15,10 +15,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::epochs;
-use super::wal::sync_dir;
 use crate::quorum::{epoch_of, Epochs};
-use crate::snap::{self, SessionRecord, SnapshotWriter};
+use crate::snap::{SessionRecord, SnapshotWriter};
+use crate::storage::{epochs, snapshots, Disk, RealDisk};
 use crate::zkformat::export::PROGRESS_EVERY;
 use crate::zkformat::import::{import, zookeeper_passwd, ImportError, Imported, ZkFiles};
 
@@ -102,7 +101,7 @@ pub(super) fn write_through_temp(
     let result = fill(&tmp).and_then(|()| {
         // rename(2) replaces an empty directory; a missing one is simply created.
         fs::rename(&tmp, target)?;
-        sync_dir(&parent)
+        RealDisk.sync_dir(&parent)
     });
     result.map_err(|e| {
         let _ = fs::remove_dir_all(&tmp);
@@ -133,9 +132,9 @@ fn write_into(imported: &Imported, dir: &Path, progress: &mut dyn FnMut(u64, u64
         .collect();
     w.add_sessions(&sessions)?;
     let image = w.finish(zxid)?;
-    snap::write_file(&v2, zxid, &image)?;
+    snapshots::write(&RealDisk, &v2, zxid, &image)?;
     let epoch = epoch_of(zxid);
-    epochs::store(dir, Epochs { accepted: epoch, current: epoch })?;
-    sync_dir(&v2)?;
-    sync_dir(dir)
+    epochs::store(&RealDisk, dir, Epochs { accepted: epoch, current: epoch })?;
+    RealDisk.sync_dir(&v2)?;
+    RealDisk.sync_dir(dir)
 }

@@ -9,7 +9,6 @@
 
 mod admin;
 mod admission;
-pub mod epochs;
 pub mod export_zk;
 mod frame;
 pub mod http;
@@ -20,7 +19,6 @@ mod owner;
 mod peer_tls;
 pub mod peers;
 pub mod purge;
-pub mod recovery;
 pub mod resolve;
 mod secure;
 pub mod wal;
@@ -43,6 +41,7 @@ use tracing::{info, warn};
 
 use crate::machine::{ConnId, MachineConfig};
 use crate::proto::{ConnectRequest, Request, RequestHeader};
+use crate::storage::{recovery, snapshots, RealDisk};
 use admission::{AcceptBackoff, Admission, LogLimiter, Slot};
 use frame::{FrameError, FrameReader};
 use outbox::{Backlog, Outbox, ReplyLimits};
@@ -260,23 +259,25 @@ pub fn run(settings: Settings) -> io::Result<()> {
         refuse_if_taken(addr)?;
     }
     let st = &settings.storage;
-    recovery::prepare_dirs(&[&st.snap_dir, &st.log_dir]).map_err(io::Error::other)?;
+    recovery::prepare_dirs(&RealDisk, &[&st.snap_dir, &st.log_dir]).map_err(io::Error::other)?;
     let now = owner::now();
     let started = std::time::Instant::now();
     let recovered = match &settings.ensemble {
         None => {
-            crate::snap::remove_leftover_temp_files(&st.snap_dir);
-            let snapshot = crate::snap::load_newest_valid(&st.snap_dir).map(|s| recovery::SnapshotState {
+            snapshots::remove_leftover_temp_files(&RealDisk, &st.snap_dir);
+            let newest = snapshots::load_newest_valid(&RealDisk, &st.snap_dir)
+                .map_err(|e| io::Error::other(format!("cannot list {}: {e}", st.snap_dir.display())))?;
+            let snapshot = newest.map(|s| recovery::SnapshotState {
                 tree: s.tree,
                 sessions: s.sessions,
                 start_zxid: s.start_zxid,
             });
-            let r = recovery::recover(&st.log_dir, snapshot, settings.machine.clone(), now)
+            let r = recovery::recover(&RealDisk, &st.log_dir, snapshot, settings.machine.clone(), now)
                 .map_err(|e| io::Error::other(format!("cannot recover the data in {}: {e}", st.log_dir.display())))?;
             owner::Start::Standalone(r)
         }
         Some(e) => {
-            let r = recovery::recover_ensemble(&e.data_dir, &st.snap_dir, &st.log_dir)
+            let r = recovery::recover_ensemble(&RealDisk, &e.data_dir, &st.snap_dir, &st.log_dir)
                 .map_err(|e| io::Error::other(format!("cannot recover the data in {}: {e}", st.log_dir.display())))?;
             owner::Start::Ensemble(r)
         }

@@ -10,13 +10,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::outbox::{Admit, Backlog};
 use super::peers::{PeerConfig, PeerEvent, Peers};
-use super::recovery::{EnsembleRecovered, Recovered};
 use super::wal::Wal;
 use super::{executor_of, Event, ExecCtx, Forwarder, Out, Settings};
 use crate::admin::{self, FourLetterWord};
 use crate::machine::{ConnId, Machine, Now, Ready};
 use crate::quorum::{Node, NodeReady, PeerState, Zxid};
 use crate::snap::SnapshotWriter;
+use crate::storage::recovery::{EnsembleRecovered, Recovered};
+use crate::storage::{epochs, snapshots, Disk, RealDisk};
 use crate::txn::Txn;
 use tracing::{info, warn};
 
@@ -298,7 +299,7 @@ impl Owner {
             metrics.snapshot_capture_us.observe(began.elapsed().as_micros() as u64);
             let spawned = std::thread::Builder::new().name("warren-snapshot".into()).spawn(move || {
                 let writing = Instant::now();
-                let written = crate::snap::write_file(&dir, start, &image);
+                let written = snapshots::write(&RealDisk, &dir, start, &image);
                 metrics.snapshot_write_us.observe(writing.elapsed().as_micros() as u64);
                 metrics.snapshottime.observe(began.elapsed().as_millis() as u64);
                 match written {
@@ -385,7 +386,7 @@ impl Owner {
                 return;
             }
             if let Some(e) = ready.epochs {
-                if let Err(err) = super::epochs::store(&io.data_dir, e) {
+                if let Err(err) = epochs::store(&RealDisk, &io.data_dir, e) {
                     tracing::error!("cannot persist epochs {e:?} in {}: {err}; exiting", io.data_dir.display());
                     std::process::exit(3);
                 }
@@ -450,7 +451,7 @@ impl Owner {
                     DiskOp::Truncate(z) => Some(me.wal.truncate_after(z).await.map(|_| z)),
                     DiskOp::Snapshot(z, image) => {
                         let dir = me.settings.storage.snap_dir.clone();
-                        let written = crate::snap::write_file(&dir, z, &image).map(|_| ());
+                        let written = snapshots::write(&RealDisk, &dir, z, &image).map(|_| ());
                         let result = match written {
                             Ok(()) => me.wal.restart_at(z).await,
                             Err(e) => Err(e),
@@ -459,7 +460,7 @@ impl Owner {
                         // tree that the records after z do not follow (across an epoch change
                         // recovery would not notice the gap). Recovery must find this one or
                         // refuse to start, never fall back to those.
-                        let result = result.and_then(|_| super::purge::remove_snapshots_before(&dir, z)).map(|gone| {
+                        let result = result.and_then(|_| snapshots::remove_before(&RealDisk, &dir, z)).map(|gone| {
                             for at in gone {
                                 info!("removed snapshot {at:#x}: the snapshot installed at {z:#x} replaced its state and log");
                             }
@@ -915,10 +916,10 @@ impl Owner {
                 // before the state is replaced, or a restart would bring back a restore that
                 // was refused.
                 let epoch = (zxid >> 32) as u32;
-                super::epochs::store(&data_dir, crate::quorum::Epochs { accepted: epoch, current: epoch })?;
-                let path = crate::snap::write_file(&snap_dir, zxid, &image).inspect_err(|_| {
+                epochs::store(&RealDisk, &data_dir, crate::quorum::Epochs { accepted: epoch, current: epoch })?;
+                let path = snapshots::write(&RealDisk, &snap_dir, zxid, &image).inspect_err(|_| {
                     // Renamed but the directory not synced: it must not come back on a restart.
-                    let _ = std::fs::remove_file(snap_dir.join(crate::snap::file_name(zxid)));
+                    let _ = RealDisk.remove(&snap_dir.join(snapshots::file_name(zxid)));
                 })?;
                 let now = self.now();
                 if let Core::Standalone(m) = &mut *self.core.borrow_mut() {
@@ -930,7 +931,7 @@ impl Owner {
                     path.display(),
                     backup.sessions.len()
                 );
-                for z in super::purge::remove_snapshots_before(&snap_dir, zxid)? {
+                for z in snapshots::remove_before(&RealDisk, &snap_dir, zxid)? {
                     info!("removed snapshot {z:#x} of the replaced state");
                 }
                 Ok(())

@@ -7,51 +7,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::log::format::parse_segment_name;
+use crate::storage::{segments, snapshots, RealDisk};
 
 pub const RETAIN_MIN: usize = 3;
-
-/// Removes the snapshots older than `z` and syncs the directory; returns their zxids. For a
-/// state replaced wholesale at `z` (a SNAP installed, a backup restored): the log those
-/// snapshots belonged to is gone, so recovery must never fall back to them.
-pub fn remove_snapshots_before(dir: &Path, z: i64) -> std::io::Result<Vec<i64>> {
-    let older: Vec<(i64, PathBuf)> = snapshots(dir).into_iter().filter(|(at, _)| *at < z).collect();
-    if older.is_empty() {
-        return Ok(Vec::new());
-    }
-    for (_, path) in &older {
-        fs::remove_file(path)?;
-    }
-    super::wal::sync_dir(dir)?;
-    Ok(older.into_iter().map(|(at, _)| at).collect())
-}
-
-/// `snapshot.<hex zxid>` files, newest first.
-pub fn snapshots(dir: &Path) -> Vec<(i64, PathBuf)> {
-    let mut out: Vec<(i64, PathBuf)> = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let z = i64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()?;
-            Some((z, e.path()))
-        })
-        .collect();
-    out.sort_by(|a, b| b.0.cmp(&a.0));
-    out
-}
-
-fn segments(dir: &Path) -> Vec<(i64, PathBuf)> {
-    let mut out: Vec<(i64, PathBuf)> = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| Some((parse_segment_name(e.file_name().to_str()?)?, e.path())))
-        .collect();
-    out.sort();
-    out
-}
 
 /// What a purge would remove (pure decision over file lists, for tests and dry runs).
 pub fn plan(snaps: &[(i64, PathBuf)], segs: &[(i64, PathBuf)], retain: usize) -> Vec<PathBuf> {
@@ -76,12 +34,33 @@ pub const ABANDONED_TEMP_AGE: std::time::Duration = std::time::Duration::from_se
 /// Removes what `plan` says, and snapshot temp files abandoned by an interrupted snapshot;
 /// returns the removed files.
 pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> std::io::Result<Vec<PathBuf>> {
-    let mut doomed = plan(&snapshots(snap_dir), &segments(log_dir), retain);
-    doomed.extend(crate::snap::stale_temp_files(snap_dir, ABANDONED_TEMP_AGE));
+    let mut doomed = plan(&snapshots::list(&RealDisk, snap_dir)?, &segments::list(&RealDisk, log_dir)?, retain);
+    doomed.extend(stale_temp_files(snap_dir, ABANDONED_TEMP_AGE));
     for p in &doomed {
         fs::remove_file(p)?;
     }
     Ok(doomed)
+}
+
+/// Snapshot temp files in `dir` (`snapshot.<zxid>.tmp`) not modified for `min_age`: what an
+/// interrupted snapshot (kill -9, power loss) left behind. (At start-up every temp file goes:
+/// `storage::snapshots::remove_leftover_temp_files`.)
+pub fn stale_temp_files(dir: &Path, min_age: std::time::Duration) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now();
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| snapshots::is_temp_name(&e.file_name().to_string_lossy()))
+        .filter(|e| {
+            let modified = e.metadata().and_then(|m| m.modified()).unwrap_or(now);
+            now.duration_since(modified).unwrap_or_default() >= min_age
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
 }
 
 #[cfg(test)]

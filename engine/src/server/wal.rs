@@ -27,18 +27,9 @@ use glommio::io::{BufferedFile, OpenOptions};
 use tracing::{info, warn};
 
 use crate::log::format::{self, HEADER_LEN};
+use crate::storage::segments::{self, split_batch, Tail};
+use crate::storage::{Disk, RealDisk};
 use crate::txn::Txn;
-
-/// Bound on one group-commit write.
-const BATCH_BYTES_MAX: usize = 8 << 20;
-
-/// Where appends continue after recovery.
-#[derive(Debug, Clone)]
-pub struct Tail {
-    pub path: PathBuf,
-    pub offset: u64,
-    pub size: u64,
-}
 
 struct Segment {
     file: BufferedFile,
@@ -211,7 +202,7 @@ impl Wal {
     pub async fn truncate_after(&self, zxid: i64) -> io::Result<()> {
         let _held = self.hold_writer().await?;
         self.close_segment().await?;
-        let res = truncate_files(&self.dir, zxid);
+        let res = segments::truncate_after(&RealDisk, &self.dir, zxid);
         match res {
             Ok(tail) => {
                 info!("log truncated after zxid {zxid:#x}; appends continue in {:?}", tail.as_ref().map(|t| &t.path));
@@ -235,7 +226,7 @@ impl Wal {
     async fn start_afresh(&self, zxid: i64, what: &str) -> io::Result<()> {
         self.close_segment().await?;
         *self.tail.borrow_mut() = None;
-        match remove_segments(&self.dir) {
+        match segments::remove_all(&RealDisk, &self.dir) {
             Ok(n) => {
                 info!("log restarted after the {what} at zxid {zxid:#x}: {n} segment(s) removed");
                 Ok(())
@@ -354,6 +345,11 @@ impl Wal {
         if full {
             let old = self.segment.borrow_mut().take();
             if let Some(old) = old {
+                // An earlier piece of this batch may sit in the old segment: the batch's final
+                // fdatasync covers only the segment it ends in, so sync this one first.
+                if self.force_sync {
+                    old.file.fdatasync().await.map_err(io_err)?;
+                }
                 old.file.close().await.map_err(io_err)?;
             }
             let size = self.segment_size.max(HEADER_LEN as u64 + len);
@@ -365,7 +361,7 @@ impl Wal {
                     seg.file.rename(&path).await.map_err(io_err)?;
                     write_all_at(&seg.file, format::encode_header(first_zxid).to_vec(), 0).await?;
                     seg.file.fdatasync().await.map_err(io_err)?;
-                    sync_dir(&self.dir)?;
+                    RealDisk.sync_dir(&self.dir)?;
                     info!("Rolled to log file {}", path.display());
                     seg
                 }
@@ -413,79 +409,9 @@ impl Drop for HeldWriter<'_> {
     }
 }
 
-/// Drops every record above `zxid` from the segments in `dir` (see [`Wal::truncate_after`])
-/// and returns where appends continue: the end of the last record kept, or None when no
-/// segment is left. Blocking file I/O; segments before the one holding the cut are not read.
-pub fn truncate_files(dir: &Path, zxid: i64) -> io::Result<Option<Tail>> {
-    let segs = super::recovery::segments(dir)?;
-    let mut tail = None;
-    let mut removed = false;
-    for (first, path) in segs.into_iter().rev() {
-        if first > zxid {
-            // Named after its first record: every record in it is above zxid.
-            std::fs::remove_file(&path)?;
-            removed = true;
-            continue;
-        }
-        let bytes = std::fs::read(&path)?;
-        let cut = match format::scan(&bytes) {
-            Ok(scan) => scan.txns.iter().position(|t| t.hdr.zxid > zxid).map_or(scan.end, |i| scan.offsets[i]),
-            // Created but never given a header: holds nothing.
-            Err(format::ScanError::Header(_)) if bytes.iter().all(|&b| b == 0) => HEADER_LEN,
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
-        };
-        if cut <= HEADER_LEN {
-            std::fs::remove_file(&path)?;
-            removed = true;
-            continue;
-        }
-        // Zero everything written after the cut (records dropped, or a torn tail), so the
-        // next scan ends exactly there.
-        let written_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-        if written_end > cut {
-            super::recovery::zero_range(&path, cut as u64, written_end as u64)?;
-        }
-        tail = Some(Tail { path, offset: cut as u64, size: bytes.len() as u64 });
-        break;
-    }
-    if removed {
-        sync_dir(dir)?;
-    }
-    Ok(tail)
-}
-
-/// Removes every segment in `dir` and syncs it; returns how many there were.
-fn remove_segments(dir: &Path) -> io::Result<usize> {
-    let segs = super::recovery::segments(dir)?;
-    for (_, path) in &segs {
-        std::fs::remove_file(path)?;
-    }
-    sync_dir(dir)?;
-    Ok(segs.len())
-}
-
 /// Name of the segment being prepared; it never holds records under this name (recovery
 /// ignores it: it does not parse as a segment name).
 const SPARE_NAME: &str = "log.next.tmp";
-
-/// Splits a batch at record boundaries into pieces of at most BATCH_BYTES_MAX (a piece holds
-/// at least one record).
-fn split_batch(batch: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut pos = 0;
-    while pos < batch.len() {
-        let len = u32::from_le_bytes(batch[pos..pos + 4].try_into().expect("framed")) as usize;
-        let next = pos + format::RECORD_HEADER_LEN + len;
-        if next - start > BATCH_BYTES_MAX && pos > start {
-            out.push(&batch[start..pos]);
-            start = pos;
-        }
-        pos = next;
-    }
-    out.push(&batch[start..]);
-    out
-}
 
 fn io_err(e: glommio::GlommioError<()>) -> std::io::Error {
     std::io::Error::other(e.to_string())
@@ -519,7 +445,7 @@ async fn create_segment(path: &Path, first_zxid: Option<i64>, size: u64) -> std:
     }
     file.fdatasync().await.map_err(io_err)?;
     if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+        RealDisk.sync_dir(dir)?;
     }
     info!(
         "Creating new log file: {} ({} KiB preallocated in {} ms)",
@@ -528,9 +454,4 @@ async fn create_segment(path: &Path, first_zxid: Option<i64>, size: u64) -> std:
         started.elapsed().as_millis()
     );
     Ok(Segment { file, offset: HEADER_LEN as u64, size })
-}
-
-/// Makes a new directory entry durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }

@@ -193,41 +193,6 @@ pub fn check(image: &[u8]) -> Result<LoadedSnapshot, String> {
     Ok(loaded)
 }
 
-/// `warren restore`: installs a backup into an empty data directory, offline. The snapshot
-/// goes to `data_dir/version-2` (written durably: temp file, fsync, rename), and the epoch
-/// files get the backup's epoch so that an ensemble member starts on it too. Refuses a data
-/// directory (or log directory) that holds snapshots or logs already.
-pub fn restore(
-    image: &[u8],
-    data_dir: &std::path::Path,
-    log_dir: Option<&std::path::Path>,
-) -> Result<(i64, std::path::PathBuf), String> {
-    let loaded = check(image)?;
-    let snap_dir = data_dir.join("version-2");
-    for dir in [Some(data_dir), log_dir].into_iter().flatten() {
-        let v2 = dir.join("version-2");
-        let taken = std::fs::read_dir(&v2).into_iter().flatten().flatten().find(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n.starts_with("snapshot.") || n.starts_with("log.")
-        });
-        if let Some(e) = taken {
-            return Err(format!(
-                "{} already holds {}: restore into an empty data directory",
-                v2.display(),
-                e.file_name().to_string_lossy()
-            ));
-        }
-    }
-    std::fs::create_dir_all(&snap_dir).map_err(|e| format!("{}: {e}", snap_dir.display()))?;
-    let zxid = loaded.start_zxid;
-    let epoch = (zxid >> 32) as u32;
-    crate::server::epochs::store(data_dir, crate::quorum::Epochs { accepted: epoch, current: epoch })
-        .map_err(|e| format!("{}: writing the epoch files: {e}", data_dir.display()))?;
-    let path = super::write_file(&snap_dir, zxid, image).map_err(|e| format!("{}: {e}", snap_dir.display()))?;
-    Ok((zxid, path))
-}
-
 /// The zxid a backup restored online takes: the first of a new epoch, above the server's
 /// last zxid and the backup's. Clients reconnecting after the restore have seen zxids up to
 /// the server's old one, and a server refuses a client that has seen more than it holds;

@@ -35,7 +35,6 @@
 //! tolerates replaying a change that is already in the snapshot).
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 
 use rkyv::rancor::Error as RkyvError;
 use rkyv::{Archive, Deserialize, Serialize};
@@ -381,127 +380,6 @@ pub fn decode(bytes: &[u8]) -> Result<LoadedSnapshot, SnapError> {
     }
     let tree = DataTree::from_nodes(nodes, trailer.end_zxid).map_err(|e| corrupt(pos, e))?;
     Ok(LoadedSnapshot { tree, sessions, start_zxid, end_zxid: trailer.end_zxid, digest })
-}
-
-/// Bytes written between writeback kicks when a snapshot is saved.
-const SNAPSHOT_WRITEBACK_BYTES: usize = 8 << 20;
-
-pub fn file_name(start_zxid: i64) -> String {
-    format!("snapshot.{start_zxid:x}")
-}
-
-/// Writes a finished snapshot image durably: temp file, fsync, rename, fsync the directory.
-/// A failure (ENOSPC, EIO) removes the temp file: nothing half-written stays behind.
-pub fn write_file(dir: &Path, start_zxid: i64, image: &[u8]) -> io::Result<PathBuf> {
-    let tmp = dir.join(format!("{}{TEMP_SUFFIX}", file_name(start_zxid)));
-    let result = write_then_rename(dir, &tmp, start_zxid, image);
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-const TEMP_SUFFIX: &str = ".tmp";
-
-/// Snapshot temp files in `dir` (`snapshot.<zxid>.tmp`) not modified for `min_age`: what an
-/// interrupted snapshot (kill -9, power loss) left behind.
-pub fn stale_temp_files(dir: &Path, min_age: std::time::Duration) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let now = std::time::SystemTime::now();
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("snapshot.") && name.ends_with(TEMP_SUFFIX)
-        })
-        .filter(|e| {
-            let modified = e.metadata().and_then(|m| m.modified()).unwrap_or(now);
-            now.duration_since(modified).unwrap_or_default() >= min_age
-        })
-        .map(|e| e.path())
-        .collect();
-    out.sort();
-    out
-}
-
-/// At start-up, before anything writes a snapshot: removes every snapshot temp file.
-pub fn remove_leftover_temp_files(dir: &Path) {
-    for p in stale_temp_files(dir, std::time::Duration::ZERO) {
-        match std::fs::remove_file(&p) {
-            Ok(()) => tracing::info!("removed {}, left by an interrupted snapshot", p.display()),
-            Err(e) => tracing::warn!("could not remove {}: {e}", p.display()),
-        }
-    }
-}
-
-fn write_then_rename(dir: &Path, tmp: &Path, start_zxid: i64, image: &[u8]) -> io::Result<PathBuf> {
-    let path = dir.join(file_name(start_zxid));
-    {
-        let mut f = std::fs::File::create(tmp)?;
-        // Flush as we go, 8 MiB at a time (sync_file_range, waiting for each piece), so the log's
-        // fdatasyncs interleave with small flushes instead of queueing behind one 200+ MB flush
-        // at the end (measured in docs/design.md).
-        let mut at = 0usize;
-        for piece in image.chunks(SNAPSHOT_WRITEBACK_BYTES) {
-            f.write_all(piece)?;
-            // SAFETY: plain sync_file_range(2) on a file descriptor we own. Its error must be
-            // returned: waiting on writeback consumes the file's error, so the final fsync
-            // could otherwise report success after an I/O error.
-            let rc = unsafe {
-                libc::sync_file_range(
-                    std::os::unix::io::AsRawFd::as_raw_fd(&f),
-                    at as i64,
-                    piece.len() as i64,
-                    libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            at += piece.len();
-        }
-        f.sync_all()?;
-    }
-    std::fs::rename(tmp, &path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(path)
-}
-
-/// Maps a snapshot file and validates it.
-pub fn load_file(path: &Path) -> Result<LoadedSnapshot, SnapError> {
-    let f = std::fs::File::open(path)?;
-    // SAFETY: the mapping is read-only and private to this call; a concurrent writer could only
-    // change bytes under us, which validation then rejects (checksums before any archive read).
-    let map = unsafe { memmap2::Mmap::map(&f)? };
-    decode(&map)
-}
-
-/// Snapshots in `dir`, newest first.
-pub fn list(dir: &Path) -> Vec<(i64, PathBuf)> {
-    crate::server::purge::snapshots(dir)
-}
-
-/// The newest snapshot that validates; invalid ones are logged and skipped. None if there is no
-/// valid snapshot at all.
-pub fn load_newest_valid(dir: &Path) -> Option<LoadedSnapshot> {
-    for (_, path) in list(dir) {
-        match load_file(&path) {
-            Ok(s) => {
-                tracing::info!(
-                    "loaded snapshot {} ({} nodes, zxid {:#x})",
-                    path.display(),
-                    s.tree.node_count(),
-                    s.start_zxid
-                );
-                return Some(s);
-            }
-            Err(e) => tracing::warn!("skipping snapshot {}: {e}; trying an older one", path.display()),
-        }
-    }
-    None
 }
 
 /// `warren snap-dump`: text (like ZooKeeper's SnapshotFormatter) or JSON lines.

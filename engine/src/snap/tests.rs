@@ -97,23 +97,6 @@ fn any_flipped_bit_or_truncation_is_rejected() {
     }
 }
 
-#[test]
-fn newest_invalid_snapshot_falls_back_to_an_older_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = sample_tree();
-    write_file(dir.path(), 3, &image(&t, 3, &[])).unwrap();
-    let newest = write_file(dir.path(), 9, &image(&t, 9, &[])).unwrap();
-    let mut bytes = std::fs::read(&newest).unwrap();
-    let n = bytes.len();
-    bytes[n / 2] ^= 1;
-    std::fs::write(&newest, bytes).unwrap();
-    let s = load_newest_valid(dir.path()).expect("the older snapshot");
-    assert_eq!(s.start_zxid, 3);
-    assert_same(&t, &s.tree);
-    std::fs::remove_file(dir.path().join(file_name(3))).unwrap();
-    assert!(load_newest_valid(dir.path()).is_none());
-}
-
 /// The property fuzzy snapshots rely on: capturing nodes at different moments while
 /// transactions apply, then replaying the log from the start zxid, yields the live tree.
 #[test]
@@ -231,27 +214,4 @@ fn sessions_without_passwords_load_as_unusable() {
     a.extend_from_slice(&w.finish(t.last_zxid).unwrap());
     let s = decode(&a).unwrap();
     assert_eq!(s.sessions, vec![SessionRecord { id: 5, timeout_ms: 30_000, passwd: crate::session::UNUSABLE_PASSWD }]);
-}
-
-/// A snapshot whose write fails (here its rename: a directory holds the final name) leaves no
-/// temp file behind; one left by a killed server is removed at start-up.
-#[test]
-fn failed_and_interrupted_snapshots_leave_no_temp_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = sample_tree();
-    let blocker = dir.path().join(file_name(7));
-    std::fs::create_dir(&blocker).unwrap();
-    std::fs::write(blocker.join("x"), b"x").unwrap();
-    assert!(write_file(dir.path(), 7, &image(&t, 7, &[])).is_err());
-    let names: Vec<String> =
-        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
-
-    let leftover = dir.path().join("snapshot.9.tmp");
-    std::fs::write(&leftover, b"half a snapshot").unwrap();
-    let recent = std::time::Duration::from_secs(3600);
-    assert!(stale_temp_files(dir.path(), recent).is_empty(), "a fresh temp file may be a snapshot being written");
-    assert_eq!(stale_temp_files(dir.path(), std::time::Duration::ZERO), vec![leftover.clone()]);
-    remove_leftover_temp_files(dir.path());
-    assert!(!leftover.exists());
 }

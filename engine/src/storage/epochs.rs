@@ -9,10 +9,10 @@
 //! `acceptedEpoch` first: current never exceeds accepted, so a crash between the two leaves
 //! the pair in an order the protocol can also reach (accepted a new epoch, not yet synced).
 
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
+use super::Disk;
 use crate::quorum::Epochs;
 
 pub const ACCEPTED_EPOCH_FILE: &str = "acceptedEpoch";
@@ -23,22 +23,22 @@ pub const CURRENT_EPOCH_FILE: &str = "currentEpoch";
 /// # Errors
 /// A file that cannot be read or does not hold a decimal epoch (0..=2^32-1); the message names
 /// the file.
-pub fn load(data_dir: &Path) -> io::Result<Epochs> {
+pub fn load(disk: &dyn Disk, data_dir: &Path) -> io::Result<Epochs> {
     Ok(Epochs {
-        accepted: read_epoch(data_dir, ACCEPTED_EPOCH_FILE)?,
-        current: read_epoch(data_dir, CURRENT_EPOCH_FILE)?,
+        accepted: read_epoch(disk, data_dir, ACCEPTED_EPOCH_FILE)?,
+        current: read_epoch(disk, data_dir, CURRENT_EPOCH_FILE)?,
     })
 }
 
 /// Writes both epochs durably. A file that already holds its value is left alone (no fsync).
-pub fn store(data_dir: &Path, e: Epochs) -> io::Result<()> {
-    write_epoch(data_dir, ACCEPTED_EPOCH_FILE, e.accepted)?;
-    write_epoch(data_dir, CURRENT_EPOCH_FILE, e.current)
+pub fn store(disk: &dyn Disk, data_dir: &Path, e: Epochs) -> io::Result<()> {
+    write_epoch(disk, data_dir, ACCEPTED_EPOCH_FILE, e.accepted)?;
+    write_epoch(disk, data_dir, CURRENT_EPOCH_FILE, e.current)
 }
 
-fn read_epoch(dir: &Path, name: &str) -> io::Result<u32> {
+fn read_epoch(disk: &dyn Disk, dir: &Path, name: &str) -> io::Result<u32> {
     let path = dir.join(name);
-    let text = match fs::read(&path) {
+    let text = match disk.read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))),
@@ -52,26 +52,32 @@ fn read_epoch(dir: &Path, name: &str) -> io::Result<u32> {
     })
 }
 
-fn write_epoch(dir: &Path, name: &str, epoch: u32) -> io::Result<()> {
+fn write_epoch(disk: &dyn Disk, dir: &Path, name: &str, epoch: u32) -> io::Result<()> {
     let path = dir.join(name);
     let text = epoch.to_string();
-    if fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+    if disk.read(&path).is_ok_and(|old| old == text.as_bytes()) {
         return Ok(());
     }
     let named = |e: io::Error| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()));
     let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = fs::File::create(&tmp).map_err(named)?;
-        f.write_all(text.as_bytes()).map_err(named)?;
-        f.sync_all().map_err(named)?;
-    }
-    fs::rename(&tmp, &path).map_err(named)?;
-    super::wal::sync_dir(dir).map_err(named)
+    disk.write_synced(&tmp, text.as_bytes()).map_err(named)?;
+    disk.rename(&tmp, &path).map_err(named)?;
+    disk.sync_dir(dir).map_err(named)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::storage::RealDisk;
+
+    fn load(dir: &Path) -> io::Result<Epochs> {
+        super::load(&RealDisk, dir)
+    }
+    fn store(dir: &Path, e: Epochs) -> io::Result<()> {
+        super::store(&RealDisk, dir, e)
+    }
 
     #[test]
     fn missing_files_are_epoch_zero() {
@@ -122,5 +128,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let e = store(&dir.path().join("absent"), Epochs { accepted: 1, current: 1 }).expect_err("no dir");
         assert!(e.to_string().contains("acceptedEpoch"), "{e}");
+    }
+
+    #[test]
+    fn a_crash_during_store_leaves_old_or_new_epochs_never_current_above_accepted() {
+        use crate::storage::{Faults, FaultyDisk};
+        let dir = Path::new("/data");
+        for seed in 0..300 {
+            let d = FaultyDisk::new(seed, Faults { torn_writes: true, ..Faults::default() });
+            d.create_dir_all(dir).expect("dir");
+            super::store(&d, dir, Epochs { accepted: 3, current: 3 }).expect("store");
+            // The process dies at a random step of the next store (or not at all).
+            d.crash_after(d.draw(12));
+            let _ = super::store(&d, dir, Epochs { accepted: 4, current: 4 });
+            d.crash();
+            let e = super::load(&d, dir).expect("epochs readable after any crash");
+            assert!(e.current <= e.accepted, "seed {seed}: {e:?}");
+            assert!(e.accepted == 3 || e.accepted == 4, "seed {seed}: {e:?}");
+            assert!(e.current == 3 || e.current == 4, "seed {seed}: {e:?}");
+        }
     }
 }

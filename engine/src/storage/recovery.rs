@@ -1,20 +1,16 @@
-//! Start-up recovery: newest valid snapshot, then the log replayed from it (standalone,
+//! Start-up recovery: the newest valid snapshot, then the log replayed from it (standalone,
 //! [`recover`]) or read without applying it (ensemble member, [`recover_ensemble`]). Runs
-//! before the executors start, with plain blocking file I/O.
+//! before the executors start, through the [`Disk`] it is given.
 
-use std::fs;
-use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use tracing::{info, warn};
+use tracing::info;
 
-use super::epochs;
-use super::wal::{sync_dir, Tail};
-use crate::log::format;
+use super::segments::{self, read_log, Repair, Tail};
+use super::{epochs, snapshots, Disk};
 use crate::machine::{Machine, MachineConfig, Now};
 use crate::quorum::NodeInit;
 use crate::tree::DataTree;
-use crate::txn::Txn;
 
 /// What a snapshot gives recovery: the tree, the sessions, and the zxid the log resumes after.
 pub struct SnapshotState {
@@ -30,21 +26,9 @@ pub struct Recovered {
     pub replayed: usize,
 }
 
-/// The segments in `dir`, oldest first.
-pub fn segments(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        if let Some(z) = e.file_name().to_str().and_then(format::parse_segment_name) {
-            out.push((z, e.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Rebuilds the machine from disk. `snapshot` is the newest valid snapshot, if any.
 pub fn recover(
+    disk: &dyn Disk,
     log_dir: &Path,
     snapshot: Option<SnapshotState>,
     cfg: MachineConfig,
@@ -56,7 +40,7 @@ pub fn recover(
     };
     let mut machine = Machine::new(cfg, tree, now);
     machine.restore_sessions(&sessions, now);
-    let log = read_log(log_dir, start_zxid, Repair::Yes, |t| machine.replay(&t, now))?;
+    let log = read_log(disk, log_dir, start_zxid, Repair::Yes, |t| machine.replay(&t, now))?;
     info!(
         "recovered to zxid {:#x}: snapshot at {:#x} + {} transactions from the log",
         log.last_zxid, start_zxid, log.count
@@ -68,6 +52,7 @@ pub fn recover(
 /// touching the files (a torn tail ends the log but is not zeroed, an empty last segment is
 /// left alone). Returns the tree, the sessions and the last zxid, and the torn tail if any.
 pub fn replay_read_only(
+    disk: &dyn Disk,
     log_dir: &Path,
     snapshot: Option<SnapshotState>,
 ) -> Result<(Machine, i64, usize, Option<String>), String> {
@@ -78,7 +63,7 @@ pub fn replay_read_only(
     let now = Now::from_ms(0, 0);
     let mut machine = Machine::new(MachineConfig::default(), tree, now);
     machine.restore_sessions(&sessions, now);
-    let log = read_log(log_dir, start_zxid, Repair::No, |t| machine.replay(&t, now))?;
+    let log = read_log(disk, log_dir, start_zxid, Repair::No, |t| machine.replay(&t, now))?;
     Ok((machine, log.last_zxid, log.count, log.torn))
 }
 
@@ -98,15 +83,22 @@ pub struct EnsembleRecovered {
 /// snapshot in `snap_dir` (or an empty tree), and every log record after the snapshot's zxid,
 /// checked for continuity like [`recover`] but NOT applied to the tree: whether they were
 /// committed is learnt from the leader. A torn tail is repaired as in [`recover`].
-pub fn recover_ensemble(data_dir: &Path, snap_dir: &Path, log_dir: &Path) -> Result<EnsembleRecovered, String> {
-    let epochs = epochs::load(data_dir).map_err(|e| e.to_string())?;
-    crate::snap::remove_leftover_temp_files(snap_dir);
-    let (tree, sessions, snapshot_zxid) = match crate::snap::load_newest_valid(snap_dir) {
+pub fn recover_ensemble(
+    disk: &dyn Disk,
+    data_dir: &Path,
+    snap_dir: &Path,
+    log_dir: &Path,
+) -> Result<EnsembleRecovered, String> {
+    let epochs = epochs::load(disk, data_dir).map_err(|e| e.to_string())?;
+    snapshots::remove_leftover_temp_files(disk, snap_dir);
+    let newest =
+        snapshots::load_newest_valid(disk, snap_dir).map_err(|e| format!("cannot list {}: {e}", snap_dir.display()))?;
+    let (tree, sessions, snapshot_zxid) = match newest {
         Some(s) => (s.tree, s.sessions, s.start_zxid),
         None => (DataTree::new(), Vec::new(), 0),
     };
     let mut txns = Vec::new();
-    let log = read_log(log_dir, snapshot_zxid, Repair::Yes, |t| txns.push(t))?;
+    let log = read_log(disk, log_dir, snapshot_zxid, Repair::Yes, |t| txns.push(t))?;
     info!(
         "ensemble recovery: epochs accepted {} current {}, snapshot at {:#x}, {} log records after it up to {:#x}",
         epochs.accepted, epochs.current, snapshot_zxid, log.count, log.last_zxid
@@ -119,131 +111,32 @@ pub fn recover_ensemble(data_dir: &Path, snap_dir: &Path, log_dir: &Path) -> Res
     })
 }
 
-/// Whether reading the log may fix what a crash left behind (a torn tail, an empty segment).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Repair {
-    Yes,
-    No,
-}
-
-/// What reading the log found.
-struct LogRead {
-    tail: Option<Tail>,
-    /// The torn tail that ended the last segment (file and why), repaired or not.
-    torn: Option<String>,
-    /// The last zxid handed out, or `after` if none.
-    last_zxid: i64,
-    count: usize,
-}
-
-/// Reads the log in `log_dir` and hands every record with a zxid above `after` to `each`, in
-/// order. Each record must [`format::follows`] its predecessor (from `after` on; zxids before it
-/// must still increase); a gap within an epoch or a zxid that goes back is an error. The
-/// torn tail of the last segment is zeroed, and an all-zero last segment without a header (a
-/// crash while creating it) removed.
-fn read_log(log_dir: &Path, after: i64, repair: Repair, mut each: impl FnMut(Txn)) -> Result<LogRead, String> {
-    let segs = segments(log_dir).map_err(|e| format!("cannot list {}: {e}", log_dir.display()))?;
-    let mut last = after;
-    let mut seen: Option<i64> = None;
-    let mut count = 0;
-    let mut tail = None;
-    let mut torn = None;
-    for (i, (_, path)) in segs.iter().enumerate() {
-        let last_segment = i + 1 == segs.len();
-        // A segment whose successor starts at or before the resume point holds nothing new
-        // (a segment is named after its first record, and records only grow).
-        if !last_segment && segs[i + 1].0 <= after + 1 {
-            continue;
-        }
-        let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let scan = match format::scan(&bytes) {
-            Ok(s) => s,
-            Err(format::ScanError::Header(h)) if last_segment && bytes.iter().all(|&b| b == 0) => {
-                // A crash while creating the segment: it never held a record.
-                if repair == Repair::Yes {
-                    warn!("removing {} : empty segment with no header ({h})", path.display());
-                    fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-                }
-                continue;
-            }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        if let Some(why) = &scan.torn_tail {
-            if !last_segment {
-                return Err(format!(
-                    "{}: {why}, but later segments exist, so this is corruption of committed history",
-                    path.display()
-                ));
-            }
-            torn = Some(format!("{} at offset {}: {why}", path.display(), scan.end));
-            if repair == Repair::Yes {
-                warn!("{}: torn tail ({why}); truncating the log at offset {}", path.display(), scan.end);
-                zero_from(path, scan.end as u64, bytes.len() as u64)?;
-            }
-        }
-        for t in scan.txns {
-            let z = t.hdr.zxid;
-            if let Some(prev) = seen.filter(|&p| z <= p) {
-                return Err(format!(
-                    "{}: log goes back from zxid {prev:#x} to {z:#x}: the log is out of order",
-                    path.display()
-                ));
-            }
-            seen = Some(z);
-            if z <= after {
-                continue;
-            }
-            if !format::follows(last, z) {
-                return Err(format!(
-                    "{}: log jumps from zxid {last:#x} to {z:#x}: transactions are missing",
-                    path.display()
-                ));
-            }
-            last = z;
-            count += 1;
-            each(t);
-        }
-        if last_segment {
-            tail = Some(Tail { path: path.clone(), offset: scan.end as u64, size: bytes.len() as u64 });
-        }
-    }
-    Ok(LogRead { tail, torn, last_zxid: last, count })
-}
-
-/// Overwrites a torn tail with zeros (keeping the preallocation) and syncs it.
-fn zero_from(path: &Path, from: u64, to: u64) -> Result<(), String> {
-    zero_range(path, from, to).map_err(|e| format!("cannot truncate the torn tail of {}: {e}", path.display()))
-}
-
-/// Overwrites bytes `from..to` of a file with zeros (keeping its size) and syncs it.
-pub(crate) fn zero_range(path: &Path, from: u64, to: u64) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).open(path)?;
-    f.seek(SeekFrom::Start(from))?;
-    let zeros = vec![0u8; 64 * 1024];
-    let mut left = to.saturating_sub(from);
-    while left > 0 {
-        let n = left.min(zeros.len() as u64) as usize;
-        f.write_all(&zeros[..n])?;
-        left -= n as u64;
-    }
-    f.sync_data()
-}
-
 /// Creates the `version-2` directories (ZooKeeper's layout) and syncs their parents.
-pub fn prepare_dirs(dirs: &[&Path]) -> Result<(), String> {
+pub fn prepare_dirs(disk: &dyn Disk, dirs: &[&Path]) -> Result<(), String> {
     for d in dirs {
-        fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        disk.create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         if let Some(p) = d.parent() {
-            let _ = sync_dir(p);
+            let _ = disk.sync_dir(p);
         }
     }
     Ok(())
 }
 
+/// The segments of the log in `dir`, oldest first (see [`segments::list`]).
+pub fn log_segments(disk: &dyn Disk, dir: &Path) -> std::io::Result<Vec<(i64, std::path::PathBuf)>> {
+    segments::list(disk, dir)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::log::format;
     use crate::quorum::make_zxid;
+    use crate::storage::RealDisk;
+    use crate::txn::Txn;
     use crate::txn::{TxnHeader, TxnOp};
 
     fn txn(zxid: i64) -> Txn {
@@ -267,7 +160,7 @@ mod tests {
 
     fn read_all(dir: &Path, after: i64) -> Result<Vec<i64>, String> {
         let mut out = Vec::new();
-        let log = read_log(dir, after, Repair::Yes, |t| out.push(t.hdr.zxid))?;
+        let log = read_log(&RealDisk, dir, after, Repair::Yes, |t| out.push(t.hdr.zxid))?;
         assert_eq!(log.count, out.len());
         assert_eq!(log.last_zxid, out.last().copied().unwrap_or(after));
         Ok(out)
@@ -359,12 +252,12 @@ mod tests {
     fn standalone_recover_still_replays_contiguous_history() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_segment(dir.path(), &[1, 2, 3]);
-        let r = recover(dir.path(), None, MachineConfig::default(), Now::from_ms(0, 0)).expect("recover");
+        let r = recover(&RealDisk, dir.path(), None, MachineConfig::default(), Now::from_ms(0, 0)).expect("recover");
         assert_eq!((r.last_zxid, r.replayed), (3, 3));
         let t = r.tail.expect("tail");
         assert!(t.path.ends_with("log.1"));
         write_segment(dir.path(), &[5]);
-        let e = recover(dir.path(), None, MachineConfig::default(), Now::from_ms(0, 0)).err().expect("gap");
+        let e = recover(&RealDisk, dir.path(), None, MachineConfig::default(), Now::from_ms(0, 0)).err().expect("gap");
         assert!(e.contains("transactions are missing"), "{e}");
     }
 
@@ -372,15 +265,15 @@ mod tests {
     fn recover_ensemble_does_not_apply_the_log() {
         let data = tempfile::tempdir().expect("tempdir");
         let (snap_dir, log_dir) = (data.path().join("snap"), data.path().join("log"));
-        prepare_dirs(&[&snap_dir, &log_dir]).expect("dirs");
-        let fresh = recover_ensemble(data.path(), &snap_dir, &log_dir).expect("fresh");
+        prepare_dirs(&RealDisk, &[&snap_dir, &log_dir]).expect("dirs");
+        let fresh = recover_ensemble(&RealDisk, data.path(), &snap_dir, &log_dir).expect("fresh");
         assert_eq!(fresh.init.epochs, crate::quorum::Epochs::default());
         assert!(fresh.init.log.is_empty() && fresh.tail.is_none());
         assert_eq!((fresh.snapshot_zxid, fresh.last_zxid), (0, 0));
 
-        epochs::store(data.path(), crate::quorum::Epochs { accepted: 2, current: 1 }).expect("epochs");
+        epochs::store(&RealDisk, data.path(), crate::quorum::Epochs { accepted: 2, current: 1 }).expect("epochs");
         write_segment(&log_dir, &[make_zxid(1, 1), make_zxid(1, 2), make_zxid(2, 1)]);
-        let r = recover_ensemble(data.path(), &snap_dir, &log_dir).expect("recover");
+        let r = recover_ensemble(&RealDisk, data.path(), &snap_dir, &log_dir).expect("recover");
         assert_eq!(r.init.epochs, crate::quorum::Epochs { accepted: 2, current: 1 });
         let zxids: Vec<i64> = r.init.log.iter().map(|t| t.hdr.zxid).collect();
         assert_eq!(zxids, vec![make_zxid(1, 1), make_zxid(1, 2), make_zxid(2, 1)]);
@@ -391,7 +284,7 @@ mod tests {
         assert!(r.tail.is_some());
 
         fs::write(data.path().join("currentEpoch"), "one").expect("write");
-        let e = recover_ensemble(data.path(), &snap_dir, &log_dir).err().expect("bad epoch");
+        let e = recover_ensemble(&RealDisk, data.path(), &snap_dir, &log_dir).err().expect("bad epoch");
         assert!(e.contains("currentEpoch"), "{e}");
     }
 }
