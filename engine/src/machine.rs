@@ -21,12 +21,15 @@ use crate::proto::{
     encode_reply, event, op, state, xid, ConnectRequest, ConnectResponse, ErrorCode, MultiOp, MultiResult, ReplyHeader,
     Request, RequestHeader, Response, SetWatches, WatcherEvent,
 };
-use crate::quorum::{Forward, ForwardOp};
 use crate::session::{self, PasswordSource, SessionTracker};
 use crate::snap::SessionRecord;
 use crate::tree::{DataTree, OpResult, Trigger};
 use crate::txn::{owner_kind, OwnerKind, Txn, TxnHeader, TxnOp};
 use crate::watch::{Kind, WatchManager};
+
+pub mod forward;
+
+use forward::{Forward, ForwardOp};
 
 pub type ConnId = u64;
 
