@@ -31,21 +31,13 @@ pub mod election;
 pub mod node;
 
 pub use crate::machine::forward::{Forward, ForwardOp};
+pub use crate::txn::{counter_of, epoch_of, make_zxid, Zxid};
 pub use node::{Node, NodeInit, NodeReady};
 
 use crate::txn::Txn;
 
 /// A member's `myid`.
 pub type ServerId = u64;
-pub type Zxid = i64;
-
-pub fn epoch_of(zxid: Zxid) -> u32 {
-    (zxid >> 32) as u32
-}
-
-pub fn make_zxid(epoch: u32, counter: u32) -> Zxid {
-    ((epoch as i64) << 32) | counter as i64
-}
 
 /// The protocol's part of the configuration; times are in ticks.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use tracing::{info, warn};
 
 use super::election::{self, Election};
-use super::{epoch_of, make_zxid, Epochs, ForwardOp, Msg, PeerState, QuorumConfig, ServerId, Vote, Zxid};
+use super::{counter_of, epoch_of, make_zxid, Epochs, ForwardOp, Msg, PeerState, QuorumConfig, ServerId, Vote, Zxid};
 use crate::machine::{ConnId, Machine, MachineConfig, Now};
 use crate::proto::{ConnectRequest, Request, RequestHeader};
 use crate::tree::DataTree;
@@ -815,7 +815,7 @@ impl Node {
                     // included) is committed; the commit goes out on this link first.
                     let z = self.m.last_prepared_zxid();
                     // Counter 0: nothing prepared yet in this epoch, all history is committed.
-                    let z = if z & 0xffff_ffff == 0 { l.commit } else { z };
+                    let z = if counter_of(z) == 0 { l.commit } else { z };
                     if z <= l.commit {
                         self.ready.sends.push((from, Msg::SyncDone { session_id: f.session_id, cxid: f.cxid }));
                     } else {
