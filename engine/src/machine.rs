@@ -437,10 +437,6 @@ impl Machine {
         self.conns.iter().map(|(id, c)| (*id, c.ip, c.session_id, &c.stats))
     }
 
-    pub fn session_of(&self, conn: ConnId) -> Option<i64> {
-        self.conns.get(&conn).map(|c| c.session_id)
-    }
-
     // ---- events -------------------------------------------------------------------------
 
     /// A new connection, past its first bytes. False means refuse it (not serving). The
