@@ -1,5 +1,5 @@
 //! Watches: one-shot data/exist and child watches, persistent and persistent-recursive
-//! watches (addWatch), keyed by the connection that set them.
+//! watches (addWatch), keyed by the connection that set them. Pure, no I/O.
 //!
 //! Trigger rules follow ZooKeeper's WatchManager: NodeCreated and NodeDataChanged go to data
 //! watchers; NodeDeleted to data and child watchers of the node; NodeChildrenChanged to child

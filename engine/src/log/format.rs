@@ -1,4 +1,5 @@
-//! The transaction log's on-disk format.
+//! The transaction log's on-disk format: segment names and headers, record framing, the Txn
+//! encoding, and the scan that finds a torn tail or corruption. Pure, over bytes: no I/O.
 //!
 //! A segment file is named `log.<first zxid in lower-case hex>` (ZooKeeper's naming) and is
 //! preallocated with zeros. Layout, all integers little-endian:

@@ -1,8 +1,7 @@
 //! The quorum protocol: leader election, discovery, synchronization and broadcast, shaped
-//! after Zab. Pure like the rest of the core: messages, ticks and "the log is durable up to
-//! zxid" go in, a [`NodeReady`] (epochs to persist, log truncation, snapshot to install,
-//! records to append, peer messages, client frames) comes out. Nothing here reads a clock,
-//! touches a socket or a file, or uses a global RNG.
+//! after Zab. Pure, no I/O (no clock, socket, file or global RNG): messages, ticks and "the log
+//! is durable up to zxid" go in, a [`NodeReady`] (epochs to persist, log truncation, snapshot
+//! to install, records to append, peer messages, client frames) comes out.
 //!
 //! [`Node`] wraps the standalone [`crate::machine::Machine`] (tree, sessions, watches,
 //! clients) with the protocol. The message formats are documented in [`codec`].

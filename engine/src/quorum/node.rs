@@ -1,4 +1,5 @@
 //! A member of an ensemble: the machine (tree, sessions, watches, clients) plus the protocol.
+//! Pure, no I/O: the shell (`server::owner`) performs what its `NodeReady` asks for.
 //!
 //! The node keeps a window of its log in memory (`history`): every appended transaction not
 //! yet applied, and up to `diff_window` applied ones, which a leader sends to followers that

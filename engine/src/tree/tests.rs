@@ -1,3 +1,5 @@
+//! Tests of the DataTree: applying each kind of Txn, the indexes, and `from_nodes`.
+
 use super::*;
 use crate::txn::{TxnHeader, CONTAINER_OWNER};
 
