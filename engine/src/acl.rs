@@ -1,9 +1,7 @@
 //! ZooKeeper ACL logic: ids, permissions, `digest` / `ip` schemes, the
 //! `auth` pseudo-scheme, super-user handling, ACL checks and the ACL
-//! "fix-up" done when a node is created or its ACL is set.
-//!
-//! Everything here is pure (no I/O, no clocks, no globals) and never panics,
-//! whatever the input.
+//! "fix-up" done when a node is created or its ACL is set. Pure (no I/O,
+//! no clocks, no globals) and never panics, whatever the input.
 //!
 //! Behaviour follows Apache ZooKeeper 3.8:
 //!

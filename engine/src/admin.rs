@@ -14,7 +14,7 @@
 //!
 //! 1. unknown 4 bytes: not a 4lw, treat as a normal length prefix;
 //! 2. the word counts as one received packet (`packetReceived`);
-//! 3. word not enabled ([`Whitelist`]): reply [`not_whitelisted`];
+//! 3. word not enabled (`config::FourLetterWhitelist`): reply [`not_whitelisted`];
 //! 4. `stmk` reads 8 more bytes (big-endian i64 trace mask) and replies
 //!    [`stmk`];
 //! 5. otherwise, if the server is not serving ([`not_serving_response`]
@@ -172,52 +172,6 @@ pub fn parse_word(first4: [u8; 4]) -> Option<FourLetterWord> {
     match FourLetterWord::from_name(name) {
         Some(FourLetterWord::TelnetClose) | None => None,
         found => found,
-    }
-}
-
-/// `zookeeper.4lw.commands.whitelist` semantics (`FourLetterCommands.isEnabled`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Whitelist {
-    enabled: Vec<FourLetterWord>,
-}
-
-impl Whitelist {
-    /// Builds the whitelist from the property value: comma-separated names,
-    /// blanks trimmed, unknown names ignored, `*` enables every word.
-    /// `srvr` is always enabled (zkServer.sh needs it) and `isro` is enabled
-    /// when read-only mode is (`readonlymode.enabled=true`). `None` (property
-    /// unset) therefore enables only `srvr` (and maybe `isro`), ZooKeeper's
-    /// default since 3.5.3.
-    pub fn from_property(spec: Option<&str>, read_only_mode_enabled: bool) -> Whitelist {
-        let mut enabled = Vec::new();
-        if let Some(spec) = spec {
-            for entry in spec.split(',') {
-                let entry = entry.trim();
-                if entry == "*" {
-                    enabled.extend(FourLetterWord::ALL);
-                    break;
-                }
-                if let Some(w) = FourLetterWord::from_name(entry) {
-                    enabled.push(w);
-                }
-            }
-        }
-        if read_only_mode_enabled {
-            enabled.push(FourLetterWord::Isro);
-        }
-        enabled.push(FourLetterWord::Srvr);
-        enabled.sort();
-        enabled.dedup();
-        Whitelist { enabled }
-    }
-
-    /// Every word enabled (same as the property `*`).
-    pub fn all() -> Whitelist {
-        Whitelist::from_property(Some("*"), false)
-    }
-
-    pub fn is_enabled(&self, word: FourLetterWord) -> bool {
-        self.enabled.contains(&word)
     }
 }
 
@@ -1167,23 +1121,7 @@ mod tests {
     }
 
     #[test]
-    fn whitelist() {
-        let def = Whitelist::from_property(None, false);
-        assert!(def.is_enabled(FourLetterWord::Srvr));
-        assert!(!def.is_enabled(FourLetterWord::Ruok));
-        assert!(!def.is_enabled(FourLetterWord::Isro));
-        assert!(Whitelist::from_property(None, true).is_enabled(FourLetterWord::Isro));
-        let some = Whitelist::from_property(Some(" ruok , mntr,,bogus, conf "), false);
-        assert!(some.is_enabled(FourLetterWord::Ruok));
-        assert!(some.is_enabled(FourLetterWord::Mntr));
-        assert!(some.is_enabled(FourLetterWord::Conf));
-        assert!(some.is_enabled(FourLetterWord::Srvr));
-        assert!(!some.is_enabled(FourLetterWord::Stat));
-        let all = Whitelist::from_property(Some("stat, *"), false);
-        for w in FourLetterWord::ALL {
-            assert!(all.is_enabled(w));
-        }
-        assert_eq!(Whitelist::all(), all);
+    fn not_whitelisted_texts() {
         assert_eq!(not_whitelisted(FourLetterWord::Ruok), "ruok is not executed because it is not in the whitelist.\n");
         assert_eq!(
             not_whitelisted(FourLetterWord::TelnetClose),

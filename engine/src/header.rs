@@ -1,4 +1,5 @@
-//! The 32-byte header that starts every log segment and snapshot file (little-endian):
+//! The 32-byte header that starts every log segment and snapshot file, encoded and checked
+//! over bytes (no I/O). Layout, little-endian:
 //!
 //! ```text
 //!  0  magic       8 bytes  identifies the file kind ("WRNLOG01", "WRNSNAP1")

@@ -21,12 +21,15 @@ use crate::proto::{
     encode_reply, event, op, state, xid, ConnectRequest, ConnectResponse, ErrorCode, MultiOp, MultiResult, ReplyHeader,
     Request, RequestHeader, Response, SetWatches, WatcherEvent,
 };
-use crate::quorum::{Forward, ForwardOp};
 use crate::session::{self, PasswordSource, SessionTracker};
 use crate::snap::SessionRecord;
 use crate::tree::{DataTree, OpResult, Trigger};
 use crate::txn::{owner_kind, OwnerKind, Txn, TxnHeader, TxnOp};
 use crate::watch::{Kind, WatchManager};
+
+pub mod forward;
+
+use forward::{Forward, ForwardOp};
 
 pub type ConnId = u64;
 
@@ -432,10 +435,6 @@ impl Machine {
     /// (connection, peer ip, session id, stats) for every connection.
     pub fn connections(&self) -> impl Iterator<Item = (ConnId, IpAddr, i64, &ConnStats)> {
         self.conns.iter().map(|(id, c)| (*id, c.ip, c.session_id, &c.stats))
-    }
-
-    pub fn session_of(&self, conn: ConnId) -> Option<i64> {
-        self.conns.get(&conn).map(|c| c.session_id)
     }
 
     // ---- events -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-//! znode path rules, as ZooKeeper's PathUtils enforces them.
+//! znode path rules, as ZooKeeper's PathUtils enforces them, and path helpers (parent, name,
+//! ancestors). Pure, no I/O.
 
 /// Why a path is invalid; the text matches ZooKeeper's messages.
 pub fn validate(path: &str) -> Result<(), &'static str> {

@@ -1,6 +1,7 @@
 //! Prep: turns a write request into a Txn, deciding every outcome up front (ZooKeeper's
-//! PrepRequestProcessor). Checks run in ZooKeeper's order so the same bad request gets the
-//! same error code: path, ACL fix-up, parent, permission, sequence suffix, existence, version.
+//! PrepRequestProcessor), with no I/O. Checks run in ZooKeeper's order so the same bad request
+//! gets the same error code: path, ACL fix-up, parent, permission, sequence suffix, existence,
+//! version.
 //!
 //! Writes are validated against the tree *plus* the changes of transactions already prepared
 //! but not yet applied (the `Pending` overlay), so pipelined writes see each other while

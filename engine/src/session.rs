@@ -1,6 +1,7 @@
 //! The session table and its expiry queue, bucketed by tick like ZooKeeper's ExpiryQueue:
 //! a session touched at `now` expires at the first tick boundary after `now + timeout`, so
-//! expiry work happens once per tick for a whole bucket rather than per session.
+//! expiry work happens once per tick for a whole bucket rather than per session. Pure, no I/O:
+//! the caller gives the time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

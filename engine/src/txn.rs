@@ -1,10 +1,26 @@
-//! Transactions: what `prep` produces, the log makes durable, and the tree applies.
+//! Transactions and their ids (zxids): what `prep` produces, the log makes durable, and the tree
+//! applies. Plain data, no I/O.
 //!
 //! A Txn is idempotent-enough to replay: it carries the outcome decided at prep time (the new
 //! version, the parent's new cversion, the final sequential path), never a conditional.
 
 use crate::acl::Acl;
 use crate::proto::{CreateKind, ErrorCode};
+
+/// A transaction id: the leader's epoch in the high 32 bits, a counter within it below.
+pub type Zxid = i64;
+
+pub fn epoch_of(zxid: Zxid) -> u32 {
+    (zxid >> 32) as u32
+}
+
+pub fn counter_of(zxid: Zxid) -> u32 {
+    zxid as u32
+}
+
+pub fn make_zxid(epoch: u32, counter: u32) -> Zxid {
+    ((epoch as i64) << 32) | counter as i64
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxnHeader {

@@ -1,5 +1,5 @@
 //! Watches: one-shot data/exist and child watches, persistent and persistent-recursive
-//! watches (addWatch), keyed by the connection that set them.
+//! watches (addWatch), keyed by the connection that set them. Pure, no I/O.
 //!
 //! Trigger rules follow ZooKeeper's WatchManager: NodeCreated and NodeDataChanged go to data
 //! watchers; NodeDeleted to data and child watchers of the node; NodeChildrenChanged to child
@@ -320,24 +320,6 @@ impl WatchManager {
         self.watch_count
     }
 
-    pub fn path_count(&self) -> usize {
-        self.by_path.len()
-    }
-
-    pub fn watcher_count(&self) -> usize {
-        self.by_watcher.len()
-    }
-
-    /// watcher → paths (wchc).
-    pub fn by_watcher(&self) -> BTreeMap<WatcherId, Vec<String>> {
-        self.data_side_copy().by_watcher()
-    }
-
-    /// path → watchers (wchp).
-    pub fn by_path(&self) -> BTreeMap<String, Vec<WatcherId>> {
-        self.data_side_copy().by_path()
-    }
-
     /// The data-side watches as a flat list, in one pass and without copying a path (a
     /// reference count each): cheap enough for the owner even with a million watches, so that
     /// sorting, grouping and formatting the reports happen on another thread. As ZooKeeper
@@ -584,6 +566,6 @@ mod tests {
         let big = m.by_path.capacity();
         m.remove_watcher(1);
         assert!(m.by_path.capacity() < big / 8, "{} of {big}", m.by_path.capacity());
-        assert_eq!((m.watch_count(), m.path_count(), m.watcher_count()), (1, 1, 1));
+        assert_eq!((m.watch_count(), m.by_path.len(), m.by_watcher.len()), (1, 1, 1));
     }
 }

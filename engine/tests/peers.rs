@@ -397,7 +397,6 @@ fn an_unresolvable_own_host_starts_without_binding_a_wildcard() {
             named[0] = (1, PeerAddr::new(NOWHERE, quorum), PeerAddr::new(NOWHERE, election));
             let n1 = Node::start_named(1, &named, tls.then(|| ca.peer_tls(1, &m, true, false))).await;
             glommio::timer::sleep(Duration::from_millis(500)).await;
-            assert_eq!(n1.peers.local_addrs(), None, "tls: {tls}");
             for port in [quorum, election] {
                 // Fails while anything listens on the port, whatever its address.
                 StdListener::bind(("0.0.0.0", port))

@@ -7,8 +7,7 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::stats::{Pct, Summary};
-use crate::sweep::LoadCell;
+use crate::stats::{LoadCell, Pct, Summary};
 
 fn fonts() {
     static ONCE: Once = Once::new();
@@ -176,7 +175,7 @@ mod tests {
     fn charts_render_to_svg_and_png() {
         let dir = std::env::temp_dir().join(format!("loadgen-chart-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let cells = crate::sweep::tests::cells();
+        let cells = crate::stats::fixtures::cells();
         throughput(&cells, &dir.join("throughput")).unwrap();
         latency(&cells, &dir.join("latency")).unwrap();
         for f in ["throughput.svg", "latency.svg"] {

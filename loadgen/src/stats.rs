@@ -201,6 +201,15 @@ impl Summary {
     }
 }
 
+/// One cell of a sweep's load grid: a system at an ensemble size and read ratio, and what the
+/// run measured there (or why it could not be measured). Sweeps fill them; charts draw them.
+pub struct LoadCell {
+    pub system: String,
+    pub nodes: usize,
+    pub ratio: f64,
+    pub res: Result<Summary, String>,
+}
+
 pub fn median(xs: &[f64]) -> Option<f64> {
     if xs.is_empty() {
         return None;
@@ -386,6 +395,44 @@ impl KillSummary {
             f(self.min_ops_s),
             self.errors
         )
+    }
+}
+
+/// Made-up sweep results for the sweep's and the charts' tests.
+#[cfg(test)]
+pub mod fixtures {
+    use super::*;
+
+    pub fn summary(ops: u64, p50: u64) -> Summary {
+        let p = Pct { p50, p90: p50 * 2, p99: p50 * 3, p999: p50 * 4, max: p50 * 5, count: ops };
+        Summary {
+            seconds: 1.0,
+            reads: ops / 2,
+            writes: ops - ops / 2,
+            read: p,
+            write: p,
+            all: p,
+            errors: Default::default(),
+        }
+    }
+
+    pub fn cells() -> Vec<LoadCell> {
+        let mut v = Vec::new();
+        for (n, r, w, z) in
+            [(1, 0.0, 100_000, 50_000), (1, 1.0, 800_000, 70_000), (3, 0.0, 0, 20_000), (3, 1.0, 0, 60_000)]
+        {
+            v.push(LoadCell {
+                system: "warren".into(),
+                nodes: n,
+                ratio: r,
+                res: if w > 0 { Ok(summary(w, 1000)) } else { Err("warren server 1 reports Mode: standalone".into()) },
+            });
+            v.push(LoadCell { system: "zookeeper".into(), nodes: n, ratio: r, res: Ok(summary(z, 9000)) });
+        }
+        for r in [0.0, 1.0] {
+            v.push(LoadCell { system: "echo".into(), nodes: 1, ratio: r, res: Ok(summary(2_000_000, 200)) });
+        }
+        v
     }
 }
 

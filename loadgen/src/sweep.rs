@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::stats::{KillSummary, Summary};
+use crate::stats::{KillSummary, LoadCell, Summary};
 use crate::target::System;
 use crate::{run_once, RunArgs};
 
@@ -71,13 +71,6 @@ pub struct SweepArgs {
     pub warren_bin: Option<PathBuf>,
     #[arg(long, default_value = "21000-21999")]
     pub ports: String,
-}
-
-pub struct LoadCell {
-    pub system: String,
-    pub nodes: usize,
-    pub ratio: f64,
-    pub res: Result<Summary, String>,
 }
 
 pub struct KillCell {
@@ -527,41 +520,9 @@ pub fn markdown(
 }
 
 #[cfg(test)]
-pub mod tests {
+mod tests {
     use super::*;
-    use crate::stats::Pct;
-
-    pub fn summary(ops: u64, p50: u64) -> Summary {
-        let p = Pct { p50, p90: p50 * 2, p99: p50 * 3, p999: p50 * 4, max: p50 * 5, count: ops };
-        Summary {
-            seconds: 1.0,
-            reads: ops / 2,
-            writes: ops - ops / 2,
-            read: p,
-            write: p,
-            all: p,
-            errors: Default::default(),
-        }
-    }
-
-    pub fn cells() -> Vec<LoadCell> {
-        let mut v = Vec::new();
-        for (n, r, w, z) in
-            [(1, 0.0, 100_000, 50_000), (1, 1.0, 800_000, 70_000), (3, 0.0, 0, 20_000), (3, 1.0, 0, 60_000)]
-        {
-            v.push(LoadCell {
-                system: "warren".into(),
-                nodes: n,
-                ratio: r,
-                res: if w > 0 { Ok(summary(w, 1000)) } else { Err("warren server 1 reports Mode: standalone".into()) },
-            });
-            v.push(LoadCell { system: "zookeeper".into(), nodes: n, ratio: r, res: Ok(summary(z, 9000)) });
-        }
-        for r in [0.0, 1.0] {
-            v.push(LoadCell { system: "echo".into(), nodes: 1, ratio: r, res: Ok(summary(2_000_000, 200)) });
-        }
-        v
-    }
+    use crate::stats::fixtures::cells;
 
     fn meta() -> Meta {
         Meta {

@@ -1,5 +1,5 @@
 //! `warren log-dump`: a segment's transactions as text (like ZooKeeper's LogFormatter) or as
-//! JSON lines for tools.
+//! JSON lines for tools. Formatting only, no I/O: the command reads the segment.
 
 use crate::acl::{perms_string, Acl};
 use crate::txn::{Txn, TxnOp};

@@ -1,4 +1,5 @@
-//! The transaction log's on-disk format.
+//! The transaction log's on-disk format: segment names and headers, record framing, the Txn
+//! encoding, and the scan that finds a torn tail or corruption. Pure, over bytes: no I/O.
 //!
 //! A segment file is named `log.<first zxid in lower-case hex>` (ZooKeeper's naming) and is
 //! preallocated with zeros. Layout, all integers little-endian:
@@ -36,7 +37,7 @@ use crate::acl::Acl;
 use crate::proto::records::{read_acls, write_acls};
 use crate::proto::{op, CreateKind, DecodeError, ErrorCode, Reader, Writer};
 use crate::session::{PASSWD_LEN, UNUSABLE_PASSWD};
-use crate::txn::{Txn, TxnHeader, TxnOp};
+use crate::txn::{counter_of, epoch_of, Txn, TxnHeader, TxnOp};
 
 pub const MAGIC: &[u8; 8] = b"WRNLOG01";
 pub const FORMAT_VERSION: u32 = 1;
@@ -170,8 +171,7 @@ pub fn scan(b: &[u8]) -> Result<Scan, ScanError> {
 /// So a later epoch entered at any other counter means records are missing: for example an
 /// older snapshot (an earlier epoch) followed by the log that began at a newer one.
 pub fn follows(prev: i64, next: i64) -> bool {
-    use crate::quorum::epoch_of;
-    next == prev + 1 || (epoch_of(next) > epoch_of(prev) && next & 0xffff_ffff == 1)
+    next == prev + 1 || (epoch_of(next) > epoch_of(prev) && counter_of(next) == 1)
 }
 
 /// The zxid of a framed record (`bytes` starts at its record header), read without decoding

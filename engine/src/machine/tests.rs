@@ -743,7 +743,7 @@ fn restore_replaces_the_state_and_closes_every_connection() {
 /// and it still expires when its client goes away (found by tests/chaos, seed 1).
 #[test]
 fn an_expiry_that_never_commits_leaves_the_session_live() {
-    use crate::quorum::make_zxid;
+    use crate::txn::make_zxid;
     let mut h = Harness::new();
     h.m.stop_serving();
     h.m.start_leading(make_zxid(1, 1), h.now);

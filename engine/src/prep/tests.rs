@@ -1,3 +1,5 @@
+//! Tests of prep: pipelined writes, sequential suffixes, ZooKeeper's error order, multis, TTLs.
+
 use super::*;
 use crate::acl::{open_acl_unsafe, AuthInfo};
 use crate::proto::CreateKind;

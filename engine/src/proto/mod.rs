@@ -1,4 +1,5 @@
-//! The ZooKeeper client wire protocol: framing, request and response records.
+//! The ZooKeeper client wire protocol: framing, request and response records. Encoding and
+//! decoding only, no I/O.
 //!
 //! Every packet is a 4-byte big-endian length followed by a jute body. A client's first packet
 //! is a `ConnectRequest`; every later request starts with `RequestHeader{xid, type}` and every

@@ -1,4 +1,4 @@
-//! Request and response records and their jute encodings.
+//! Request and response records and their jute encodings. Pure, no I/O.
 
 use super::jute::{DecodeError, DecodeResult, Reader, Writer};
 use super::{op, ErrorCode};

@@ -1,4 +1,5 @@
 //! Byte formats of peer messages ([`Msg`]) and of the hello that opens a peer connection.
+//! Encoding and decoding only, no I/O.
 //!
 //! A connection starts with a hello, then carries frames back to back:
 //!

@@ -1,6 +1,6 @@
 //! Fast leader election: every looking server proposes the best (epoch, last zxid, myid) it
 //! has heard of and tells everyone when its proposal changes. Rounds (ZooKeeper's logical
-//! clock) keep a restarted election from mixing with an older one.
+//! clock) keep a restarted election from mixing with an older one. Pure, no I/O.
 //!
 //! The election ends when a quorum of voters proposes the same vote *and no better vote can
 //! still arrive*: every voter has voted in this round or is known to be down (its link is

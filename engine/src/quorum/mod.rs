@@ -1,8 +1,7 @@
 //! The quorum protocol: leader election, discovery, synchronization and broadcast, shaped
-//! after Zab. Pure like the rest of the core: messages, ticks and "the log is durable up to
-//! zxid" go in, a [`NodeReady`] (epochs to persist, log truncation, snapshot to install,
-//! records to append, peer messages, client frames) comes out. Nothing here reads a clock,
-//! touches a socket or a file, or uses a global RNG.
+//! after Zab. Pure, no I/O (no clock, socket, file or global RNG): messages, ticks and "the log
+//! is durable up to zxid" go in, a [`NodeReady`] (epochs to persist, log truncation, snapshot
+//! to install, records to append, peer messages, client frames) comes out.
 //!
 //! [`Node`] wraps the standalone [`crate::machine::Machine`] (tree, sessions, watches,
 //! clients) with the protocol. The message formats are documented in [`codec`].
@@ -30,22 +29,14 @@ pub mod codec;
 pub mod election;
 pub mod node;
 
+pub use crate::machine::forward::{Forward, ForwardOp};
+pub use crate::txn::{counter_of, epoch_of, make_zxid, Zxid};
 pub use node::{Node, NodeInit, NodeReady};
 
-use crate::acl::Id;
 use crate::txn::Txn;
 
 /// A member's `myid`.
 pub type ServerId = u64;
-pub type Zxid = i64;
-
-pub fn epoch_of(zxid: Zxid) -> u32 {
-    (zxid >> 32) as u32
-}
-
-pub fn make_zxid(epoch: u32, counter: u32) -> Zxid {
-    ((epoch as i64) << 32) | counter as i64
-}
 
 /// The protocol's part of the configuration; times are in ticks.
 #[derive(Debug, Clone)]
@@ -128,34 +119,6 @@ impl Vote {
     pub fn key(&self) -> (u32, Zxid, ServerId) {
         (self.epoch, self.zxid, self.leader)
     }
-}
-
-/// A client request a follower hands to the leader.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
-    pub session_id: i64,
-    pub cxid: i32,
-    pub op: ForwardOp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ForwardOp {
-    /// A new session (its id chosen by the follower: myid in the high byte, like ZooKeeper).
-    CreateSession {
-        timeout_ms: i32,
-        /// Chosen by the follower from its OS random source; the leader puts it in the txn.
-        passwd: crate::session::Passwd,
-    },
-    CloseSession,
-    /// A write request as the client framed it (header and body, without the length), with
-    /// the identities its connection has authenticated as, for the leader's ACL checks.
-    Write {
-        frame: Vec<u8>,
-        auth: Vec<Id>,
-    },
-    /// `sync`: the leader answers with `SyncDone` once everything it proposed before has
-    /// been committed (and, on the same link, sent as commits).
-    Sync,
 }
 
 /// A message between servers. Byte formats: [`codec`].

@@ -1,4 +1,5 @@
 //! A member of an ensemble: the machine (tree, sessions, watches, clients) plus the protocol.
+//! Pure, no I/O: the shell (`server::owner`) performs what its `NodeReady` asks for.
 //!
 //! The node keeps a window of its log in memory (`history`): every appended transaction not
 //! yet applied, and up to `diff_window` applied ones, which a leader sends to followers that
@@ -16,7 +17,7 @@ use std::net::IpAddr;
 use tracing::{info, warn};
 
 use super::election::{self, Election};
-use super::{epoch_of, make_zxid, Epochs, ForwardOp, Msg, PeerState, QuorumConfig, ServerId, Vote, Zxid};
+use super::{counter_of, epoch_of, make_zxid, Epochs, ForwardOp, Msg, PeerState, QuorumConfig, ServerId, Vote, Zxid};
 use crate::machine::{ConnId, Machine, MachineConfig, Now};
 use crate::proto::{ConnectRequest, Request, RequestHeader};
 use crate::tree::DataTree;
@@ -815,7 +816,7 @@ impl Node {
                     // included) is committed; the commit goes out on this link first.
                     let z = self.m.last_prepared_zxid();
                     // Counter 0: nothing prepared yet in this epoch, all history is committed.
-                    let z = if z & 0xffff_ffff == 0 { l.commit } else { z };
+                    let z = if counter_of(z) == 0 { l.commit } else { z };
                     if z <= l.commit {
                         self.ready.sends.push((from, Msg::SyncDone { session_id: f.session_id, cxid: f.cxid }));
                     } else {

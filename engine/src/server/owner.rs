@@ -584,10 +584,12 @@ impl Owner {
             }
             st
         };
-        if let Some(e) = &ens {
-            if !e.serving && matches!(w, FourLetterWord::Srvr | FourLetterWord::Stat | FourLetterWord::Mntr) {
-                // ZooKeeper's answer while electing or synchronizing.
-                return Answer::Now("This ZooKeeper instance is not currently serving requests\n".to_string());
+        // ZooKeeper's answer while electing or synchronizing; so far only these three words
+        // give it, the others answer from the machine's state as when serving.
+        let electing = ens.as_ref().is_some_and(|e| !e.serving);
+        if electing && matches!(w, FourLetterWord::Srvr | FourLetterWord::Stat | FourLetterWord::Mntr) {
+            if let Some(text) = admin::not_serving_response(w) {
+                return Answer::Now(text);
             }
         }
         if w == FourLetterWord::Dump {
@@ -823,7 +825,7 @@ impl Owner {
             let mut core = self.core.borrow_mut();
             if let Core::Ensemble(n) = &*core {
                 if !n.serving() {
-                    return Err(refuse(503, "This ZooKeeper instance is not currently serving requests"));
+                    return Err(refuse(503, admin::ZK_NOT_SERVING));
                 }
             }
             let m = core.machine_mut();
@@ -961,7 +963,7 @@ impl Owner {
         };
         let serving = ens.as_ref().is_none_or(|e| e.serving);
         if !serving && !matches!(command, "monitor" | "zabstate") {
-            return Answer::Now(j::error(command, "This ZooKeeper instance is not currently serving requests"));
+            return Answer::Now(j::error(command, admin::ZK_NOT_SERVING));
         }
         let m = core.machine_mut();
         let stats = |o: &Self, m: &Machine| {

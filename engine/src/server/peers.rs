@@ -35,7 +35,7 @@
 //! address. This server's own ports are bound in [`Peers::start`] when its host resolves there
 //! (a clash is then an error, as before names were resolved per attempt); when it does not, a
 //! task looks it up and binds with the same backoff until both ports are bound, and nothing is
-//! bound meanwhile ([`Peers::local_addrs`] is `None`).
+//! bound meanwhile.
 //!
 //! **TLS** (`sslQuorum`, `portUnification`, [`PeerTls`]). With `sslQuorum=true` every
 //! outbound connection is a TLS client showing this server's certificate; the election port
@@ -256,7 +256,6 @@ impl Peers {
             rejections,
             terminator,
             listeners: RefCell::new(Vec::new()),
-            bound: Cell::new(None),
         });
         let mut tasks = vec![match own {
             Some(ports) => glommio::spawn_local(listen(&shared, ports)?),
@@ -312,12 +311,6 @@ impl Peers {
 
     pub fn myid(&self) -> ServerId {
         self.shared.myid
-    }
-
-    /// The bound quorum and election addresses (useful when configured with port 0); None
-    /// while this server's host name does not resolve (or its ports cannot be bound) yet.
-    pub fn local_addrs(&self) -> Option<(SocketAddr, SocketAddr)> {
-        self.shared.bound.get()
     }
 
     /// Closes the listeners and every connection, and stops reconnecting. The ports are free
@@ -378,7 +371,6 @@ impl Drop for Peers {
 struct Ports {
     quorum: std::net::TcpListener,
     election: std::net::TcpListener,
-    addrs: (SocketAddr, SocketAddr),
 }
 
 /// Binds the quorum and election ports; a clash is an error.
@@ -386,7 +378,7 @@ fn bind_ports(myid: ServerId, quorum: SocketAddr, election: SocketAddr) -> io::R
     let (q, quorum_addr) = bind(quorum, "quorum")?;
     let (e, election_addr) = bind(election, "election")?;
     info!("peer links: server {myid} on quorum port {quorum_addr} and election port {election_addr}");
-    Ok(Ports { quorum: q, election: e, addrs: (quorum_addr, election_addr) })
+    Ok(Ports { quorum: q, election: e })
 }
 
 /// Starts accepting on bound ports: the listeners on this executor are registered in
@@ -407,7 +399,6 @@ fn listen(shared: &Rc<Shared>, ports: Ports) -> io::Result<impl Future<Output = 
     };
     let (q, q_fd) = glommio_listener(ports.quorum);
     shared.listeners.borrow_mut().push((q.clone(), q_fd));
-    shared.bound.set(Some(ports.addrs));
     let quorum = accept_quorum(shared.clone(), q);
     Ok(async move {
         match election {
@@ -562,8 +553,6 @@ struct Shared {
     /// only: the election port is the peer TLS executor's); fds to shut them down (waking
     /// their accept loops).
     listeners: RefCell<Vec<(Rc<TcpListener>, RawFd)>>,
-    /// The bound quorum and election addresses.
-    bound: Cell<Option<(SocketAddr, SocketAddr)>>,
 }
 
 impl Shared {

@@ -1,3 +1,5 @@
+//! Tests of the snapshot format: round trips, damage, fallback, fuzzy snapshots plus replay.
+
 use super::*;
 use crate::acl::{self, open_acl_unsafe};
 use crate::proto::CreateKind;

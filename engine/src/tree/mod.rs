@@ -7,10 +7,29 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use thiserror::Error;
+
 use crate::acl::{self, Acl};
 use crate::path;
 use crate::proto::{event, CreateKind, ErrorCode, Stat};
 use crate::txn::{owner_kind, OwnerKind, Txn, TxnOp};
+
+/// Why a set of nodes (a snapshot's content) does not make a tree ([`DataTree::from_nodes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TreeError {
+    #[error("the tree has no root node")]
+    NoRoot,
+    #[error("node {path} has no parent {parent}")]
+    NoParent { path: String, parent: String },
+}
+
+/// The message as text, for callers that collect reasons as strings (`snap`'s corruption
+/// reports, `zkformat::import`'s errors).
+impl From<TreeError> for String {
+    fn from(e: TreeError) -> String {
+        e.to_string()
+    }
+}
 
 /// The persisted part of a Stat (dataLength and numChildren are derived).
 ///
@@ -171,7 +190,7 @@ impl DataTree {
     pub fn from_nodes(
         nodes: impl IntoIterator<Item = (String, Option<Vec<u8>>, Vec<Acl>, NodeStat)>,
         last_zxid: i64,
-    ) -> Result<DataTree, String> {
+    ) -> Result<DataTree, TreeError> {
         let nodes = nodes.into_iter();
         let mut t = DataTree {
             // Sized up front: rehashing a million 150-byte entries costs more than the inserts.
@@ -210,7 +229,7 @@ impl DataTree {
             t.nodes.insert(p, Node { data, acl, stat, children: BTreeSet::new() });
         }
         if !t.nodes.contains_key("/") {
-            return Err("the tree has no root node".into());
+            return Err(TreeError::NoRoot);
         }
         let paths: Vec<String> = t.nodes.keys().filter(|p| p.as_str() != "/").cloned().collect();
         for p in paths {
@@ -219,7 +238,7 @@ impl DataTree {
                 Some(n) => {
                     n.children.insert(path::name(&p).to_string());
                 }
-                None => return Err(format!("node {p} has no parent {parent}")),
+                None => return Err(TreeError::NoParent { parent: parent.to_string(), path: p }),
             }
         }
         Ok(t)

@@ -1,3 +1,5 @@
+//! Tests of the DataTree: applying each kind of Txn, the indexes, and `from_nodes`.
+
 use super::*;
 use crate::txn::{TxnHeader, CONTAINER_OWNER};
 
@@ -111,5 +113,7 @@ fn from_nodes_rebuilds_indexes_and_rejects_orphans() {
     assert_eq!(r.containers().count(), 1);
     assert_eq!(r.approximate_data_size(), t.approximate_data_size());
     let orphan: Vec<_> = parts.into_iter().filter(|(p, ..)| p != "/a").collect();
-    assert!(DataTree::from_nodes(orphan, 3).unwrap_err().contains("/a/e"));
+    let err = DataTree::from_nodes(orphan, 3).unwrap_err();
+    assert_eq!(err, TreeError::NoParent { path: "/a/e".into(), parent: "/a".into() });
+    assert_eq!(err.to_string(), "node /a/e has no parent /a");
 }

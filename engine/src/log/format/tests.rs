@@ -1,3 +1,5 @@
+//! Tests of the log format: every op round-trips; torn tails, flipped bits and damaged headers.
+
 use super::*;
 use crate::acl::open_acl_unsafe;
 
