@@ -1,8 +1,12 @@
 //! Warren: a ZooKeeper-compatible coordination service.
 //!
 //! The pure core (no sockets, files, clocks, threads or global randomness) is `proto`,
-//! `path`, `acl`, `tree`, `txn`, `prep`, `watch`, `session` and `machine`; `server` is the
-//! glommio shell that feeds it events and performs the I/O it asks for.
+//! `path`, `acl`, `header`, `tree`, `txn`, `prep`, `watch`, `session`, `machine` and `quorum`,
+//! with the on-disk formats `log::format` and `snap` (`snap::backup` also holds the HTTP
+//! client of `warren backup` and `warren restore --admin`). `storage` is everything a server keeps on
+//! disk, written against one interface (`storage::Disk`): the real files, or an in-memory disk
+//! with faults for tests and the simulator. `server` is the glommio shell that feeds the core
+//! events and performs the I/O it asks for.
 
 pub mod acl;
 pub mod admin;

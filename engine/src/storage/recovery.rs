@@ -134,8 +134,8 @@ mod tests {
 
     use super::*;
     use crate::log::format;
-    use crate::quorum::make_zxid;
     use crate::storage::RealDisk;
+    use crate::txn::make_zxid;
     use crate::txn::Txn;
     use crate::txn::{TxnHeader, TxnOp};
 

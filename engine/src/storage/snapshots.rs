@@ -139,7 +139,7 @@ mod tests {
     fn tree_at(zxid: i64) -> (DataTree, Vec<u8>) {
         let mut t = DataTree::new();
         let op = TxnOp::Create {
-            kind: CreateKind::Persistent,
+            kind: CreateKind::Create,
             path: "/a".into(),
             data: Some(b"x".to_vec()),
             acl: open_acl_unsafe(),

@@ -7,9 +7,9 @@ use super::faulty::Op;
 use super::segments::{read_log, LogWriter, Repair};
 use super::{snapshots, Disk, Faults, FaultyDisk};
 use crate::log::format;
-use crate::quorum::make_zxid;
 use crate::snap::encode_tree;
 use crate::tree::DataTree;
+use crate::txn::make_zxid;
 use crate::txn::{Txn, TxnHeader, TxnOp};
 
 const SEGMENT: u64 = 4096;
