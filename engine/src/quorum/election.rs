@@ -9,7 +9,7 @@
 //! running (a quorum of voters report following or leading the same leader, and that leader
 //! reports leading) joins it without an election of its own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{PeerState, QuorumConfig, ServerId, Vote, Zxid};
 
@@ -18,12 +18,12 @@ pub struct Election {
     /// My current proposal (state Looking).
     pub vote: Vote,
     /// Looking voters' proposals in this round, mine included.
-    votes: HashMap<ServerId, Vote>,
+    votes: BTreeMap<ServerId, Vote>,
     /// Votes of servers outside the election (following or leading).
-    outside: HashMap<ServerId, Vote>,
-    down: HashSet<ServerId>,
+    outside: BTreeMap<ServerId, Vote>,
+    down: BTreeSet<ServerId>,
     /// Voters I answered with my vote in this round because theirs was worse (once each).
-    answered: HashSet<ServerId>,
+    answered: BTreeSet<ServerId>,
     /// Tick count when a quorum first agreed with my proposal without everyone having voted.
     agreed_at: Option<u64>,
     ticks: u64,
@@ -37,10 +37,10 @@ pub enum Out {
 
 impl Election {
     /// Starts round `round` proposing myself (an observer proposes nobody until it hears).
-    pub fn new(cfg: &QuorumConfig, round: u64, epoch: u32, last_zxid: Zxid, down: HashSet<ServerId>) -> Election {
+    pub fn new(cfg: &QuorumConfig, round: u64, epoch: u32, last_zxid: Zxid, down: BTreeSet<ServerId>) -> Election {
         let leader = if cfg.is_observer() { 0 } else { cfg.myid };
         let vote = Vote { leader, zxid: last_zxid, epoch, round, state: PeerState::Looking };
-        let mut votes = HashMap::new();
+        let mut votes = BTreeMap::new();
         if !cfg.is_observer() {
             votes.insert(cfg.myid, vote);
         }
@@ -48,9 +48,9 @@ impl Election {
             round,
             vote,
             votes,
-            outside: HashMap::new(),
+            outside: BTreeMap::new(),
             down,
-            answered: HashSet::new(),
+            answered: BTreeSet::new(),
             agreed_at: None,
             ticks: 0,
         }
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn a_clean_ensemble_elects_the_highest_id_once_everyone_voted() {
         let c = cfg(1, 3);
-        let mut e = Election::new(&c, 1, 0, 0, HashSet::new());
+        let mut e = Election::new(&c, 1, 0, 0, BTreeSet::new());
         let mut out = vec![];
         assert_eq!(e.on_vote(&c, 2, looking(2, 0, 0, 1), &mut out), None);
         assert_eq!(e.vote.leader, 2);
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn the_most_complete_log_wins_and_a_down_peer_is_not_waited_for() {
         let c = cfg(3, 3);
-        let mut down = HashSet::new();
+        let mut down = BTreeSet::new();
         down.insert(1);
         let mut e = Election::new(&c, 5, 1, 10, down);
         let mut out = vec![];
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn a_silent_voter_delays_the_end_by_one_tick_at_most() {
         let c = cfg(3, 3);
-        let mut e = Election::new(&c, 1, 0, 0, HashSet::new());
+        let mut e = Election::new(&c, 1, 0, 0, BTreeSet::new());
         let mut out = vec![];
         assert_eq!(e.on_vote(&c, 2, looking(3, 0, 0, 1), &mut out), None);
         assert_eq!(e.tick(&c, &mut out), Some(3));
@@ -243,7 +243,7 @@ mod tests {
     fn a_worse_vote_in_my_round_is_answered_with_mine_once() {
         // Server 2 was still following when I announced my vote; it now proposes itself.
         let c = cfg(3, 5);
-        let mut e = Election::new(&c, 4, 1, 100, HashSet::new());
+        let mut e = Election::new(&c, 4, 1, 100, BTreeSet::new());
         let mut out = vec![];
         assert_eq!(e.on_vote(&c, 2, looking(2, 100, 1, 4), &mut out), None);
         assert!(matches!(out[..], [Out::To(2, v)] if v.leader == 3 && v.round == 4));
@@ -257,7 +257,7 @@ mod tests {
     #[test]
     fn a_restarted_server_joins_the_running_leader() {
         let c = cfg(1, 3);
-        let mut e = Election::new(&c, 1, 0, 0, HashSet::new());
+        let mut e = Election::new(&c, 1, 0, 0, BTreeSet::new());
         let mut out = vec![];
         let est = |state| Vote { leader: 3, zxid: 0x1_0000_0005, epoch: 1, round: 7, state };
         assert_eq!(e.on_vote(&c, 2, est(PeerState::Following), &mut out), None);
@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn a_newer_round_resets_the_tally_and_a_stale_sender_is_answered() {
         let c = cfg(2, 3);
-        let mut e = Election::new(&c, 1, 0, 0, HashSet::new());
+        let mut e = Election::new(&c, 1, 0, 0, BTreeSet::new());
         let mut out = vec![];
         e.on_vote(&c, 1, looking(1, 0, 0, 3), &mut out);
         assert_eq!(e.round, 3);

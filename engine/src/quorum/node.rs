@@ -11,7 +11,7 @@
 //! Not done yet (said here so nobody assumes otherwise): dynamic reconfiguration; local
 //! (non-global) sessions; read-only mode.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 use tracing::{info, warn};
@@ -117,14 +117,14 @@ struct Leader {
     epoch: u32,
     stage: LeadStage,
     /// FollowerInfo (accepted epoch) of voters heard during discovery, mine included.
-    infos: HashMap<ServerId, u32>,
+    infos: BTreeMap<ServerId, u32>,
     /// AckEpoch received: the learner's last zxid (a learner is synced only once a quorum of
     /// voters acknowledged the epoch, so no history is handed out before it is known to be
     /// the most complete of a quorum).
-    epoch_acks: HashMap<ServerId, Zxid>,
+    epoch_acks: BTreeMap<ServerId, Zxid>,
     /// Those of `epoch_acks` that count towards establishing the epoch (see `Msg::AckEpoch`).
-    counted_acks: HashSet<ServerId>,
-    learners: HashMap<ServerId, Learner>,
+    counted_acks: BTreeSet<ServerId>,
+    learners: BTreeMap<ServerId, Learner>,
     /// End of my history when the epoch was established.
     newleader_zxid: Zxid,
     started: u64,
@@ -184,11 +184,11 @@ pub struct Node {
     ready: NodeReady,
     ticks: u64,
     round: u64,
-    down: HashSet<ServerId>,
+    down: BTreeSet<ServerId>,
     /// FollowerInfo that arrived while I was still electing (I may be about to lead).
-    early_infos: HashMap<ServerId, Msg>,
+    early_infos: BTreeMap<ServerId, Msg>,
     /// How each learner was last synced, for tests and `mntr`.
-    pub last_sync: HashMap<ServerId, SyncKind>,
+    pub last_sync: BTreeMap<ServerId, SyncKind>,
     /// What the machine prepared, on its way to the log and the followers (leader).
     pending_appends: Vec<Txn>,
     /// The highest accepted epoch any learner reported: a new epoch is chosen above it.
@@ -243,7 +243,7 @@ impl Node {
         let mut node = Node {
             m,
             epochs: init.epochs,
-            phase: Phase::Looking(Election::new(&qcfg, 0, 0, 0, HashSet::new())),
+            phase: Phase::Looking(Election::new(&qcfg, 0, 0, 0, BTreeSet::new())),
             cfg: qcfg,
             history: log.into(),
             history_base: applied,
@@ -253,9 +253,9 @@ impl Node {
             ready: NodeReady::default(),
             ticks: 0,
             round: 0,
-            down: HashSet::new(),
-            early_infos: HashMap::new(),
-            last_sync: HashMap::new(),
+            down: BTreeSet::new(),
+            early_infos: BTreeMap::new(),
+            last_sync: BTreeMap::new(),
             pending_appends: Vec::new(),
             max_seen_epoch: 0,
             tick_ms,
@@ -667,15 +667,15 @@ impl Node {
         self.inv.commit = 0;
         if leader == self.cfg.myid {
             info!("LEADING: elected in round {} with last zxid {:#x}", self.round, self.logged);
-            let mut infos = HashMap::new();
+            let mut infos = BTreeMap::new();
             infos.insert(self.cfg.myid, self.epochs.accepted);
             self.phase = Phase::Leading(Leader {
                 epoch: 0,
                 stage: LeadStage::Discovery,
                 infos,
-                epoch_acks: HashMap::new(),
-                counted_acks: HashSet::new(),
-                learners: HashMap::new(),
+                epoch_acks: BTreeMap::new(),
+                counted_acks: BTreeSet::new(),
+                learners: BTreeMap::new(),
                 newleader_zxid: 0,
                 started: self.ticks,
                 commit: self.applied,

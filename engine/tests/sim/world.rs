@@ -1027,10 +1027,11 @@ impl World {
         if ready.is_empty() {
             return;
         }
-        // The node iterates hash maps (per-process random order) when it fans messages out:
-        // put each ready in a canonical order so that a run depends on its seed alone. Stable
-        // sorts keep the order per destination, which is all TCP (and ZooKeeper) guarantees.
-        ready.sends.sort_by_key(|(to, _)| *to);
+        // Peer messages leave the node in a deterministic order (its peer tables are ordered
+        // maps). The machine still keeps connections and watches in hash maps (per-process
+        // random order) when it fans replies and notifications out: put those in a canonical
+        // order so that a run depends on its seed alone. Stable sorts keep the order per
+        // connection, which is all TCP (and ZooKeeper) guarantees.
         ready.client_sends.sort_by_key(|(c, _)| *c);
         ready.closes.sort_unstable();
         let me = s + 1;
