@@ -474,17 +474,12 @@ fn local_command(ctx: &AdminContext, command: &'static str, req: &HttpRequest) -
 /// The newest snapshot's zxid and modification time (seconds, as ZooKeeper's SnapshotInfo),
 /// or (-1, -1) as ZooKeeper answers before its first snapshot.
 fn last_snapshot(dir: &std::path::Path) -> (i64, i64) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return (-1, -1) };
-    rd.flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let zxid = i64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()?;
-            let mtime = e.metadata().ok()?.modified().ok()?;
-            let secs = mtime.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
-            Some((zxid, secs))
-        })
-        .max()
-        .unwrap_or((-1, -1))
+    use crate::storage::{snapshots, RealDisk};
+    let newest = snapshots::list(&RealDisk, dir).unwrap_or_default().into_iter().find_map(|(zxid, path)| {
+        let mtime = std::fs::metadata(&path).ok()?.modified().ok()?;
+        Some((zxid, mtime.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64))
+    });
+    newest.unwrap_or((-1, -1))
 }
 
 /// `/commands`: links to every command, as ZooKeeper's AdminServer lists them.

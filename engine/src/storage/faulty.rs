@@ -126,6 +126,22 @@ fn apply(buf: &mut Vec<u8>, p: &Pending) {
     }
 }
 
+/// A name change made durable.
+fn apply_dir_op(names: &mut BTreeMap<PathBuf, u64>, op: DirOp) {
+    match op {
+        DirOp::Link(p, i) => {
+            names.insert(p, i);
+        }
+        DirOp::Unlink(p) => {
+            names.remove(&p);
+        }
+        DirOp::Rename(from, to, i) => {
+            names.remove(&from);
+            names.insert(to, i);
+        }
+    }
+}
+
 fn write_into(buf: &mut Vec<u8>, offset: u64, data: &[u8]) {
     let (o, end) = (offset as usize, offset as usize + data.len());
     if buf.len() < end {
@@ -220,10 +236,6 @@ impl FaultyDisk {
         FaultyDisk { s: RefCell::new(State { rng: seed, faults, ..State::default() }) }
     }
 
-    pub fn set_faults(&self, faults: Faults) {
-        self.s.borrow_mut().faults = faults;
-    }
-
     /// Makes the next `op` fail with `errno` (libc::EIO, libc::ENOSPC, ...).
     pub fn fail_next(&self, op: Op, errno: i32) {
         self.s.borrow_mut().fail_next.push_back((op, errno));
@@ -260,19 +272,8 @@ impl FaultyDisk {
         for ops in dir_ops.into_values() {
             let keep = if torn { s.below(ops.len() as u64 + 1) as usize } else { 0 };
             s.stats.names_lost += (ops.len() - keep) as u64;
-            for op in &ops[..keep] {
-                match op {
-                    DirOp::Link(p, i) => {
-                        s.durable_names.insert(p.clone(), *i);
-                    }
-                    DirOp::Unlink(p) => {
-                        s.durable_names.remove(p);
-                    }
-                    DirOp::Rename(from, to, i) => {
-                        s.durable_names.remove(from);
-                        s.durable_names.insert(to.clone(), *i);
-                    }
-                }
+            for op in ops.into_iter().take(keep) {
+                apply_dir_op(&mut s.durable_names, op);
             }
         }
         // Data: each unsynced change survives whole, torn, or not at all.
@@ -347,12 +348,6 @@ impl FaultyDisk {
         let bit = self.draw(8) as u8;
         self.flip_bit(&path, offset, bit).ok()?;
         Some((path, offset))
-    }
-
-    /// Whether every change to `path` so far is durable (for tests).
-    pub fn is_synced(&self, path: &Path) -> bool {
-        let s = self.s.borrow();
-        s.names.get(path).is_some_and(|i| s.inodes[i].pending.is_empty())
     }
 }
 
@@ -470,18 +465,7 @@ impl Disk for FaultyDisk {
             return Err(e);
         }
         for op in s.dir_ops.remove(dir).unwrap_or_default() {
-            match op {
-                DirOp::Link(p, i) => {
-                    s.durable_names.insert(p, i);
-                }
-                DirOp::Unlink(p) => {
-                    s.durable_names.remove(&p);
-                }
-                DirOp::Rename(from, to, i) => {
-                    s.durable_names.remove(&from);
-                    s.durable_names.insert(to, i);
-                }
-            }
+            apply_dir_op(&mut s.durable_names, op);
         }
         Ok(())
     }
@@ -524,12 +508,9 @@ mod tests {
         assert_eq!(d.read(&a).expect("read"), b"durable lost");
         d.crash();
         assert_eq!(d.read(&a).expect("read"), b"durable");
-        assert!(is_not_found(&d.read(&b).expect_err("b's name was never synced")));
+        let e = d.read(&b).expect_err("b's name was never synced");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert_eq!(d.list(&dir).expect("list"), vec!["a".to_string()]);
-    }
-
-    fn is_not_found(e: &io::Error) -> bool {
-        super::super::is_not_found(e)
     }
 
     #[test]
@@ -592,6 +573,27 @@ mod tests {
         d.crash();
         assert_eq!(d.read(&a).expect("read"), [0x10, 0x21]);
         assert_eq!(d.flip_random_bit("a").map(|(p, _)| p), Some(a));
+    }
+
+    #[test]
+    fn a_sync_draws_a_latency_and_slow_ones_at_their_rate() {
+        let latencies = |slow_sync_ppm| {
+            let d = FaultyDisk::new(6, Faults { slow_sync_ppm, ..Faults::default() });
+            let dir = PathBuf::from("/d");
+            d.create_dir_all(&dir).expect("dir");
+            let a = dir.join("a");
+            d.create(&a, 0).expect("create");
+            (0..200)
+                .map(|_| {
+                    d.sync(&a).expect("sync");
+                    d.last_sync_us()
+                })
+                .collect::<Vec<u64>>()
+        };
+        assert!(latencies(0).iter().all(|&us| (100..3_000).contains(&us)));
+        assert!(latencies(1_000_000).iter().all(|&us| (50_000..500_000).contains(&us)));
+        let some = latencies(100_000).iter().filter(|&&us| us >= 50_000).count();
+        assert!((5..60).contains(&some), "{some} slow syncs of 200 at 10%");
     }
 
     #[test]

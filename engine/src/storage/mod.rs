@@ -81,8 +81,3 @@ impl Deref for Image {
         }
     }
 }
-
-/// Whether `e` says the file does not exist.
-pub fn is_not_found(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound
-}

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tracing::info;
 
-use super::segments::{self, read_log, Repair, Tail};
+use super::segments::{read_log, Repair, Tail};
 use super::{epochs, snapshots, Disk};
 use crate::machine::{Machine, MachineConfig, Now};
 use crate::quorum::NodeInit;
@@ -120,11 +120,6 @@ pub fn prepare_dirs(disk: &dyn Disk, dirs: &[&Path]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The segments of the log in `dir`, oldest first (see [`segments::list`]).
-pub fn log_segments(disk: &dyn Disk, dir: &Path) -> std::io::Result<Vec<(i64, std::path::PathBuf)>> {
-    segments::list(disk, dir)
 }
 
 #[cfg(test)]
