@@ -31,7 +31,7 @@ pub mod node;
 
 pub use crate::machine::forward::{Forward, ForwardOp};
 pub use crate::txn::{counter_of, epoch_of, make_zxid, Zxid};
-pub use node::{Node, NodeInit, NodeReady};
+pub use node::{DiskStep, Node, NodeInit, NodeReady};
 
 use crate::txn::Txn;
 

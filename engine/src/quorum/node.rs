@@ -36,13 +36,11 @@ pub struct NodeInit {
     pub log: Vec<Txn>,
 }
 
-/// What the shell must do, in this order: persist `epochs` durably; truncate the log after
-/// `truncate`; install `snapshot` (write it durably, then discard every log segment); append
-/// `appends` (and report `Node::synced` once they are durable); send `sends` to peers and
-/// `client_sends` to connections; close `closes`. Peer messages may leave at once: a message
-/// that depends on durability (an ACK) is only emitted after `synced`. After a truncation or
-/// a snapshot, `synced` must only ever report records appended after it: an fsync that was
-/// in flight for the old records is not reported.
+/// What the shell must do: the disk work first, as [`NodeReady::take_disk_steps`] orders it;
+/// then send `sends` to peers and `client_sends` to connections; close `closes`. Peer messages
+/// may leave at once: a message that depends on durability (an ACK) is only emitted after the
+/// node was told the records are durable ([`Node::synced`]), and the epochs step is performed
+/// (durably) before anything of this Ready leaves.
 #[derive(Debug, Default)]
 pub struct NodeReady {
     pub epochs: Option<Epochs>,
@@ -57,6 +55,29 @@ pub struct NodeReady {
     pub resets: Vec<ServerId>,
 }
 
+/// One piece of a Ready's disk work. The order of the steps, and what each must have made
+/// durable before the next starts, is the node's to decide, not the shell's: the server
+/// (`server::owner`), the simulator and the tests all perform [`NodeReady::take_disk_steps`]
+/// as it comes.
+#[derive(Debug, PartialEq)]
+pub enum DiskStep {
+    /// Write the epoch files durably (file and directory synced) before anything after it,
+    /// and before any message of the same Ready leaves: an AckEpoch or AckNewLeader promises
+    /// that the epoch survives a crash.
+    Epochs(Epochs),
+    /// The leader's TRUNC: drop every log record above this zxid. Everything appended before
+    /// it is written first, the cut is durable when the step ends, and only then may a later
+    /// append start. Report the end with [`Node::rewound`].
+    Truncate(Zxid),
+    /// The leader's SNAP: write this snapshot durably, then remove every log segment (its
+    /// state replaces them) and every older snapshot (the log they would need is gone). A
+    /// later append starts a new segment after it. Report the end with [`Node::rewound`].
+    Snapshot(Zxid, Vec<u8>),
+    /// Append these records after everything before them; report [`Node::synced`] once they
+    /// are durable (group commit may cover several Append steps with one fsync).
+    Append(Vec<Txn>),
+}
+
 impl NodeReady {
     pub fn is_empty(&self) -> bool {
         self.epochs.is_none()
@@ -67,6 +88,27 @@ impl NodeReady {
             && self.client_sends.is_empty()
             && self.closes.is_empty()
             && self.resets.is_empty()
+    }
+
+    /// Takes the disk work out of this Ready as steps in the order they must be performed:
+    /// epochs, truncation, snapshot installation, appends. (A Ready holds a truncation and a
+    /// snapshot together only when the TRUNC came after the SNAP; the appends kept are the
+    /// SNAP's successors up to the cut, so either order leaves the same log.)
+    pub fn take_disk_steps(&mut self) -> Vec<DiskStep> {
+        let mut steps = Vec::new();
+        if let Some(e) = self.epochs.take() {
+            steps.push(DiskStep::Epochs(e));
+        }
+        if let Some(z) = self.truncate.take() {
+            steps.push(DiskStep::Truncate(z));
+        }
+        if let Some((z, image)) = self.snapshot.take() {
+            steps.push(DiskStep::Snapshot(z, image));
+        }
+        if !self.appends.is_empty() {
+            steps.push(DiskStep::Append(std::mem::take(&mut self.appends)));
+        }
+        steps
     }
 }
 
@@ -199,6 +241,10 @@ pub struct Node {
     now: Now,
     /// The epoch I last acknowledged (or chose, as leader) and for whom: `Msg::AckEpoch`.
     epoch_acked_to: Option<(u32, ServerId)>,
+    /// Truncations and snapshot installations handed to the shell and not yet reported done
+    /// ([`Node::rewound`]). Meanwhile [`Node::synced`] reports are ignored: an fsync of records
+    /// written before the rewind says nothing about the log after it.
+    rewinds: u32,
     inv: Invariants,
 }
 
@@ -262,6 +308,7 @@ impl Node {
             last_ping_ms: now.mono_ms,
             now,
             epoch_acked_to: None,
+            rewinds: 0,
             inv: Invariants::default(),
         };
         node.look("starting");
@@ -271,7 +318,9 @@ impl Node {
     pub fn take_ready(&mut self) -> NodeReady {
         self.pump();
         self.check_invariants();
-        std::mem::take(&mut self.ready)
+        let ready = std::mem::take(&mut self.ready);
+        self.rewinds += u32::from(ready.truncate.is_some()) + u32::from(ready.snapshot.is_some());
+        ready
     }
 
     // ---- clients ----------------------------------------------------------------------------
@@ -548,9 +597,31 @@ impl Node {
         self.last_ping_ms = self.now.mono_ms;
     }
 
-    /// The local log has made every appended record up to `zxid` durable.
+    /// A truncation or snapshot installation ([`DiskStep::Truncate`], [`DiskStep::Snapshot`])
+    /// is done and durable: the log now ends durably at `zxid`. Once every rewind handed out
+    /// is done, fsync reports count again.
+    ///
+    /// # Panics
+    /// A report of a rewind never handed out: the shell is broken.
+    pub fn rewound(&mut self, zxid: Zxid, now: Now) {
+        assert!(
+            self.rewinds > 0,
+            "server {}: invariant broken: a rewind to {zxid:#x} reported done, none was asked for",
+            self.cfg.myid
+        );
+        self.rewinds -= 1;
+        if self.rewinds == 0 {
+            self.synced(zxid, now);
+        }
+    }
+
+    /// The local log has made every appended record up to `zxid` durable. Ignored while a
+    /// rewind is under way (see `rewinds`).
     pub fn synced(&mut self, zxid: Zxid, now: Now) {
         self.now = now;
+        if self.rewinds > 0 {
+            return;
+        }
         let zxid = zxid.min(self.logged);
         if zxid <= self.durable {
             return;
@@ -1143,7 +1214,10 @@ impl Node {
                         self.history.clear();
                         self.history_base = zxid;
                         self.logged = zxid;
-                        self.durable = zxid;
+                        // Not durable before the shell says the snapshot is written
+                        // (`rewound`): an AckNewLeader sent on it would promise a history
+                        // that a crash before the write loses.
+                        self.durable = self.durable.min(zxid);
                         self.applied = zxid;
                         self.ready.appends.clear();
                         self.ready.truncate = None;

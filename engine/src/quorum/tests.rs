@@ -1,4 +1,5 @@
-//! A small in-process ensemble with a perfect network and instant disks: the protocol's
+//! A small in-process ensemble with a perfect network and instant disks (each member's files on
+//! its own fault-free [`FaultyDisk`], through the storage code the server uses): the protocol's
 //! happy paths. The seeded simulator with faults lives in `engine/tests/simulation.rs`.
 
 use std::collections::{HashMap, VecDeque};
@@ -8,13 +9,25 @@ use super::*;
 use crate::machine::MachineConfig;
 use crate::proto::{ConnectRequest, CreateKind, CreateRequest, Request, RequestHeader};
 use crate::quorum::{Epochs, Msg, PeerState, QuorumConfig, ServerId};
+use crate::storage::member::{MemberDirs, MemberStore};
+use crate::storage::{Faults, FaultyDisk};
 use crate::tree::DataTree;
-use crate::txn::Txn;
 
+/// A member's disk, and its storage while it runs.
 struct Disk {
-    epochs: Epochs,
-    log: Vec<Txn>,
-    snapshot: Option<(Zxid, Vec<u8>)>,
+    disk: FaultyDisk,
+    store: Option<MemberStore>,
+}
+
+impl Disk {
+    /// Performs a step at once, durably (an append is synced before this returns); returns
+    /// what to report: `Node::rewound` for a rewind, `Node::synced` for an append.
+    fn perform(&mut self, step: DiskStep) -> Option<Zxid> {
+        let store = self.store.as_mut().expect("running");
+        let rewound = store.perform(&self.disk, step).expect("a fault-free disk");
+        store.write_round(&self.disk).expect("a fault-free disk");
+        rewound.or_else(|| store.sync(&self.disk).expect("a fault-free disk"))
+    }
 }
 
 struct Cluster {
@@ -66,23 +79,17 @@ impl Cluster {
         };
         let ids: Vec<ServerId> = (1..=n).chain(observers.iter().copied()).collect();
         for id in ids {
-            c.disks.insert(id, Disk { epochs: Epochs::default(), log: vec![], snapshot: None });
+            c.disks.insert(id, Disk { disk: FaultyDisk::new(id, Faults::default()), store: None });
             c.start(id);
         }
         c
     }
 
     fn start(&mut self, id: ServerId) {
-        let d = &self.disks[&id];
-        let (tree, sessions, snap_zxid) = match &d.snapshot {
-            Some((z, img)) => {
-                let (t, s) = decode_image(img).expect("valid");
-                (t, s, *z)
-            }
-            None => (DataTree::new(), vec![], 0),
-        };
-        let log = d.log.iter().filter(|t| t.hdr.zxid > snap_zxid).cloned().collect();
-        let init = NodeInit { epochs: d.epochs, tree, sessions, log };
+        let d = self.disks.get_mut(&id).unwrap();
+        let (store, rec) = MemberStore::open(&d.disk, MemberDirs::under("/m"), 1 << 20).expect("recovers");
+        d.store = Some(store);
+        let init = rec.init;
         let q = QuorumConfig {
             sync_limit: self.sync_limit,
             peer_timeout_ms: self.peer_timeout_ms,
@@ -101,6 +108,9 @@ impl Cluster {
 
     fn crash(&mut self, id: ServerId) {
         self.nodes.insert(id, None);
+        let d = self.disks.get_mut(&id).unwrap();
+        d.store = None;
+        d.disk.crash();
         self.net.retain(|(f, t, _)| *f != id && *t != id);
         let others: Vec<ServerId> = self.nodes.keys().copied().filter(|&o| o != id).collect();
         for o in others {
@@ -123,28 +133,28 @@ impl Cluster {
             if r.is_empty() {
                 return;
             }
+            let mut r = r;
             let d = self.disks.get_mut(&id).unwrap();
-            if let Some(e) = r.epochs {
-                d.epochs = e;
+            let mut reports = Vec::new();
+            for step in r.take_disk_steps() {
+                let rewind = matches!(step, DiskStep::Truncate(_) | DiskStep::Snapshot(..));
+                if let Some(z) = d.perform(step) {
+                    reports.push((rewind, z));
+                }
             }
-            if let Some(z) = r.truncate {
-                d.log.retain(|t| t.hdr.zxid <= z);
-            }
-            if let Some(s) = r.snapshot {
-                d.log.clear();
-                d.snapshot = Some(s);
-            }
-            let last = r.appends.last().map(|t| t.hdr.zxid);
-            d.log.extend(r.appends);
             for (to, m) in r.sends {
                 self.net.push_back((id, to, m));
             }
             for (conn, f) in r.client_sends {
                 self.replies.entry((id, conn)).or_default().push(f);
             }
-            if let Some(z) = last {
-                let now = self.now;
-                self.node(id).synced(z, now);
+            let now = self.now;
+            for (rewind, z) in reports {
+                if rewind {
+                    self.node(id).rewound(z, now);
+                } else {
+                    self.node(id).synced(z, now);
+                }
             }
         }
     }
@@ -351,7 +361,7 @@ fn an_uncommitted_proposal_is_truncated_when_its_leader_comes_back() {
     c.node(3).request(100, hdr, create("/lost"), now);
     let r = c.node(3).take_ready();
     assert_eq!(r.appends.len(), 1);
-    c.disks.get_mut(&3).unwrap().log.extend(r.appends);
+    c.disks.get_mut(&3).unwrap().perform(DiskStep::Append(r.appends));
     c.crash(3);
     c.settle();
     assert_eq!(c.leader(), 2);
@@ -426,7 +436,7 @@ fn a_follower_holding_the_dead_leaders_last_proposal_leads() {
             c.net.push_back((3, 1, m));
         }
     }
-    c.disks.get_mut(&3).unwrap().log.extend(r.appends);
+    c.disks.get_mut(&3).unwrap().perform(DiskStep::Append(r.appends));
     c.deliver_all();
     c.crash(3);
     c.settle();

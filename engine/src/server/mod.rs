@@ -267,12 +267,14 @@ pub fn run(settings: Settings) -> io::Result<()> {
             snapshots::remove_leftover_temp_files(&RealDisk, &st.snap_dir);
             let newest = snapshots::load_newest_valid(&RealDisk, &st.snap_dir)
                 .map_err(|e| io::Error::other(format!("cannot list {}: {e}", st.snap_dir.display())))?;
-            let snapshot = newest.map(|s| recovery::SnapshotState {
+            let snapshot = newest.snapshot.map(|s| recovery::SnapshotState {
                 tree: s.tree,
                 sessions: s.sessions,
                 start_zxid: s.start_zxid,
             });
+            let used = snapshot.as_ref().map_or(0, |s| s.start_zxid);
             let r = recovery::recover(&RealDisk, &st.log_dir, snapshot, settings.machine.clone(), now)
+                .and_then(|r| recovery::check_fallback(newest.skipped, used, r.first_replayed).map(|()| r))
                 .map_err(|e| io::Error::other(format!("cannot recover the data in {}: {e}", st.log_dir.display())))?;
             owner::Start::Standalone(r)
         }

@@ -14,7 +14,7 @@ use super::wal::Wal;
 use super::{executor_of, Event, ExecCtx, Forwarder, Out, Settings};
 use crate::admin::{self, FourLetterWord};
 use crate::machine::{ConnId, Machine, Now, Ready};
-use crate::quorum::{Node, NodeReady, PeerState, Zxid};
+use crate::quorum::{DiskStep, Epochs, Node, NodeReady, PeerState};
 use crate::snap::SnapshotWriter;
 use crate::storage::recovery::{EnsembleRecovered, Recovered};
 use crate::storage::{epochs, snapshots, Disk, RealDisk};
@@ -67,22 +67,14 @@ pub(crate) enum Start {
     Ensemble(EnsembleRecovered),
 }
 
-/// An ensemble member's I/O besides the log: peer links, epoch files, and the log
-/// operations that must happen in order (truncation, snapshot installation, appends behind them).
+/// An ensemble member's I/O besides the log: peer links, epoch files, and the node's disk
+/// steps queued behind a truncation or snapshot installation (performed one after another in
+/// the order the node gave them, see `DiskStep`).
 struct EnsembleIo {
     peers: RefCell<Option<Rc<Peers>>>,
     data_dir: std::path::PathBuf,
-    disk: RefCell<std::collections::VecDeque<DiskOp>>,
+    disk: RefCell<std::collections::VecDeque<DiskStep>>,
     disk_busy: Cell<bool>,
-    /// Set from a truncation or snapshot until it is done: fsyncs reported meanwhile may cover
-    /// records that no longer exist, so they are not passed on (see `NodeReady`).
-    suppress_synced: Cell<bool>,
-}
-
-enum DiskOp {
-    Truncate(Zxid),
-    Snapshot(Zxid, Vec<u8>),
-    Append(Vec<Txn>),
 }
 
 pub struct Owner {
@@ -136,7 +128,6 @@ impl Owner {
                     data_dir: e.data_dir.clone(),
                     disk: RefCell::new(Default::default()),
                     disk_busy: Cell::new(false),
-                    suppress_synced: Cell::new(false),
                 };
                 (Core::Ensemble(Box::new(node)), r.tail, r.last_zxid, Some(io))
             }
@@ -169,12 +160,8 @@ impl Owner {
         let now = self.now();
         match &mut *self.core.borrow_mut() {
             Core::Standalone(m) => m.durable(zxid, now),
-            Core::Ensemble(n) => {
-                if self.ensemble.as_ref().is_some_and(|e| e.suppress_synced.get()) {
-                    return;
-                }
-                n.synced(zxid, now);
-            }
+            // The node ignores it while a rewind is under way (`Node::rewound`).
+            Core::Ensemble(n) => n.synced(zxid, now),
         }
         self.pump();
     }
@@ -377,7 +364,7 @@ impl Owner {
     fn pump_ensemble(&self) {
         let io = self.ensemble.as_ref().expect("ensemble");
         loop {
-            let (ready, serving): (NodeReady, bool) = match &mut *self.core.borrow_mut() {
+            let (mut ready, serving): (NodeReady, bool) = match &mut *self.core.borrow_mut() {
                 Core::Ensemble(n) => (n.take_ready(), n.serving()),
                 Core::Standalone(_) => unreachable!(),
             };
@@ -385,25 +372,11 @@ impl Owner {
                 self.note_serving(serving);
                 return;
             }
-            if let Some(e) = ready.epochs {
-                if let Err(err) = epochs::store(&RealDisk, &io.data_dir, e) {
-                    tracing::error!("cannot persist epochs {e:?} in {}: {err}; exiting", io.data_dir.display());
-                    std::process::exit(3);
-                }
-            }
-            if let Some(z) = ready.truncate {
-                io.suppress_synced.set(true);
-                io.disk.borrow_mut().push_back(DiskOp::Truncate(z));
-            }
-            if let Some((z, image)) = ready.snapshot {
-                io.suppress_synced.set(true);
-                io.disk.borrow_mut().push_back(DiskOp::Snapshot(z, image));
-            }
-            if !ready.appends.is_empty() {
-                if io.disk.borrow().is_empty() && !io.disk_busy.get() {
-                    self.append(&ready.appends);
-                } else {
-                    io.disk.borrow_mut().push_back(DiskOp::Append(ready.appends));
+            for step in ready.take_disk_steps() {
+                match step {
+                    DiskStep::Epochs(e) => self.store_epochs(&io.data_dir, e),
+                    DiskStep::Append(txns) if io.disk.borrow().is_empty() && !io.disk_busy.get() => self.append(&txns),
+                    step => io.disk.borrow_mut().push_back(step),
                 }
             }
             if !io.disk.borrow().is_empty() && !io.disk_busy.get() {
@@ -426,6 +399,15 @@ impl Owner {
         }
     }
 
+    /// The epochs step: durable before anything after it (the messages of the same Ready
+    /// leave only once this returns). A server that cannot persist them must not go on.
+    fn store_epochs(&self, data_dir: &std::path::Path, e: Epochs) {
+        if let Err(err) = epochs::store(&RealDisk, data_dir, e) {
+            tracing::error!("cannot persist epochs {e:?} in {}: {err}; exiting", data_dir.display());
+            std::process::exit(3);
+        }
+    }
+
     fn append(&self, txns: &[Txn]) {
         let bytes = self.wal.append(txns);
         if self.snaps.due(txns.len() as u64, bytes) {
@@ -433,8 +415,8 @@ impl Owner {
         }
     }
 
-    /// Runs the queued log operations one after another: a truncation or snapshot
-    /// installation waits for the writes before it, and the appends after it wait for it.
+    /// Runs the queued disk steps one after another: a truncation or snapshot installation
+    /// waits for the writes before it, and the appends after it wait for it.
     fn start_disk_task(&self) {
         let Some(me) = self.local.owner.borrow().clone() else { return };
         let io = self.ensemble.as_ref().expect("ensemble");
@@ -444,12 +426,16 @@ impl Owner {
                 let io = me.ensemble.as_ref().expect("ensemble");
                 let Some(op) = io.disk.borrow_mut().pop_front() else { break };
                 let done = match op {
-                    DiskOp::Append(txns) => {
+                    DiskStep::Epochs(e) => {
+                        me.store_epochs(&io.data_dir, e);
+                        None
+                    }
+                    DiskStep::Append(txns) => {
                         me.append(&txns);
                         None
                     }
-                    DiskOp::Truncate(z) => Some(me.wal.truncate_after(z).await.map(|_| z)),
-                    DiskOp::Snapshot(z, image) => {
+                    DiskStep::Truncate(z) => Some(me.wal.truncate_after(z).await.map(|_| z)),
+                    DiskStep::Snapshot(z, image) => {
                         let dir = me.settings.storage.snap_dir.clone();
                         let written = snapshots::write(&RealDisk, &dir, z, &image).map(|_| ());
                         let result = match written {
@@ -471,13 +457,10 @@ impl Owner {
                 match done {
                     None => {}
                     Some(Ok(z)) => {
-                        if io.disk.borrow().iter().all(|op| matches!(op, DiskOp::Append(_))) {
-                            io.suppress_synced.set(false);
-                        }
                         // Everything up to z is on disk (the truncation or snapshot synced it).
                         let now = me.now();
                         if let Core::Ensemble(n) = &mut *me.core.borrow_mut() {
-                            n.synced(z, now);
+                            n.rewound(z, now);
                         }
                         me.pump();
                     }

@@ -236,6 +236,12 @@ impl FaultyDisk {
         FaultyDisk { s: RefCell::new(State { rng: seed, faults, ..State::default() }) }
     }
 
+    /// Changes the fault rates from now on (the simulator injects errors only in its fault
+    /// phase).
+    pub fn set_faults(&self, faults: Faults) {
+        self.s.borrow_mut().faults = faults;
+    }
+
     /// Makes the next `op` fail with `errno` (libc::EIO, libc::ENOSPC, ...).
     pub fn fail_next(&self, op: Op, errno: i32) {
         self.s.borrow_mut().fail_next.push_back((op, errno));

@@ -17,6 +17,7 @@
 
 pub mod epochs;
 pub mod faulty;
+pub mod member;
 pub mod real;
 pub mod recovery;
 pub mod segments;

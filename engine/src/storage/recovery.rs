@@ -24,6 +24,8 @@ pub struct Recovered {
     pub tail: Option<Tail>,
     pub last_zxid: i64,
     pub replayed: usize,
+    /// The first zxid replayed from the log (None: nothing after the snapshot).
+    pub first_replayed: Option<i64>,
 }
 
 /// Rebuilds the machine from disk. `snapshot` is the newest valid snapshot, if any.
@@ -40,12 +42,16 @@ pub fn recover(
     };
     let mut machine = Machine::new(cfg, tree, now);
     machine.restore_sessions(&sessions, now);
-    let log = read_log(disk, log_dir, start_zxid, Repair::Yes, |t| machine.replay(&t, now))?;
+    let mut first_replayed = None;
+    let log = read_log(disk, log_dir, start_zxid, Repair::Yes, |t| {
+        first_replayed = first_replayed.or(Some(t.hdr.zxid));
+        machine.replay(&t, now)
+    })?;
     info!(
         "recovered to zxid {:#x}: snapshot at {:#x} + {} transactions from the log",
         log.last_zxid, start_zxid, log.count
     );
-    Ok(Recovered { machine, tail: log.tail, last_zxid: log.last_zxid, replayed: log.count })
+    Ok(Recovered { machine, tail: log.tail, last_zxid: log.last_zxid, replayed: log.count, first_replayed })
 }
 
 /// What a stopped server's data replays to, for `warren export-zk`: [`recover`] without
@@ -93,12 +99,13 @@ pub fn recover_ensemble(
     snapshots::remove_leftover_temp_files(disk, snap_dir);
     let newest =
         snapshots::load_newest_valid(disk, snap_dir).map_err(|e| format!("cannot list {}: {e}", snap_dir.display()))?;
-    let (tree, sessions, snapshot_zxid) = match newest {
+    let (tree, sessions, snapshot_zxid) = match newest.snapshot {
         Some(s) => (s.tree, s.sessions, s.start_zxid),
         None => (DataTree::new(), Vec::new(), 0),
     };
-    let mut txns = Vec::new();
+    let mut txns: Vec<crate::txn::Txn> = Vec::new();
     let log = read_log(disk, log_dir, snapshot_zxid, Repair::Yes, |t| txns.push(t))?;
+    check_fallback(newest.skipped, snapshot_zxid, txns.first().map(|t| t.hdr.zxid))?;
     info!(
         "ensemble recovery: epochs accepted {} current {}, snapshot at {:#x}, {} log records after it up to {:#x}",
         epochs.accepted, epochs.current, snapshot_zxid, log.count, log.last_zxid
@@ -109,6 +116,28 @@ pub fn recover_ensemble(
         snapshot_zxid,
         last_zxid: log.last_zxid,
     })
+}
+
+/// Refuses a start that fell back past a damaged snapshot (`skipped`, see
+/// [`snapshots::Newest`]) to an older state (`used`, 0 for none) when the log replayed after it
+/// (`first_replayed`, its first zxid) does not reach back to the damaged snapshot's zxid: the
+/// state that snapshot held would be silently lost. Found by the simulator with a bit flipped
+/// in the snapshot a SNAP installed (the log restarts after it, so nothing else holds it).
+///
+/// # Errors
+/// The refusal, saying what to do.
+pub fn check_fallback(skipped: Option<i64>, used: i64, first_replayed: Option<i64>) -> Result<(), String> {
+    let Some(bad) = skipped.filter(|&bad| bad > used) else { return Ok(()) };
+    if first_replayed.is_some_and(|first| first <= bad) {
+        return Ok(());
+    }
+    Err(format!(
+        "snapshot {} is damaged and the log does not reach back to zxid {bad:#x}: starting from {} \
+         would lose the state it held. Replace it from a backup or from another server's snapshot \
+         (or remove it and the log to resynchronise this member from its leader)",
+        snapshots::file_name(bad),
+        if used == 0 { "an empty tree".to_string() } else { snapshots::file_name(used) }
+    ))
 }
 
 /// Creates the `version-2` directories (ZooKeeper's layout) and syncs their parents.
@@ -128,6 +157,23 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+
+    #[test]
+    fn falling_back_past_a_damaged_snapshot_needs_the_log_to_reach_back_to_it() {
+        // No damaged snapshot, or one older than the snapshot used: nothing to check.
+        assert!(check_fallback(None, 0, None).is_ok());
+        assert!(check_fallback(Some(5), 9, None).is_ok());
+        // The log replayed from the older state reaches back to the damaged one's zxid.
+        assert!(check_fallback(Some(0x1_0000_0010), 0x1_0000_0004, Some(0x1_0000_0005)).is_ok());
+        assert!(check_fallback(Some(0x1_0000_0010), 0, Some(0x1_0000_0010)).is_ok());
+        // A SNAP install restarts the log after its snapshot: falling back past it to an empty
+        // tree, or to an older snapshot, loses its state (also across an epoch start, which
+        // the log's own continuity check lets through).
+        let e = check_fallback(Some(0x3_0000_0016), 0, None).expect_err("nothing replayed");
+        assert!(e.contains("snapshot.300000016") && e.contains("an empty tree"), "{e}");
+        assert!(check_fallback(Some(0x3_0000_0016), 0, Some(0x3_0000_0017)).is_err());
+        assert!(check_fallback(Some(0x3_0000_0016), 0x2_0000_0001, Some(0x4_0000_0001)).is_err());
+    }
     use crate::log::format;
     use crate::storage::RealDisk;
     use crate::txn::make_zxid;

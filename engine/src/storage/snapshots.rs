@@ -48,10 +48,21 @@ pub fn load(disk: &dyn Disk, path: &Path) -> Result<LoadedSnapshot, SnapError> {
     snap::decode(&disk.read_image(path)?)
 }
 
-/// The newest snapshot that validates; invalid ones are logged and skipped. None if there is no
-/// valid snapshot at all; an error if the directory cannot be listed.
-pub fn load_newest_valid(disk: &dyn Disk, dir: &Path) -> io::Result<Option<LoadedSnapshot>> {
-    for (_, path) in list(disk, dir)? {
+/// The newest snapshot that validates (None if there is none), and the newest snapshot skipped
+/// because it did not (None if the newest validated). Snapshots are written whole before they
+/// are named (temp file, sync, rename), so a named snapshot that fails to validate was damaged
+/// on the medium: the caller must not fall back past it unless the log still covers its state
+/// ([`recovery::check_fallback`](super::recovery::check_fallback)).
+pub struct Newest {
+    pub snapshot: Option<LoadedSnapshot>,
+    pub skipped: Option<i64>,
+}
+
+/// Loads the newest snapshot that validates; invalid ones are logged and skipped (see
+/// [`Newest`]). An error if the directory cannot be listed.
+pub fn load_newest_valid(disk: &dyn Disk, dir: &Path) -> io::Result<Newest> {
+    let mut skipped = None;
+    for (at, path) in list(disk, dir)? {
         match load(disk, &path) {
             Ok(s) => {
                 tracing::info!(
@@ -60,12 +71,15 @@ pub fn load_newest_valid(disk: &dyn Disk, dir: &Path) -> io::Result<Option<Loade
                     s.tree.node_count(),
                     s.start_zxid
                 );
-                return Ok(Some(s));
+                return Ok(Newest { snapshot: Some(s), skipped });
             }
-            Err(e) => tracing::warn!("skipping snapshot {}: {e}; trying an older one", path.display()),
+            Err(e) => {
+                tracing::warn!("skipping snapshot {}: {e}; trying an older one", path.display());
+                skipped = skipped.or(Some(at));
+            }
         }
     }
-    Ok(None)
+    Ok(Newest { snapshot: None, skipped })
 }
 
 /// Removes the snapshots older than `z` and syncs the directory; returns their zxids. For a
@@ -160,11 +174,14 @@ mod tests {
         let n = bytes.len();
         bytes[n / 2] ^= 1;
         std::fs::write(&newest, bytes).unwrap();
-        let s = load_newest_valid(&RealDisk, dir.path()).unwrap().expect("the older snapshot");
+        let newest_valid = load_newest_valid(&RealDisk, dir.path()).unwrap();
+        assert_eq!(newest_valid.skipped, Some(9), "the damaged one is reported");
+        let s = newest_valid.snapshot.expect("the older snapshot");
         assert_eq!(s.start_zxid, 3);
         assert_eq!(s.tree.get("/a").map(|n| n.data.clone()), Some(Some(b"x".to_vec())));
         std::fs::remove_file(dir.path().join(file_name(3))).unwrap();
-        assert!(load_newest_valid(&RealDisk, dir.path()).unwrap().is_none());
+        let none = load_newest_valid(&RealDisk, dir.path()).unwrap();
+        assert!(none.snapshot.is_none() && none.skipped == Some(9));
         assert!(load_newest_valid(&RealDisk, &dir.path().join("absent")).is_err(), "an unlistable directory");
     }
 

@@ -13,7 +13,9 @@ use warren::proto::{
     op, ConnectRequest, ConnectResponse, CreateKind, CreateRequest, ErrorCode, Reader, ReplyHeader, Request,
     RequestHeader, Stat,
 };
-use warren::quorum::{Epochs, Msg, Node, NodeInit, PeerState, QuorumConfig, ServerId, Zxid};
+use warren::quorum::{DiskStep, Epochs, Msg, Node, PeerState, QuorumConfig, ServerId, Zxid};
+use warren::storage::member::{MemberDirs, MemberStore, Recovered};
+use warren::storage::{Disk, Faults, FaultyDisk};
 use warren::tree::DataTree;
 use warren::txn::{Txn, TxnOp};
 
@@ -48,9 +50,18 @@ pub struct Config {
     /// Slow ("clogged") links and a wide spread of delays.
     pub clogs: bool,
     pub dup_votes: bool,
-    /// A crash keeps a random prefix of the unsynced log records (else drops them all), and
-    /// crashes prefer servers with an fsync in flight.
+    /// A crash keeps each unsynced write whole, torn at any byte, or not at all (else drops
+    /// them all), and crashes prefer servers with an fsync in flight.
     pub torn_tails: bool,
+    /// EIO on writes and fsyncs, now and then (the server stops, as the real one exits, and
+    /// restarts).
+    pub disk_errors: bool,
+    /// A crashed server's log or snapshot gets a bit flipped while it is down: recovery must
+    /// refuse to start (the simulated operator then restores the bit and starts it again) or
+    /// start with everything it had made durable, never with something else.
+    pub bit_flips: bool,
+    /// A bug planted in the simulated shell or in the storage code (see [`Planted`]).
+    pub planted: Option<Planted>,
     /// Any number of servers may be down at once (else at most a minority of voters).
     pub safety_only: bool,
     pub tick_ms: i64,
@@ -83,6 +94,9 @@ impl Config {
             clogs: false,
             dup_votes: false,
             torn_tails: false,
+            disk_errors: false,
+            bit_flips: false,
+            planted: None,
             safety_only: false,
             tick_ms: 100,
             init_limit: 10,
@@ -118,6 +132,8 @@ impl Config {
         c.diff_window = *r.pick(&[3, 20, 1000]);
         // Drawn last, so that the fields above stay what they were for every seed.
         c.peer_timeout_ms = *r.pick(&[0, 0, 150, 300]);
+        c.disk_errors = r.chance(0.3);
+        c.bit_flips = r.chance(0.3);
         let kinds = [
             (c.crashes, "crash"),
             (c.leader_crashes, "leadercrash"),
@@ -126,6 +142,8 @@ impl Config {
             (c.clogs, "clog"),
             (c.dup_votes, "dup"),
             (c.torn_tails, "torn"),
+            (c.disk_errors, "eio"),
+            (c.bit_flips, "flips"),
             (c.safety_only, "safety-only"),
         ];
         let mut name = format!("random {}v{}o", c.voters, c.observers);
@@ -142,6 +160,27 @@ impl Config {
     fn any_faults(&self) -> bool {
         self.crashes || self.leader_crashes || self.partitions || self.link_breaks || self.clogs
     }
+
+    fn disk_faults(&self) -> Faults {
+        Faults {
+            torn_writes: self.torn_tails,
+            write_error_ppm: if self.disk_errors { 300 } else { 0 },
+            sync_error_ppm: if self.disk_errors { 1_000 } else { 0 },
+            slow_sync_ppm: 20_000,
+            capacity: None,
+        }
+    }
+}
+
+/// Bugs the simulator must find, planted on purpose by the tests that prove it does
+/// (`engine/tests/simulation.rs`, `planted_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planted {
+    /// The shell tells the node its appends are durable as soon as they are written, before
+    /// the fsync.
+    AckBeforeFsync,
+    /// The shell writes the epoch files in place without syncing them.
+    SkipEpochSync,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,8 +200,18 @@ pub struct Stats {
     pub link_breaks: u64,
     pub clogs: u64,
     pub dup_votes: u64,
-    pub torn_kept: u64,
-    pub torn_lost: u64,
+    /// Unsynced writes a crash kept whole, tore, or lost (the faulty disk's count).
+    pub writes_kept: u64,
+    pub writes_torn: u64,
+    pub writes_lost: u64,
+    /// File names created, renamed or removed that a crash undid (their directory unsynced).
+    pub names_lost: u64,
+    pub bit_flips: u64,
+    /// Starts that recovery refused (a flipped bit before the log's tail or in the snapshot
+    /// it needs); the simulated operator restored the bits and started the server again.
+    pub refused_starts: u64,
+    pub disk_errors: u64,
+    pub slow_syncs: u64,
     pub snaps: u64,
     pub truncs: u64,
     pub fsyncs: u64,
@@ -189,8 +238,14 @@ impl Stats {
         self.link_breaks += o.link_breaks;
         self.clogs += o.clogs;
         self.dup_votes += o.dup_votes;
-        self.torn_kept += o.torn_kept;
-        self.torn_lost += o.torn_lost;
+        self.writes_kept += o.writes_kept;
+        self.writes_torn += o.writes_torn;
+        self.writes_lost += o.writes_lost;
+        self.names_lost += o.names_lost;
+        self.bit_flips += o.bit_flips;
+        self.refused_starts += o.refused_starts;
+        self.disk_errors += o.disk_errors;
+        self.slow_syncs += o.slow_syncs;
         self.snaps += o.snaps;
         self.truncs += o.truncs;
         self.fsyncs += o.fsyncs;
@@ -206,8 +261,9 @@ impl Stats {
     pub fn line(&self) -> String {
         format!(
             "events={} sim={}s msgs={} (dropped {}) elections={} leaders={} commits={} | crashes={} partitions={} \
-             link_breaks={} clogs={} dup_votes={} torn(kept/lost)={}/{} snaps={} truncs={} fsyncs={} | ops \
-             ok={} failed={} unknown={} expiries={} reconnects={} unfinished_clients={} | max recovery={}ms",
+             link_breaks={} clogs={} dup_votes={} | disk: unsynced writes kept/torn/lost={}/{}/{} names_lost={} \
+             bit_flips={} refused_starts={} errors={} slow_syncs={} snaps={} truncs={} fsyncs={} | ops ok={} \
+             failed={} unknown={} expiries={} reconnects={} unfinished_clients={} | max recovery={}ms",
             self.events,
             self.sim_ms / 1000,
             self.peer_msgs,
@@ -220,8 +276,14 @@ impl Stats {
             self.link_breaks,
             self.clogs,
             self.dup_votes,
-            self.torn_kept,
-            self.torn_lost,
+            self.writes_kept,
+            self.writes_torn,
+            self.writes_lost,
+            self.names_lost,
+            self.bit_flips,
+            self.refused_starts,
+            self.disk_errors,
+            self.slow_syncs,
             self.snaps,
             self.truncs,
             self.fsyncs,
@@ -262,6 +324,12 @@ enum Ev {
     FsyncDone {
         s: usize,
         inc: u64,
+    },
+    /// A slow fsync's report reaches the node (the data is durable already).
+    FsyncReport {
+        s: usize,
+        inc: u64,
+        zxid: Zxid,
     },
     Peer {
         from: usize,
@@ -340,22 +408,21 @@ impl Ord for Queued {
 // ---------------------------------------------------------------------------------------------
 // servers and disks
 
+/// The simulator's knowledge of what a server's disk holds (its oracle), kept beside the real
+/// storage code running on the faulty disk: the epochs and snapshot stored, every record
+/// appended since that snapshot, and how many of them a completed fsync covered. At each
+/// restart recovery must give back at least everything durable here.
 #[derive(Default)]
-struct Disk {
+struct Shadow {
     epochs: Epochs,
-    /// The installed snapshot: (zxid, image).
-    snap: Option<(Zxid, Vec<u8>)>,
-    /// Records after the snapshot, in zxid order; the first `synced` are durable.
+    snap: Zxid,
     log: Vec<Txn>,
     synced: usize,
-    /// An fsync in flight covers the first `n` records (clamped by truncation); it is reported
-    /// to the node only if no truncation or snapshot happened since it started.
-    fsync: Option<(usize, bool)>,
 }
 
-impl Disk {
+impl Shadow {
     fn has_durable(&self, z: Zxid) -> bool {
-        if self.snap.as_ref().is_some_and(|(sz, _)| *sz >= z) {
+        if self.snap >= z {
             return true;
         }
         self.log[..self.synced].binary_search_by_key(&z, |t| t.hdr.zxid).is_ok()
@@ -366,8 +433,33 @@ impl Disk {
     }
 
     fn last_zxid(&self) -> Zxid {
-        self.log.last().map(|t| t.hdr.zxid).or(self.snap.as_ref().map(|s| s.0)).unwrap_or(0)
+        self.log.last().map(|t| t.hdr.zxid).unwrap_or(self.snap)
     }
+
+    fn last_durable(&self) -> Zxid {
+        self.log[..self.synced].last().map(|t| t.hdr.zxid).unwrap_or(self.snap)
+    }
+}
+
+/// What a performed disk step has the simulator tell the node.
+enum Report {
+    Rewound(Zxid),
+    Synced(Zxid),
+}
+
+/// A disk step's effect on the oracle, kept while the step itself goes to the store.
+enum Oracle {
+    Epochs(Epochs),
+    Truncate(Zxid),
+    Snapshot(Zxid),
+    Append(Vec<Txn>),
+}
+
+/// Log segments this small roll often, so a run crosses segment boundaries.
+const SEGMENT_BYTES: u64 = 16 << 10;
+
+fn dirs() -> MemberDirs {
+    MemberDirs::under("/srv")
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -384,7 +476,13 @@ struct Server {
     id: ServerId,
     node: Option<Node>,
     inc: u64,
-    disk: Disk,
+    disk: FaultyDisk,
+    /// The member's storage while it runs (None while down).
+    store: Option<MemberStore>,
+    shadow: Shadow,
+    fsync_in_flight: bool,
+    /// Bits flipped while it was down: (file, offset, bit), to restore if recovery refuses.
+    flips: Vec<(std::path::PathBuf, u64, u8)>,
     obs: Option<Observed>,
     /// Set when a snapshot was installed in the last drain (forces a digest check).
     snap_installed: bool,
@@ -587,7 +685,15 @@ impl World {
                     id: i as u64 + 1,
                     node: None,
                     inc: 0,
-                    disk: Disk::default(),
+                    // Torn writes and slow syncs from the start; errors only in the fault phase.
+                    disk: FaultyDisk::new(
+                        seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                        Faults { write_error_ppm: 0, sync_error_ppm: 0, ..cfg.disk_faults() },
+                    ),
+                    store: None,
+                    shadow: Shadow::default(),
+                    fsync_in_flight: false,
+                    flips: Vec::new(),
                     obs: None,
                     snap_installed: false,
                     down_until_restart: false,
@@ -685,18 +791,18 @@ impl World {
             for s in &self.servers {
                 let _ = write!(
                     m,
-                    "\n    {}: {} disk: epochs={}/{} snap={:?} log={}..{} synced={}",
+                    "\n    {}: {} disk: epochs={}/{} snap={} log={}..{} synced={}",
                     s.id,
                     match (&s.node, &s.obs) {
                         (Some(_), Some(o)) => fmt_obs(o),
                         _ => "DOWN".to_string(),
                     },
-                    s.disk.epochs.accepted,
-                    s.disk.epochs.current,
-                    s.disk.snap.as_ref().map(|x| fmt_zxid(x.0)),
-                    s.disk.log.first().map(|t| fmt_zxid(t.hdr.zxid)).unwrap_or_default(),
-                    s.disk.log.last().map(|t| fmt_zxid(t.hdr.zxid)).unwrap_or_default(),
-                    s.disk.synced
+                    s.shadow.epochs.accepted,
+                    s.shadow.epochs.current,
+                    fmt_zxid(s.shadow.snap),
+                    s.shadow.log.first().map(|t| fmt_zxid(t.hdr.zxid)).unwrap_or_default(),
+                    s.shadow.log.last().map(|t| fmt_zxid(t.hdr.zxid)).unwrap_or_default(),
+                    s.shadow.synced
                 );
             }
             self.failure = Some(m);
@@ -797,6 +903,9 @@ impl World {
 
     fn begin_faults(&mut self) {
         self.phase = Phase::Faults;
+        for srv in &self.servers {
+            srv.disk.set_faults(self.cfg.disk_faults());
+        }
         self.tr(|| "== keys created; fault phase begins".into());
         self.fault_end = self.now + self.cfg.fault_ms * US;
         self.schedule(self.fault_end, Ev::EndFaults);
@@ -824,6 +933,11 @@ impl World {
             Ev::FsyncDone { s, inc } => {
                 if self.servers[s].inc == inc && self.servers[s].node.is_some() {
                     self.fsync_done(s);
+                }
+            }
+            Ev::FsyncReport { s, inc, zxid } => {
+                if self.servers[s].inc == inc && self.servers[s].node.is_some() {
+                    self.report_synced(s, zxid);
                 }
             }
             Ev::Peer { from, to, gen, msg } => {
@@ -924,23 +1038,9 @@ impl World {
             ..MachineConfig::default()
         };
         let qcfg = self.qcfg(s);
-        let disk = &self.servers[s].disk;
-        let (tree, sessions, snap_zxid) = match &disk.snap {
-            Some((z, image)) => {
-                let mut a = rkyv::util::AlignedVec::<16>::new();
-                a.extend_from_slice(image);
-                match warren::snap::decode(&a) {
-                    Ok(l) => (l.tree, l.sessions, *z),
-                    Err(e) => {
-                        self.fail(format!("server {} cannot decode its installed snapshot: {e}", s + 1));
-                        return;
-                    }
-                }
-            }
-            None => (DataTree::new(), Vec::new(), 0),
-        };
-        let log: Vec<Txn> = disk.log.iter().filter(|t| t.hdr.zxid > snap_zxid).cloned().collect();
-        let init = NodeInit { epochs: disk.epochs, tree, sessions, log };
+        let Some(rec) = self.recover(s) else { return };
+        let init = rec.init;
+        let snap_zxid = rec.snapshot_zxid;
         let now = self.now_t();
         self.tr(|| {
             format!(
@@ -973,27 +1073,316 @@ impl World {
         }
     }
 
+    /// Runs the real start-up recovery on server `s`'s disk and holds it to the oracle: a start
+    /// after a crash must succeed unless a bit was flipped, and must give back every epoch and
+    /// record made durable. A refusal after a flip is what recovery should do: the simulated
+    /// operator restores the flipped bits and starts the server again.
+    fn recover(&mut self, s: usize) -> Option<Recovered> {
+        let me = s + 1;
+        let opened = MemberStore::open(&self.servers[s].disk, dirs(), SEGMENT_BYTES);
+        let (store, rec) = match opened {
+            Ok(x) => x,
+            Err(e) if !self.servers[s].flips.is_empty() => {
+                self.stats.refused_starts += 1;
+                self.tr(|| format!("== server {me} refuses to start after a bit flip: {e}; the operator repairs it"));
+                for (path, offset, bit) in std::mem::take(&mut self.servers[s].flips) {
+                    self.servers[s].disk.flip_bit(&path, offset, bit).expect("the flipped file is still there");
+                }
+                match MemberStore::open(&self.servers[s].disk, dirs(), SEGMENT_BYTES) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        self.fail(format!("server {me} cannot recover after its flipped bits were restored: {e}"));
+                        return None;
+                    }
+                }
+            }
+            Err(e) => {
+                self.fail(format!("server {me} cannot recover after a crash (no bit was flipped): {e}"));
+                return None;
+            }
+        };
+        self.servers[s].flips.clear();
+        self.check_recovered(s, &rec);
+        let srv = &mut self.servers[s];
+        srv.store = Some(store);
+        srv.fsync_in_flight = false;
+        srv.shadow = Shadow {
+            epochs: rec.init.epochs,
+            snap: rec.snapshot_zxid,
+            log: rec.init.log.clone(),
+            synced: rec.init.log.len(),
+        };
+        Some(rec)
+    }
+
+    /// What recovery gave back must hold everything the oracle knows was durable, unchanged.
+    fn check_recovered(&mut self, s: usize, rec: &Recovered) {
+        let me = s + 1;
+        let sh = &self.servers[s].shadow;
+        let e = rec.init.epochs;
+        if e.accepted < sh.epochs.accepted || e.current < sh.epochs.current {
+            let msg = format!("server {me} recovered epochs {e:?} but had stored {:?} durably", sh.epochs);
+            self.fail(msg);
+            return;
+        }
+        if rec.last_zxid < sh.last_durable() {
+            let msg = format!(
+                "server {me} recovered its log up to {} but {} was durable (snapshot {}, recovered snapshot {})",
+                fmt_zxid(rec.last_zxid),
+                fmt_zxid(sh.last_durable()),
+                fmt_zxid(sh.snap),
+                fmt_zxid(rec.snapshot_zxid)
+            );
+            self.fail(msg);
+            return;
+        }
+        for t in &sh.log[..sh.synced] {
+            if t.hdr.zxid <= rec.snapshot_zxid {
+                continue;
+            }
+            match rec.init.log.binary_search_by_key(&t.hdr.zxid, |x| x.hdr.zxid) {
+                Ok(i) if rec.init.log[i] == *t => {}
+                Ok(i) => {
+                    let msg = format!(
+                        "server {me} recovered {} as {} but wrote {}",
+                        fmt_zxid(t.hdr.zxid),
+                        fmt_txn_op(&rec.init.log[i].op),
+                        fmt_txn_op(&t.op)
+                    );
+                    self.fail(msg);
+                    return;
+                }
+                Err(_) => {
+                    let msg = format!("server {me} lost the durable record {} in recovery", fmt_zxid(t.hdr.zxid));
+                    self.fail(msg);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Flips one bit of a down server's durable data: in a log record that is not the last
+    /// durable one (a flip there is indistinguishable from a torn write, and recovery drops
+    /// that record as ZooKeeper does: `storage::tests` shows it), or in its newest snapshot.
+    fn flip_a_bit(&mut self, s: usize) {
+        let d = dirs();
+        let srv = &self.servers[s];
+        let durable_before = srv.shadow.last_durable();
+        let mut targets: Vec<(std::path::PathBuf, u64, u64)> = Vec::new();
+        if let Ok(names) = srv.disk.list(&d.log) {
+            for name in names {
+                let path = d.log.join(&name);
+                let Ok(bytes) = srv.disk.read(&path) else { continue };
+                let Ok(scan) = warren::log::format::scan(&bytes) else { continue };
+                for (i, t) in scan.txns.iter().enumerate() {
+                    if t.hdr.zxid < durable_before && t.hdr.zxid > srv.shadow.snap {
+                        let end = scan.offsets.get(i + 1).copied().unwrap_or(scan.end);
+                        targets.push((path.clone(), scan.offsets[i] as u64, end as u64));
+                    }
+                }
+            }
+        }
+        if let Ok(names) = srv.disk.list(&d.snap) {
+            if let Some(newest) = names.iter().rfind(|n| !n.ends_with(".tmp")) {
+                let path = d.snap.join(newest);
+                if let Ok(bytes) = srv.disk.read(&path) {
+                    targets.push((path, 0, bytes.len() as u64));
+                }
+            }
+        }
+        if targets.is_empty() {
+            return;
+        }
+        let (path, from, to) = self.rng.pick(&targets).clone();
+        let offset = self.rng.range(from, to - 1);
+        let bit = self.rng.range(0, 7) as u8;
+        let srv = &mut self.servers[s];
+        srv.disk.flip_bit(&path, offset, bit).expect("a listed file");
+        srv.flips.push((path.clone(), offset, bit));
+        self.stats.bit_flips += 1;
+        self.tr(|| format!("== bit {bit} of byte {offset} of {} flipped on server {}", path.display(), s + 1));
+    }
+
+    /// Checks a disk step against what the simulator knows before it is performed.
+    fn check_step(&mut self, s: usize, step: &DiskStep) {
+        let me = s + 1;
+        match step {
+            DiskStep::Epochs(e) => {
+                let old = self.servers[s].shadow.epochs;
+                self.tr(|| format!("   {me} persist epochs {}/{}", e.accepted, e.current));
+                if e.accepted < old.accepted || e.current < old.current {
+                    self.fail(format!("server {me} persisted epochs {e:?} going backwards from {old:?}"));
+                }
+                if e.current > e.accepted {
+                    self.fail(format!(
+                        "server {me} persisted current epoch {} above accepted {}",
+                        e.current, e.accepted
+                    ));
+                }
+            }
+            DiskStep::Truncate(t) => {
+                let t = *t;
+                self.stats.truncs += 1;
+                self.tr(|| format!("   {me} truncate after {}", fmt_zxid(t)));
+                let sh = &self.servers[s].shadow;
+                let dropped_committed = sh
+                    .log
+                    .iter()
+                    .filter(|x| x.hdr.zxid > t)
+                    .find(|x| self.committed.get(&x.hdr.zxid) == Some(*x))
+                    .map(|x| x.hdr.zxid);
+                if let Some(z) = dropped_committed {
+                    self.fail(format!(
+                        "server {me} truncated its log after {}, dropping committed txn {}",
+                        fmt_zxid(t),
+                        fmt_zxid(z)
+                    ));
+                }
+                let sz = self.servers[s].shadow.snap;
+                if sz > t {
+                    self.fail(format!(
+                        "server {me} asked to truncate after {} below its installed snapshot {}",
+                        fmt_zxid(t),
+                        fmt_zxid(sz)
+                    ));
+                }
+            }
+            DiskStep::Snapshot(z, image) => {
+                let z = *z;
+                self.stats.snaps += 1;
+                self.tr(|| format!("   {me} install snapshot at {} ({} bytes)", fmt_zxid(z), image.len()));
+                let a = warren::snap::aligned_copy(image);
+                match warren::snap::decode(&a) {
+                    Ok(l) if l.tree.last_zxid != z && l.end_zxid != z => self.fail(format!(
+                        "server {me} installs a snapshot labelled {} whose trailer says {}",
+                        fmt_zxid(z),
+                        fmt_zxid(l.end_zxid)
+                    )),
+                    Ok(_) => {}
+                    Err(e) => self.fail(format!("server {me} asked to install an invalid snapshot: {e}")),
+                }
+            }
+            DiskStep::Append(txns) => {
+                let first = txns[0].hdr.zxid;
+                let last = txns.last().expect("not empty").hdr.zxid;
+                self.tr(|| format!("   {me} append {} records {}..{}", txns.len(), fmt_zxid(first), fmt_zxid(last)));
+                let mut tail = self.servers[s].shadow.last_zxid();
+                for t in txns {
+                    if t.hdr.zxid <= tail {
+                        self.fail(format!(
+                            "server {me} appends {} after {}: out of zxid order",
+                            fmt_zxid(t.hdr.zxid),
+                            fmt_zxid(tail)
+                        ));
+                    }
+                    tail = t.hdr.zxid;
+                    if let Some(c) = self.committed.get(&t.hdr.zxid) {
+                        if c != t {
+                            self.fail(format!(
+                                "server {me} appends {} = {} but the committed txn with that zxid is {}",
+                                fmt_zxid(t.hdr.zxid),
+                                fmt_txn_op(&t.op),
+                                fmt_txn_op(&c.op)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Performs a disk step through the real storage code on the faulty disk (or, with a
+    /// planted bug, the wrong way), and keeps the oracle in step. Returns what to report to
+    /// the node once the Ready's messages are out.
+    fn perform(&mut self, s: usize, step: DiskStep) -> std::io::Result<Option<Report>> {
+        let planted = self.cfg.planted;
+        let srv = &mut self.servers[s];
+        let store = srv.store.as_mut().expect("up");
+        let sh = &mut srv.shadow;
+        match step {
+            DiskStep::Epochs(e) if planted == Some(Planted::SkipEpochSync) => {
+                // PLANTED BUG: the epoch files are rewritten in place and never synced.
+                for (name, v) in [("acceptedEpoch", e.accepted), ("currentEpoch", e.current)] {
+                    let path = store.dirs().data.join(name);
+                    srv.disk.create(&path, 0)?;
+                    srv.disk.write_at(&path, 0, v.to_string().as_bytes())?;
+                }
+                sh.epochs = e;
+                Ok(None)
+            }
+            DiskStep::Append(txns) if planted == Some(Planted::AckBeforeFsync) => {
+                // PLANTED BUG: written, and reported durable at once.
+                let last = txns.last().expect("not empty").hdr.zxid;
+                sh.log.extend(txns.iter().cloned());
+                store.perform(&srv.disk, DiskStep::Append(txns))?;
+                Ok(Some(Report::Synced(last)))
+            }
+            step => {
+                let oracle = match &step {
+                    DiskStep::Epochs(e) => Oracle::Epochs(*e),
+                    DiskStep::Truncate(z) => Oracle::Truncate(*z),
+                    DiskStep::Snapshot(z, _) => Oracle::Snapshot(*z),
+                    DiskStep::Append(txns) => Oracle::Append(txns.clone()),
+                };
+                let rewound = store.perform(&srv.disk, step)?;
+                match oracle {
+                    Oracle::Epochs(e) => sh.epochs = e,
+                    Oracle::Truncate(z) => {
+                        // What stays was synced before the cut (the writer syncs first).
+                        sh.log.truncate(sh.log.partition_point(|t| t.hdr.zxid <= z));
+                        sh.synced = sh.log.len();
+                    }
+                    Oracle::Snapshot(z) => {
+                        sh.snap = z;
+                        sh.log.clear();
+                        sh.synced = 0;
+                        srv.snap_installed = true;
+                    }
+                    Oracle::Append(txns) => sh.log.extend(txns),
+                }
+                Ok(rewound.map(Report::Rewound))
+            }
+        }
+    }
+
     fn crash(&mut self, s: usize, restart_after_ms: Option<u64>) {
         if self.servers[s].node.is_none() {
             return;
         }
         self.stats.crashes += 1;
-        let torn = self.cfg.torn_tails;
-        let disk = &mut self.servers[s].disk;
-        let unsynced = disk.log.len() - disk.synced;
-        let keep = if torn && unsynced > 0 { self.rng.range(0, unsynced as u64) as usize } else { 0 };
-        self.stats.torn_kept += keep as u64;
-        self.stats.torn_lost += (unsynced - keep) as u64;
-        disk.log.truncate(disk.synced + keep);
-        disk.synced = disk.log.len();
-        disk.fsync = None;
+        let before = self.servers[s].disk.stats();
+        let unsynced = {
+            let sh = &self.servers[s].shadow;
+            sh.log.len() - sh.synced
+        };
+        self.servers[s].disk.crash();
+        let after = self.servers[s].disk.stats();
+        self.stats.writes_kept += after.writes_kept - before.writes_kept;
+        self.stats.writes_torn += after.writes_torn - before.writes_torn;
+        self.stats.writes_lost += after.writes_lost - before.writes_lost;
+        self.stats.names_lost += after.names_lost - before.names_lost;
+        let (kept, torn, lost) = (
+            after.writes_kept - before.writes_kept,
+            after.writes_torn - before.writes_torn,
+            after.writes_lost - before.writes_lost,
+        );
+        if self.cfg.bit_flips && self.rng.chance(0.5) {
+            self.flip_a_bit(s);
+        }
         let srv = &mut self.servers[s];
         srv.node = None;
+        srv.store = None;
+        srv.fsync_in_flight = false;
         srv.obs = None;
         srv.serving_since = None;
         srv.inc += 1;
         srv.down_until_restart = true;
-        self.tr(|| format!("== CRASH server {} (unsynced {unsynced}, torn tail kept {keep})", s + 1));
+        self.tr(|| {
+            format!(
+                "== CRASH server {} ({unsynced} records unsynced; writes kept {kept}, torn {torn}, lost {lost})",
+                s + 1
+            )
+        });
         // Its client connections are reset.
         let mut ids: Vec<u64> =
             self.conns.iter().filter(|(_, c)| c.server == s && !c.reset).map(|(id, _)| *id).collect();
@@ -1035,105 +1424,22 @@ impl World {
         ready.client_sends.sort_by_key(|(c, _)| *c);
         ready.closes.sort_unstable();
         let me = s + 1;
-        if let Some(e) = ready.epochs {
-            let old = self.servers[s].disk.epochs;
-            self.tr(|| format!("   {me} persist epochs {}/{}", e.accepted, e.current));
-            if e.accepted < old.accepted || e.current < old.current {
-                self.fail(format!("server {me} persisted epochs {e:?} going backwards from {old:?}"));
-            }
-            if e.current > e.accepted {
-                self.fail(format!("server {me} persisted current epoch {} above accepted {}", e.current, e.accepted));
-            }
-            self.servers[s].disk.epochs = e;
-        }
-        if let Some(t) = ready.truncate {
-            self.stats.truncs += 1;
-            self.tr(|| format!("   {me} truncate after {}", fmt_zxid(t)));
-            let disk = &self.servers[s].disk;
-            let doomed: Vec<Zxid> = disk.log.iter().filter(|x| x.hdr.zxid > t).map(|x| x.hdr.zxid).collect();
-            for z in doomed {
-                if self.committed.contains_key(&z) {
-                    let t2 = disk.find(z).cloned();
-                    if t2.as_ref() == self.committed.get(&z) {
-                        self.fail(format!(
-                            "server {me} truncated its log after {}, dropping committed txn {}",
-                            fmt_zxid(t),
-                            fmt_zxid(z)
-                        ));
-                        break;
-                    }
+        let mut reports = Vec::new();
+        for step in ready.take_disk_steps() {
+            self.check_step(s, &step);
+            match self.perform(s, step) {
+                Ok(Some(r)) => reports.push(r),
+                Ok(None) => {}
+                Err(e) => {
+                    // The server stops, as the real one exits on a failed write or sync:
+                    // nothing of this Ready leaves.
+                    self.stats.disk_errors += 1;
+                    self.tr(|| format!("   {me} disk error: {e}; the server stops"));
+                    let ms = self.rng.range(100, 1000);
+                    self.crash(s, Some(ms));
+                    return;
                 }
             }
-            let disk = &mut self.servers[s].disk;
-            if disk.snap.as_ref().is_some_and(|(z, _)| *z > t) {
-                let sz = disk.snap.as_ref().unwrap().0;
-                self.fail(format!(
-                    "server {me} asked to truncate after {} below its installed snapshot {}",
-                    fmt_zxid(t),
-                    fmt_zxid(sz)
-                ));
-            }
-            let disk = &mut self.servers[s].disk;
-            let keep = disk.log.partition_point(|x| x.hdr.zxid <= t);
-            disk.log.truncate(keep);
-            disk.synced = disk.synced.min(keep);
-            if let Some(f) = disk.fsync.as_mut() {
-                *f = (f.0.min(keep), false);
-            }
-        }
-        if let Some((z, image)) = ready.snapshot {
-            self.stats.snaps += 1;
-            self.tr(|| format!("   {me} install snapshot at {} ({} bytes)", fmt_zxid(z), image.len()));
-            let mut a = rkyv::util::AlignedVec::<16>::new();
-            a.extend_from_slice(&image);
-            match warren::snap::decode(&a) {
-                Ok(l) => {
-                    if l.tree.last_zxid != z && l.end_zxid != z {
-                        self.fail(format!(
-                            "server {me} installs a snapshot labelled {} whose trailer says {}",
-                            fmt_zxid(z),
-                            fmt_zxid(l.end_zxid)
-                        ));
-                    }
-                }
-                Err(e) => self.fail(format!("server {me} asked to install an invalid snapshot: {e}")),
-            }
-            let disk = &mut self.servers[s].disk;
-            disk.snap = Some((z, image));
-            disk.log.clear();
-            disk.synced = 0;
-            if let Some(f) = disk.fsync.as_mut() {
-                *f = (0, false);
-            }
-            self.servers[s].snap_installed = true;
-        }
-        if !ready.appends.is_empty() {
-            let first = ready.appends[0].hdr.zxid;
-            let last = ready.appends.last().unwrap().hdr.zxid;
-            self.tr(|| {
-                format!("   {me} append {} records {}..{}", ready.appends.len(), fmt_zxid(first), fmt_zxid(last))
-            });
-        }
-        for t in ready.appends {
-            let tail = self.servers[s].disk.last_zxid();
-            if t.hdr.zxid <= tail {
-                self.fail(format!(
-                    "server {me} appends {} after {}: out of zxid order",
-                    fmt_zxid(t.hdr.zxid),
-                    fmt_zxid(tail)
-                ));
-            }
-            if let Some(c) = self.committed.get(&t.hdr.zxid) {
-                if *c != t {
-                    self.fail(format!(
-                        "server {me} appends {} = {} but the committed txn with that zxid is {}",
-                        fmt_zxid(t.hdr.zxid),
-                        fmt_txn_op(&t.op),
-                        fmt_txn_op(&c.op)
-                    ));
-                }
-            }
-            self.servers[s].disk.log.push(t);
         }
         self.start_fsync(s);
         for (to, msg) in ready.sends {
@@ -1145,33 +1451,75 @@ impl World {
         for conn in ready.closes {
             self.server_closes(conn);
         }
-    }
-
-    fn start_fsync(&mut self, s: usize) {
-        let disk = &mut self.servers[s].disk;
-        if disk.fsync.is_none() && disk.log.len() > disk.synced {
-            disk.fsync = Some((disk.log.len(), true));
-            self.stats.fsyncs += 1;
-            let inc = self.servers[s].inc;
-            let at = self.now + self.rng.range(100, 3000);
-            self.schedule(at, Ev::FsyncDone { s, inc });
-        }
-    }
-
-    fn fsync_done(&mut self, s: usize) {
-        let disk = &mut self.servers[s].disk;
-        let (target, report) = disk.fsync.take().unwrap_or((0, false));
-        let target = target.min(disk.log.len());
-        if target > disk.synced {
-            disk.synced = target;
-            let z = disk.log[target - 1].hdr.zxid;
-            if report {
-                self.tr(|| format!("   {} synced {}", s + 1, fmt_zxid(z)));
-                self.call(s, move |n, now| n.synced(z, now));
-            } else {
-                self.tr(|| format!("   {} fsync up to {} done (not reported: log changed)", s + 1, fmt_zxid(z)));
+        for r in reports {
+            match r {
+                Report::Rewound(z) => self.call(s, move |n, now| n.rewound(z, now)),
+                Report::Synced(z) => self.call(s, move |n, now| n.synced(z, now)),
             }
         }
+    }
+
+    /// Starts a group-commit round if none is in flight: what is queued is written now and
+    /// synced when `FsyncDone` comes (appends arriving meanwhile wait for the next round, as
+    /// in the server's writer).
+    fn start_fsync(&mut self, s: usize) {
+        let srv = &mut self.servers[s];
+        let Some(store) = srv.store.as_mut() else { return };
+        if srv.fsync_in_flight {
+            return;
+        }
+        match store.write_round(&srv.disk) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                srv.fsync_in_flight = true;
+                self.stats.fsyncs += 1;
+                let inc = srv.inc;
+                let at = self.now + self.rng.range(100, 3000);
+                self.schedule(at, Ev::FsyncDone { s, inc });
+            }
+            Err(e) => {
+                self.stats.disk_errors += 1;
+                self.tr(|| format!("   {} log write failed: {e}; the server stops", s + 1));
+                let ms = self.rng.range(100, 1000);
+                self.crash(s, Some(ms));
+            }
+        }
+    }
+
+    /// The fsync started by `start_fsync` ends: the real store syncs what was written by now.
+    fn fsync_done(&mut self, s: usize) {
+        let srv = &mut self.servers[s];
+        let store = srv.store.as_mut().expect("up");
+        match store.sync(&srv.disk) {
+            Ok(Some(z)) => {
+                let sh = &mut srv.shadow;
+                sh.synced = sh.log.partition_point(|t| t.hdr.zxid <= z);
+                let slow_us = srv.disk.last_sync_us();
+                if slow_us > 3000 {
+                    self.stats.slow_syncs += 1;
+                    let inc = srv.inc;
+                    self.schedule(self.now + slow_us, Ev::FsyncReport { s, inc, zxid: z });
+                } else {
+                    self.report_synced(s, z);
+                }
+            }
+            Ok(None) => {
+                srv.fsync_in_flight = false;
+                self.start_fsync(s);
+            }
+            Err(e) => {
+                self.stats.disk_errors += 1;
+                self.tr(|| format!("   {} fsync failed: {e}; the server stops", s + 1));
+                let ms = self.rng.range(100, 1000);
+                self.crash(s, Some(ms));
+            }
+        }
+    }
+
+    fn report_synced(&mut self, s: usize, z: Zxid) {
+        self.servers[s].fsync_in_flight = false;
+        self.tr(|| format!("   {} synced {}", s + 1, fmt_zxid(z)));
+        self.call(s, move |n, now| n.synced(z, now));
         if self.servers[s].node.is_some() {
             self.start_fsync(s);
         }
@@ -1203,7 +1551,7 @@ impl World {
         } else if self.servers[s].serving_since.is_none() {
             self.servers[s].serving_since = Some(self.now);
         }
-        let disk_epochs = self.servers[s].disk.epochs;
+        let disk_epochs = self.servers[s].shadow.epochs;
         if o.epochs.accepted > disk_epochs.accepted || o.epochs.current > disk_epochs.current {
             self.fail(format!("server {me} reports epochs {:?} but only {:?} are persisted", o.epochs, disk_epochs));
         }
@@ -1289,10 +1637,10 @@ impl World {
     /// history (and must agree with it); a txn committed for the first time must be durable on a
     /// quorum of voters.
     fn record_applied(&mut self, s: usize, from: Zxid, to: Zxid) {
-        let disk = &self.servers[s].disk;
-        let lo = disk.log.partition_point(|t| t.hdr.zxid <= from);
-        let hi = disk.log.partition_point(|t| t.hdr.zxid <= to);
-        let applied: Vec<Txn> = disk.log[lo..hi].to_vec();
+        let sh = &self.servers[s].shadow;
+        let lo = sh.log.partition_point(|t| t.hdr.zxid <= from);
+        let hi = sh.log.partition_point(|t| t.hdr.zxid <= to);
+        let applied: Vec<Txn> = sh.log[lo..hi].to_vec();
         for t in applied {
             let z = t.hdr.zxid;
             match self.committed.get(&z) {
@@ -1313,7 +1661,7 @@ impl World {
                         .voters
                         .iter()
                         .copied()
-                        .filter(|&v| self.servers[v as usize - 1].disk.has_durable(z))
+                        .filter(|&v| self.servers[v as usize - 1].shadow.has_durable(z))
                         .collect();
                     if durable.len() * 2 <= self.voters.len() {
                         self.fail(format!(
@@ -1465,8 +1813,7 @@ impl World {
             0 => {
                 let mut cands: Vec<usize> = (0..n).filter(|&s| self.may_crash(s)).collect();
                 if self.cfg.torn_tails && self.rng.chance(0.7) {
-                    let busy: Vec<usize> =
-                        cands.iter().copied().filter(|&s| self.servers[s].disk.fsync.is_some()).collect();
+                    let busy: Vec<usize> = cands.iter().copied().filter(|&s| self.servers[s].fsync_in_flight).collect();
                     if !busy.is_empty() {
                         cands = busy;
                     }
@@ -1546,6 +1893,9 @@ impl World {
     fn end_faults(&mut self) {
         self.phase = Phase::Healing;
         self.tr(|| "== faults end: healing everything".into());
+        for srv in &self.servers {
+            srv.disk.set_faults(Faults { write_error_ppm: 0, sync_error_ppm: 0, ..self.cfg.disk_faults() });
+        }
         self.partitions.clear();
         let n = self.n();
         for a in 0..n {
@@ -2108,7 +2458,7 @@ impl World {
         if hdr.err == 0 && self.history[i].is_write() {
             // An acknowledged write is committed and durable on a quorum.
             let z = hdr.zxid;
-            let durable = self.voters.iter().filter(|&&v| self.servers[v as usize - 1].disk.has_durable(z)).count();
+            let durable = self.voters.iter().filter(|&&v| self.servers[v as usize - 1].shadow.has_durable(z)).count();
             if durable * 2 <= self.voters.len() {
                 self.fail(format!("write op #{i} acknowledged at {} but durable on {durable} voters", fmt_zxid(z)));
             }
