@@ -304,9 +304,17 @@ impl Machine {
         }
     }
 
-    /// The session table as a snapshot stores it.
+    /// The session table as a snapshot stores it, in id order: a leader sends it to a
+    /// learner inside a snapshot, and the bytes should not depend on the hash map's
+    /// per-process order. One sort per snapshot, next to serializing every node.
     pub fn session_records(&self) -> Vec<SessionRecord> {
-        self.sessions.iter().map(|s| SessionRecord { id: s.id, timeout_ms: s.timeout_ms, passwd: s.passwd }).collect()
+        let mut v: Vec<SessionRecord> = self
+            .sessions
+            .iter()
+            .map(|s| SessionRecord { id: s.id, timeout_ms: s.timeout_ms, passwd: s.passwd })
+            .collect();
+        v.sort_unstable_by_key(|r| r.id);
+        v
     }
 
     /// Applies a transaction read back from the log during recovery (no replies, no watches).
@@ -492,6 +500,18 @@ impl Machine {
         if self.conns.contains_key(&conn) {
             self.disconnected(conn);
             self.ready.closes.push(conn);
+        }
+    }
+
+    /// Closes every connection, in id order: the hash map's order differs from one process to
+    /// the next, and what the machine emits must depend on its inputs alone (the simulator
+    /// replays a seed exactly). Sorting here, where the order escapes, keeps the map's O(1)
+    /// lookups on the request path; this happens only when serving stops.
+    fn close_all(&mut self) {
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for c in conns {
+            self.close(c);
         }
     }
 
@@ -737,10 +757,7 @@ impl Machine {
         if self.planted_keep_serving() {
             return;
         }
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for c in conns {
-            self.close(c);
-        }
+        self.close_all();
         self.unapplied.clear();
         self.pending = Pending::default();
         self.sessions.clear_closing();
@@ -866,10 +883,7 @@ impl Machine {
     pub fn restore(&mut self, mut tree: DataTree, sessions: &[SessionRecord], zxid: i64, now: Now) {
         assert_eq!(self.role, Role::Standalone, "only a standalone server restores online");
         assert!(zxid > self.last_prepared_zxid(), "a restored state must stand above every zxid prepared");
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for c in conns {
-            self.close(c);
-        }
+        self.close_all();
         tree.last_zxid = zxid;
         self.reset_state(tree, sessions, now);
     }

@@ -19,6 +19,16 @@ struct Harness {
     auto_sync: bool,
     /// Each session's password, as its ConnectResponse gave it.
     passwds: HashMap<i64, Vec<u8>>,
+    /// Everything the machine emitted, in the order it emitted it.
+    trail: Vec<Out>,
+}
+
+/// One item of a `Ready`, for comparing what two machines emitted.
+#[derive(Debug, Clone, PartialEq)]
+enum Out {
+    Append(Txn),
+    Send(ConnId, Vec<u8>),
+    Close(ConnId),
 }
 
 impl Harness {
@@ -36,6 +46,7 @@ impl Harness {
             closed: vec![],
             auto_sync: true,
             passwds: HashMap::new(),
+            trail: vec![],
         }
     }
 
@@ -46,6 +57,9 @@ impl Harness {
                 return;
             }
             let last = r.appends.last().map(|t| t.hdr.zxid);
+            self.trail.extend(r.appends.iter().cloned().map(Out::Append));
+            self.trail.extend(r.sends.iter().map(|(c, f)| Out::Send(*c, f.clone())));
+            self.trail.extend(r.closes.iter().copied().map(Out::Close));
             self.log.extend(r.appends);
             for (c, f) in r.sends {
                 self.inbox.entry(c).or_default().push(f);
@@ -770,4 +784,70 @@ fn an_expiry_that_never_commits_leaves_the_session_live() {
     h.m.tick(h.now);
     h.pump();
     assert!(h.m.sessions().get(s).is_none(), "it expires once its client is gone");
+}
+
+/// How a scenario closes the connections left open.
+type Ending = fn(&mut Harness);
+
+/// Many sessions, each on its own connection, watching the same paths (past the few watchers
+/// a path keeps in a vector, so the watch table holds them in a hash map) and owning
+/// ephemerals; a change fans out to all of them; half the sessions expire in one tick; then
+/// `end` closes the remaining connections. Returns everything the machine emitted and the
+/// session table as a snapshot stores it.
+fn fan_out_scenario(end: Ending) -> (Vec<Out>, Vec<SessionRecord>) {
+    const CONNS: u64 = 64;
+    let mut h = Harness::with(MachineConfig { password_seed: Some(7), myid: 1, ..MachineConfig::default() });
+    let conns: Vec<ConnId> = (0..CONNS).map(|i| 1 + i * 7919 % 1009).collect();
+    for &c in &conns {
+        h.connect(c);
+    }
+    h.call(conns[0], 1, create("/dir", 0));
+    for (i, &c) in conns.iter().enumerate() {
+        h.send(c, 2, Request::Exists { path: "/shared".into(), watch: true });
+        h.send(c, 3, Request::GetChildren { path: "/dir".into(), watch: true });
+        h.send(c, 4, Request::AddWatch { path: "/".into(), mode: add_watch_mode::PERSISTENT_RECURSIVE });
+        h.send(c, 5, create(&format!("/dir/e{i}"), 1));
+    }
+    h.send(conns[0], 6, create("/shared", 0));
+    h.send(conns[1], 7, Request::SetData { path: "/shared".into(), data: None, version: -1 });
+    // Half the sessions stay active; the others expire together.
+    h.now.mono_ms += 5_000;
+    for &c in conns.iter().step_by(2) {
+        h.send(c, 8, Request::Ping);
+    }
+    h.now.mono_ms += 6_000;
+    h.m.tick(h.now);
+    h.pump();
+    assert_eq!(h.m.sessions().len(), CONNS as usize / 2, "half the sessions expired");
+    let records = h.m.session_records();
+    end(&mut h);
+    h.pump();
+    assert_eq!(h.closed.len(), CONNS as usize, "every connection closed");
+    (h.trail, records)
+}
+
+/// The machine's outputs depend on its inputs alone, never on the iteration order of its
+/// hash maps (std gives every map its own random seed, so two identical machines built in one
+/// process iterate differently): the deterministic simulator replays a seed exactly only if
+/// this holds.
+#[test]
+fn outputs_do_not_depend_on_hash_order() {
+    let ends: [(&str, Ending); 2] = [
+        ("stop_serving", |h| h.m.stop_serving()),
+        ("restore", |h| {
+            let zxid = h.m.last_prepared_zxid() + 1;
+            h.m.restore(DataTree::new(), &[], zxid, h.now)
+        }),
+    ];
+    for (name, end) in ends {
+        let (first, first_records) = fan_out_scenario(end);
+        for _ in 0..4 {
+            let (trail, records) = fan_out_scenario(end);
+            assert_eq!(trail.len(), first.len(), "{name}: as many outputs");
+            if let Some(i) = (0..trail.len()).find(|&i| trail[i] != first[i]) {
+                panic!("{name}: output {i} of {} differs: {:?} vs {:?}", trail.len(), first[i], trail[i]);
+            }
+            assert_eq!(records, first_records, "{name}: session records in the same order");
+        }
+    }
 }
