@@ -713,7 +713,7 @@ impl Machine {
             for id in self.sessions.expired(now.mono_ms) {
                 if self.unlogged_sessions.remove(&id) {
                     info!("Expiring read-only session {id:#x}");
-                    self.session_closed(id);
+                    self.session_closed(id, None);
                 }
             }
             return;
@@ -1028,7 +1028,7 @@ impl Machine {
                 let frame =
                     encode_reply(ReplyHeader { xid: hdr.xid, zxid: self.tree.last_zxid, err: 0 }, &Response::Empty);
                 self.send(conn, frame);
-                self.session_closed(session_id);
+                self.session_closed(session_id, Some(conn));
                 self.close(conn);
             } else {
                 self.reply_error(conn, hdr.xid, ErrorCode::NotReadOnly, now.mono_us, now.mono_us);
@@ -1107,7 +1107,13 @@ impl Machine {
         self.pending.applied(txn.hdr.zxid);
         self.fire(&triggers);
         match &txn.op {
-            TxnOp::CloseSession => self.session_closed(txn.hdr.session_id),
+            TxnOp::CloseSession => {
+                let asked_by = match waiter {
+                    Waiter::Request { conn, .. } => Some(conn),
+                    _ => None,
+                };
+                self.session_closed(txn.hdr.session_id, asked_by);
+            }
             TxnOp::CreateSession { timeout_ms, passwd } => {
                 // Created elsewhere (a follower's client, or before this server led).
                 if self.sessions.get(txn.hdr.session_id).is_none() {
@@ -1166,12 +1172,16 @@ impl Machine {
         }
     }
 
-    fn session_closed(&mut self, session_id: i64) {
+    /// A session ended: by its client's closeSession on connection `asked_by`, or by expiry
+    /// (None). An expired session's connection is closed now, as ZooKeeper does, even with
+    /// writes of it still in flight: their replies could no longer reach it in order (the
+    /// simulator found a follower that kept such a connection open, never answered the writes,
+    /// and answered the next request SessionExpired). A client-closed session's connection is
+    /// closed after the reply to its close (see `apply`).
+    fn session_closed(&mut self, session_id: i64, asked_by: Option<ConnId>) {
         self.sessions.remove(session_id);
         if let Some(conn) = self.session_conn.remove(&session_id) {
-            // An expired session's connection is closed; a client-closed one is closed after
-            // its reply (see apply).
-            if self.conns.get(&conn).is_some_and(|c| c.inflight_writes() == 0) {
+            if asked_by != Some(conn) {
                 self.close(conn);
             }
         }

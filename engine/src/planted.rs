@@ -8,6 +8,9 @@
 //! - `stale-follower-reads`: a follower cut off from its leader keeps serving its clients
 //!   from its last state until it has synced with a leader again, refusing writes but
 //!   answering `sync` itself (`machine`, `stop_serving`).
+//! - `replay-past-corrupt`: the log reader uses a record whose checksum fails when it still
+//!   decodes, instead of refusing it (`log::format::scan`). The simulator must find it
+//!   (`engine/tests/simulation.rs`, `planted_replay_past_corrupt`, run by `ci/planted.sh`).
 
 use std::sync::OnceLock;
 
@@ -15,6 +18,7 @@ use std::sync::OnceLock;
 pub enum Bug {
     AckBeforeQuorum,
     StaleFollowerReads,
+    ReplayPastCorrupt,
 }
 
 impl Bug {
@@ -22,6 +26,7 @@ impl Bug {
         match self {
             Bug::AckBeforeQuorum => "ack-before-quorum",
             Bug::StaleFollowerReads => "stale-follower-reads",
+            Bug::ReplayPastCorrupt => "replay-past-corrupt",
         }
     }
 }
@@ -36,9 +41,11 @@ pub fn init() -> Result<Option<Bug>, String> {
         "" => None,
         "ack-before-quorum" => Some(Bug::AckBeforeQuorum),
         "stale-follower-reads" => Some(Bug::StaleFollowerReads),
+        "replay-past-corrupt" => Some(Bug::ReplayPastCorrupt),
         other => {
             return Err(format!(
-                "WARREN_PLANTED_BUG={other:?}: unknown (known: ack-before-quorum, stale-follower-reads)"
+                "WARREN_PLANTED_BUG={other:?}: unknown (known: ack-before-quorum, stale-follower-reads, \
+                 replay-past-corrupt)"
             ))
         }
     };
@@ -50,6 +57,13 @@ pub fn init() -> Result<Option<Bug>, String> {
         None => tracing::warn!("built with the planted-bugs feature; none selected (WARREN_PLANTED_BUG unset)"),
     }
     Ok(bug)
+}
+
+/// Selects `bug` for this whole process, for a test that plants it in library code (the
+/// simulator's). Run such a test in a process of its own (nextest does): every test of the
+/// process sees the bug. Returns false if a bug was already selected.
+pub fn select(bug: Bug) -> bool {
+    SELECTED.set(Some(bug)).is_ok()
 }
 
 /// Whether `bug` was selected at start-up (`init`; never, if it was not called).

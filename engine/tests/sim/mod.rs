@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use history::{key_path, Op, OpKind, Outcome, INITIAL_VALUE};
-pub use world::{Config, Stats, World};
+pub use world::{Config, Planted, Stats, World};
 
 /// Scenarios, encoded in a seed's top byte so that a seed alone replays a run.
 pub const RANDOM: u64 = 0;
@@ -26,6 +26,7 @@ pub const LINKS: u64 = 5;
 pub const TORN: u64 = 6;
 pub const TORN_SAFETY_ONLY: u64 = 7;
 pub const OBSERVER: u64 = 8;
+pub const DISK: u64 = 9;
 
 pub fn seed_for(scenario: u64, n: u64) -> u64 {
     (scenario << 56) | (n & ((1 << 56) - 1))
@@ -88,6 +89,18 @@ pub fn config_for_seed(seed: u64) -> Config {
             c.link_breaks = true;
             c.fault_every_ms = 1000;
             c.fault_ms = 15_000;
+        }
+        DISK => {
+            c.name = "crashes with torn writes, EIO and bit flips; clients paused past their session timeout".into();
+            c.crashes = true;
+            c.torn_tails = true;
+            c.disk_errors = true;
+            c.bit_flips = true;
+            c.client_pauses = true;
+            c.fault_every_ms = 600;
+            c.fault_ms = 20_000;
+            c.client_pipeline = 4;
+            c.diff_window = 10;
         }
         _ => c = Config::random(seed),
     }
@@ -157,7 +170,11 @@ pub struct RunReport {
 
 /// Runs one seed and every check; panics inside the node are caught and reported as failures.
 pub fn run_seed(seed: u64) -> RunReport {
-    let config = config_for_seed(seed);
+    run_config(seed, config_for_seed(seed))
+}
+
+/// Runs `seed` with `config` (a seed's own configuration changed, e.g. with a planted bug).
+pub fn run_config(seed: u64, config: Config) -> RunReport {
     let keys = config.keys;
     let cfg2 = config.clone();
     let res = catch_unwind(AssertUnwindSafe(move || World::new(seed, cfg2).run()));

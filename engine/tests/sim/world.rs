@@ -50,6 +50,8 @@ pub struct Config {
     /// Slow ("clogged") links and a wide spread of delays.
     pub clogs: bool,
     pub dup_votes: bool,
+    /// Clients stop for longer than their session timeout now and then, so sessions expire.
+    pub client_pauses: bool,
     /// A crash keeps each unsynced write whole, torn at any byte, or not at all (else drops
     /// them all), and crashes prefer servers with an fsync in flight.
     pub torn_tails: bool,
@@ -93,6 +95,7 @@ impl Config {
             link_breaks: false,
             clogs: false,
             dup_votes: false,
+            client_pauses: false,
             torn_tails: false,
             disk_errors: false,
             bit_flips: false,
@@ -134,6 +137,7 @@ impl Config {
         c.peer_timeout_ms = *r.pick(&[0, 0, 150, 300]);
         c.disk_errors = r.chance(0.3);
         c.bit_flips = r.chance(0.3);
+        c.client_pauses = r.chance(0.4);
         let kinds = [
             (c.crashes, "crash"),
             (c.leader_crashes, "leadercrash"),
@@ -144,6 +148,7 @@ impl Config {
             (c.torn_tails, "torn"),
             (c.disk_errors, "eio"),
             (c.bit_flips, "flips"),
+            (c.client_pauses, "pauses"),
             (c.safety_only, "safety-only"),
         ];
         let mut name = format!("random {}v{}o", c.voters, c.observers);
@@ -158,7 +163,7 @@ impl Config {
     }
 
     fn any_faults(&self) -> bool {
-        self.crashes || self.leader_crashes || self.partitions || self.link_breaks || self.clogs
+        self.crashes || self.leader_crashes || self.partitions || self.link_breaks || self.clogs || self.client_pauses
     }
 
     fn disk_faults(&self) -> Faults {
@@ -200,6 +205,7 @@ pub struct Stats {
     pub link_breaks: u64,
     pub clogs: u64,
     pub dup_votes: u64,
+    pub client_pauses: u64,
     /// Unsynced writes a crash kept whole, tore, or lost (the faulty disk's count).
     pub writes_kept: u64,
     pub writes_torn: u64,
@@ -238,6 +244,7 @@ impl Stats {
         self.link_breaks += o.link_breaks;
         self.clogs += o.clogs;
         self.dup_votes += o.dup_votes;
+        self.client_pauses += o.client_pauses;
         self.writes_kept += o.writes_kept;
         self.writes_torn += o.writes_torn;
         self.writes_lost += o.writes_lost;
@@ -261,7 +268,7 @@ impl Stats {
     pub fn line(&self) -> String {
         format!(
             "events={} sim={}s msgs={} (dropped {}) elections={} leaders={} commits={} | crashes={} partitions={} \
-             link_breaks={} clogs={} dup_votes={} | disk: unsynced writes kept/torn/lost={}/{}/{} names_lost={} \
+             link_breaks={} clogs={} dup_votes={} client_pauses={} | disk: unsynced writes kept/torn/lost={}/{}/{} names_lost={} \
              bit_flips={} refused_starts={} errors={} slow_syncs={} snaps={} truncs={} fsyncs={} | ops ok={} \
              failed={} unknown={} expiries={} reconnects={} unfinished_clients={} | max recovery={}ms",
             self.events,
@@ -276,6 +283,7 @@ impl Stats {
             self.link_breaks,
             self.clogs,
             self.dup_votes,
+            self.client_pauses,
             self.writes_kept,
             self.writes_torn,
             self.writes_lost,
@@ -324,6 +332,12 @@ enum Ev {
     FsyncDone {
         s: usize,
         inc: u64,
+    },
+    /// A crash between a group-commit round's write and its fsync.
+    CrashInRound {
+        s: usize,
+        inc: u64,
+        restart_ms: u64,
     },
     /// A slow fsync's report reaches the node (the data is durable already).
     FsyncReport {
@@ -481,6 +495,8 @@ struct Server {
     store: Option<MemberStore>,
     shadow: Shadow,
     fsync_in_flight: bool,
+    /// Crash during the next group-commit round, restarting this many ms later.
+    crash_in_round: Option<u64>,
     /// Bits flipped while it was down: (file, offset, bit), to restore if recovery refuses.
     flips: Vec<(std::path::PathBuf, u64, u8)>,
     obs: Option<Observed>,
@@ -537,6 +553,8 @@ struct Client {
     counter: u64,
     wake_token: u64,
     wake_at: u64,
+    /// Stopped until then (sends nothing, not even pings): see `Config::client_pauses`.
+    paused_until: u64,
     /// Ops queued before the workload (the key creates of client 0).
     setup: Vec<OpKind>,
     setup_keys: Vec<usize>,
@@ -618,7 +636,13 @@ fn fmt_msg(m: &Msg) -> String {
         Msg::NewLeader { epoch, zxid } => format!("NewLeader(ep={epoch} z={})", fmt_zxid(*zxid)),
         Msg::AckNewLeader { zxid } => format!("AckNewLeader({})", fmt_zxid(*zxid)),
         Msg::UpToDate { committed } => format!("UpToDate({})", fmt_zxid(*committed)),
-        Msg::Proposal(t) => format!("Proposal({} {})", fmt_zxid(t.hdr.zxid), fmt_txn_op(&t.op)),
+        Msg::Proposal(t) => format!(
+            "Proposal({} {} sid={:#x} cxid={})",
+            fmt_zxid(t.hdr.zxid),
+            fmt_txn_op(&t.op),
+            t.hdr.session_id,
+            t.hdr.cxid
+        ),
         Msg::Ack { zxid } => format!("Ack({})", fmt_zxid(*zxid)),
         Msg::Commit { zxid } => format!("Commit({})", fmt_zxid(*zxid)),
         Msg::Inform(t) => format!("Inform({} {})", fmt_zxid(t.hdr.zxid), fmt_txn_op(&t.op)),
@@ -693,6 +717,7 @@ impl World {
                     store: None,
                     shadow: Shadow::default(),
                     fsync_in_flight: false,
+                    crash_in_round: None,
                     flips: Vec::new(),
                     obs: None,
                     snap_installed: false,
@@ -758,6 +783,7 @@ impl World {
             counter: 0,
             wake_token: 0,
             wake_at: u64::MAX,
+            paused_until: 0,
             setup: Vec::new(),
             setup_keys: Vec::new(),
         };
@@ -933,6 +959,11 @@ impl World {
             Ev::FsyncDone { s, inc } => {
                 if self.servers[s].inc == inc && self.servers[s].node.is_some() {
                     self.fsync_done(s);
+                }
+            }
+            Ev::CrashInRound { s, inc, restart_ms } => {
+                if self.servers[s].inc == inc && self.may_crash(s) {
+                    self.crash(s, Some(restart_ms));
                 }
             }
             Ev::FsyncReport { s, inc, zxid } => {
@@ -1373,6 +1404,7 @@ impl World {
         srv.node = None;
         srv.store = None;
         srv.fsync_in_flight = false;
+        srv.crash_in_round = None;
         srv.obs = None;
         srv.serving_since = None;
         srv.inc += 1;
@@ -1472,6 +1504,10 @@ impl World {
                 let inc = srv.inc;
                 let at = self.now + self.rng.range(100, 3000);
                 self.schedule(at, Ev::FsyncDone { s, inc });
+                if let Some(restart_ms) = self.servers[s].crash_in_round.take() {
+                    let crash_at = self.rng.range(self.now, at - 1);
+                    self.schedule(crash_at, Ev::CrashInRound { s, inc, restart_ms });
+                }
             }
             Err(e) => {
                 self.stats.disk_errors += 1;
@@ -1801,25 +1837,28 @@ impl World {
         if self.cfg.clogs {
             kinds.push(4);
         }
+        if self.cfg.client_pauses {
+            kinds.push(5);
+        }
         if kinds.is_empty() {
             return;
         }
         let n = self.n();
         match *self.rng.pick(&kinds) {
             0 => {
-                let mut cands: Vec<usize> = (0..n).filter(|&s| self.may_crash(s)).collect();
-                if self.cfg.torn_tails && self.rng.chance(0.7) {
-                    let busy: Vec<usize> = cands.iter().copied().filter(|&s| self.servers[s].fsync_in_flight).collect();
-                    if !busy.is_empty() {
-                        cands = busy;
-                    }
-                }
+                let cands: Vec<usize> = (0..n).filter(|&s| self.may_crash(s)).collect();
                 if cands.is_empty() {
                     return;
                 }
                 let s = *self.rng.pick(&cands);
                 let after = self.rng.range(100, 5000);
-                self.crash(s, Some(after));
+                if self.cfg.torn_tails && self.rng.chance(0.7) {
+                    // Within its next group-commit round, between the write and the fsync, so
+                    // that the crash has unsynced writes to lose or tear.
+                    self.servers[s].crash_in_round = Some(after);
+                } else {
+                    self.crash(s, Some(after));
+                }
             }
             1 => {
                 let leader = (0..n).find(|&s| {
@@ -1871,6 +1910,17 @@ impl World {
                 self.refresh_links();
                 let dur = self.rng.range(20, 2000) * US;
                 self.schedule(self.now + dur, Ev::LinkHeal { a, b, token });
+            }
+            5 => {
+                // A client process stops (a GC pause, SIGSTOP) for longer than its session
+                // timeout: its server expires the session and deletes what it owned, and the
+                // client, back, finds it expired and starts a new one.
+                let c = self.rng.index(self.cfg.clients);
+                let timeout = self.cfg.session_timeout_ms as u64;
+                let until = self.now + self.rng.range(timeout * 6 / 5, timeout * 2) * US;
+                self.stats.client_pauses += 1;
+                self.tr(|| format!("== client {c} paused for {}ms", (until - self.now) / US));
+                self.clients[c].paused_until = until;
             }
             _ => {
                 let a = self.rng.index(n);
@@ -2370,8 +2420,10 @@ impl World {
         };
         if first != hdr.xid {
             self.fail(format!(
-                "client {c}: reply to xid {} arrived before the reply to earlier xid {first} (FIFO order broken)",
-                hdr.xid
+                "client {c}: reply to xid {} arrived before the reply to earlier xid {first} (FIFO order broken; its error code {}, zxid {})",
+                hdr.xid,
+                hdr.err,
+                fmt_zxid(hdr.zxid)
             ));
             return;
         }
@@ -2467,6 +2519,11 @@ impl World {
 
     fn client_wake(&mut self, c: usize) {
         if self.stop {
+            return;
+        }
+        if self.now < self.clients[c].paused_until {
+            let at = self.clients[c].paused_until;
+            self.wake_client(c, at);
             return;
         }
         let timeout = self.cfg.session_timeout_ms as u64 * US;
