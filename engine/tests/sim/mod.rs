@@ -64,22 +64,12 @@ pub fn config_for_seed(seed: u64) -> Config {
         }
         TORN => {
             c.name = "crashes with torn tails".into();
-            c.crashes = true;
-            c.torn_tails = true;
-            c.fault_every_ms = 700;
-            c.fault_ms = 20_000;
-            c.client_pipeline = 4;
-            c.diff_window = 10;
+            crashes_with_torn_writes(&mut c, 700);
         }
         TORN_SAFETY_ONLY => {
             c.name = "crashes with torn tails, any number down (safety only)".into();
-            c.crashes = true;
-            c.torn_tails = true;
+            crashes_with_torn_writes(&mut c, 700);
             c.safety_only = true;
-            c.fault_every_ms = 700;
-            c.fault_ms = 20_000;
-            c.client_pipeline = 4;
-            c.diff_window = 10;
         }
         OBSERVER => {
             c.name = "3 voters + observer, crashes and partitions".into();
@@ -92,15 +82,10 @@ pub fn config_for_seed(seed: u64) -> Config {
         }
         DISK => {
             c.name = "crashes with torn writes, EIO and bit flips; clients paused past their session timeout".into();
-            c.crashes = true;
-            c.torn_tails = true;
+            crashes_with_torn_writes(&mut c, 600);
             c.disk_errors = true;
             c.bit_flips = true;
             c.client_pauses = true;
-            c.fault_every_ms = 600;
-            c.fault_ms = 20_000;
-            c.client_pipeline = 4;
-            c.diff_window = 10;
         }
         _ => c = Config::random(seed),
     }
@@ -109,6 +94,17 @@ pub fn config_for_seed(seed: u64) -> Config {
         c.dup_votes = false;
     }
     c
+}
+
+/// Crashes (torn unsynced writes) every `every_ms` on average for 20 s, with pipelined clients
+/// and a small DIFF window (so that crashed servers come back by TRUNC and SNAP too).
+fn crashes_with_torn_writes(c: &mut Config, every_ms: u64) {
+    c.crashes = true;
+    c.torn_tails = true;
+    c.fault_every_ms = every_ms;
+    c.fault_ms = 20_000;
+    c.client_pipeline = 4;
+    c.diff_window = 10;
 }
 
 pub fn replay_command(seed: u64) -> String {
