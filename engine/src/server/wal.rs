@@ -287,7 +287,9 @@ impl Wal {
     }
 
     async fn commit(&self, batch: &[u8], first_zxid: i64) -> std::io::Result<()> {
-        for piece in split_batch(batch) {
+        let pieces = split_batch(batch);
+        let last = pieces.len() - 1;
+        for (i, piece) in pieces.into_iter().enumerate() {
             // A segment is named after its first record: the piece's, not the batch's.
             let first = format::record_zxid(piece).unwrap_or(first_zxid);
             self.ensure_room(piece.len() as u64, first).await?;
@@ -298,6 +300,15 @@ impl Wal {
             }
             *self.segment.borrow_mut() = Some(seg);
             res?;
+            if i < last && self.force_sync {
+                // One unsynced write at a time: two could reach the disk in either order, and
+                // a torn first piece before a whole second one reads as corruption before the
+                // tail, which recovery refuses (see `log::format::scan`).
+                let seg = self.segment.borrow_mut().take().expect("open");
+                let res = seg.file.fdatasync().await;
+                *self.segment.borrow_mut() = Some(seg);
+                res.map_err(|e| std::io::Error::other(format!("fdatasync of the transaction log failed: {e}")))?;
+            }
         }
         if self.force_sync {
             let seg = self.segment.borrow_mut().take().expect("open");

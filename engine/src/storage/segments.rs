@@ -348,7 +348,9 @@ impl LogWriter {
     }
 
     fn write_batch(&mut self, disk: &dyn Disk, batch: &[u8]) -> io::Result<()> {
-        for piece in split_batch(batch) {
+        let pieces = split_batch(batch);
+        let last = pieces.len() - 1;
+        for (i, piece) in pieces.into_iter().enumerate() {
             let first = format::record_zxid(piece).expect("a piece starts with a record");
             let len = piece.len() as u64;
             if self.tail.as_ref().is_none_or(|t| t.offset + len > t.size) {
@@ -371,6 +373,12 @@ impl LogWriter {
             disk.write_at(&t.path, t.offset, piece)?;
             t.offset += len;
             self.dirty = true;
+            if i < last {
+                // One unsynced write at a time, as the server's writer does between the pieces
+                // of a round: a torn piece before a whole later one would read as corruption.
+                disk.sync(&t.path)?;
+                self.dirty = false;
+            }
         }
         Ok(())
     }
