@@ -1,5 +1,8 @@
 //! A deterministic simulator running whole ensembles of the real `warren::quorum::Node`:
-//! simulated disks (fsync latency, group commit, torn tails), a simulated network (per-link
+//! each server's files on its own `FaultyDisk` through the real storage code
+//! (`storage::member::MemberStore`: log format, group commit, TRUNC, snapshots, recovery) with
+//! torn writes, EIO, slow fsyncs and bit flips, checked against an oracle of what was made
+//! durable; a simulated network (per-link
 //! FIFO, delays, clogs, breaks, partitions, duplicated votes), crashing servers and clients
 //! speaking the ZooKeeper wire protocol, with safety and liveness checks (see `world`), and
 //! the client history checked by `lin`.
