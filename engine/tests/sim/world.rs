@@ -1110,9 +1110,19 @@ impl World {
     /// operator restores the flipped bits and starts the server again.
     fn recover(&mut self, s: usize) -> Option<Recovered> {
         let me = s + 1;
+        let errors_before = self.servers[s].disk.stats().errors;
         let opened = MemberStore::open(&self.servers[s].disk, dirs(), SEGMENT_BYTES);
         let (store, rec) = match opened {
             Ok(x) => x,
+            Err(e) if self.servers[s].disk.stats().errors > errors_before => {
+                // An injected EIO during start-up (the torn tail's repair, say): the start
+                // fails, as the real server's would, and is tried again later.
+                self.stats.disk_errors += 1;
+                self.tr(|| format!("== server {me} fails to start on a disk error: {e}; retrying"));
+                let ms = self.rng.range(100, 1000);
+                self.schedule(self.now + ms * US, Ev::Restart { s });
+                return None;
+            }
             Err(e) if !self.servers[s].flips.is_empty() => {
                 self.stats.refused_starts += 1;
                 self.tr(|| format!("== server {me} refuses to start after a bit flip: {e}; the operator repairs it"));
