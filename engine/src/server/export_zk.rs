@@ -102,7 +102,7 @@ pub fn read(source: &Source) -> Result<WarrenState, ImportError> {
     let snapshot = base.as_ref().map(|(z, p, _)| (*z, p.clone()));
     let state = base.map(|(_, _, s)| SnapshotState { tree: s.tree, sessions: s.sessions, start_zxid: s.start_zxid });
     let (machine, last_zxid, replayed, torn) = recovery::replay_read_only(&RealDisk, &source.log_dir, state)
-        .map_err(|e| ImportError::new(&source.log_dir, None, e))?;
+        .map_err(|e| ImportError::new(&source.log_dir, None, e.to_string()))?;
     let sessions = machine.session_records().iter().map(|s| (s.id, s.timeout_ms)).collect();
     let mut tree = machine.into_tree();
     tree.last_zxid = last_zxid;

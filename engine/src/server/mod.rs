@@ -9,11 +9,13 @@
 
 mod admin;
 mod admission;
+mod disk_queue;
 pub mod export_zk;
 mod frame;
 pub mod http;
 pub mod import_zk;
 mod notify;
+mod offload;
 mod outbox;
 mod owner;
 mod peer_tls;

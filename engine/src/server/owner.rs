@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::disk_queue::{DiskQueue, Outgoing, Work};
+use super::offload::{blocking_io, off_the_executor};
 use super::outbox::{Admit, Backlog};
 use super::peers::{PeerConfig, PeerEvent, Peers};
 use super::wal::Wal;
@@ -68,13 +70,13 @@ pub(crate) enum Start {
 }
 
 /// An ensemble member's I/O besides the log: peer links, epoch files, and the node's disk
-/// steps queued behind a truncation or snapshot installation (performed one after another in
-/// the order the node gave them, see `DiskStep`).
+/// steps queued behind an epochs step, a truncation or a snapshot installation (performed one
+/// after another in the order the node gave them, see `DiskStep`), with the messages held
+/// back until the epochs step before them is durable (see `disk_queue`).
 struct EnsembleIo {
     peers: RefCell<Option<Rc<Peers>>>,
     data_dir: std::path::PathBuf,
-    disk: RefCell<std::collections::VecDeque<DiskStep>>,
-    disk_busy: Cell<bool>,
+    disk: RefCell<DiskQueue>,
 }
 
 pub struct Owner {
@@ -126,8 +128,7 @@ impl Owner {
                 let io = EnsembleIo {
                     peers: RefCell::new(None),
                     data_dir: e.data_dir.clone(),
-                    disk: RefCell::new(Default::default()),
-                    disk_busy: Cell::new(false),
+                    disk: RefCell::new(DiskQueue::default()),
                 };
                 (Core::Ensemble(Box::new(node)), r.tail, r.last_zxid, Some(io))
             }
@@ -219,7 +220,10 @@ impl Owner {
                         Answer::Later(job) => {
                             let Some(me) = self.local.owner.borrow().clone() else { return };
                             glommio::spawn_local(async move {
-                                let text = off_the_owner(job).await.unwrap_or_default();
+                                let text = off_the_executor("warren-report", job)
+                                    .await
+                                    .inspect_err(|e| warn!("cannot start a thread for a report: {e}"))
+                                    .unwrap_or_default();
                                 me.answer_four_letter(conn, text);
                             })
                             .detach();
@@ -360,7 +364,10 @@ impl Owner {
         }
     }
 
-    /// Performs a node's Ready in the order it requires (see `NodeReady`).
+    /// Performs a node's Ready in the order it requires (see `NodeReady`). The blocking disk
+    /// steps are not performed here but queued for the disk task (`start_disk_task`), which
+    /// runs them on a helper thread; `DiskQueue` decides what may happen at once and what
+    /// waits behind them (the messages of a Ready wait for its epochs step).
     fn pump_ensemble(&self) {
         let io = self.ensemble.as_ref().expect("ensemble");
         loop {
@@ -373,37 +380,55 @@ impl Owner {
                 return;
             }
             for step in ready.take_disk_steps() {
-                match step {
-                    DiskStep::Epochs(e) => self.store_epochs(&io.data_dir, e),
-                    DiskStep::Append(txns) if io.disk.borrow().is_empty() && !io.disk_busy.get() => self.append(&txns),
-                    step => io.disk.borrow_mut().push_back(step),
+                let now = io.disk.borrow_mut().offer_step(step);
+                match now {
+                    Some(DiskStep::Append(txns)) => self.append(&txns),
+                    Some(other) => unreachable!("only an append may bypass the disk queue: {other:?}"),
+                    None => {}
                 }
             }
-            if !io.disk.borrow().is_empty() && !io.disk_busy.get() {
-                self.start_disk_task();
-            }
-            if let Some(peers) = io.peers.borrow().as_ref() {
-                for p in &ready.resets {
-                    peers.reset(*p);
-                }
-                for (to, msg) in &ready.sends {
-                    peers.send(*to, msg);
-                }
-            }
-            for (conn, frame) in ready.client_sends {
-                self.route(Out::Frame(conn, frame));
-            }
-            for conn in ready.closes {
-                self.route(Out::Close(conn));
+            let out = Outgoing {
+                resets: ready.resets,
+                sends: ready.sends,
+                client_sends: ready.client_sends,
+                closes: ready.closes,
+            };
+            let now = io.disk.borrow_mut().offer_messages(out);
+            self.start_disk_task();
+            if let Some(out) = now {
+                self.deliver(out);
             }
         }
     }
 
-    /// The epochs step: durable before anything after it (the messages of the same Ready
-    /// leave only once this returns). A server that cannot persist them must not go on.
-    fn store_epochs(&self, data_dir: &std::path::Path, e: Epochs) {
-        if let Err(err) = epochs::store(&RealDisk, data_dir, e) {
-            tracing::error!("cannot persist epochs {e:?} in {}: {err}; exiting", data_dir.display());
+    /// Sends a Ready's messages: peer links first (resets, then sends), then client replies
+    /// and closes, as the node emitted them.
+    fn deliver(&self, out: Outgoing) {
+        let io = self.ensemble.as_ref().expect("ensemble");
+        if let Some(peers) = io.peers.borrow().as_ref() {
+            for p in &out.resets {
+                peers.reset(*p);
+            }
+            for (to, msg) in &out.sends {
+                peers.send(*to, msg);
+            }
+        }
+        for (conn, frame) in out.client_sends {
+            self.route(Out::Frame(conn, frame));
+        }
+        for conn in out.closes {
+            self.route(Out::Close(conn));
+        }
+    }
+
+    /// The epochs step, on a helper thread: durable before anything after it (the disk queue
+    /// holds the messages of the same Ready, and every later step, until this returns). A
+    /// server that cannot persist them must not go on.
+    async fn store_epochs(&self, e: Epochs) {
+        let dir = self.ensemble.as_ref().expect("ensemble").data_dir.clone();
+        let d = dir.clone();
+        if let Err(err) = blocking_io("warren-epochs", move || epochs::store(&RealDisk, &d, e)).await {
+            tracing::error!("cannot persist epochs {e:?} in {}: {err}; exiting", dir.display());
             std::process::exit(3);
         }
     }
@@ -415,44 +440,36 @@ impl Owner {
         }
     }
 
-    /// Runs the queued disk steps one after another: a truncation or snapshot installation
-    /// waits for the writes before it, and the appends after it wait for it.
+    /// Starts the task that works through the disk queue, unless it is running or there is
+    /// nothing queued. It takes one entry at a time and finishes it before the next: an epochs
+    /// step is durable before the messages and steps behind it, a truncation or snapshot
+    /// installation waits for the writes before it (the log writer's `hold_writer`), and the
+    /// appends after it wait for it. The blocking file work runs on helper threads
+    /// (`offload`), so the executor serves clients meanwhile.
     fn start_disk_task(&self) {
         let Some(me) = self.local.owner.borrow().clone() else { return };
-        let io = self.ensemble.as_ref().expect("ensemble");
-        io.disk_busy.set(true);
+        if !self.ensemble.as_ref().expect("ensemble").disk.borrow_mut().start() {
+            return;
+        }
         glommio::spawn_local(async move {
             loop {
-                let io = me.ensemble.as_ref().expect("ensemble");
-                let Some(op) = io.disk.borrow_mut().pop_front() else { break };
-                let done = match op {
-                    DiskStep::Epochs(e) => {
-                        me.store_epochs(&io.data_dir, e);
+                let next = me.ensemble.as_ref().expect("ensemble").disk.borrow_mut().next();
+                let Some(work) = next else { break };
+                let done = match work {
+                    Work::Deliver(out) => {
+                        me.deliver(out);
                         None
                     }
-                    DiskStep::Append(txns) => {
+                    Work::Step(DiskStep::Epochs(e)) => {
+                        me.store_epochs(e).await;
+                        None
+                    }
+                    Work::Step(DiskStep::Append(txns)) => {
                         me.append(&txns);
                         None
                     }
-                    DiskStep::Truncate(z) => Some(me.wal.truncate_after(z).await.map(|_| z)),
-                    DiskStep::Snapshot(z, image) => {
-                        let dir = me.settings.storage.snap_dir.clone();
-                        let written = snapshots::write(&RealDisk, &dir, z, &image).map(|_| ());
-                        let result = match written {
-                            Ok(()) => me.wal.restart_at(z).await,
-                            Err(e) => Err(e),
-                        };
-                        // The log before z is gone: an older snapshot could only bring back a
-                        // tree that the records after z do not follow (across an epoch change
-                        // recovery would not notice the gap). Recovery must find this one or
-                        // refuse to start, never fall back to those.
-                        let result = result.and_then(|_| snapshots::remove_before(&RealDisk, &dir, z)).map(|gone| {
-                            for at in gone {
-                                info!("removed snapshot {at:#x}: the snapshot installed at {z:#x} replaced its state and log");
-                            }
-                        });
-                        Some(result.map(|_| z))
-                    }
+                    Work::Step(DiskStep::Truncate(z)) => Some(me.wal.truncate_after(z).await.map(|_| z)),
+                    Work::Step(DiskStep::Snapshot(z, image)) => Some(me.install_snapshot(z, image).await.map(|()| z)),
                 };
                 match done {
                     None => {}
@@ -467,9 +484,26 @@ impl Owner {
                     Some(Err(e)) => me.log_failed(&format!("log truncation or snapshot installation failed: {e}")),
                 }
             }
-            me.ensemble.as_ref().expect("ensemble").disk_busy.set(false);
         })
         .detach();
+    }
+
+    /// The SNAP step: the image durable first, then the log it replaces removed (with the
+    /// writer held, after the appends before it), then the older snapshots. The file work
+    /// runs on helper threads.
+    async fn install_snapshot(&self, z: i64, image: Vec<u8>) -> std::io::Result<()> {
+        let dir = self.settings.storage.snap_dir.clone();
+        let d = dir.clone();
+        blocking_io("warren-snap-install", move || snapshots::write(&RealDisk, &d, z, &image)).await?;
+        self.wal.restart_at(z).await?;
+        // The log before z is gone: an older snapshot could only bring back a tree that the
+        // records after z do not follow (across an epoch change recovery would not notice the
+        // gap). Recovery must find this one or refuse to start, never fall back to those.
+        let gone = blocking_io("warren-snap-install", move || snapshots::remove_before(&RealDisk, &dir, z)).await?;
+        for at in gone {
+            info!("removed snapshot {at:#x}: the snapshot installed at {z:#x} replaced its state and log");
+        }
+        Ok(())
     }
 
     /// Remembers the backlog of a connection held by another executor (see `route`).
@@ -883,7 +917,7 @@ impl Owner {
         let mut refusal = None;
         let installed = self
             .wal
-            .replace_log(zxid, || {
+            .replace_log(zxid, async {
                 // Checked again with the writer held: the caller and the zxids may have changed.
                 let current = match self.may_restore(auth, credentials) {
                     Ok(z) => z,
@@ -899,13 +933,19 @@ impl Owner {
                 // The epoch files first (a standalone server does not read them; they keep the
                 // directory fit for an ensemble): once the snapshot is durable nothing may fail
                 // before the state is replaced, or a restart would bring back a restore that
-                // was refused.
+                // was refused. Both are written on a helper thread: the snapshot may be large,
+                // and the executor keeps serving meanwhile (writes wait: the log writer is held).
                 let epoch = (zxid >> 32) as u32;
-                epochs::store(&RealDisk, &data_dir, crate::quorum::Epochs { accepted: epoch, current: epoch })?;
-                let path = snapshots::write(&RealDisk, &snap_dir, zxid, &image).inspect_err(|_| {
-                    // Renamed but the directory not synced: it must not come back on a restart.
-                    let _ = RealDisk.remove(&snap_dir.join(snapshots::file_name(zxid)));
-                })?;
+                let dirs = (data_dir.clone(), snap_dir.clone());
+                let path = blocking_io("warren-restore", move || {
+                    let (data_dir, snap_dir) = dirs;
+                    epochs::store(&RealDisk, &data_dir, crate::quorum::Epochs { accepted: epoch, current: epoch })?;
+                    snapshots::write(&RealDisk, &snap_dir, zxid, &image).inspect_err(|_| {
+                        // Renamed but the directory not synced: it must not come back on a restart.
+                        let _ = RealDisk.remove(&snap_dir.join(snapshots::file_name(zxid)));
+                    })
+                })
+                .await?;
                 let now = self.now();
                 if let Core::Standalone(m) = &mut *self.core.borrow_mut() {
                     m.restore(backup.tree, &backup.sessions, zxid, now);
@@ -916,7 +956,9 @@ impl Owner {
                     path.display(),
                     backup.sessions.len()
                 );
-                for z in snapshots::remove_before(&RealDisk, &snap_dir, zxid)? {
+                let gone =
+                    blocking_io("warren-restore", move || snapshots::remove_before(&RealDisk, &snap_dir, zxid)).await?;
+                for z in gone {
                     info!("removed snapshot {z:#x} of the replaced state");
                 }
                 Ok(())
@@ -1162,19 +1204,6 @@ impl Snapshots {
 pub(crate) enum Answer<T> {
     Now(T),
     Later(Box<dyn FnOnce() -> T + Send>),
-}
-
-/// Runs `job` on a thread of its own and awaits its result on the owner's executor.
-async fn off_the_owner<T: Send + 'static>(job: Box<dyn FnOnce() -> T + Send>) -> Option<T> {
-    let (tx, rx) = async_channel::bounded(1);
-    let spawned = std::thread::Builder::new().name("warren-report".into()).spawn(move || {
-        let _ = tx.send_blocking(job());
-    });
-    if let Err(e) = spawned {
-        warn!("cannot start a thread for a report: {e}");
-        return None;
-    }
-    rx.recv().await.ok()
 }
 
 /// What the watch reports (wchc, wchp, wchs and their AdminServer commands) need from the

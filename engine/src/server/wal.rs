@@ -13,10 +13,12 @@
 //! An ensemble member also rewinds its log: [`Wal::truncate_after`] (the leader's TRUNC) and
 //! [`Wal::restart_at`] (after a SNAP). Both first wait until everything appended before the
 //! call has been written, hold the writer while they change the files, and then let appends
-//! continue where the log now ends.
+//! continue where the log now ends. The file work itself (reading and zeroing a segment,
+//! removing segments) blocks, so it runs on a helper thread (`offload`) and the executor keeps
+//! serving clients meanwhile; appends made in between wait in `pending` for the writer.
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 use glommio::io::{BufferedFile, OpenOptions};
 use tracing::{info, warn};
 
+use super::offload::blocking_io;
 use crate::log::format::{self, HEADER_LEN};
 use crate::storage::segments::{self, split_batch, Tail};
 use crate::storage::{Disk, RealDisk};
@@ -202,7 +205,10 @@ impl Wal {
     pub async fn truncate_after(&self, zxid: i64) -> io::Result<()> {
         let _held = self.hold_writer().await?;
         self.close_segment().await?;
-        let res = segments::truncate_after(&RealDisk, &self.dir, zxid);
+        // Reading, zeroing and syncing a segment blocks: a helper thread does it while the
+        // executor serves clients (appends meanwhile wait in `pending`: the writer is held).
+        let dir = self.dir.clone();
+        let res = blocking_io("warren-log-truncate", move || segments::truncate_after(&RealDisk, &dir, zxid)).await;
         match res {
             Ok(tail) => {
                 info!("log truncated after zxid {zxid:#x}; appends continue in {:?}", tail.as_ref().map(|t| &t.path));
@@ -226,7 +232,9 @@ impl Wal {
     async fn start_afresh(&self, zxid: i64, what: &str) -> io::Result<()> {
         self.close_segment().await?;
         *self.tail.borrow_mut() = None;
-        match segments::remove_all(&RealDisk, &self.dir) {
+        // Removing the segments and syncing the directory blocks: off the executor.
+        let dir = self.dir.clone();
+        match blocking_io("warren-log-remove", move || segments::remove_all(&RealDisk, &dir)).await {
             Ok(n) => {
                 info!("log restarted after the {what} at zxid {zxid:#x}: {n} segment(s) removed");
                 Ok(())
@@ -240,10 +248,11 @@ impl Wal {
     /// installs the restored state. Only if it succeeds: the appends not yet written (the
     /// replaced state's transactions, never acknowledged) are forgotten, and every segment is
     /// removed, so the log starts afresh after the snapshot. Appends made meanwhile (by the
-    /// restored state) wait, and go to the new log.
-    pub async fn replace_log(&self, zxid: i64, install: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    /// restored state) wait, and go to the new log. `install` is only polled once the writer
+    /// is held (a future does nothing before it is first polled).
+    pub async fn replace_log(&self, zxid: i64, install: impl Future<Output = io::Result<()>>) -> io::Result<()> {
         let _held = self.hold_writer().await?;
-        install()?;
+        install.await?;
         let dropped = std::mem::take(&mut *self.pending.borrow_mut());
         self.enqueued.set(self.enqueued.get() - dropped.len() as u64);
         self.pending_records.set(0);

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use tracing::info;
 
-use super::recovery::{self, EnsembleRecovered};
+use super::recovery::{self, EnsembleRecovered, RecoveryError};
 use super::segments::LogWriter;
 use super::{epochs, snapshots, Disk};
 use crate::quorum::{DiskStep, NodeInit, Zxid};
@@ -50,7 +50,11 @@ impl MemberStore {
     /// # Errors
     /// What recovery refuses: a corrupt record before the log's tail, a gap, unreadable epoch
     /// files, an I/O error.
-    pub fn open(disk: &dyn Disk, dirs: MemberDirs, segment_size: u64) -> Result<(MemberStore, Recovered), String> {
+    pub fn open(
+        disk: &dyn Disk,
+        dirs: MemberDirs,
+        segment_size: u64,
+    ) -> Result<(MemberStore, Recovered), RecoveryError> {
         recovery::prepare_dirs(disk, &[&dirs.data, &dirs.log, &dirs.snap])?;
         let r: EnsembleRecovered = recovery::recover_ensemble(disk, &dirs.data, &dirs.snap, &dirs.log)?;
         let log = LogWriter::new(dirs.log.clone(), segment_size, r.tail);

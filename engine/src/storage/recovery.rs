@@ -2,15 +2,65 @@
 //! [`recover`]) or read without applying it (ensemble member, [`recover_ensemble`]). Runs
 //! before the executors start, through the [`Disk`] it is given.
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use tracing::info;
 
 use super::segments::{read_log, Repair, Tail};
 use super::{epochs, snapshots, Disk};
+use crate::log::format::ScanError;
 use crate::machine::{Machine, MachineConfig, Now};
 use crate::quorum::NodeInit;
 use crate::tree::DataTree;
+
+/// Why recovery (or reading the log) refused to go on. Each variant keeps what a caller or a
+/// test may want to look at (the file, the zxids, the underlying error); the text is what an
+/// operator reads when the server refuses to start, so it names the file and says what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// A directory (the log's or the snapshots') could not be listed.
+    #[error("cannot list {}: {source}", dir.display())]
+    List { dir: PathBuf, source: io::Error },
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir { dir: PathBuf, source: io::Error },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// Removing a last segment that never held a record (a crash while creating it).
+    #[error("cannot remove {}: {source}", path.display())]
+    Remove { path: PathBuf, source: io::Error },
+    #[error("cannot sync {}: {source}", dir.display())]
+    SyncDir { dir: PathBuf, source: io::Error },
+    /// Zeroing the torn tail of the last segment failed.
+    #[error("cannot truncate the torn tail of {}: {source}", path.display())]
+    ZeroTail { path: PathBuf, source: io::Error },
+    /// A segment's header is bad (and it holds records, or is not the last), or a corrupt
+    /// record has valid ones after it.
+    #[error("{}: {source}", path.display())]
+    Scan { path: PathBuf, source: ScanError },
+    /// A segment other than the last ends in a torn record.
+    #[error("{}: {why}, but later segments exist, so this is corruption of committed history", path.display())]
+    TornBeforeEnd { path: PathBuf, why: String },
+    /// A zxid at or below its predecessor's.
+    #[error("{}: log goes back from zxid {prev:#x} to {zxid:#x}: the log is out of order", path.display())]
+    GoesBack { path: PathBuf, prev: i64, zxid: i64 },
+    /// A zxid that does not [`format::follows`](crate::log::format::follows) its predecessor.
+    #[error("{}: log jumps from zxid {last:#x} to {zxid:#x}: transactions are missing", path.display())]
+    Gap { path: PathBuf, last: i64, zxid: i64 },
+    /// The epoch files could not be read or parsed (the message names the file).
+    #[error("{0}")]
+    Epochs(#[source] io::Error),
+    /// See [`check_fallback`]: `damaged` is the damaged snapshot's zxid, `used` the one
+    /// recovery would start from (0: an empty tree).
+    #[error(
+        "snapshot {} is damaged and the log does not reach back to zxid {damaged:#x}: starting from {} \
+         would lose the state it held. Replace it from a backup or from another server's snapshot \
+         (or remove it and the log to resynchronise this member from its leader)",
+        snapshots::file_name(*damaged),
+        if *used == 0 { "an empty tree".to_string() } else { snapshots::file_name(*used) }
+    )]
+    DamagedSnapshot { damaged: i64, used: i64 },
+}
 
 /// What a snapshot gives recovery: the tree, the sessions, and the zxid the log resumes after.
 pub struct SnapshotState {
@@ -35,7 +85,7 @@ pub fn recover(
     snapshot: Option<SnapshotState>,
     cfg: MachineConfig,
     now: Now,
-) -> Result<Recovered, String> {
+) -> Result<Recovered, RecoveryError> {
     let (tree, sessions, start_zxid) = match snapshot {
         Some(s) => (s.tree, s.sessions, s.start_zxid),
         None => (DataTree::new(), Vec::new(), 0),
@@ -61,7 +111,7 @@ pub fn replay_read_only(
     disk: &dyn Disk,
     log_dir: &Path,
     snapshot: Option<SnapshotState>,
-) -> Result<(Machine, i64, usize, Option<String>), String> {
+) -> Result<(Machine, i64, usize, Option<String>), RecoveryError> {
     let (tree, sessions, start_zxid) = match snapshot {
         Some(s) => (s.tree, s.sessions, s.start_zxid),
         None => (DataTree::new(), Vec::new(), 0),
@@ -94,11 +144,11 @@ pub fn recover_ensemble(
     data_dir: &Path,
     snap_dir: &Path,
     log_dir: &Path,
-) -> Result<EnsembleRecovered, String> {
-    let epochs = epochs::load(disk, data_dir).map_err(|e| e.to_string())?;
+) -> Result<EnsembleRecovered, RecoveryError> {
+    let epochs = epochs::load(disk, data_dir).map_err(RecoveryError::Epochs)?;
     snapshots::remove_leftover_temp_files(disk, snap_dir);
-    let newest =
-        snapshots::load_newest_valid(disk, snap_dir).map_err(|e| format!("cannot list {}: {e}", snap_dir.display()))?;
+    let newest = snapshots::load_newest_valid(disk, snap_dir)
+        .map_err(|source| RecoveryError::List { dir: snap_dir.to_path_buf(), source })?;
     let (tree, sessions, snapshot_zxid) = match newest.snapshot {
         Some(s) => (s.tree, s.sessions, s.start_zxid),
         None => (DataTree::new(), Vec::new(), 0),
@@ -125,25 +175,19 @@ pub fn recover_ensemble(
 /// in the snapshot a SNAP installed (the log restarts after it, so nothing else holds it).
 ///
 /// # Errors
-/// The refusal, saying what to do.
-pub fn check_fallback(skipped: Option<i64>, used: i64, first_replayed: Option<i64>) -> Result<(), String> {
+/// [`RecoveryError::DamagedSnapshot`], whose text says what to do.
+pub fn check_fallback(skipped: Option<i64>, used: i64, first_replayed: Option<i64>) -> Result<(), RecoveryError> {
     let Some(bad) = skipped.filter(|&bad| bad > used) else { return Ok(()) };
     if first_replayed.is_some_and(|first| first <= bad) {
         return Ok(());
     }
-    Err(format!(
-        "snapshot {} is damaged and the log does not reach back to zxid {bad:#x}: starting from {} \
-         would lose the state it held. Replace it from a backup or from another server's snapshot \
-         (or remove it and the log to resynchronise this member from its leader)",
-        snapshots::file_name(bad),
-        if used == 0 { "an empty tree".to_string() } else { snapshots::file_name(used) }
-    ))
+    Err(RecoveryError::DamagedSnapshot { damaged: bad, used })
 }
 
 /// Creates the `version-2` directories (ZooKeeper's layout) and syncs their parents.
-pub fn prepare_dirs(disk: &dyn Disk, dirs: &[&Path]) -> Result<(), String> {
+pub fn prepare_dirs(disk: &dyn Disk, dirs: &[&Path]) -> Result<(), RecoveryError> {
     for d in dirs {
-        disk.create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        disk.create_dir_all(d).map_err(|source| RecoveryError::CreateDir { dir: d.to_path_buf(), source })?;
         if let Some(p) = d.parent() {
             let _ = disk.sync_dir(p);
         }
@@ -170,7 +214,10 @@ mod tests {
         // tree, or to an older snapshot, loses its state (also across an epoch start, which
         // the log's own continuity check lets through).
         let e = check_fallback(Some(0x3_0000_0016), 0, None).expect_err("nothing replayed");
-        assert!(e.contains("snapshot.300000016") && e.contains("an empty tree"), "{e}");
+        assert!(matches!(e, RecoveryError::DamagedSnapshot { damaged: 0x3_0000_0016, used: 0 }), "{e:?}");
+        // The operator's message names the damaged snapshot and what recovery would start from.
+        let text = e.to_string();
+        assert!(text.contains("snapshot.300000016") && text.contains("an empty tree"), "{text}");
         assert!(check_fallback(Some(0x3_0000_0016), 0, Some(0x3_0000_0017)).is_err());
         assert!(check_fallback(Some(0x3_0000_0016), 0x2_0000_0001, Some(0x4_0000_0001)).is_err());
     }
@@ -199,7 +246,7 @@ mod tests {
         path
     }
 
-    fn read_all(dir: &Path, after: i64) -> Result<Vec<i64>, String> {
+    fn read_all(dir: &Path, after: i64) -> Result<Vec<i64>, RecoveryError> {
         let mut out = Vec::new();
         let log = read_log(&RealDisk, dir, after, Repair::Yes, |t| out.push(t.hdr.zxid))?;
         assert_eq!(log.count, out.len());
@@ -245,14 +292,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         write_segment(dir.path(), &[make_zxid(3, 6), make_zxid(3, 7)]);
         let e = read_all(dir.path(), make_zxid(1, 9)).expect_err("gap across epochs");
-        assert!(e.contains("jumps from zxid 0x100000009 to 0x300000006"), "{e}");
+        assert!(matches!(e, RecoveryError::Gap { last: 0x1_0000_0009, zxid: 0x3_0000_0006, .. }), "{e:?}");
+        assert!(e.to_string().contains("jumps from zxid 0x100000009 to 0x300000006"), "{e}");
         // From the snapshot the log restarted at, it replays.
         assert_eq!(read_all(dir.path(), make_zxid(3, 5)).expect("read"), vec![make_zxid(3, 6), make_zxid(3, 7)]);
         // Within one segment too.
         let dir = tempfile::tempdir().expect("tempdir");
         write_segment(dir.path(), &[make_zxid(1, 1), make_zxid(1, 2), make_zxid(2, 4)]);
         let e = read_all(dir.path(), 0).expect_err("gap across epochs");
-        assert!(e.contains("jumps from zxid 0x100000002 to 0x200000004"), "{e}");
+        assert!(matches!(e, RecoveryError::Gap { last: 0x1_0000_0002, zxid: 0x2_0000_0004, .. }), "{e:?}");
     }
 
     #[test]
@@ -260,12 +308,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         write_segment(dir.path(), &[make_zxid(1, 1), make_zxid(1, 2), make_zxid(1, 4)]);
         let e = read_all(dir.path(), 0).expect_err("gap");
-        assert!(e.contains("jumps from zxid 0x100000002 to 0x100000004"), "{e}");
+        assert!(matches!(e, RecoveryError::Gap { last: 0x1_0000_0002, zxid: 0x1_0000_0004, .. }), "{e:?}");
         // A gap between the snapshot and the log.
         let dir = tempfile::tempdir().expect("tempdir");
         write_segment(dir.path(), &[5, 6, 7]);
         let e = read_all(dir.path(), 3).expect_err("gap after the snapshot");
-        assert!(e.contains("jumps from zxid 0x3 to 0x5"), "{e}");
+        assert!(matches!(e, RecoveryError::Gap { last: 3, zxid: 5, .. }), "{e:?}");
         // ... but a snapshot inside the log is fine, and one past its end leaves nothing.
         assert_eq!(read_all(dir.path(), 5).expect("read"), vec![6, 7]);
         assert_eq!(read_all(dir.path(), 9).expect("read"), Vec::<i64>::new());
@@ -282,10 +330,10 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             write_segment(dir.path(), &zxids);
             let e = read_all(dir.path(), 0).expect_err("backwards");
-            assert!(e.contains("goes back"), "{zxids:?}: {e}");
+            assert!(matches!(e, RecoveryError::GoesBack { .. }), "{zxids:?}: {e:?}");
             // Also when the repeat is at or before the snapshot.
             let e = read_all(dir.path(), zxids[zxids.len() - 1]).expect_err("backwards");
-            assert!(e.contains("goes back"), "{zxids:?}: {e}");
+            assert!(matches!(e, RecoveryError::GoesBack { .. }), "{zxids:?}: {e:?}");
         }
     }
 
@@ -299,7 +347,7 @@ mod tests {
         assert!(t.path.ends_with("log.1"));
         write_segment(dir.path(), &[5]);
         let e = recover(&RealDisk, dir.path(), None, MachineConfig::default(), Now::from_ms(0, 0)).err().expect("gap");
-        assert!(e.contains("transactions are missing"), "{e}");
+        assert!(matches!(e, RecoveryError::Gap { last: 3, zxid: 5, .. }), "{e:?}");
     }
 
     #[test]
@@ -326,6 +374,7 @@ mod tests {
 
         fs::write(data.path().join("currentEpoch"), "one").expect("write");
         let e = recover_ensemble(&RealDisk, data.path(), &snap_dir, &log_dir).err().expect("bad epoch");
-        assert!(e.contains("currentEpoch"), "{e}");
+        assert!(matches!(e, RecoveryError::Epochs(_)), "{e:?}");
+        assert!(e.to_string().contains("currentEpoch"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
+use super::recovery::RecoveryError;
 use super::Disk;
 use crate::log::format::{self, HEADER_LEN};
 use crate::txn::Txn;
@@ -59,14 +60,17 @@ pub struct LogRead {
 /// a bad record with a valid one after it (corruption before the tail). With [`Repair::Yes`]
 /// the torn tail of the last segment is zeroed, and a last segment with a bad header and no
 /// record (a crash while creating it) removed.
+///
+/// # Errors
+/// The refusals above and the disk's errors, as [`RecoveryError`] naming the file.
 pub fn read_log(
     disk: &dyn Disk,
     log_dir: &Path,
     after: i64,
     repair: Repair,
     mut each: impl FnMut(Txn),
-) -> Result<LogRead, String> {
-    let segs = list(disk, log_dir).map_err(|e| format!("cannot list {}: {e}", log_dir.display()))?;
+) -> Result<LogRead, RecoveryError> {
+    let segs = list(disk, log_dir).map_err(|source| RecoveryError::List { dir: log_dir.to_path_buf(), source })?;
     let mut last = after;
     let mut seen: Option<i64> = None;
     let mut count = 0;
@@ -79,7 +83,7 @@ pub fn read_log(
         if !last_segment && segs[i + 1].0 <= after + 1 {
             continue;
         }
-        let bytes = disk.read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes = disk.read(path).map_err(|source| RecoveryError::Read { path: path.clone(), source })?;
         let scan = match format::scan(&bytes) {
             Ok(s) => s,
             Err(format::ScanError::Header(h)) if last_segment && format::holds_no_record(&bytes) => {
@@ -87,44 +91,36 @@ pub fn read_log(
                 // never held a record.
                 if repair == Repair::Yes {
                     warn!("removing {}: a segment with no record and a bad header ({h})", path.display());
-                    disk.remove(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-                    disk.sync_dir(log_dir).map_err(|e| format!("cannot sync {}: {e}", log_dir.display()))?;
+                    disk.remove(path).map_err(|source| RecoveryError::Remove { path: path.clone(), source })?;
+                    disk.sync_dir(log_dir)
+                        .map_err(|source| RecoveryError::SyncDir { dir: log_dir.to_path_buf(), source })?;
                 }
                 continue;
             }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(source) => return Err(RecoveryError::Scan { path: path.clone(), source }),
         };
         if let Some(why) = &scan.torn_tail {
             if !last_segment {
-                return Err(format!(
-                    "{}: {why}, but later segments exist, so this is corruption of committed history",
-                    path.display()
-                ));
+                return Err(RecoveryError::TornBeforeEnd { path: path.clone(), why: why.clone() });
             }
             torn = Some(format!("{} at offset {}: {why}", path.display(), scan.end));
             if repair == Repair::Yes {
                 warn!("{}: torn tail ({why}); truncating the log at offset {}", path.display(), scan.end);
                 zero_range(disk, path, scan.end as u64, bytes.len() as u64)
-                    .map_err(|e| format!("cannot truncate the torn tail of {}: {e}", path.display()))?;
+                    .map_err(|source| RecoveryError::ZeroTail { path: path.clone(), source })?;
             }
         }
         for t in scan.txns {
             let z = t.hdr.zxid;
             if let Some(prev) = seen.filter(|&p| z <= p) {
-                return Err(format!(
-                    "{}: log goes back from zxid {prev:#x} to {z:#x}: the log is out of order",
-                    path.display()
-                ));
+                return Err(RecoveryError::GoesBack { path: path.clone(), prev, zxid: z });
             }
             seen = Some(z);
             if z <= after {
                 continue;
             }
             if !format::follows(last, z) {
-                return Err(format!(
-                    "{}: log jumps from zxid {last:#x} to {z:#x}: transactions are missing",
-                    path.display()
-                ));
+                return Err(RecoveryError::Gap { path: path.clone(), last, zxid: z });
             }
             last = z;
             count += 1;
