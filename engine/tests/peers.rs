@@ -17,7 +17,7 @@ use glommio::{LocalExecutorBuilder, Placement, Task};
 use warren::acl::{Acl, Id};
 use warren::proto::CreateKind;
 use warren::quorum::codec;
-use warren::quorum::{Msg, ServerId};
+use warren::quorum::{LogSummary, Msg, ServerId};
 use warren::server::peers::{PeerConfig, PeerEvent, PeerTls, Peers};
 use warren::server::resolve::PeerAddr;
 use warren::txn::{Txn, TxnHeader, TxnOp};
@@ -462,13 +462,17 @@ fn strangers_are_rejected_without_harm() {
                 codec::encode_hello(id, &mut h);
                 h
             };
+            // A Warren of peer protocol 1 (before the log summary in AckEpoch).
+            let mut older_warren = b"WRNPEER1".to_vec();
+            older_warren.extend_from_slice(&2u64.to_be_bytes());
             vec![
                 ("http", closed_by_server(election, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
                 ("zookeeper", closed_by_server(election, &zk)),
                 ("unknown id", closed_by_server(election, &hello(99))),
                 ("own id", closed_by_server(election, &hello(1))),
                 ("silent", closed_by_server(election, b"")),
-                ("short hello", closed_by_server(election, b"WRNPEER1")),
+                ("short hello", closed_by_server(election, b"WRNPEER2")),
+                ("older warren", closed_by_server(election, &older_warren)),
                 ("quorum port", closed_by_server(quorum, &hello(2))),
             ]
         })
@@ -483,11 +487,17 @@ fn strangers_are_rejected_without_harm() {
         for to in [2, 3] {
             n1.peers.send(to, &Msg::LeaderInfo { epoch: 7 });
         }
-        n2.peers.send(1, &Msg::AckEpoch { current_epoch: 7, last_zxid: 9, counted: true });
+        let ack = Msg::AckEpoch {
+            current_epoch: 7,
+            last_zxid: 9,
+            counted: true,
+            log: LogSummary { base: 3, epoch_ends: vec![9] },
+        };
+        n2.peers.send(1, &ack);
         wait_until("traffic after the strangers", Duration::from_secs(5), || {
             n2.messages_from(1) == vec![Msg::LeaderInfo { epoch: 7 }]
                 && n3.messages_from(1) == vec![Msg::LeaderInfo { epoch: 7 }]
-                && n1.messages_from(2) == vec![Msg::AckEpoch { current_epoch: 7, last_zxid: 9, counted: true }]
+                && n1.messages_from(2) == vec![ack.clone()]
         })
         .await;
         for n in [&n1, &n2, &n3] {

@@ -218,13 +218,30 @@ fn deterministic() {
 /// before the log it vouches for (seed 162103: a crash then let a server missing committed
 /// transactions win an election), and a follower that kept an expired session's connection
 /// open with its forwarded writes unanswered (seeds 1030, 2324: a client paused past its
-/// session timeout came back on a follower just as the leader expired it).
+/// session timeout came back on a follower just as the leader expired it), and a SNAP of a
+/// restarted leader's empty applied state that made a follower drop committed records it
+/// held durably (seed 932350: a crash before the records after the snapshot were synced, then
+/// an election on the follower's stale current epoch, lost a committed write).
 #[test]
 fn regressions() {
     let mut failures = Vec::new();
-    for seed in
-        [162103, 1886, 1849, 1681, 421, 188, 1031, 160, 13, 28, 432345564227567617, 576460752303423492, 1030, 2324]
-    {
+    for seed in [
+        162103,
+        1886,
+        1849,
+        1681,
+        421,
+        188,
+        1031,
+        160,
+        13,
+        28,
+        432345564227567617,
+        576460752303423492,
+        1030,
+        2324,
+        932350,
+    ] {
         let r = run_seed(seed);
         println!("{}", describe(&r));
         if r.failure.is_some() {

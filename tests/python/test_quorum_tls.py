@@ -33,7 +33,7 @@ from pki import Pki
 
 ELECTION_TIMEOUT = 60.0
 # The hello a plaintext Warren peer sends first (quorum/codec.rs): magic and myid.
-PLAINTEXT_HELLO = b"WRNPEER1" + (9).to_bytes(8, "big")
+PLAINTEXT_HELLO = b"WRNPEER2" + (9).to_bytes(8, "big")
 
 
 @pytest.fixture

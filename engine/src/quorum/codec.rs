@@ -4,7 +4,7 @@
 //! A connection starts with a hello, then carries frames back to back:
 //!
 //! ```text
-//! hello   "WRNPEER1" (8 bytes: magic and version) | myid u64            16 bytes, unframed
+//! hello   "WRNPEER2" (8 bytes: magic and version) | myid u64            16 bytes, unframed
 //! frame   len u32 (bytes that follow, 1..=MAX_FRAME) | type u8 | body
 //! ```
 //!
@@ -17,7 +17,9 @@
 //! | 1    | `Vote`         | leader u64, zxid i64, epoch u32, round u64, state u8 (*)          |
 //! | 2    | `FollowerInfo` | accepted_epoch u32, last_zxid i64, observer bool                  |
 //! | 3    | `LeaderInfo`   | epoch u32                                                         |
-//! | 4    | `AckEpoch`     | current_epoch u32, last_zxid i64                                  |
+//! | 4    | `AckEpoch`     | current_epoch u32, last_zxid i64, base i64, count u32,            |
+//! |      |                | count × epoch_end i64 (a `LogSummary`: ascending, above base,     |
+//! |      |                | one per epoch)                                                    |
 //! | 5    | `Trunc`        | zxid i64                                                          |
 //! | 6    | `Snap`         | zxid i64, image bytes                                             |
 //! | 7    | `Txns`         | count u32, count × txn                                            |
@@ -37,16 +39,19 @@
 //! |      |                | 3 Sync: -                                                         |
 //! | 18   | `SyncDone`     | session_id i64, cxid i32                                          |
 //! | 19   | `SessionOwner` | session_id i64                                                    |
-//! | 20   | `AckEpoch`, not counted | current_epoch u32, last_zxid i64 (as type 4)             |
+//! | 20   | `AckEpoch`, not counted | as type 4                                                |
 //!
 //! (*) `PeerState`: 0 Looking, 1 Following, 2 Leading, 3 Observing.
+//!
+//! Version 2 of the hello added the `LogSummary` to `AckEpoch`. Servers speaking different
+//! versions refuse each other's connections with a log line naming both versions.
 //!
 //! Decoding never trusts a length or count: each is checked against the bytes that remain
 //! before anything is allocated, every byte of a frame must be consumed, and no input panics.
 
 use thiserror::Error;
 
-use super::{Forward, ForwardOp, Msg, PeerState, ServerId, Vote};
+use super::{Forward, ForwardOp, LogSummary, Msg, PeerState, ServerId, Vote};
 use crate::acl::Id;
 use crate::log::format::{decode_txn, encode_txn};
 use crate::proto::{DecodeError, Writer};
@@ -56,7 +61,7 @@ use crate::txn::Txn;
 /// The largest frame (type byte and body) accepted; a `Snap` carries a whole snapshot image.
 pub const MAX_FRAME: usize = 1 << 30;
 /// Magic and version opening every peer connection.
-pub const HELLO_MAGIC: &[u8; 8] = b"WRNPEER1";
+pub const HELLO_MAGIC: &[u8; 8] = b"WRNPEER2";
 pub const HELLO_LEN: usize = 16;
 
 /// The smallest encoded Txn (header 28 bytes and an opcode), used to bound counts.
@@ -80,8 +85,13 @@ pub enum CodecError {
     InvalidUtf8 { what: &'static str },
     #[error("bad transaction in peer message: {0}")]
     Txn(DecodeError),
-    #[error("not a Warren peer: hello starts with {0:02x?}, expected \"WRNPEER1\"")]
+    #[error("not a Warren peer: hello starts with {0:02x?}, expected \"WRNPEER2\"")]
     BadMagic([u8; 8]),
+    #[error(
+        "a Warren peer speaking peer protocol {:?}; this server speaks \"WRNPEER2\" (every server of an ensemble must run the same protocol version)",
+        String::from_utf8_lossy(.0)
+    )]
+    OtherVersion([u8; 8]),
     #[error("peer hello is {0} bytes, expected {HELLO_LEN}")]
     HelloLength(usize),
 }
@@ -188,10 +198,15 @@ fn encode_body(msg: &Msg, out: &mut Vec<u8>) {
             out.push(ty::LEADER_INFO);
             put_u32(out, *epoch);
         }
-        Msg::AckEpoch { current_epoch, last_zxid, counted } => {
+        Msg::AckEpoch { current_epoch, last_zxid, counted, log } => {
             out.push(if *counted { ty::ACK_EPOCH } else { ty::ACK_EPOCH_UNCOUNTED });
             put_u32(out, *current_epoch);
             put_i64(out, *last_zxid);
+            put_i64(out, log.base);
+            put_u32(out, log.epoch_ends.len() as u32);
+            for z in &log.epoch_ends {
+                put_i64(out, *z);
+            }
         }
         Msg::Trunc { zxid } => {
             out.push(ty::TRUNC);
@@ -297,11 +312,33 @@ pub fn decode_hello(b: &[u8]) -> Result<ServerId, CodecError> {
     if &b[..8] != HELLO_MAGIC {
         let mut m = [0u8; 8];
         m.copy_from_slice(&b[..8]);
+        if m[..7] == HELLO_MAGIC[..7] {
+            return Err(CodecError::OtherVersion(m));
+        }
         return Err(CodecError::BadMagic(m));
     }
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[8..]);
     Ok(u64::from_be_bytes(a))
+}
+
+/// A `LogSummary`, checked: epoch ends ascend above the base, one per epoch (the leader plans
+/// a sync from it, so a summary that cannot describe a log is refused here).
+fn log_summary(c: &mut Cur<'_>) -> Result<LogSummary, CodecError> {
+    let base = c.i64("log base")?;
+    let n = c.count("epoch end count", 8)?;
+    let mut epoch_ends = Vec::with_capacity(capacity(n));
+    let mut prev = base;
+    for i in 0..n {
+        let z = c.i64("epoch end")?;
+        let ascends = z > prev && (i == 0 || (z >> 32) > (prev >> 32));
+        if !ascends {
+            return Err(CodecError::BadValue { what: "epoch end (not ascending by epoch)", value: z as u64 });
+        }
+        epoch_ends.push(z);
+        prev = z;
+    }
+    Ok(LogSummary { base, epoch_ends })
 }
 
 /// The frame length announced by a frame's first 4 bytes, checked against [`MAX_FRAME`].
@@ -427,6 +464,7 @@ pub fn decode(frame_body: &[u8]) -> Result<Msg, CodecError> {
             current_epoch: c.u32("current epoch")?,
             last_zxid: c.i64("last zxid")?,
             counted: t == ty::ACK_EPOCH,
+            log: log_summary(&mut c)?,
         },
         ty::TRUNC => Msg::Trunc { zxid: c.i64("zxid")? },
         ty::SNAP => Msg::Snap { zxid: c.i64("zxid")?, image: c.bytes("snapshot image")?.to_vec() },
@@ -496,7 +534,7 @@ mod tests {
     use super::*;
     use crate::acl::Acl;
     use crate::proto::{CreateKind, ErrorCode};
-    use crate::txn::{TxnHeader, TxnOp};
+    use crate::txn::{make_zxid, TxnHeader, TxnOp};
     use proptest::collection::vec;
     use proptest::prelude::*;
 
@@ -544,8 +582,13 @@ mod tests {
             Msg::FollowerInfo { accepted_epoch: 4, last_zxid: -1, observer: false },
             Msg::FollowerInfo { accepted_epoch: u32::MAX, last_zxid: i64::MAX, observer: true },
             Msg::LeaderInfo { epoch: 9 },
-            Msg::AckEpoch { current_epoch: 8, last_zxid: 0x8_0000_0010, counted: true },
-            Msg::AckEpoch { current_epoch: 8, last_zxid: 0x8_0000_0010, counted: false },
+            Msg::AckEpoch { current_epoch: 8, last_zxid: 0x8_0000_0010, counted: true, log: LogSummary::default() },
+            Msg::AckEpoch {
+                current_epoch: 8,
+                last_zxid: 0x8_0000_0010,
+                counted: false,
+                log: LogSummary { base: 0x1_0000_0004, epoch_ends: vec![0x1_0000_0009, 0x3_0000_0001, 0x8_0000_0010] },
+            },
             Msg::Trunc { zxid: 0x2_0000_0003 },
             Msg::Snap { zxid: 77, image: Vec::new() },
             Msg::Snap { zxid: 78, image: (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect() },
@@ -715,9 +758,37 @@ mod tests {
         zk.extend_from_slice(&1i64.to_be_bytes());
         assert!(matches!(decode_hello(&zk), Err(CodecError::BadMagic(_))));
         assert_eq!(decode_hello(b"GET / HTTP/1.1\r\n"), Err(CodecError::BadMagic(*b"GET / HT")));
-        assert_eq!(decode_hello(b"WRNPEER1"), Err(CodecError::HelloLength(8)));
-        let msg = CodecError::BadMagic(*b"WRNPEER2").to_string();
+        assert_eq!(decode_hello(b"WRNPEER2"), Err(CodecError::HelloLength(8)));
+        let msg = CodecError::BadMagic(*b"GET / HT").to_string();
         assert!(msg.contains("not a Warren peer"), "{msg}");
+        // An older Warren: named as such, with both versions.
+        let mut old = b"WRNPEER1".to_vec();
+        old.extend_from_slice(&3u64.to_be_bytes());
+        let e = decode_hello(&old).unwrap_err();
+        assert_eq!(e, CodecError::OtherVersion(*b"WRNPEER1"));
+        let msg = e.to_string();
+        assert!(msg.contains("\"WRNPEER1\"") && msg.contains("\"WRNPEER2\""), "{msg}");
+    }
+
+    #[test]
+    fn a_log_summary_that_cannot_describe_a_log_is_refused() {
+        let bad = [
+            // an end at or below the base
+            LogSummary { base: 0x2_0000_0005, epoch_ends: vec![0x2_0000_0005] },
+            // two ends of one epoch
+            LogSummary { base: 0, epoch_ends: vec![0x1_0000_0002, 0x1_0000_0009] },
+            // descending
+            LogSummary { base: 0, epoch_ends: vec![0x3_0000_0001, 0x2_0000_0009] },
+        ];
+        for log in bad {
+            let f = frame(&Msg::AckEpoch { current_epoch: 3, last_zxid: 0x3_0000_0001, counted: true, log });
+            assert!(matches!(decode(&f[4..]), Err(CodecError::BadValue { .. })), "{f:02x?}");
+        }
+        // A count larger than the bytes that follow is refused before anything is allocated.
+        let mut f = frame(&Msg::AckEpoch { current_epoch: 3, last_zxid: 3, counted: true, log: LogSummary::default() });
+        let n = f.len();
+        f[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(decode(&f[4..]), Err(CodecError::Truncated { .. })));
     }
 
     // ---- properties ---------------------------------------------------------------------------
@@ -800,6 +871,22 @@ mod tests {
         ]
     }
 
+    /// Valid summaries: epoch ends ascending by epoch above the base.
+    fn log_summary() -> impl Strategy<Value = LogSummary> {
+        (0u32..1000, 0u32..100, vec((1u32..3, 1u32..1000), 0..6)).prop_map(|(e0, c0, steps)| {
+            let base = make_zxid(e0, c0);
+            let mut e = e0;
+            let epoch_ends = steps
+                .into_iter()
+                .map(|(de, c)| {
+                    e += de;
+                    make_zxid(e, c)
+                })
+                .collect();
+            LogSummary { base, epoch_ends }
+        })
+    }
+
     fn arb_msg() -> impl Strategy<Value = Msg> {
         prop_oneof![
             (any::<u64>(), any::<i64>(), any::<u32>(), any::<u64>(), state())
@@ -808,9 +895,9 @@ mod tests {
                 Msg::FollowerInfo { accepted_epoch, last_zxid, observer }
             }),
             any::<u32>().prop_map(|epoch| Msg::LeaderInfo { epoch }),
-            (any::<u32>(), any::<i64>(), any::<bool>()).prop_map(|(current_epoch, last_zxid, counted)| {
-                Msg::AckEpoch { current_epoch, last_zxid, counted }
-            }),
+            (any::<u32>(), any::<i64>(), any::<bool>(), log_summary()).prop_map(
+                |(current_epoch, last_zxid, counted, log)| Msg::AckEpoch { current_epoch, last_zxid, counted, log }
+            ),
             any::<i64>().prop_map(|zxid| Msg::Trunc { zxid }),
             (any::<i64>(), vec(any::<u8>(), 0..256)).prop_map(|(zxid, image)| Msg::Snap { zxid, image }),
             vec(arb_txn(), 0..5).prop_map(Msg::Txns),

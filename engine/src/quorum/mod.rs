@@ -17,8 +17,11 @@
 //!    another (or before a restart) it answers with an `AckEpoch` that does not count towards
 //!    establishing the epoch but still gets it synced, as ZooKeeper's learners do (their -1);
 //!    otherwise two leaders could each count it and both establish the same epoch.
-//! 3. **Synchronization**: per follower, DIFF (txns it lacks), TRUNC (it has txns the leader
-//!    never had, then DIFF) or SNAP (a whole snapshot), then `NewLeader`. A follower
+//! 3. **Synchronization**: per follower, from the newest record both logs share (found from
+//!    the `LogSummary` in its `AckEpoch`): DIFF (txns it lacks), TRUNC (it has txns after the
+//!    shared one that the leader never had, then DIFF) or SNAP (a whole snapshot, when the
+//!    shared record lies before the leader's in-memory window), then `NewLeader`. Only records
+//!    the leader's history lacks are ever removed from a follower's log. A follower
 //!    acknowledges `NewLeader` only after its log is durable and its current epoch persisted.
 //!    On a quorum of those acknowledgements the leader's whole history is committed.
 //! 4. **Broadcast**: pipelined `Proposal`s, `Ack` after the follower's fsync, `Commit` on a
@@ -121,6 +124,22 @@ impl Vote {
     }
 }
 
+/// What a learner's log holds, as its `AckEpoch` reports it. With it the leader finds the
+/// newest record both logs share and brings the learner to its history by removing only what
+/// follows that record: a sync never removes a durable record the leader's history also holds,
+/// so a crash in the middle of a sync cannot lose a committed write that this learner held
+/// (the leader's history holds every committed write).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogSummary {
+    /// Everything up to here is applied (so committed): the learner's snapshot or the start of
+    /// the records it keeps in memory.
+    pub base: Zxid,
+    /// The last zxid of each epoch with records after `base`, ascending: two logs that both
+    /// hold records of an epoch agree up to the lower of their last records of it (each holds
+    /// a prefix of what that epoch's leader proposed, after the same history).
+    pub epoch_ends: Vec<Zxid>,
+}
+
 /// A message between servers. Byte formats: [`codec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
@@ -141,6 +160,9 @@ pub enum Msg {
         /// False when this follower already acknowledged the epoch for another leader (or
         /// cannot tell, after a restart): the leader syncs it but does not count it.
         counted: bool,
+        /// What the follower's log holds, so that the leader finds the newest record both
+        /// logs share (see [`LogSummary`]).
+        log: LogSummary,
     },
     // -- synchronization (leader → learner) --
     /// Drop every log record after `zxid`, then append what follows.

@@ -17,7 +17,9 @@ use std::net::IpAddr;
 use tracing::{info, warn};
 
 use super::election::{self, Election};
-use super::{counter_of, epoch_of, make_zxid, Epochs, ForwardOp, Msg, PeerState, QuorumConfig, ServerId, Vote, Zxid};
+use super::{
+    counter_of, epoch_of, make_zxid, Epochs, ForwardOp, LogSummary, Msg, PeerState, QuorumConfig, ServerId, Vote, Zxid,
+};
 use crate::machine::{ConnId, Machine, MachineConfig, Now};
 use crate::proto::{ConnectRequest, Request, RequestHeader};
 use crate::tree::DataTree;
@@ -160,10 +162,10 @@ struct Leader {
     stage: LeadStage,
     /// FollowerInfo (accepted epoch) of voters heard during discovery, mine included.
     infos: BTreeMap<ServerId, u32>,
-    /// AckEpoch received: the learner's last zxid (a learner is synced only once a quorum of
-    /// voters acknowledged the epoch, so no history is handed out before it is known to be
-    /// the most complete of a quorum).
-    epoch_acks: BTreeMap<ServerId, Zxid>,
+    /// AckEpoch received: what the learner's log holds (a learner is synced only once a
+    /// quorum of voters acknowledged the epoch, so no history is handed out before it is
+    /// known to be the most complete of a quorum).
+    epoch_acks: BTreeMap<ServerId, LogSummary>,
     /// Those of `epoch_acks` that count towards establishing the epoch (see `Msg::AckEpoch`).
     counted_acks: BTreeSet<ServerId>,
     learners: BTreeMap<ServerId, Learner>,
@@ -830,7 +832,7 @@ impl Node {
                     self.ready.sends.push((from, Msg::LeaderInfo { epoch }));
                 }
             }
-            Msg::AckEpoch { current_epoch, last_zxid, counted } => {
+            Msg::AckEpoch { current_epoch, last_zxid, counted, log } => {
                 if l.stage == LeadStage::Discovery || !l.learners.contains_key(&from) {
                     return;
                 }
@@ -839,13 +841,18 @@ impl Node {
                     self.look("a follower is ahead of me");
                     return;
                 }
-                l.epoch_acks.insert(from, last_zxid);
+                if log.epoch_ends.last().copied().unwrap_or(log.base) != last_zxid {
+                    warn!("server {from}: its log summary does not end at its last zxid {last_zxid:#x}; ignoring it");
+                    return;
+                }
                 if counted {
                     l.counted_acks.insert(from);
                 }
                 if l.stage == LeadStage::Broadcast || self.epochs.current == l.epoch {
-                    self.sync_learner(from, last_zxid);
+                    self.sync_learner(from, &log);
                 }
+                let Phase::Leading(l) = &mut self.phase else { return };
+                l.epoch_acks.insert(from, log);
                 self.maybe_established();
             }
             Msg::AckNewLeader { zxid } => {
@@ -930,8 +937,9 @@ impl Node {
     }
 
     /// Sends a learner what it needs to match my history, then NewLeader.
-    fn sync_learner(&mut self, to: ServerId, their_zxid: Zxid) {
-        let (kind, trunc) = self.plan_sync(their_zxid);
+    fn sync_learner(&mut self, to: ServerId, theirs: &LogSummary) {
+        let their_zxid = theirs.epoch_ends.last().copied().unwrap_or(theirs.base);
+        let (kind, trunc) = self.plan_sync(theirs);
         let l = self.lead_mut();
         let epoch = l.epoch;
         let Some(x) = l.learners.get_mut(&to) else {
@@ -966,22 +974,60 @@ impl Node {
         self.ready.sends.push((to, Msg::NewLeader { epoch, zxid: self.logged }));
     }
 
-    /// DIFF when their last zxid is in my history; TRUNC when they hold records of an epoch I
-    /// also have but went further in it than I did; SNAP otherwise.
-    fn plan_sync(&self, z: Zxid) -> (SyncKind, Zxid) {
-        if z == self.logged || z == self.history_base || self.history.iter().any(|t| t.hdr.zxid == z) {
-            return (SyncKind::Diff, z);
-        }
-        if z > self.history_base {
-            let e = epoch_of(z);
-            let last_in_epoch = self.history.iter().rev().find(|t| epoch_of(t.hdr.zxid) == e).map(|t| t.hdr.zxid);
-            if let Some(t) = last_in_epoch {
-                if t < z {
-                    return (SyncKind::Trunc, t);
-                }
+    /// Plans a learner's sync from what its log holds: the newest record both logs share is
+    /// found first (see [`LogSummary`]); DIFF when it is their last, TRUNC to it when they
+    /// hold records after it that my history lacks, SNAP of my applied state when it lies
+    /// before my history (then it is also before `applied`, so the snapshot holds it).
+    ///
+    /// Only records after the shared one are ever removed from a learner's log, and those are
+    /// not in my history, so not committed: a learner that crashes part-way through a sync
+    /// keeps every committed record it held (see `shared_with`).
+    fn plan_sync(&self, theirs: &LogSummary) -> (SyncKind, Zxid) {
+        let last = theirs.epoch_ends.last().copied().unwrap_or(theirs.base);
+        match self.shared_with(theirs) {
+            Some(z) if z == last => (SyncKind::Diff, z),
+            Some(z) => (SyncKind::Trunc, z),
+            None => {
+                assert!(
+                    self.applied >= self.history_base,
+                    "server {}: invariant broken: applied {:#x} before the history base {:#x}",
+                    self.cfg.myid,
+                    self.applied,
+                    self.history_base
+                );
+                (SyncKind::Snap, self.applied)
             }
         }
-        (SyncKind::Snap, self.applied)
+    }
+
+    /// The newest record that both my log and theirs hold, if my history (from
+    /// `history_base`) reaches back to it; None when it lies before my history.
+    ///
+    /// Their base is applied, so committed, so in my history if at or after my base. Where
+    /// both logs hold records of an epoch, they agree up to the lower of the two last records
+    /// of that epoch: each holds a prefix of that epoch leader's proposals after the same
+    /// initial history (zxids are unique to one proposal).
+    fn shared_with(&self, theirs: &LogSummary) -> Option<Zxid> {
+        let mine = |z: Zxid| z == self.history_base || self.history.binary_search_by_key(&z, |t| t.hdr.zxid).is_ok();
+        let mut best = (theirs.base >= self.history_base && theirs.base <= self.logged && mine(theirs.base))
+            .then_some(theirs.base);
+        for &end in &theirs.epoch_ends {
+            let e = epoch_of(end);
+            let my_last = self
+                .history
+                .iter()
+                .rev()
+                .map(|t| t.hdr.zxid)
+                .find(|z| epoch_of(*z) <= e)
+                .filter(|z| epoch_of(*z) == e)
+                .or_else(|| (epoch_of(self.history_base) == e).then_some(self.history_base));
+            let Some(my_last) = my_last else { continue };
+            let z = end.min(my_last);
+            if z >= self.history_base && mine(z) && best.is_none_or(|b| z > b) {
+                best = Some(z);
+            }
+        }
+        best
     }
 
     fn snapshot_image(&self) -> Vec<u8> {
@@ -1008,10 +1054,9 @@ impl Node {
             self.ready.epochs = Some(self.epochs);
             self.inv.epoch_led_by(self.cfg.myid, l.epoch, self.cfg.myid);
             l.newleader_zxid = logged;
-            let mut waiting: Vec<(ServerId, Zxid)> = l.epoch_acks.iter().map(|(a, b)| (*a, *b)).collect();
-            waiting.sort();
-            for (id, z) in waiting {
-                self.sync_learner(id, z);
+            let waiting: Vec<(ServerId, LogSummary)> = l.epoch_acks.iter().map(|(a, b)| (*a, b.clone())).collect();
+            for (id, log) in waiting {
+                self.sync_learner(id, &log);
             }
             let Phase::Leading(l) = &mut self.phase else { unreachable!() };
             let _ = l;
@@ -1182,7 +1227,12 @@ impl Node {
                 }
                 f.epoch = epoch;
                 f.stage = FollowStage::Sync;
-                let ack = Msg::AckEpoch { current_epoch: self.epochs.current, last_zxid: self.logged, counted };
+                let ack = Msg::AckEpoch {
+                    current_epoch: self.epochs.current,
+                    last_zxid: self.logged,
+                    counted,
+                    log: log_summary(self.history_base, &self.history),
+                };
                 self.ready.sends.push((f.leader, ack));
             }
             Msg::Trunc { zxid } => {
@@ -1438,6 +1488,19 @@ impl Node {
             self.pending_appends.clear();
         }
     }
+}
+
+/// What a log holds (records after `base`), for a leader's sync plan (see [`LogSummary`]).
+fn log_summary(base: Zxid, history: &VecDeque<Txn>) -> LogSummary {
+    let mut epoch_ends: Vec<Zxid> = Vec::new();
+    for t in history {
+        let z = t.hdr.zxid;
+        match epoch_ends.last_mut() {
+            Some(last) if epoch_of(*last) == epoch_of(z) => *last = z,
+            _ => epoch_ends.push(z),
+        }
+    }
+    LogSummary { base, epoch_ends }
 }
 
 /// Leader: drops the learners that `silent` picks (quiet for longer than `limit`), asking the

@@ -691,10 +691,85 @@ fn an_uncounted_epoch_acknowledgement_does_not_establish_the_epoch() {
     let now = n.now;
     n.peer_message(1, Msg::FollowerInfo { accepted_epoch: 4, last_zxid: 0, observer: false }, now);
     n.take_ready();
-    n.peer_message(1, Msg::AckEpoch { current_epoch: 4, last_zxid: 0, counted: false }, now);
+    n.peer_message(
+        1,
+        Msg::AckEpoch { current_epoch: 4, last_zxid: 0, counted: false, log: LogSummary::default() },
+        now,
+    );
     n.take_ready();
     assert_eq!(n.epochs.current, 4, "one counted voter (me) of three is no quorum");
-    n.peer_message(1, Msg::AckEpoch { current_epoch: 4, last_zxid: 0, counted: true }, now);
+    n.peer_message(1, Msg::AckEpoch { current_epoch: 4, last_zxid: 0, counted: true, log: LogSummary::default() }, now);
     n.take_ready();
     assert_eq!(n.epochs.current, 5, "established with server 1's counted acknowledgement");
+}
+
+// ---- sync plans: only records the leader lacks are ever removed ---------------------------------
+
+/// A log record (its operation does not matter to the sync plan).
+fn rec(zxid: Zxid) -> Txn {
+    Txn {
+        hdr: crate::txn::TxnHeader { session_id: 0, cxid: 0, zxid, time_ms: 0 },
+        op: crate::txn::TxnOp::Error(crate::proto::ErrorCode::NoNode),
+    }
+}
+
+/// Records `from..=to` (counters) of `epoch`.
+fn recs(epoch: u32, from: u32, to: u32) -> Vec<Txn> {
+    (from..=to).map(|c| rec(make_zxid(epoch, c))).collect()
+}
+
+/// A server just restarted with `log` and an empty snapshot: it applies its log only once a
+/// quorum commits it, so its applied state is still the empty tree.
+fn restarted_with(log: Vec<Txn>, diff_window: usize) -> Node {
+    let init = NodeInit { epochs: Epochs { accepted: 5, current: 4 }, tree: DataTree::new(), sessions: vec![], log };
+    let q = QuorumConfig { diff_window, ..qcfg(1, 3, &[]) };
+    Node::new(mcfg(1), q, init, Now::from_ms(1000, 1_700_000_000_000))
+}
+
+fn summary(base: Zxid, ends: &[Zxid]) -> LogSummary {
+    LogSummary { base, epoch_ends: ends.to_vec() }
+}
+
+/// The simulator's seed 932350: a restarted leader (log 1.1..1.30 then 2.1..2.18, nothing
+/// applied) and a follower whose log ends in an epoch the leader never saw (3.1). A SNAP of
+/// the leader's applied state (the empty tree) would make the follower drop every record it
+/// held durably, committed ones included, and a crash before the records after the snapshot
+/// were synced lost a committed write. The plan truncates after the newest shared record.
+#[test]
+fn a_follower_ahead_in_an_epoch_the_leader_lacks_is_truncated_to_the_newest_shared_record() {
+    let leader = restarted_with([recs(1, 1, 30), recs(2, 1, 18)].concat(), 1000);
+    assert_eq!(leader.applied, 0);
+    let z = |e, c| make_zxid(e, c);
+    // Its log: 1.1..1.26 then 3.1 (epoch 3's leader had not seen epoch 2's records).
+    assert_eq!(leader.plan_sync(&summary(0, &[z(1, 26), z(3, 1)])), (SyncKind::Trunc, z(1, 26)));
+    // The same from a snapshot at 1.26 with only 3.1 in its log.
+    assert_eq!(leader.plan_sync(&summary(z(1, 26), &[z(3, 1)])), (SyncKind::Trunc, z(1, 26)));
+    // Behind in my history: DIFF from its last record.
+    assert_eq!(leader.plan_sync(&summary(0, &[z(1, 10)])), (SyncKind::Diff, z(1, 10)));
+    assert_eq!(leader.plan_sync(&summary(0, &[z(1, 30), z(2, 18)])), (SyncKind::Diff, z(2, 18)));
+    assert_eq!(leader.plan_sync(&summary(0, &[])), (SyncKind::Diff, 0));
+    // Further than me in an epoch we share: truncated to my last record of it.
+    assert_eq!(leader.plan_sync(&summary(0, &[z(1, 40)])), (SyncKind::Trunc, z(1, 30)));
+    assert_eq!(leader.plan_sync(&summary(0, &[z(1, 30), z(2, 25)])), (SyncKind::Trunc, z(2, 18)));
+    // Epochs I lack in between and after: the newest shared record still wins.
+    assert_eq!(leader.plan_sync(&summary(0, &[z(1, 28), z(3, 4), z(4, 9)])), (SyncKind::Trunc, z(1, 28)));
+}
+
+/// When the newest shared record lies before my history, only a snapshot can bring the
+/// follower over; it is taken at my applied point, which is past that record, so the
+/// follower still loses nothing committed that it held.
+#[test]
+fn a_follower_sharing_only_what_lies_before_my_history_gets_a_snapshot_past_it() {
+    let mut leader = restarted_with([recs(1, 1, 30), recs(2, 1, 18)].concat(), 10);
+    leader.apply_history(make_zxid(2, 10));
+    assert_eq!(leader.applied, make_zxid(2, 10));
+    assert!(leader.history_base > make_zxid(1, 30), "history trimmed to the newest 10 applied records");
+    let z = |e, c| make_zxid(e, c);
+    for theirs in [summary(0, &[z(1, 26), z(3, 1)]), summary(z(1, 5), &[z(1, 29)]), summary(0, &[z(3, 1)])] {
+        let (kind, at) = leader.plan_sync(&theirs);
+        assert_eq!((kind, at), (SyncKind::Snap, leader.applied), "{theirs:?}");
+    }
+    // Inside my history window it is still a DIFF or a TRUNC.
+    assert_eq!(leader.plan_sync(&summary(0, &[z(1, 30), z(2, 12)])), (SyncKind::Diff, z(2, 12)));
+    assert_eq!(leader.plan_sync(&summary(z(2, 9), &[z(2, 12), z(3, 1)])), (SyncKind::Trunc, z(2, 12)));
 }

@@ -622,8 +622,14 @@ fn fmt_msg(m: &Msg) -> String {
             format!("FollowerInfo(acc={accepted_epoch} last={} obs={observer})", fmt_zxid(*last_zxid))
         }
         Msg::LeaderInfo { epoch } => format!("LeaderInfo({epoch})"),
-        Msg::AckEpoch { current_epoch, last_zxid, counted } => {
-            format!("AckEpoch(cur={current_epoch} last={} counted={counted})", fmt_zxid(*last_zxid))
+        Msg::AckEpoch { current_epoch, last_zxid, counted, log } => {
+            let ends: Vec<String> = log.epoch_ends.iter().map(|z| fmt_zxid(*z)).collect();
+            format!(
+                "AckEpoch(cur={current_epoch} last={} counted={counted} base={} ends=[{}])",
+                fmt_zxid(*last_zxid),
+                fmt_zxid(log.base),
+                ends.join(",")
+            )
         }
         Msg::Trunc { zxid } => format!("Trunc({})", fmt_zxid(*zxid)),
         Msg::Snap { zxid, image } => format!("Snap({}, {}B)", fmt_zxid(*zxid), image.len()),
