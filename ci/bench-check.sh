@@ -5,6 +5,8 @@
 # BENCH_ROUNDS rounds, default 3). Fails when a benchmark is slower than the baseline by the
 # rule in ci/bench_compare.py, in the first rounds and again in as many rounds of just the
 # flagged benchmarks.
+# BENCHES (default "core") names other criterion benches of bench/benches to compare instead,
+# e.g. BENCHES="log_append snapshot" bash ci/bench-check.sh <commit before a change>.
 # Usage: bash ci/bench-check.sh [BASE_REV=HEAD~1]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,21 +14,24 @@ base_rev=${1:-HEAD~1}
 if ! git rev-parse --verify -q "$base_rev^{commit}" >/dev/null; then
   echo "bench-check: no baseline commit ($base_rev); nothing to compare"; exit 0
 fi
-if ! git cat-file -e "$base_rev:bench/benches/core.rs" 2>/dev/null; then
-  echo "bench-check: $base_rev has no core benchmark; nothing to compare"; exit 0
-fi
+benches=${BENCHES:-core}
+for b in $benches; do
+  if ! git cat-file -e "$base_rev:bench/benches/$b.rs" 2>/dev/null; then
+    echo "bench-check: $base_rev has no $b benchmark; nothing to compare"; exit 0
+  fi
+done
 work=$(mktemp -d)
 cleanup() { git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 git worktree add --detach -q "$work/base" "$base_rev"
 
-bench_bin() { # manifest-dir target-dir -> path of the built core bench binary
-  (cd "$1" && CARGO_TARGET_DIR="$2" cargo bench -q -p warren-bench --bench core --no-run --message-format=json 2>/dev/null) |
+bench_bin() { # manifest-dir target-dir bench -> path of the built bench binary
+  (cd "$1" && CARGO_TARGET_DIR="$2" cargo bench -q -p warren-bench --bench "$3" --no-run --message-format=json 2>/dev/null) |
     python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "core" and m.get("executable"):
-        print(m["executable"])'
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$3"
 }
 cur_target=${CARGO_TARGET_DIR:-$PWD/target}
 # The baseline's build starts from a copy of this tree's release artifacts: the dependencies
@@ -36,14 +41,19 @@ if [ -d "$cur_target/release" ]; then
   mkdir -p "$work/target-base" && cp -a "$cur_target/release" "$work/target-base/release"
 fi
 echo "bench-check: building baseline $(git rev-parse --short "$base_rev") and current"
-base_bin=$(bench_bin "$work/base" "$work/target-base")
-cur_bin=$(bench_bin "$PWD" "$cur_target")
+declare -A base_bin cur_bin
+for b in $benches; do
+  base_bin[$b]=$(bench_bin "$work/base" "$work/target-base" "$b")
+  cur_bin[$b]=$(bench_bin "$PWD" "$cur_target" "$b")
+done
 export CRITERION_HOME="$work/criterion"
 rounds=${BENCH_ROUNDS:-3}
 # run ROUND [FILTER]: one baseline and one current process, each saving its estimates.
 run() {
-  "$base_bin" --bench --save-baseline "base$1" ${2:+"$2"} >/dev/null 2>&1
-  "$cur_bin" --bench --save-baseline "cur$1" ${2:+"$2"} >/dev/null 2>&1
+  for b in $benches; do
+    "${base_bin[$b]}" --bench --save-baseline "base$1" ${2:+"$2"} >/dev/null 2>&1
+    "${cur_bin[$b]}" --bench --save-baseline "cur$1" ${2:+"$2"} >/dev/null 2>&1
+  done
 }
 for round in $(seq 1 "$rounds"); do run "$round"; done
 if python3 ci/bench_compare.py "$CRITERION_HOME" --flagged "$work/flagged"; then exit 0; fi

@@ -43,7 +43,7 @@ use tracing::{info, warn};
 
 use crate::machine::{ConnId, MachineConfig};
 use crate::proto::{ConnectRequest, Request, RequestHeader};
-use crate::storage::{recovery, snapshots, RealDisk};
+use crate::storage::{recovery, RealDisk};
 use admission::{AcceptBackoff, Admission, LogLimiter, Slot};
 use frame::{FrameError, FrameReader};
 use outbox::{Backlog, Outbox, ReplyLimits};
@@ -266,17 +266,7 @@ pub fn run(settings: Settings) -> io::Result<()> {
     let started = std::time::Instant::now();
     let recovered = match &settings.ensemble {
         None => {
-            snapshots::remove_leftover_temp_files(&RealDisk, &st.snap_dir);
-            let newest = snapshots::load_newest_valid(&RealDisk, &st.snap_dir)
-                .map_err(|e| io::Error::other(format!("cannot list {}: {e}", st.snap_dir.display())))?;
-            let snapshot = newest.snapshot.map(|s| recovery::SnapshotState {
-                tree: s.tree,
-                sessions: s.sessions,
-                start_zxid: s.start_zxid,
-            });
-            let used = snapshot.as_ref().map_or(0, |s| s.start_zxid);
-            let r = recovery::recover(&RealDisk, &st.log_dir, snapshot, settings.machine.clone(), now)
-                .and_then(|r| recovery::check_fallback(newest.skipped, used, r.first_replayed).map(|()| r))
+            let r = recovery::recover(&RealDisk, &st.snap_dir, &st.log_dir, settings.machine.clone(), now)
                 .map_err(|e| io::Error::other(format!("cannot recover the data in {}: {e}", st.log_dir.display())))?;
             owner::Start::Standalone(r)
         }

@@ -74,19 +74,23 @@ pub struct Recovered {
     pub tail: Option<Tail>,
     pub last_zxid: i64,
     pub replayed: usize,
-    /// The first zxid replayed from the log (None: nothing after the snapshot).
-    pub first_replayed: Option<i64>,
 }
 
-/// Rebuilds the machine from disk. `snapshot` is the newest valid snapshot, if any.
+/// Rebuilds a standalone server's machine from disk: the newest valid snapshot in `snap_dir`
+/// (leftover temporary files removed first), then the log in `log_dir` replayed after it, a
+/// torn tail repaired. A start that fell back past a damaged snapshot the log does not reach
+/// back to is refused ([`check_fallback`]).
 pub fn recover(
     disk: &dyn Disk,
+    snap_dir: &Path,
     log_dir: &Path,
-    snapshot: Option<SnapshotState>,
     cfg: MachineConfig,
     now: Now,
 ) -> Result<Recovered, RecoveryError> {
-    let (tree, sessions, start_zxid) = match snapshot {
+    snapshots::remove_leftover_temp_files(disk, snap_dir);
+    let newest = snapshots::load_newest_valid(disk, snap_dir)
+        .map_err(|source| RecoveryError::List { dir: snap_dir.to_path_buf(), source })?;
+    let (tree, sessions, start_zxid) = match newest.snapshot {
         Some(s) => (s.tree, s.sessions, s.start_zxid),
         None => (DataTree::new(), Vec::new(), 0),
     };
@@ -97,11 +101,12 @@ pub fn recover(
         first_replayed = first_replayed.or(Some(t.hdr.zxid));
         machine.replay(&t, now)
     })?;
+    check_fallback(newest.skipped, start_zxid, first_replayed)?;
     info!(
         "recovered to zxid {:#x}: snapshot at {:#x} + {} transactions from the log",
         log.last_zxid, start_zxid, log.count
     );
-    Ok(Recovered { machine, tail: log.tail, last_zxid: log.last_zxid, replayed: log.count, first_replayed })
+    Ok(Recovered { machine, tail: log.tail, last_zxid: log.last_zxid, replayed: log.count })
 }
 
 /// What a stopped server's data replays to, for `warren export-zk`: [`recover`] without
@@ -341,12 +346,16 @@ mod tests {
     fn standalone_recover_still_replays_contiguous_history() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_segment(dir.path(), &[1, 2, 3]);
-        let r = recover(&RealDisk, dir.path(), None, MachineConfig::default(), Now::from_ms(0, 0)).expect("recover");
+        let snaps = tempfile::tempdir().expect("tempdir");
+        let r = recover(&RealDisk, snaps.path(), dir.path(), MachineConfig::default(), Now::from_ms(0, 0))
+            .expect("recover");
         assert_eq!((r.last_zxid, r.replayed), (3, 3));
         let t = r.tail.expect("tail");
         assert!(t.path.ends_with("log.1"));
         write_segment(dir.path(), &[5]);
-        let e = recover(&RealDisk, dir.path(), None, MachineConfig::default(), Now::from_ms(0, 0)).err().expect("gap");
+        let e = recover(&RealDisk, snaps.path(), dir.path(), MachineConfig::default(), Now::from_ms(0, 0))
+            .err()
+            .expect("gap");
         assert!(matches!(e, RecoveryError::Gap { last: 3, zxid: 5, .. }), "{e:?}");
     }
 
