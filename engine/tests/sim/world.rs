@@ -968,7 +968,9 @@ impl World {
                 }
             }
             Ev::CrashInRound { s, inc, restart_ms } => {
-                if self.servers[s].inc == inc && self.may_crash(s) {
+                // Armed in the fault phase, it may come due after the faults ended (seed
+                // 1005389): then no crash.
+                if self.servers[s].inc == inc && self.phase == Phase::Faults && self.may_crash(s) {
                     self.crash(s, Some(restart_ms));
                 }
             }
@@ -1952,8 +1954,9 @@ impl World {
     fn end_faults(&mut self) {
         self.phase = Phase::Healing;
         self.tr(|| "== faults end: healing everything".into());
-        for srv in &self.servers {
+        for srv in &mut self.servers {
             srv.disk.set_faults(Faults { write_error_ppm: 0, sync_error_ppm: 0, ..self.cfg.disk_faults() });
+            srv.crash_in_round = None;
         }
         self.partitions.clear();
         let n = self.n();
