@@ -6,7 +6,7 @@ Usage: python3 ci/bench_standalone.py [--duration 8] [--warmup 2] [--reps 2] [--
 Builds nothing: run `cargo build --release -p warren -p loadgen` first (ci/bench-standalone.sh does).
 Both servers fsync their log before acknowledging a write (ZooKeeper's default forceSync=yes).
 """
-import argparse, datetime, json, os, platform, shlex, subprocess, sys, tempfile, time
+import argparse, datetime, json, os, platform, shlex, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,6 +71,8 @@ def main():
         echo.kill()
         warren.stop()
         zk.stop()
+        # Write-heavy cells leave gigabytes of log behind.
+        shutil.rmtree(base, ignore_errors=True)
     write_report(out, raw, args, ratios)
 
 
