@@ -11,7 +11,7 @@
 //! * keys ZooKeeper knows that change nothing a client is promised: accepted with a
 //!   warning that names the key, its line and why ([`IGNORED_KEYS`], [`IGNORED_KEY_PREFIXES`]);
 //! * keys whose feature Warren lacks and whose absence would change what the ensemble
-//!   promises (local sessions, read-only mode, hierarchical quorums): refused when set;
+//!   promises (local sessions, hierarchical quorums): refused when set;
 //! * keys ZooKeeper knows whose feature Warren lacks: accepted with a warning;
 //!   the ones that would make a server *enforce* client authentication are
 //!   refused, because running without that enforcement would silently open
@@ -109,13 +109,8 @@ pub const IGNORED_KEY_PREFIXES: &[(&str, &str)] = &[
 
 /// Keys refused at start-up when set: ignoring them would change what the ensemble promises
 /// (who forms a quorum, which sessions survive a server, who may read when cut off).
-const REFUSED_KEYS: &[(&str, &str)] = &[
-    ("localSessionsEnabled", "local sessions are not implemented; every session would be global"),
-    (
-        "readonlymode.enabled",
-        "read-only mode is not implemented; a server cut off from its quorum would refuse every client",
-    ),
-];
+const REFUSED_KEYS: &[(&str, &str)] =
+    &[("localSessionsEnabled", "local sessions are not implemented; every session would be global")];
 
 /// Prefixes of keys refused whatever their value: hierarchical quorums.
 const REFUSED_PREFIXES: &[(&str, &str)] = &[
@@ -160,6 +155,7 @@ const USED_KEYS: &[&str] = &[
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
     "peerType",
+    "readonlymode.enabled",
     "warren.cores",
     "warren.ioMemoryKb",
     "warren.containerCheckIntervalMs",
@@ -416,6 +412,12 @@ pub struct Config {
     /// `zookeeper.extendedTypesEnabled`). Off by default, as in ZooKeeper: createTTL then
     /// answers Unimplemented.
     pub extended_types_enabled: bool,
+    /// `readonlymode.enabled` (ZooKeeper's JVM system property; Warren reads it from zoo.cfg,
+    /// or from `-Dreadonlymode.enabled=` in the `SERVER_JVMFLAGS` environment variable when
+    /// loading a file, zoo.cfg winning): an ensemble member that has been looking for a leader
+    /// for max(2000 ms, tickTime) serves read-only clients. Always false standalone (ignored
+    /// with a warning, as ZooKeeper ignores it there).
+    pub readonly_mode_enabled: bool,
     /// `admin.enableServer`: the HTTP AdminServer (on by default, as in ZooKeeper).
     pub admin_enable_server: bool,
     /// `admin.serverAddress`: loopback by default (ZooKeeper binds every interface).
@@ -536,6 +538,8 @@ pub enum ConfigError {
     Ensemble(String),
     #[error("zoo.cfg: {0}")]
     Tls(String),
+    #[error("SERVER_JVMFLAGS: -D{key}={value:?}: expected true or false")]
+    JvmFlag { key: String, value: String },
 }
 
 impl Default for FourLetterWhitelist {
@@ -635,6 +639,7 @@ impl Config {
             warren_max_watches_per_session: DEFAULT_MAX_WATCHES_PER_SESSION,
             fsync_warning_threshold_ms: 1000,
             extended_types_enabled: false,
+            readonly_mode_enabled: false,
             admin_enable_server: true,
             admin_server_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             admin_server_port: DEFAULT_ADMIN_SERVER_PORT,
@@ -676,13 +681,32 @@ impl Config {
         Self::parse_with(text, &read_myid_file)
     }
 
+    /// [`Config::parse`], also honouring `-Dreadonlymode.enabled=true|false` in `jvm_flags`
+    /// (the `SERVER_JVMFLAGS` ZooKeeper's start scripts pass to the JVM, where ZooKeeper reads
+    /// that property); a `readonlymode.enabled` line in the file wins over it.
+    ///
+    /// # Errors
+    /// As [`Config::parse`], and a `-Dreadonlymode.enabled=` value other than true or false.
+    pub fn parse_with_jvm_flags(text: &str, jvm_flags: Option<&str>) -> Result<(Config, Vec<String>), ConfigError> {
+        Self::parse_full(text, jvm_flags, &read_myid_file)
+    }
+
     /// [`Config::parse`] with the `myid` file read by `read_myid` (given its path; `Ok(None)`
     /// when it does not exist).
     fn parse_with(text: &str, read_myid: &MyidReader) -> Result<(Config, Vec<String>), ConfigError> {
+        Self::parse_full(text, None, read_myid)
+    }
+
+    fn parse_full(
+        text: &str,
+        jvm_flags: Option<&str>,
+        read_myid: &MyidReader,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let mut parser = Parser::new();
         for entry in lex(text)? {
             parser.apply(&entry)?;
         }
+        parser.jvm_read_only = jvm_flags.map(read_only_jvm_flag).transpose()?.flatten();
         parser.finish(read_myid)
     }
 
@@ -696,9 +720,12 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError::Io`] if the file cannot be read, else as [`Config::parse`].
+    /// `-Dreadonlymode.enabled=` in the `SERVER_JVMFLAGS` environment variable counts too (see
+    /// [`Config::parse_with_jvm_flags`]).
     pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
-        Self::parse(&decode(bytes))
+        let flags = std::env::var("SERVER_JVMFLAGS").ok();
+        Self::parse_with_jvm_flags(&decode(bytes), flags.as_deref())
     }
 
     /// Whether the server may answer the four-letter word `word`.
@@ -1005,6 +1032,9 @@ struct Parser {
     enforce_auth: Option<bool>,
     enforce_schemes: Option<Vec<String>>,
     require_sasl: bool,
+    /// `readonlymode.enabled` in the file (line, value), and in `SERVER_JVMFLAGS`.
+    read_only: Option<(usize, bool)>,
+    jvm_read_only: Option<bool>,
 }
 
 impl Parser {
@@ -1029,6 +1059,8 @@ impl Parser {
             enforce_auth: None,
             enforce_schemes: None,
             require_sasl: false,
+            read_only: None,
+            jvm_read_only: None,
         }
     }
 
@@ -1105,6 +1137,9 @@ impl Parser {
                 self.sync_limit_set = true;
             }
             "peerType" => self.cfg.peer_type_observer = peer_role(e)? == PeerRole::Observer,
+            // ZooKeeper reads it only as a JVM system property (`-Dreadonlymode.enabled=true`);
+            // in zoo.cfg it would become `zookeeper.readonlymode.enabled`, which nothing reads.
+            "readonlymode.enabled" => self.read_only = Some((e.line, true_false(e)?)),
             _ => return Ok(false),
         }
         Ok(true)
@@ -1356,6 +1391,7 @@ impl Parser {
         self.cfg.plaintext_client_port = self.client_port_set || self.cfg.tls.secure_client_port.is_none();
         self.cfg.servers = std::mem::take(&mut self.servers).into_values().collect();
         let ensemble = self.is_ensemble()?;
+        self.read_only_mode(ensemble);
         if ensemble {
             self.setup_ensemble(read_myid)?;
             if self.cfg.admin_restore_enabled {
@@ -1559,6 +1595,31 @@ impl Parser {
         }
     }
 
+    /// Settles `readonlymode.enabled`: the file's line wins over `SERVER_JVMFLAGS`; a
+    /// standalone server ignores it with a warning, as ZooKeeper's standalone server never
+    /// reads the property.
+    fn read_only_mode(&mut self, ensemble: bool) {
+        let (file, jvm) = (self.read_only, self.jvm_read_only);
+        if let (Some((line, f)), Some(j)) = (file, jvm) {
+            if f != j {
+                self.warn(
+                    line,
+                    format_args!("readonlymode.enabled={f} overrides -Dreadonlymode.enabled={j} in SERVER_JVMFLAGS"),
+                );
+            }
+        }
+        let enabled = file.map(|(_, v)| v).or(jvm).unwrap_or(false);
+        if enabled && !ensemble {
+            let why = "is ignored: a standalone server has no quorum to lose (ZooKeeper's standalone server \
+                       ignores it too)";
+            match file {
+                Some((line, _)) => self.warn(line, format_args!("readonlymode.enabled=true {why}")),
+                None => self.warnings.push(format!("SERVER_JVMFLAGS: -Dreadonlymode.enabled=true {why}")),
+            }
+        }
+        self.cfg.readonly_mode_enabled = enabled && ensemble;
+    }
+
     fn reply_cap_note(&mut self) {
         let (cap, frame) = (self.cfg.warren_max_queued_reply_bytes, self.cfg.jute_max_buffer as u64);
         if cap < MIN_REPLIES_UNDER_CAP * frame {
@@ -1685,6 +1746,24 @@ fn purge_interval(e: &Entry) -> Result<u32, ConfigError> {
 }
 
 /// ZooKeeper's boolean keys take `true`/`false` in any case.
+/// The last `-Dreadonlymode.enabled=VALUE` among whitespace-separated JVM flags, as the JVM
+/// keeps the last of a repeated `-D`. ZooKeeper's `Boolean.getBoolean` takes anything but
+/// `true` for false; Warren accepts true or false (any case) and refuses the rest, as in
+/// zoo.cfg.
+fn read_only_jvm_flag(flags: &str) -> Result<Option<bool>, ConfigError> {
+    let mut value = None;
+    for flag in flags.split_whitespace() {
+        if let Some(v) = flag.strip_prefix("-Dreadonlymode.enabled=") {
+            value = Some(match v.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(ConfigError::JvmFlag { key: "readonlymode.enabled".into(), value: v.to_string() }),
+            });
+        }
+    }
+    Ok(value)
+}
+
 fn true_false(e: &Entry) -> Result<bool, ConfigError> {
     match e.value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -2072,6 +2151,8 @@ admin.enableServer=false");
             "superUser" => "bob",
             "skipACL" => "no",
             "extendedTypesEnabled" => "true",
+            // true would be ignored with a warning: this file is a standalone server's.
+            "readonlymode.enabled" => "false",
             "warren.cores" => "1",
             "warren.maxQueuedReplyBytes" => "16777216",
             "warren.maxWatchesPerSession" => "1000000",
@@ -2313,9 +2394,8 @@ syncEnabled=true
 globalOutstandingLimit=1000
 clientPortListenBacklog=128
 skipACL=no
-localSessionsEnabled=false
-readonlymode.enabled=false");
-        assert_eq!(warnings.len(), 12, "{warnings:?}");
+localSessionsEnabled=false");
+        assert_eq!(warnings.len(), 11, "{warnings:?}");
         assert!(has_warning(&warnings, "line 2: metricsProvider.numWorkerThreads is ignored: "), "{warnings:?}");
         assert!(has_warning(
             &warnings,
@@ -2328,13 +2408,68 @@ readonlymode.enabled=false");
 
     #[test]
     fn keys_that_would_change_the_promise_are_refused() {
-        for line in ["localSessionsEnabled=true", "readonlymode.enabled=true", "group.1=1:2:3", "weight.1=2"] {
+        for line in ["localSessionsEnabled=true", "group.1=1:2:3", "weight.1=2"] {
             let text = err_text(line);
             assert!(text.contains("remove the line to start without it"), "{line}: {text}");
             assert!(text.contains(line.split('=').next().unwrap()), "{line}: {text}");
         }
-        assert!(err_text("readonlymode.enabled=true").contains("read-only mode is not implemented"));
         assert!(err_text("group.1=1:2:3").contains("hierarchical quorums"));
+    }
+
+    /// Parses an ensemble member's file (myid 1 of `THREE`) with `SERVER_JVMFLAGS` = `flags`.
+    fn with_jvm_flags(body: &str, flags: Option<&str>) -> Result<(Config, Vec<String>), ConfigError> {
+        let reader = |_: &Path| Ok(Some("1".to_string()));
+        Config::parse_full(&format!("dataDir=/var/lib/warren\n{THREE}\n{body}"), flags, &reader)
+    }
+
+    #[test]
+    fn read_only_mode_is_read_from_zoo_cfg_in_an_ensemble() {
+        let (c, w) = ensemble_ok("1", &format!("{THREE}\nreadonlymode.enabled=true"));
+        assert!(c.readonly_mode_enabled);
+        assert!(w.is_empty(), "{w:?}");
+        for (value, on) in [("false", false), ("TRUE", true), ("False", false)] {
+            let (c, w) = ensemble_ok("1", &format!("{THREE}\nreadonlymode.enabled={value}"));
+            assert_eq!(c.readonly_mode_enabled, on, "{value}");
+            assert!(w.is_empty(), "{value}: {w:?}");
+        }
+        assert!(!ensemble_ok("1", THREE).0.readonly_mode_enabled, "off by default");
+        for bad in ["yes", "1", "on", ""] {
+            let e = ensemble_err("1", &format!("{THREE}\nreadonlymode.enabled={bad}"));
+            assert!(e.contains("readonlymode.enabled") && e.contains("true or false"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn read_only_mode_is_ignored_by_name_on_a_standalone_server() {
+        let (c, w) = ok("readonlymode.enabled=true");
+        assert!(!c.readonly_mode_enabled);
+        assert!(has_warning(&w, "line 2: readonlymode.enabled=true is ignored: a standalone server"), "{w:?}");
+        let (c, w) = ok("readonlymode.enabled=false");
+        assert!(!c.readonly_mode_enabled);
+        assert!(w.is_empty(), "{w:?}");
+        let (c, w) = Config::parse_full("dataDir=/d\n", Some("-Dreadonlymode.enabled=true"), &|_: &Path| Ok(None))
+            .expect("parses");
+        assert!(!c.readonly_mode_enabled);
+        assert!(has_warning(&w, "SERVER_JVMFLAGS: -Dreadonlymode.enabled=true is ignored"), "{w:?}");
+        assert!(err_text("readonlymode.enabled=maybe").contains("true or false"));
+    }
+
+    #[test]
+    fn read_only_mode_is_read_from_server_jvmflags_and_zoo_cfg_wins() {
+        let on = |flags: &str| with_jvm_flags("", Some(flags)).expect("parses").0.readonly_mode_enabled;
+        assert!(on("-Xmx512m -Dreadonlymode.enabled=true -Dzookeeper.foo=1"));
+        assert!(on("-Dreadonlymode.enabled=TRUE"));
+        assert!(!on("-Dreadonlymode.enabled=false"));
+        assert!(!on("-Dzookeeper.readonlymode.enabled=true"), "not the property ZooKeeper reads");
+        assert!(on("-Dreadonlymode.enabled=false -Dreadonlymode.enabled=true"), "the last -D wins, as in Java");
+        assert!(!with_jvm_flags("", None).expect("parses").0.readonly_mode_enabled);
+        let e = with_jvm_flags("", Some("-Dreadonlymode.enabled=yes")).expect_err("refused").to_string();
+        assert!(e.contains("SERVER_JVMFLAGS") && e.contains("true or false"), "{e}");
+        let (c, w) = with_jvm_flags("readonlymode.enabled=false", Some("-Dreadonlymode.enabled=true")).expect("parses");
+        assert!(!c.readonly_mode_enabled, "zoo.cfg wins");
+        assert!(has_warning(&w, "readonlymode.enabled=false overrides -Dreadonlymode.enabled=true in SERVER_JVMFLAGS"));
+        let (c, w) = with_jvm_flags("readonlymode.enabled=true", Some("-Dreadonlymode.enabled=true")).expect("parses");
+        assert!(c.readonly_mode_enabled && w.is_empty(), "{w:?}");
     }
 
     #[test]

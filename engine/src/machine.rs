@@ -65,6 +65,17 @@ pub struct MachineConfig {
     /// connection without an id of one of these schemes is answered
     /// SessionClosedRequireSaslAuth and the connection closed.
     pub enforce_auth_schemes: Vec<String>,
+    /// `readonlymode.enabled` (ensemble members only; a standalone server ignores it, as
+    /// ZooKeeper does): a member that has been looking for a leader for
+    /// [`read_only_grace_ms`] serves read-only clients from its applied state
+    /// ([`Machine::start_read_only`]) until it leaves the election.
+    pub read_only_mode: bool,
+}
+
+/// How long a member looks for a leader before it serves read-only clients: ZooKeeper's
+/// QuorumPeer waits max(2000 ms, tickTime).
+pub fn read_only_grace_ms(tick_ms: i64) -> i64 {
+    tick_ms.max(2000)
 }
 
 impl Default for MachineConfig {
@@ -84,6 +95,7 @@ impl Default for MachineConfig {
             sasl_users: None,
             sasl_super_user: None,
             enforce_auth_schemes: Vec::new(),
+            read_only_mode: false,
         }
     }
 }
@@ -200,6 +212,11 @@ pub enum Role {
     Follower,
     /// Not synchronized with a leader: no client is served.
     NotServing,
+    /// An ensemble member without a quorum, in read-only mode (`readonlymode.enabled`,
+    /// ZooKeeper's ReadOnlyZooKeeperServer): only clients that sent the readOnly flag are
+    /// served, from the applied state; their sessions are this server's alone
+    /// (`unlogged_sessions`), and every write, `sync` included, gets NotReadOnly.
+    ReadOnly,
 }
 
 /// Who waits on an appended transaction, and how to answer.
@@ -246,7 +263,8 @@ pub struct Machine {
     /// Follower only: sessions active since the leader last heard of them.
     touched: std::collections::HashSet<i64>,
     passwords: PasswordSource,
-    /// Sessions opened after the log failed: never logged, this server's alone.
+    /// Sessions opened after the log failed, or in read-only mode: never logged, this
+    /// server's alone.
     unlogged_sessions: std::collections::HashSet<i64>,
     /// When a failed authentication was last logged, and how many failed since unlogged.
     auth_failures: (i64, u64),
@@ -354,6 +372,13 @@ impl Machine {
 
     pub fn log_failure(&self) -> Option<&str> {
         self.log_failure.as_deref()
+    }
+
+    /// Whether writes are refused with NotReadOnly while reads are served: the log failed
+    /// (standalone), or read-only mode ([`Role::ReadOnly`]). What `isro`, the readOnly byte of
+    /// a ConnectResponse and `is_read_only` report.
+    pub fn read_only(&self) -> bool {
+        self.log_failure.is_some() || self.role == Role::ReadOnly
     }
 
     pub fn take_ready(&mut self) -> Ready {
@@ -530,6 +555,14 @@ impl Machine {
         };
         c.stats.received += 1;
         self.counters.packets_received += 1;
+        let ip = c.ip;
+        if self.role == Role::ReadOnly && req.read_only != Some(true) {
+            // ZooKeeper closes the connection without an answer; an old client that sends no
+            // readOnly byte is refused too.
+            info!("Refusing session request for not-read-only client {ip}");
+            self.close(conn);
+            return;
+        }
         if req.last_zxid_seen > self.tree.last_zxid {
             info!(
                 "Refusing session request for client as it has seen zxid {:#x} our last zxid is {:#x}",
@@ -539,15 +572,17 @@ impl Machine {
             return;
         }
         let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
-        if req.session_id == 0 && self.log_failure.is_some() {
-            // Nothing can be logged, so the session is this server's alone, like a read-only
-            // ZooKeeper server's: it reads, its writes get NotReadOnly, it is gone on restart.
+        if req.session_id == 0 && self.read_only() {
+            // Nothing can be logged (the log failed, or there is no quorum), so the session is
+            // this server's alone, like a read-only ZooKeeper server's: it reads, its writes
+            // get NotReadOnly, it is gone on restart (or when read-only mode ends).
             let id = self.sessions.next_id();
             let passwd = self.passwords.next();
             self.sessions.add(id, timeout, passwd, now.mono_ms);
             self.unlogged_sessions.insert(id);
             self.bind_session(conn, id);
-            info!("session {id:#x} opened read-only: the transaction log has failed");
+            let why = if self.log_failure.is_some() { "the transaction log has failed" } else { "no quorum" };
+            info!("session {id:#x} opened read-only: {why}");
             self.send_connect_response(conn, id, timeout, req.read_only);
             return;
         }
@@ -575,6 +610,17 @@ impl Machine {
             self.append(id, 0, TxnOp::CreateSession { timeout_ms: timeout, passwd }, now, waiter);
             return;
         }
+        if self.role == Role::ReadOnly
+            && self.sessions.get(req.session_id).is_some()
+            && !self.unlogged_sessions.contains(&req.session_id)
+        {
+            // A session the quorum knows: resuming it here would let its client believe it is
+            // connected while the quorum may expire it. ZooKeeper 3.8 closes the connection,
+            // and the client keeps trying (another server, or this one once it has a leader).
+            info!("Refusing global session reconnection in RO mode {ip} (session {:#x})", req.session_id);
+            self.close(conn);
+            return;
+        }
         if !self.sessions.password_matches(req.session_id, &req.passwd) {
             info!("Invalid session {:#x} for client, probably expired", req.session_id);
             self.refuse_session(conn, req.read_only);
@@ -594,9 +640,10 @@ impl Machine {
                 self.touched.insert(req.session_id);
                 self.ready.owner_claims.push(req.session_id);
             }
-            _ => {
+            Role::Standalone | Role::Leader => {
                 self.owners.insert(req.session_id, self.cfg.myid as u64);
             }
+            Role::ReadOnly | Role::NotServing => {}
         }
         self.send_connect_response(conn, req.session_id, timeout, req.read_only);
     }
@@ -624,7 +671,7 @@ impl Machine {
 
     /// A client that sent the readOnly byte learns whether this server takes writes.
     fn send_connect_response(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, read_only: Option<bool>) {
-        let read_only = read_only.map(|_| self.log_failure.is_some());
+        let read_only = read_only.map(|_| self.read_only());
         let Some(passwd) = self.sessions.get(session_id).map(|s| s.passwd.to_vec()) else {
             // Gone between its creation and this answer (expired or closed): as for any
             // unknown session, the client is told it expired.
@@ -677,6 +724,13 @@ impl Machine {
             self.write(conn, session_id, hdr, req, now);
             return;
         }
+        if self.role == Role::ReadOnly && matches!(req, Request::Sync { .. }) {
+            // ZooKeeper's ReadOnlyRequestProcessor refuses sync like a write: there is no
+            // leader to catch up with. (No write is ever in flight here, so this answer
+            // cannot overtake an earlier one of the connection.)
+            self.reply_error(conn, hdr.xid, ErrorCode::NotReadOnly, now.mono_us, now.mono_us);
+            return;
+        }
         if let (Role::Follower, Request::Sync { path }) = (self.role, &req) {
             if path::validate(path).is_ok() {
                 // The leader answers once this server has every commit it sent before.
@@ -703,13 +757,15 @@ impl Machine {
 
     /// Timers: session expiry and container/TTL clean-up.
     pub fn tick(&mut self, now: Now) {
-        if !matches!(self.role, Role::Standalone | Role::Leader) {
+        let local_only = self.role == Role::ReadOnly || self.log_failure.is_some();
+        if !matches!(self.role, Role::Standalone | Role::Leader | Role::ReadOnly) {
             // The leader owns expiry and container clean-up.
             return;
         }
-        if self.log_failure.is_some() {
-            // Expiring a logged session is a write; with no log, those stay until restart.
-            // Sessions opened since the failure were never logged and expire here.
+        if local_only {
+            // Expiring a logged session is a write; with no log (or no quorum), those stay
+            // (until restart, or until a leader expires them). Sessions opened since were
+            // never logged and expire here.
             for id in self.sessions.expired(now.mono_ms) {
                 if self.unlogged_sessions.remove(&id) {
                     info!("Expiring read-only session {id:#x}");
@@ -758,6 +814,16 @@ impl Machine {
             return;
         }
         self.close_all();
+        if self.role == Role::ReadOnly {
+            // Read-only sessions die with read-only mode (ZooKeeper's read-only server takes
+            // its sessions with it when it shuts down): the quorum never heard of them.
+            let mut local: Vec<i64> = self.unlogged_sessions.drain().collect();
+            local.sort_unstable();
+            for id in local {
+                self.sessions.remove(id);
+            }
+            info!("read-only mode ends: every connection closed");
+        }
         self.unapplied.clear();
         self.pending = Pending::default();
         self.sessions.clear_closing();
@@ -784,6 +850,18 @@ impl Machine {
             self.sessions.touch(id, now.mono_ms);
         }
         self.last_container_check_ms = now.mono_ms;
+    }
+
+    /// Starts read-only mode (`readonlymode.enabled`): an ensemble member that has looked for a
+    /// leader for the grace period serves read-only clients from its applied state until
+    /// [`Machine::stop_serving`] (it leaves the election). Only from [`Role::NotServing`]: no
+    /// connection, write or session of a previous role is left.
+    pub fn start_read_only(&mut self) {
+        if self.role != Role::NotServing {
+            return;
+        }
+        info!("Read-only server started: serving read-only clients at zxid {:#x}", self.tree.last_zxid);
+        self.role = Role::ReadOnly;
     }
 
     /// Starts serving as a follower or observer.
@@ -1021,9 +1099,10 @@ impl Machine {
             self.reply_error(conn, hdr.xid, ErrorCode::SessionExpired, now.mono_us, now.mono_us);
             return;
         }
-        if self.log_failure.is_some() {
-            // Nothing can be made durable: answer at once (a write that waited for the log
-            // would hold every later request of its connection, pings included).
+        if self.read_only() {
+            // Nothing can be made durable (the log failed, or there is no quorum): answer at
+            // once (a write that waited would hold every later request of its connection,
+            // pings included).
             if matches!(req, Request::CloseSession) && self.unlogged_sessions.remove(&session_id) {
                 let frame =
                     encode_reply(ReplyHeader { xid: hdr.xid, zxid: self.tree.last_zxid, err: 0 }, &Response::Empty);

@@ -225,7 +225,7 @@ pub struct Metrics {
     pub max_latency: Gauge,
     /// 1 when this server answers clients (standalone, or following/leading a quorum).
     pub serving: Gauge,
-    /// 1 when the log failed and writes are refused.
+    /// 1 when writes are refused and reads served: the log failed, or read-only mode.
     pub read_only: Gauge,
     /// Ensemble figures (0 standalone): voting members, connected learners, synced followers,
     /// learners being synced, and whether this server leads.
@@ -387,7 +387,12 @@ pub fn render(m: &Metrics, p: &ProcessFigures) -> String {
     );
 
     gauge(w, "warren_serving", "1 when the server answers clients", m.serving.get());
-    gauge(w, "warren_read_only", "1 when the log failed and writes are refused", m.read_only.get());
+    gauge(
+        w,
+        "warren_read_only",
+        "1 when writes are refused and reads served: the log failed, or read-only mode (no quorum)",
+        m.read_only.get(),
+    );
     gauge(w, "warren_leader", "1 when this server leads the ensemble", m.is_leader.get());
     gauge(w, "warren_last_zxid", "Last zxid applied to the tree", m.last_zxid.get());
     histogram(w, "warren_log_fsync_seconds", "Duration of a log fdatasync", "", &m.log_fsync_us.snapshot(), 1e6, true);

@@ -364,6 +364,7 @@ fn settings_from(cfg: &Config) -> Settings {
         sasl_users: cfg.sasl_users.as_ref().map(|u| Arc::new(u.clone().into_iter().collect())),
         sasl_super_user: cfg.sasl_super_user.clone(),
         enforce_auth_schemes: cfg.enforce_auth_schemes.clone(),
+        read_only_mode: cfg.readonly_mode_enabled,
     };
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
     let version = full_version();

@@ -851,3 +851,213 @@ fn outputs_do_not_depend_on_hash_order() {
         }
     }
 }
+
+// ---- read-only mode (an ensemble member without a quorum, `readonlymode.enabled`) ----------
+
+/// A server with a global session (conn 1) and `/ro` holding "v", then put in read-only mode
+/// as an ensemble member without a quorum is (`stop_serving`, then `start_read_only`): the
+/// global session's connection is closed by the stop.
+fn read_only_harness() -> (Harness, i64) {
+    let mut h = Harness::new();
+    let global = h.connect(1);
+    h.call(1, 1, create("/ro", 0));
+    h.m.stop_serving();
+    h.pump();
+    assert!(h.closed.contains(&1));
+    assert!(!h.m.read_only());
+    h.m.start_read_only();
+    assert_eq!(h.m.role(), Role::ReadOnly);
+    assert!(h.m.read_only());
+    (h, global)
+}
+
+/// Opens `conn` and sends a ConnectRequest; returns the frames it got and whether it was closed.
+fn ro_connect(
+    h: &mut Harness,
+    conn: ConnId,
+    session_id: i64,
+    passwd: Vec<u8>,
+    read_only: Option<bool>,
+) -> Vec<Vec<u8>> {
+    assert!(h.m.open(conn, IP, h.now), "read-only mode takes connections");
+    h.m.connect(conn, connect_req(0, session_id, passwd, read_only), h.now);
+    h.pump();
+    h.take(conn)
+}
+
+/// A new read-only session on `conn`: (session id, password).
+fn ro_session(h: &mut Harness, conn: ConnId) -> (i64, Vec<u8>) {
+    let frames = ro_connect(h, conn, 0, vec![0; 16], Some(true));
+    assert_eq!(frames.len(), 1, "one ConnectResponse");
+    let resp = ConnectResponse::decode(&frames[0][4..]).unwrap();
+    assert_ne!(resp.session_id, 0);
+    assert_eq!(resp.read_only, Some(true), "the reply's readOnly byte says read-only");
+    assert_eq!(resp.timeout_ms, 10_000);
+    (resp.session_id, resp.passwd)
+}
+
+#[test]
+fn read_only_mode_refuses_clients_that_are_not_read_only() {
+    let (mut h, _) = read_only_harness();
+    let appended = h.log.len();
+    for (conn, flag) in [(2, Some(false)), (3, None)] {
+        let frames = ro_connect(&mut h, conn, 0, vec![0; 16], flag);
+        assert!(frames.is_empty(), "{flag:?}: no answer");
+        assert!(h.closed.contains(&conn), "{flag:?}: connection closed");
+    }
+    assert_eq!(h.log.len(), appended);
+    // Outside read-only mode the same requests are served.
+    let mut h = Harness::new();
+    let frames = ro_connect(&mut h, 2, 0, vec![0; 16], Some(false));
+    assert_eq!(ConnectResponse::decode(&frames[0][4..]).unwrap().read_only, Some(false));
+}
+
+#[test]
+fn read_only_mode_creates_local_sessions_never_logged() {
+    let (mut h, global) = read_only_harness();
+    let appended = h.log.len();
+    let zxid = h.m.last_zxid();
+    let (s, _) = ro_session(&mut h, 2);
+    assert_ne!(s, global);
+    assert!(h.m.sessions().is_live(s));
+    assert_eq!(h.log.len(), appended, "a read-only session is never logged");
+    assert_eq!(h.m.last_zxid(), zxid, "nor consumes a zxid");
+    // A client that saw a later zxid than this server's is refused, as in every mode.
+    assert!(h.m.open(4, IP, h.now));
+    h.m.connect(4, connect_req(zxid + 1, 0, vec![0; 16], Some(true)), h.now);
+    h.pump();
+    assert!(h.take(4).is_empty() && h.closed.contains(&4), "a client ahead of the server is refused");
+}
+
+#[test]
+fn read_only_mode_answers_every_write_and_sync_not_read_only() {
+    let (mut h, _) = read_only_harness();
+    ro_session(&mut h, 2);
+    let appended = h.log.len();
+    let zxid = h.m.last_zxid();
+    let kinds = [CreateKind::Create, CreateKind::Create2, CreateKind::Container, CreateKind::Ttl];
+    let mut writes: Vec<Request> = kinds
+        .into_iter()
+        .map(|kind| {
+            Request::Create(CreateRequest {
+                kind,
+                path: "/new".into(),
+                data: Some(vec![]),
+                acl: open_acl_unsafe(),
+                flags: if kind == CreateKind::Container { 4 } else { 0 },
+                ttl_ms: if kind == CreateKind::Ttl { 1000 } else { -1 },
+            })
+        })
+        .collect();
+    writes.extend([
+        Request::Delete { path: "/ro".into(), version: -1 },
+        Request::DeleteContainer { path: "/ro".into() },
+        Request::SetData { path: "/ro".into(), data: Some(b"w".to_vec()), version: -1 },
+        Request::SetAcl { path: "/ro".into(), acl: open_acl_unsafe(), version: -1 },
+        Request::Unimplemented(op::RECONFIG),
+        Request::Multi(vec![MultiOp::Check { path: "/ro".into(), version: -1 }]),
+        Request::Check { path: "/ro".into(), version: -1 },
+        Request::Sync { path: "/ro".into() },
+    ]);
+    for (i, req) in writes.into_iter().enumerate() {
+        let opcode = req.opcode();
+        let (hdr, body) = h.call(2, 10 + i as i32, req);
+        assert_eq!(hdr.err, ErrorCode::NotReadOnly.code(), "opcode {opcode}");
+        assert_eq!(hdr.zxid, zxid, "opcode {opcode}: the reply carries the server's last zxid");
+        assert!(body.is_empty(), "opcode {opcode}");
+    }
+    assert!(!h.closed.contains(&2), "the connection stays open");
+    assert_eq!(h.log.len(), appended, "nothing was logged");
+    assert_eq!(h.m.tree().get("/ro").unwrap().data, Some(b"v".to_vec()));
+    assert!(h.m.tree().get("/new").is_none());
+}
+
+#[test]
+fn read_only_mode_serves_reads_from_the_applied_state() {
+    let (mut h, _) = read_only_harness();
+    ro_session(&mut h, 2);
+    let zxid = h.m.last_zxid();
+    let reads = [
+        Request::GetData { path: "/ro".into(), watch: true },
+        Request::Exists { path: "/ro".into(), watch: true },
+        Request::GetChildren { path: "/".into(), watch: true },
+        Request::GetChildren2 { path: "/".into(), watch: false },
+        Request::GetAcl { path: "/ro".into() },
+        Request::MultiRead(vec![MultiOp::GetData { path: "/ro".into() }]),
+        Request::GetAllChildrenNumber { path: "/".into() },
+        Request::AddWatch { path: "/ro".into(), mode: add_watch_mode::PERSISTENT },
+        Request::SetWatches(SetWatches { relative_zxid: zxid, data: vec!["/ro".into()], ..SetWatches::default() }),
+        Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() },
+        Request::WhoAmI,
+    ];
+    for (i, req) in reads.into_iter().enumerate() {
+        let opcode = req.opcode();
+        let (hdr, _) = h.call(2, 10 + i as i32, req);
+        assert_eq!((hdr.err, hdr.zxid), (0, if opcode == op::AUTH { 0 } else { zxid }), "opcode {opcode}");
+    }
+    let (hdr, body) = h.call(2, 30, Request::GetData { path: "/ro".into(), watch: false });
+    assert_eq!(hdr.err, 0);
+    let mut r = Reader::new(&body);
+    assert_eq!(r.buffer().unwrap(), b"v".to_vec());
+    h.send(2, xid::PING, Request::Ping);
+    assert_eq!(header(&h.take(2)[0]).xid, xid::PING);
+    // closeSession of a read-only session: answered, no transaction, the session is gone.
+    let appended = h.log.len();
+    let s = h.m.connections().find(|c| c.0 == 2).unwrap().2;
+    let (hdr, _) = h.call(2, 40, Request::CloseSession);
+    assert_eq!(hdr.err, 0);
+    assert!(h.closed.contains(&2));
+    assert!(h.m.sessions().get(s).is_none());
+    assert_eq!(h.log.len(), appended);
+}
+
+#[test]
+fn read_only_mode_refuses_global_sessions_and_resumes_its_own() {
+    let (mut h, global) = read_only_harness();
+    // The quorum's session: the connection is closed without an answer (ZooKeeper 3.8's
+    // "Refusing global session reconnection in RO mode"), right password or not.
+    let passwd = h.passwds[&global].clone();
+    assert!(ro_connect(&mut h, 2, global, passwd, Some(true)).is_empty());
+    assert!(h.closed.contains(&2));
+    assert!(h.m.sessions().is_live(global), "the session lives on for the quorum");
+    // An unknown session is told it expired.
+    let frames = ro_connect(&mut h, 3, 0x7777, vec![0; 16], Some(true));
+    let resp = ConnectResponse::decode(&frames[0][4..]).unwrap();
+    assert_eq!((resp.session_id, resp.timeout_ms), (0, 0));
+    assert!(h.closed.contains(&3));
+    // A read-only session resumes on a new connection, still read-only.
+    let (s, passwd) = ro_session(&mut h, 4);
+    let frames = ro_connect(&mut h, 5, s, passwd, Some(true));
+    let resp = ConnectResponse::decode(&frames[0][4..]).unwrap();
+    assert_eq!((resp.session_id, resp.read_only), (s, Some(true)));
+    assert!(h.closed.contains(&4), "the old connection of the session is closed");
+}
+
+#[test]
+fn read_only_sessions_expire_and_end_with_read_only_mode() {
+    let (mut h, global) = read_only_harness();
+    let (short, _) = ro_session(&mut h, 2);
+    let (kept, _) = ro_session(&mut h, 3);
+    // Session 3 keeps pinging; session 2 goes quiet.
+    for _ in 0..12 {
+        h.now.mono_ms += 1_000;
+        h.send(3, xid::PING, Request::Ping);
+        h.m.tick(h.now);
+        h.pump();
+    }
+    assert!(h.m.sessions().get(short).is_none(), "a silent read-only session expires");
+    assert!(h.closed.contains(&2));
+    assert!(h.m.sessions().is_live(kept));
+    assert!(h.m.sessions().is_live(global), "only the leader expires the quorum's sessions");
+    let appended = h.log.len();
+    // Leaving read-only mode (the node leaves the election): connections closed, its
+    // sessions forgotten, no client accepted until the node serves again.
+    h.m.stop_serving();
+    h.pump();
+    assert!(h.closed.contains(&3));
+    assert!(h.m.sessions().get(kept).is_none());
+    assert!(h.m.sessions().is_live(global));
+    assert!(!h.m.read_only());
+    assert!(!h.m.open(9, IP, h.now));
+    assert_eq!(h.log.len(), appended);
+}

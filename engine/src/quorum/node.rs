@@ -8,8 +8,13 @@
 //! records a server finds in its log at start-up wait in `history` until a leader says they
 //! are committed (or truncates them).
 //!
+//! Read-only mode (`readonlymode.enabled`, [`MachineConfig::read_only_mode`]): a node that has
+//! been looking for a leader for max(2000 ms, tickTime) lets its machine serve read-only
+//! clients from the applied state ([`Machine::start_read_only`]); leaving the election ends it
+//! ([`Machine::stop_serving`] closes those connections).
+//!
 //! Not done yet (said here so nobody assumes otherwise): dynamic reconfiguration; local
-//! (non-global) sessions; read-only mode.
+//! (non-global) sessions outside read-only mode.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
@@ -20,7 +25,7 @@ use super::election::{self, Election};
 use super::{
     counter_of, epoch_of, make_zxid, Epochs, ForwardOp, LogSummary, Msg, PeerState, QuorumConfig, ServerId, Vote, Zxid,
 };
-use crate::machine::{ConnId, Machine, MachineConfig, Now};
+use crate::machine::{read_only_grace_ms, ConnId, Machine, MachineConfig, Now, Role};
 use crate::proto::{ConnectRequest, Request, RequestHeader};
 use crate::tree::DataTree;
 use crate::txn::Txn;
@@ -248,6 +253,9 @@ pub struct Node {
     /// written before the rewind says nothing about the log after it.
     rewinds: u32,
     inv: Invariants,
+    /// `readonlymode.enabled`, and when this node last started looking for a leader.
+    read_only_mode: bool,
+    looking_since_ms: i64,
 }
 
 /// What [`Node::check_invariants`] remembers between two checks.
@@ -284,6 +292,7 @@ impl Node {
         log.retain(|t| t.hdr.zxid > applied);
         tree.last_zxid = applied;
         let tick_ms = mcfg.tick_ms;
+        let read_only_mode = mcfg.read_only_mode;
         let mut m = Machine::new(mcfg, tree, now);
         m.restore_sessions(&init.sessions, now);
         m.stop_serving();
@@ -312,6 +321,8 @@ impl Node {
             epoch_acked_to: None,
             rewinds: 0,
             inv: Invariants::default(),
+            read_only_mode,
+            looking_since_ms: now.mono_ms,
         };
         node.look("starting");
         node
@@ -374,6 +385,10 @@ impl Node {
     }
     pub fn last_applied(&self) -> Zxid {
         self.applied
+    }
+    /// Looking for a leader and serving read-only clients meanwhile (`readonlymode.enabled`).
+    pub fn read_only(&self) -> bool {
+        self.m.role() == Role::ReadOnly
     }
     pub fn serving(&self) -> bool {
         match &self.phase {
@@ -541,6 +556,7 @@ impl Node {
                 }
             }
         }
+        self.read_only_step();
         self.pump();
     }
 
@@ -587,7 +603,25 @@ impl Node {
             }
             _ => {}
         }
+        self.read_only_step();
         self.pump();
+    }
+
+    /// Read-only mode: a node still looking for a leader max(2000 ms, tickTime) after it
+    /// started looking serves read-only clients (as ZooKeeper's QuorumPeer starts its
+    /// ReadOnlyZooKeeperServer after that grace period); meanwhile its read-only sessions
+    /// expire here.
+    fn read_only_step(&mut self) {
+        if !self.read_only_mode || !matches!(self.phase, Phase::Looking(_)) {
+            return;
+        }
+        match self.m.role() {
+            Role::NotServing if self.now.mono_ms - self.looking_since_ms >= read_only_grace_ms(self.tick_ms) => {
+                self.m.start_read_only()
+            }
+            Role::ReadOnly => self.m.tick(self.now),
+            _ => {}
+        }
     }
 
     /// Leader: a `Ping` to every learner; each answers with a `Pong` of its active sessions.
@@ -719,6 +753,9 @@ impl Node {
         if !matches!(self.phase, Phase::Looking(_)) || self.ticks == 0 {
             info!("LOOKING: {why} (last zxid {:#x}, epochs {:?})", self.logged, self.epochs);
         }
+        if !matches!(self.phase, Phase::Looking(_)) {
+            self.looking_since_ms = self.now.mono_ms;
+        }
         self.m.stop_serving();
         self.inv.commit = 0;
         self.round += 1;
@@ -736,6 +773,10 @@ impl Node {
     }
 
     fn elected(&mut self, leader: ServerId) {
+        if self.m.role() == Role::ReadOnly {
+            // Out of the election: read-only mode ends, closing its connections.
+            self.m.stop_serving();
+        }
         let early = std::mem::take(&mut self.early_infos);
         self.inv.commit = 0;
         if leader == self.cfg.myid {

@@ -41,6 +41,10 @@ struct Cluster {
     /// syncLimit (ticks) and warren.peerTimeoutMs of every node started from now on.
     sync_limit: u32,
     peer_timeout_ms: i64,
+    /// Client connections each node closed.
+    closed: Vec<(ServerId, u64)>,
+    /// `readonlymode.enabled` with this tickTime (ms) for nodes started from now on.
+    read_only_tick_ms: Option<i64>,
 }
 
 fn qcfg(myid: ServerId, n: u64, observers: &[ServerId]) -> QuorumConfig {
@@ -66,6 +70,22 @@ impl Cluster {
     }
 
     fn with_limits(n: u64, observers: &[ServerId], sync_limit: u32, peer_timeout_ms: i64) -> Cluster {
+        Cluster::build(n, observers, sync_limit, peer_timeout_ms, None)
+    }
+
+    /// `n` voters with `readonlymode.enabled` and a tickTime of `tick_ms` (the cluster still
+    /// ticks every 100 ms; only the read-only grace period depends on it).
+    fn with_read_only(n: u64, tick_ms: i64) -> Cluster {
+        Cluster::build(n, &[], 5, 0, Some(tick_ms))
+    }
+
+    fn build(
+        n: u64,
+        observers: &[ServerId],
+        sync_limit: u32,
+        peer_timeout_ms: i64,
+        read_only_tick_ms: Option<i64>,
+    ) -> Cluster {
         let mut c = Cluster {
             nodes: HashMap::new(),
             disks: HashMap::new(),
@@ -76,6 +96,8 @@ impl Cluster {
             observers: observers.to_vec(),
             sync_limit,
             peer_timeout_ms,
+            closed: Vec::new(),
+            read_only_tick_ms,
         };
         let ids: Vec<ServerId> = (1..=n).chain(observers.iter().copied()).collect();
         for id in ids {
@@ -95,7 +117,12 @@ impl Cluster {
             peer_timeout_ms: self.peer_timeout_ms,
             ..qcfg(id, self.n, &self.observers)
         };
-        let node = Node::new(mcfg(id), q, init, self.now);
+        let mut m = mcfg(id);
+        if let Some(tick_ms) = self.read_only_tick_ms {
+            m.read_only_mode = true;
+            m.tick_ms = tick_ms;
+        }
+        let node = Node::new(m, q, init, self.now);
         self.nodes.insert(id, Some(node));
         let others: Vec<ServerId> = self.nodes.keys().copied().filter(|&o| o != id).collect();
         for o in others {
@@ -148,6 +175,7 @@ impl Cluster {
             for (conn, f) in r.client_sends {
                 self.replies.entry((id, conn)).or_default().push(f);
             }
+            self.closed.extend(r.closes.iter().map(|&c| (id, c)));
             let now = self.now;
             for (rewind, z) in reports {
                 if rewind {
@@ -772,4 +800,113 @@ fn a_follower_sharing_only_what_lies_before_my_history_gets_a_snapshot_past_it()
     // Inside my history window it is still a DIFF or a TRUNC.
     assert_eq!(leader.plan_sync(&summary(0, &[z(1, 30), z(2, 12)])), (SyncKind::Diff, z(2, 12)));
     assert_eq!(leader.plan_sync(&summary(z(2, 9), &[z(2, 12), z(3, 1)])), (SyncKind::Trunc, z(2, 12)));
+}
+
+// ---- read-only mode --------------------------------------------------------------------------
+
+/// Opens `conn` on `server` and sends a new session's ConnectRequest with `read_only`: None
+/// when the node refused the connection, else the frames it answered (none when it closed it).
+fn read_only_connect(c: &mut Cluster, server: ServerId, conn: u64, read_only: Option<bool>) -> Option<Vec<Vec<u8>>> {
+    read_only_reconnect(c, server, conn, 0, read_only)
+}
+
+fn read_only_reconnect(
+    c: &mut Cluster,
+    server: ServerId,
+    conn: u64,
+    session_id: i64,
+    read_only: Option<bool>,
+) -> Option<Vec<Vec<u8>>> {
+    let now = c.now;
+    if !c.node(server).open(conn, IpAddr::V4(Ipv4Addr::LOCALHOST), now) {
+        return None;
+    }
+    let req = ConnectRequest { timeout_ms: 400, read_only, ..connect_request(session_id, vec![0; 16]) };
+    c.node(server).connect(conn, req, now);
+    c.drain(server);
+    Some(c.replies.remove(&(server, conn)).unwrap_or_default())
+}
+
+/// Kills the other two members of a 3-server read-only cluster whose server 1 holds `/ro`
+/// and a global session; returns that session. Server 1 starts looking at `c.now`.
+fn lose_the_quorum(c: &mut Cluster) -> i64 {
+    c.settle();
+    let s = c.session(1, 100);
+    assert_eq!(c.call(1, 100, 1, create("/ro")), 0);
+    c.crash(2);
+    c.crash(3);
+    assert_eq!(c.node(1).state(), PeerState::Looking);
+    assert!(c.closed.contains(&(1, 100)), "its clients are closed when it starts looking");
+    s
+}
+
+#[test]
+fn a_member_without_a_quorum_serves_read_only_clients_after_the_grace_period() {
+    let mut c = Cluster::with_read_only(3, 100);
+    let global = lose_the_quorum(&mut c);
+    let logged = c.node(1).last_logged();
+    // Not before max(2000 ms, tickTime) of looking.
+    c.run_for(1990);
+    assert!(!c.node(1).read_only());
+    assert_eq!(read_only_connect(&mut c, 1, 200, Some(true)), None, "refused while electing");
+    c.run_for(10);
+    assert!(c.node(1).read_only());
+    assert_eq!(c.node(1).state(), PeerState::Looking);
+    // A client without the readOnly flag is closed without an answer.
+    assert_eq!(read_only_connect(&mut c, 1, 201, Some(false)), Some(vec![]));
+    assert_eq!(read_only_connect(&mut c, 1, 202, None), Some(vec![]));
+    assert!(c.closed.contains(&(1, 201)) && c.closed.contains(&(1, 202)));
+    // A read-only client gets a session of this server's, flagged read-only.
+    let frames = read_only_connect(&mut c, 1, 203, Some(true)).expect("accepted");
+    let resp = crate::proto::ConnectResponse::decode(&frames[0][4..]).unwrap();
+    assert_eq!(resp.read_only, Some(true));
+    let ro = resp.session_id;
+    assert!(ro != 0 && ro != global);
+    assert_eq!(c.call(1, 203, 1, Request::GetData { path: "/ro".into(), watch: false }), 0);
+    assert_eq!(c.call(1, 203, 2, Request::Exists { path: "/ro".into(), watch: true }), 0);
+    assert_eq!(c.call(1, 203, 3, create("/new")), -119, "NotReadOnly");
+    assert_eq!(c.call(1, 203, 4, Request::Sync { path: "/".into() }), -119, "NotReadOnly");
+    assert_eq!(c.node(1).last_logged(), logged, "nothing logged");
+    // The quorum's session may not resume here.
+    assert_eq!(read_only_reconnect(&mut c, 1, 204, global, Some(true)), Some(vec![]));
+    assert!(c.closed.contains(&(1, 204)));
+    // Read-only sessions expire here (400 ms), unless used.
+    let quiet = read_only_connect(&mut c, 1, 205, Some(true)).expect("accepted");
+    let quiet = crate::proto::ConnectResponse::decode(&quiet[0][4..]).unwrap().session_id;
+    for _ in 0..10 {
+        c.run_for(100);
+        assert_eq!(c.call(1, 203, -2, Request::Ping), 0);
+    }
+    assert!(c.closed.contains(&(1, 205)), "the silent session expired");
+    assert!(c.node(1).machine().sessions().get(quiet).is_none());
+    assert!(!c.closed.contains(&(1, 203)));
+    // The others come back: leaving the election ends read-only mode and its connections.
+    c.start(2);
+    c.start(3);
+    c.settle();
+    assert!(c.closed.contains(&(1, 203)));
+    assert!(!c.node(1).read_only());
+    assert!(c.node(1).machine().sessions().get(ro).is_none(), "read-only sessions die with the mode");
+    assert!(c.node(1).machine().sessions().is_live(global));
+    c.session(1, 300);
+    assert_eq!(c.call(1, 300, 1, create("/after")), 0);
+}
+
+#[test]
+fn the_read_only_grace_period_is_the_tick_time_when_that_is_longer() {
+    let mut c = Cluster::with_read_only(3, 3000);
+    lose_the_quorum(&mut c);
+    c.run_for(2990);
+    assert!(!c.node(1).read_only());
+    c.run_for(10);
+    assert!(c.node(1).read_only());
+}
+
+#[test]
+fn without_read_only_mode_a_member_without_a_quorum_refuses_every_client() {
+    let mut c = Cluster::new(3, &[]);
+    lose_the_quorum(&mut c);
+    c.run_for(10_000);
+    assert!(!c.node(1).read_only());
+    assert_eq!(read_only_connect(&mut c, 1, 200, Some(true)), None);
 }

@@ -501,7 +501,8 @@ fn liveness(ctx: &AdminContext) -> HttpResponse {
 }
 
 /// Ready when serving clients: standalone once running, in an ensemble once synced with a
-/// leader (or leading a synced quorum).
+/// leader (or leading a synced quorum). A member in read-only mode is not ready (it has no
+/// quorum and refuses ordinary clients); its mode says `read-only`.
 fn readiness(ctx: &AdminContext) -> HttpResponse {
     let m = &ctx.metrics;
     let alive = wall_ms() - m.heartbeat_wall_ms.get() <= LIVENESS_STALE_MS;
@@ -510,6 +511,7 @@ fn readiness(ctx: &AdminContext) -> HttpResponse {
         (false, _) => "standalone",
         (true, true) => "leader",
         (true, false) if serving => "follower",
+        (true, false) if m.read_only.get() == 1 => "read-only",
         (true, false) => "not serving",
     };
     let body = json!({"ready": serving, "mode": mode, "read_only": m.read_only.get() == 1, "zxid": format!("0x{:x}", m.last_zxid.get())});

@@ -74,6 +74,9 @@ fn status(m: &Metrics, ensemble: bool, ports: &str) -> String {
         (false, _, _) => "standalone",
         (true, true, _) => "leading",
         (true, false, true) => "following",
+        (true, false, false) if m.read_only.get() == 1 => {
+            return format!("looking for a leader; read-only mode: reads of read-only clients served on {ports}")
+        }
         (true, false, false) => return format!("looking for a leader; clients on {ports} wait"),
     };
     if m.read_only.get() == 1 {

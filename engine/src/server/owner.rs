@@ -601,10 +601,14 @@ impl Owner {
             }
             st
         };
-        // ZooKeeper's answer while electing or synchronizing; so far only these three words
-        // give it, the others answer from the machine's state as when serving.
-        let electing = ens.as_ref().is_some_and(|e| !e.serving);
-        if electing && matches!(w, FourLetterWord::Srvr | FourLetterWord::Stat | FourLetterWord::Mntr) {
+        // ZooKeeper's answer while electing or synchronizing; so far only these four words
+        // give it, the others answer from the machine's state as when serving. `isro` answers
+        // `null` then: kazoo's read-only clients look for a writable server with it, and must
+        // not take an electing one for one. In read-only mode ZooKeeper's read-only server
+        // answers them (`Mode: read-only`, `ro`).
+        let electing = ens.as_ref().is_some_and(|e| !e.serving && !e.read_only);
+        let words = [FourLetterWord::Srvr, FourLetterWord::Stat, FourLetterWord::Mntr, FourLetterWord::Isro];
+        if electing && words.contains(&w) {
             if let Some(text) = admin::not_serving_response(w) {
                 return Answer::Now(text);
             }
@@ -627,7 +631,7 @@ impl Owner {
             FourLetterWord::Stat => admin::stat(&stats(self, m)),
             FourLetterWord::Mntr => admin::mntr(&stats(self, m)),
             FourLetterWord::Cons => admin::cons(&self.stats(m).connections),
-            FourLetterWord::Isro => admin::isro(m.log_failure().is_some()).to_string(),
+            FourLetterWord::Isro => admin::isro(m.read_only()).to_string(),
             FourLetterWord::Crst => {
                 m.reset_conn_stats();
                 admin::crst().to_string()
@@ -682,7 +686,7 @@ impl Owner {
             outstanding_requests: m.outstanding() as u64,
             zxid: m.last_zxid(),
             mode: "standalone".into(),
-            read_only: m.log_failure().is_some(),
+            read_only: m.read_only(),
             extra_metrics: [crate::metrics::mntr_summaries(&self.settings.admin.metrics), self.wal_metrics()].concat(),
             node_count: zookeeper_node_count(m.tree()),
             connections,
@@ -744,7 +748,7 @@ impl Owner {
         m.packets_received.set(k.packets_received as i64);
         m.packets_sent.set(k.packets_sent as i64);
         m.last_zxid.set(machine.last_zxid());
-        m.read_only.set(machine.log_failure().is_some() as i64);
+        m.read_only.set(machine.read_only() as i64);
         m.fsync_threshold_exceed_count.set(self.wal.stats.slow_fsyncs.get() as i64);
         match &*core {
             Core::Standalone(_) => m.serving.set(1),
@@ -986,7 +990,7 @@ impl Owner {
             Core::Ensemble(n) => Some(ensemble_stats(n)),
             Core::Standalone(_) => None,
         };
-        let serving = ens.as_ref().is_none_or(|e| e.serving);
+        let serving = ens.as_ref().is_none_or(|e| e.serving || e.read_only);
         if !serving && !matches!(command, "monitor" | "zabstate") {
             return Answer::Now(j::error(command, admin::ZK_NOT_SERVING));
         }
@@ -1015,7 +1019,7 @@ impl Owner {
             }
             "is_read_only" => {
                 let mut f = serde_json::Map::new();
-                f.insert("read_only".into(), m.log_failure().is_some().into());
+                f.insert("read_only".into(), m.read_only().into());
                 f
             }
             "dump" => {
@@ -1305,6 +1309,8 @@ pub(crate) fn max_fds() -> i64 {
 /// What the four-letter words show about an ensemble member.
 struct EnsembleStats {
     serving: bool,
+    /// Looking for a leader, serving read-only clients meanwhile.
+    read_only: bool,
     mode: &'static str,
     peer_state: String,
     quorum_size: u64,
@@ -1317,6 +1323,8 @@ fn ensemble_stats(n: &Node) -> EnsembleStats {
         PeerState::Leading => ("leader", "leading"),
         PeerState::Following => ("follower", "following"),
         PeerState::Observing => ("observer", "observing"),
+        // ZooKeeper's ReadOnlyZooKeeperServer.getState: srvr's `Mode:`, mntr's zk_server_state.
+        PeerState::Looking if n.read_only() => ("read-only", "looking"),
         PeerState::Looking => ("looking", "looking"),
     };
     let phase = if n.serving() { "broadcast" } else { "synchronization" };
@@ -1334,6 +1342,7 @@ fn ensemble_stats(n: &Node) -> EnsembleStats {
     let e = n.epochs();
     EnsembleStats {
         serving: n.serving(),
+        read_only: n.read_only(),
         mode,
         peer_state: format!("{state} - {phase}"),
         quorum_size: n.config().voters.len() as u64,
@@ -1350,8 +1359,10 @@ fn ensemble_stats(n: &Node) -> EnsembleStats {
 impl EnsembleStats {
     fn fill(&self, st: &mut admin::ServerStats) {
         st.mode = self.mode.to_string();
-        st.peer_state = Some(self.peer_state.clone());
-        st.quorum_size = Some(self.quorum_size);
+        // ZooKeeper's read-only server is not a quorum server: its mntr has neither
+        // zk_peer_state nor zk_quorum_size (checked against 3.8.0).
+        st.peer_state = (!self.read_only).then(|| self.peer_state.clone());
+        st.quorum_size = (!self.read_only).then_some(self.quorum_size);
         st.leader = self.leader.clone();
         st.extra_metrics.extend(self.extra.iter().cloned());
     }
