@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A short chaos run (tests/chaos/README.md): a 3-server Warren ensemble in network namespaces,
-# every fault kind once in a fixed order (--cycle) under one fixed seed, the history checked
+# every fault kind once in a fixed order (--cycle, packet loss included; needs iptables, ci/install-deps.sh) under one fixed seed, the history checked
 # for linearizability (engine/tests/chaos_history.rs), lost acknowledged writes, sequential
-# numbers, lock safety and watch completeness (tests/chaos/recipes.py), then the reproduction of the expiry anomaly of results/chaos. About 3.5 minutes. Skipped, with the reason, when not root or when network
+# numbers, lock safety and watch completeness (tests/chaos/recipes.py), then the reproduction of the expiry anomaly of results/chaos. About 4 minutes (the two packet-loss kinds, loss-leader and loss-all, add about 35 s to the cycle). Skipped, with the reason, when not root or when network
 # namespaces cannot be made here.
 #   bash ci/chaos.sh              # seed 1
 #   CHAOS_SEED=7 bash ci/chaos.sh

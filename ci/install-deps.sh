@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the black-box test harness (tests/python) needs: the real Apache ZooKeeper
 # (reference server + Java zkCli), Apache Curator and a JDK (tests/java/CuratorSuite.java,
-# compiled by tests/python/test_curator.py) and the Python client/test tools. Idempotent and
+# compiled by tests/python/test_curator.py), iptables (the chaos harness's packet-loss faults,
+# tests/chaos/net.py) and the Python client/test tools. Idempotent and
 # quiet: prints one line per thing it installs, nothing when all is present.
 set -euo pipefail
 
 PY="${PYTHON:-python3}"
 
-APT_PACKAGES="zookeeper zookeeper-bin netcat-openbsd libservlet-api-java libcurator-recipes-java libcurator-framework-java libcurator-client-java default-jdk-headless"
+APT_PACKAGES="zookeeper zookeeper-bin netcat-openbsd libservlet-api-java libcurator-recipes-java libcurator-framework-java libcurator-client-java default-jdk-headless iptables"
 if [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -f /usr/share/java/curator-recipes.jar ] \
-        || ! command -v javac >/dev/null 2>&1; then
+        || ! command -v javac >/dev/null 2>&1 || [ ! -e /usr/sbin/iptables-restore ]; then
     log="$(mktemp)"
     # shellcheck disable=SC2086  # a list of package names
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

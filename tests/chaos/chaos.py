@@ -33,8 +33,18 @@ from servers import ZooKeeperServer, die_with_parent, four_letter  # noqa: E402
 from recipes import LOCKS, LockClient, Watcher, owner_path  # noqa: E402
 from workload import INITIAL, Client, Clock, History  # noqa: E402
 
+# New kinds go at the end: a --cycle schedule of the earlier kinds then stays what it was.
 FAULT_KINDS = ("isolate-leader", "partition-leader", "partition-random", "bridge",
-               "kill-one", "kill-all", "pause-leader", "pause-follower")
+               "kill-one", "kill-all", "pause-leader", "pause-follower", "loss-leader", "loss-all")
+LOSS_KINDS = ("loss-leader", "loss-all")
+# Packet loss per link (net.lose): drawn per fault from this range. At 0.1 a TCP exchange
+# through one lossy link has a 19 % chance that the request or its answer is lost and waits
+# for a retransmission (>= 200 ms), so replies slow down but few time out; at 0.3 that is 51 %,
+# retransmission timers back off (0.2, 0.4, 0.8, 1.6, 3.2 s...) and stalls of seconds are
+# common: operations time out (3 s), pings miss (sessions of 4 s), peers miss syncLimit, yet
+# most packets still pass, so it is not a partition. Above that a TCP connection spends most
+# of its time backed off (measured in tests/chaos/README.md).
+LOSS_RANGE = (0.1, 0.3)
 CLIENT_PORT = 2181
 TICK_MS = 1000
 SESSION_TIMEOUT_S = 4.0
@@ -169,8 +179,12 @@ def make_schedule(rng: random.Random, kinds: list[str], duration: float, cycle: 
         # otherwise as many faults as fit in the duration.
         if (cycle and k > len(kinds)) or (not cycle and t + hold + quiet > duration):
             return sched
-        sched.append({"kind": kind, "hold_s": round(hold, 2), "quiet_s": round(quiet, 2),
-                      "pick": rng.randrange(1 << 30)})
+        fault = {"kind": kind, "hold_s": round(hold, 2), "quiet_s": round(quiet, 2),
+                 "pick": rng.randrange(1 << 30)}
+        if kind in LOSS_KINDS:
+            # Drawn only for these kinds, so schedules without them are unchanged.
+            fault["loss"] = round(rng.uniform(*LOSS_RANGE), 2)
+        sched.append(fault)
         t += hold + quiet + 1.0
 
 
@@ -179,7 +193,7 @@ def inject(cluster: Cluster, fault: dict) -> str:
     kind, n, pick = fault["kind"], cluster.n, fault["pick"]
     sids = list(range(1, n + 1))
     leader = cluster.leader()
-    if kind in ("isolate-leader", "partition-leader", "pause-leader") and leader is None:
+    if kind in ("isolate-leader", "partition-leader", "pause-leader", "loss-leader") and leader is None:
         leader = sids[pick % n]  # no single leader right now: hit anyone
     if kind == "isolate-leader":
         net.isolate(leader)
@@ -200,6 +214,12 @@ def inject(cluster: Cluster, fault: dict) -> str:
             for j in b:
                 net.cut([[i], [j]])
         return f"{a} x {b}, bridge n{bridge}"
+    if kind == "loss-leader":
+        net.lose([leader], fault["loss"])
+        return f"n{leader} (leader) loses {fault['loss']:.2f} of packets each way"
+    if kind == "loss-all":
+        net.lose(sids, fault["loss"])
+        return f"all servers lose {fault['loss']:.2f} of packets on every link"
     if kind == "kill-one":
         victim = sids[pick % n]
         cluster.servers[victim].kill()
@@ -217,6 +237,17 @@ def inject(cluster: Cluster, fault: dict) -> str:
         cluster.servers[victim].signal(signal.SIGSTOP)
         return f"n{victim} (follower) SIGSTOP"
     raise ValueError(kind)
+
+
+def parse_kinds(spec: str) -> list[str]:
+    """--faults: "all" or a comma-separated list of FAULT_KINDS (order kept: --cycle uses it)."""
+    kinds = list(FAULT_KINDS) if spec == "all" else [k.strip() for k in spec.split(",") if k.strip()]
+    for k in kinds:
+        if k not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {k}; known: {', '.join(FAULT_KINDS)}")
+    if not kinds:
+        raise ValueError("no fault kind given")
+    return kinds
 
 
 def lock_summary(records: list[dict], expiries: dict) -> dict:
@@ -257,13 +288,10 @@ def run(args) -> int:
         logf.flush()
 
     rng = random.Random(args.seed)
-    kinds = args.faults.split(",") if args.faults != "all" else list(FAULT_KINDS)
-    for k in kinds:
-        if k not in FAULT_KINDS:
-            raise SystemExit(f"unknown fault {k}; known: {', '.join(FAULT_KINDS)}")
+    kinds = parse_kinds(args.faults)
     schedule = make_schedule(rng, kinds, args.duration, args.cycle)
     log(f"seed {args.seed}; replay: python3 tests/chaos/chaos.py --seed {args.seed} "
-        f"--duration {args.duration} --faults {args.faults}{' --cycle' if args.cycle else ''} "
+        f"--duration {args.duration} --faults {','.join(kinds)}{' --cycle' if args.cycle else ''} "
         f"--servers {args.servers} --clients {args.clients} --keys {args.keys} --op-timeout {args.op_timeout} "
         f"--lock-clients {args.lock_clients} --watchers {args.watchers} "
         f"--system {args.system}"
@@ -410,6 +438,7 @@ def run(args) -> int:
     if watchers:
         report["anomalies"] += checks.check_watches(recipe_recs, ops)
     report["availability"] = checks.availability(ops, faults, workload_end or clock.now_us())
+    report["availability_by_kind"] = checks.availability_by_kind(report["availability"])
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     log(f"ops {json.dumps(counts)}")
     log(f"faults {json.dumps(report['faults'])}")
@@ -418,6 +447,8 @@ def run(args) -> int:
     log(f"watches {json.dumps(report['watches'])}")
     for a in report["availability"]:
         log(f"availability {json.dumps(a)}")
+    for kind, a in report["availability_by_kind"].items():
+        log(f"availability {kind}: {json.dumps(a)}")
     if report["anomalies"]:
         for a in report["anomalies"]:
             log(f"ANOMALY {a}")
@@ -453,6 +484,10 @@ def main() -> int:
     p.add_argument("--net", type=int, default=0, metavar="ID",
                    help="private network 0-99 (10.77.ID.0/24, wchaos[ID]-*): runs with different ids go on side by side")
     args = p.parse_args()
+    try:
+        kinds = parse_kinds(args.faults)
+    except ValueError as e:
+        p.error(str(e))
     net.use_network(args.net)
     # The servers run inside the namespaces from their own directories: a relative path
     # would not resolve there.
@@ -470,6 +505,11 @@ def main() -> int:
     why = net.available()
     if why:
         print(f"chaos: SKIPPED: network namespaces unavailable: {why}")
+        return 2
+    why = net.loss_available() if set(kinds) & set(LOSS_KINDS) else None
+    if why:
+        print(f"chaos: SKIPPED: packet loss faults ({', '.join(k for k in kinds if k in LOSS_KINDS)}) "
+              f"cannot be made here: {why}")
         return 2
     if args.system == "warren" and not Path(args.binary).exists():
         print(f"chaos: no warren binary at {args.binary} (cargo build --release, or --binary)")

@@ -31,8 +31,10 @@ from __future__ import annotations
 import bisect
 import datetime
 import json
+import math
 import os
 import re
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -146,7 +148,8 @@ def availability(ops: list[dict], faults: list[dict], workload_end_us: int,
                  horizon_us: int = 15_000_000) -> list[dict]:
     """For each fault: the longest gap between acknowledged writes (any client) from the
     fault's start to ``horizon_us`` after it healed, or to the next fault's start or the end
-    of the workload if sooner."""
+    of the workload if sooner; and the rate of acknowledged writes while the fault lasted
+    (a fault that slows the ensemble down without stopping it, packet loss, shows there)."""
     acks = sorted(op["complete"] for op in ops
                   if op["type"] == "op" and op["f"] in ("write", "cas") and op["outcome"] == "ok")
     out = []
@@ -158,8 +161,31 @@ def availability(ops: list[dict], faults: list[dict], workload_end_us: int,
         inside = acks[bisect.bisect_left(acks, lo):bisect.bisect_right(acks, hi)]
         points = [lo] + inside + [hi]
         gap = max(b - a for a, b in zip(points, points[1:]))
+        during = bisect.bisect_right(acks, f["end"]) - bisect.bisect_left(acks, lo)
         out.append({"kind": f["kind"], "target": f.get("target"), "start_s": round(lo / 1e6, 1),
-                    "fault_s": round((f["end"] - lo) / 1e6, 1), "max_write_gap_s": round(gap / 1e6, 2)})
+                    "fault_s": round((f["end"] - lo) / 1e6, 1), "max_write_gap_s": round(gap / 1e6, 2),
+                    "writes_per_s": round(during / max(f["end"] - lo, 1) * 1e6, 1)})
+    return out
+
+
+def availability_by_kind(avail: list[dict]) -> dict[str, dict]:
+    """``availability()`` summed up per fault kind: how many faults, and the median, 90th
+    percentile (nearest rank) and maximum of their longest write gaps, and the median write
+    rate while they lasted."""
+    def rank(xs: list[float], q: float) -> float:
+        return xs[max(0, math.ceil(q * len(xs)) - 1)]
+
+    by: dict[str, list[dict]] = {}
+    for a in avail:
+        by.setdefault(a["kind"], []).append(a)
+    out = {}
+    for kind in sorted(by):
+        gaps = sorted(a["max_write_gap_s"] for a in by[kind])
+        rates = sorted(a["writes_per_s"] for a in by[kind] if "writes_per_s" in a)
+        out[kind] = {"faults": len(gaps), "gap_median_s": round(statistics.median(gaps), 2),
+                     "gap_p90_s": rank(gaps, 0.9), "gap_max_s": gaps[-1]}
+        if rates:
+            out[kind]["writes_per_s_median"] = round(statistics.median(rates), 1)
     return out
 
 

@@ -8,8 +8,8 @@ Everything this module creates is named ``wchaos-*``; ``cleanup()`` removes exac
 cleaned up by the next one. Nothing else on the machine is touched: ``setup()`` refuses to
 start when 10.77.0.0/24 is already routed here.
 
-Partitions, with what this kernel offers (no iptables/nftables binaries, no netem, no tc
-actions; checked 2026-12-07):
+Faults, with what this kernel offers (no netem, no tc actions; netfilter built in, with the
+``statistic`` match; checked 2026-12-07):
 - ``isolate(i)``: ``ip link set wchaos-h<i> down``; the server loses every peer and every
   client at once, packets are silently lost (a cable pulled).
 - ``cut(groups)``: blackhole routes inside each namespace towards the servers of the other
@@ -17,10 +17,21 @@ actions; checked 2026-12-07):
   own kernel discard the packet (connect() fails at once with EINVAL; an established TCP
   connection sees its segments vanish until it times out), so this is a drop at the sender,
   in both directions since both sides get routes.
+- ``lose(lossy, p)``: random packet loss with iptables' ``statistic`` match inside the
+  namespaces of the servers in ``lossy``: every IP packet on a link with an end in ``lossy``
+  is dropped with probability ``p``, once (not once per end): each such namespace drops
+  arriving packets on ``eth0`` (INPUT) and departing ones (OUTPUT) except those to another
+  server in ``lossy``, whose INPUT already had its chance. ARP is untouched, so this is loss
+  of IP packets, not of the link. A departing packet is dropped by the sender's own kernel
+  (TCP keeps the segment and retransmits it on its timer, as after a loss on the wire).
+  Needs the ``iptables`` package (``iptables-restore``; Debian's default is the nf_tables
+  flavour).
+- ``heal(n)`` undoes all of them: links up, blackhole routes removed, loss rules flushed.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 PREFIX = "wchaos-"
@@ -42,8 +53,9 @@ def use_network(net_id: int) -> None:
     HOST_IP = f"{SUBNET}.1"
 
 
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=20)
+def sh(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=20,
+                          input=stdin)
 
 
 def ns_name(i: int) -> str:
@@ -130,3 +142,52 @@ def heal(n: int) -> None:
             dst = line.split()[1] if len(line.split()) > 1 else ""
             if dst:
                 sh("ip", "-n", ns_name(i), "route", "del", "blackhole", dst, check=False)
+    clear_loss(n)
+
+
+def loss_available() -> str | None:
+    """None when ``lose()`` can work here (iptables-restore installed and accepted by the
+    kernel inside a namespace, with the statistic match), else why not."""
+    if shutil.which("iptables-restore") is None:
+        return "no iptables-restore (apt-get install iptables; ci/install-deps.sh installs it)"
+    probe = f"{PREFIX}lprobe"
+    sh("ip", "netns", "del", probe, check=False)
+    r = sh("ip", "netns", "add", probe, check=False)
+    if r.returncode != 0:
+        return f"ip netns add: {r.stderr.strip()}"
+    try:
+        r = sh("ip", "netns", "exec", probe, "iptables-restore", "-w", "5",
+               stdin=loss_ruleset(1, 0.5, [1]), check=False)
+        if r.returncode != 0:
+            return f"iptables-restore in a namespace: {r.stderr.strip()}"
+    finally:
+        sh("ip", "netns", "del", probe, check=False)
+    return None
+
+
+def loss_ruleset(i: int, p: float, lossy: list[int]) -> str:
+    """The iptables-restore input that makes server i's namespace drop, with probability p,
+    each packet it receives on eth0 and each it sends on eth0 to anyone but the other servers
+    of ``lossy`` (so a packet between two lossy servers gets one chance to be lost, not two).
+    Replaces the namespace's whole filter table (restore without --noflush)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"loss probability {p} not in (0, 1)")
+    stat = f"-m statistic --mode random --probability {p:.4f} -j DROP"
+    lines = ["*filter", f"-A INPUT -i eth0 {stat}"]
+    lines += [f"-A OUTPUT -o eth0 -d {server_ip(j)}/32 -j ACCEPT" for j in sorted(lossy) if j != i]
+    lines += [f"-A OUTPUT -o eth0 {stat}", "COMMIT", ""]
+    return "\n".join(lines)
+
+
+def lose(lossy: list[int], p: float) -> None:
+    """Random loss p on every link with an end in ``lossy`` (see the module's docstring)."""
+    for i in lossy:
+        sh("ip", "netns", "exec", ns_name(i), "iptables-restore", "-w", "5", stdin=loss_ruleset(i, p, lossy))
+
+
+def clear_loss(n: int) -> None:
+    """Empty the filter table of every server's namespace (only loss rules are ever put there)."""
+    if shutil.which("iptables-restore") is None:
+        return  # then no loss rule can have been made
+    for i in range(1, n + 1):
+        sh("ip", "netns", "exec", ns_name(i), "iptables-restore", "-w", "5", stdin="*filter\nCOMMIT\n")

@@ -235,3 +235,23 @@ def test_reconnect_is_a_new_baseline_but_not_a_step_back():
                         wrec(15, "event", 65, conn=2, key="/r0", event="NodeDataChanged")]
     out = checks.check_watches(recs + back, ops)
     assert len(out) == 1 and "earlier connection" in out[0]
+
+
+def test_availability_per_fault_and_per_kind():
+    def w(t_s):
+        return op(int(t_s * 10), "write", invoke=int(t_s * 1e6) - 1000, complete=int(t_s * 1e6), version=1)
+    ops = [w(t) for t in (0.5, 1.0, 1.5, 2.0, 9.0, 9.5, 10.0, 21.0, 21.5, 22.0, 30.0)]
+    faults = [{"kind": "loss-leader", "target": "n1 (leader) loses 0.20", "start": 1_000_000, "end": 5_000_000},
+              {"kind": "loss-all", "target": "all servers lose 0.30", "start": 11_000_000, "end": 15_000_000},
+              {"kind": "loss-leader", "target": "n2 (leader) loses 0.10", "start": 20_000_000, "end": 24_000_000}]
+    avail = checks.availability(ops, faults, workload_end_us=30_000_000, horizon_us=3_000_000)
+    assert [a["kind"] for a in avail] == ["loss-leader", "loss-all", "loss-leader"]
+    # 2.0 -> 8.0 (the fault's end + 3 s horizon); 11 -> 18 with no write; 22.0 -> 27.0.
+    assert [a["max_write_gap_s"] for a in avail] == [6.0, 7.0, 5.0]
+    # Writes acknowledged while the fault lasted: 1.0, 1.5, 2.0 in 4 s; none; 21.0-22.0.
+    assert [a["writes_per_s"] for a in avail] == [0.8, 0.0, 0.8]
+    by = checks.availability_by_kind(avail)
+    assert list(by) == ["loss-all", "loss-leader"]
+    assert by["loss-leader"] == {"faults": 2, "gap_median_s": 5.5, "gap_p90_s": 6.0, "gap_max_s": 6.0,
+                                 "writes_per_s_median": 0.8}
+    assert by["loss-all"]["faults"] == 1 and by["loss-all"]["gap_max_s"] == 7.0
