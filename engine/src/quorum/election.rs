@@ -7,7 +7,9 @@
 //! broken). ZooKeeper instead waits a fixed 200 ms after agreement; here a silent voter whose
 //! link is up delays the end by at most one tick. A server that finds an ensemble already
 //! running (a quorum of voters report following or leading the same leader, and that leader
-//! reports leading) joins it without an election of its own.
+//! reports leading) joins it without an election of its own. A server that a quorum of voters
+//! already follow, on the claim it still makes, leads: they ended an election for it whose
+//! end it missed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +29,8 @@ pub struct Election {
     /// Tick count when a quorum first agreed with my proposal without everyone having voted.
     agreed_at: Option<u64>,
     ticks: u64,
+    /// My own claim (current epoch, last zxid), whatever I propose now.
+    own: (u32, Zxid),
 }
 
 /// What the election wants sent: my vote to everyone, or to one server.
@@ -53,6 +57,7 @@ impl Election {
             answered: BTreeSet::new(),
             agreed_at: None,
             ticks: 0,
+            own: (epoch, last_zxid),
         }
     }
 
@@ -109,7 +114,9 @@ impl Election {
                 self.outside.insert(from, v);
                 self.down.remove(&from);
                 self.votes.remove(&from);
-                self.join_established(cfg).or_else(|| self.decide(cfg, false))
+                self.join_established(cfg)
+                    .or_else(|| self.followed_by_quorum(cfg).then_some(cfg.myid))
+                    .or_else(|| self.decide(cfg, false))
             }
         }
     }
@@ -129,6 +136,28 @@ impl Election {
             .filter(|(id, v)| cfg.voters.contains(id) && v.leader == lv.leader && v.epoch == lv.epoch)
             .count();
         cfg.is_quorum(backers).then_some(lv.leader)
+    }
+
+    /// A quorum of voters (me included) follow me on the claim I still make: they ended an
+    /// election for me in a round whose votes I never got (seen under packet loss: the others
+    /// followed a server that stayed looking until they gave up on it, about 10 s). Whom to
+    /// lead is the election's business only for liveness; discovery and sync still check that
+    /// no acknowledging follower is ahead of me.
+    fn followed_by_quorum(&self, cfg: &QuorumConfig) -> bool {
+        if !cfg.voters.contains(&cfg.myid) {
+            return false;
+        }
+        let backers = self
+            .outside
+            .iter()
+            .filter(|(id, v)| {
+                cfg.voters.contains(id)
+                    && v.state == PeerState::Following
+                    && v.leader == cfg.myid
+                    && (v.epoch, v.zxid) == self.own
+            })
+            .count();
+        cfg.is_quorum(backers + 1)
     }
 
     /// True if a quorum of voters propose exactly my vote.
@@ -262,6 +291,28 @@ mod tests {
         let est = |state| Vote { leader: 3, zxid: 0x1_0000_0005, epoch: 1, round: 7, state };
         assert_eq!(e.on_vote(&c, 2, est(PeerState::Following), &mut out), None);
         assert_eq!(e.on_vote(&c, 3, est(PeerState::Leading), &mut out), Some(3));
+    }
+
+    #[test]
+    fn a_server_that_a_quorum_follows_leads_though_it_missed_the_round() {
+        // Servers 1 and 2 elected 3 in round 18; 3 got none of those votes and is in round 9.
+        let c = cfg(3, 3);
+        let mut e = Election::new(&c, 9, 4, 0x4_0000_0020, BTreeSet::new());
+        let mut out = vec![];
+        let following = |zxid, epoch| Vote { leader: 3, zxid, epoch, round: 18, state: PeerState::Following };
+        assert_eq!(e.on_vote(&c, 1, following(0x4_0000_0020, 4), &mut out), Some(3), "1 and I make a quorum");
+        // Following me on a claim I no longer make (my log moved on): not mine to take.
+        let mut e = Election::new(&c, 9, 4, 0x4_0000_0021, BTreeSet::new());
+        assert_eq!(e.on_vote(&c, 1, following(0x4_0000_0020, 4), &mut out), None);
+        // Following someone else: no.
+        let mut e = Election::new(&c, 9, 4, 0x4_0000_0020, BTreeSet::new());
+        let other = Vote { leader: 2, ..following(0x4_0000_0020, 4) };
+        assert_eq!(e.on_vote(&c, 1, other, &mut out), None);
+        // Five voters: one follower is not a quorum with me, two are.
+        let c5 = cfg(3, 5);
+        let mut e = Election::new(&c5, 9, 4, 0x4_0000_0020, BTreeSet::new());
+        assert_eq!(e.on_vote(&c5, 1, following(0x4_0000_0020, 4), &mut out), None);
+        assert_eq!(e.on_vote(&c5, 2, following(0x4_0000_0020, 4), &mut out), Some(3));
     }
 
     #[test]
