@@ -35,7 +35,8 @@ from workload import INITIAL, Client, Clock, History  # noqa: E402
 
 # New kinds go at the end: a --cycle schedule of the earlier kinds then stays what it was.
 FAULT_KINDS = ("isolate-leader", "partition-leader", "partition-random", "bridge",
-               "kill-one", "kill-all", "pause-leader", "pause-follower", "loss-leader", "loss-all")
+               "kill-one", "kill-all", "pause-leader", "pause-follower", "loss-leader", "loss-all",
+               "ring")
 LOSS_KINDS = ("loss-leader", "loss-all")
 # Packet loss per link (net.lose): drawn per fault from this range. At 0.1 a TCP exchange
 # through one lossy link has a 19 % chance that the request or its answer is lost and waits
@@ -214,6 +215,19 @@ def inject(cluster: Cluster, fault: dict) -> str:
             for j in b:
                 net.cut([[i], [j]])
         return f"{a} x {b}, bridge n{bridge}"
+    if kind == "ring":
+        # Each server talks only to its two neighbours in a random ring: with 5 servers each
+        # sees a majority (itself and its neighbours), no two the same one. With 3 every pair
+        # is neighbours, so it is a line instead: the two ends cannot talk.
+        order = random.Random(pick).sample(sids, n)
+        if n <= 3:
+            net.cut([[order[0]], [order[-1]]])
+            return "line " + "-".join(f"n{i}" for i in order)
+        for x in range(n):
+            for y in range(x + 1, n):
+                if (y - x) % n not in (1, n - 1):
+                    net.cut([[order[x]], [order[y]]])
+        return "ring " + "-".join(f"n{i}" for i in order)
     if kind == "loss-leader":
         net.lose([leader], fault["loss"])
         return f"n{leader} (leader) loses {fault['loss']:.2f} of packets each way"

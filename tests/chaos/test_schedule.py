@@ -49,10 +49,55 @@ def test_loss_faults_carry_a_seeded_probability():
     assert len({f["loss"] for f in losses}) > 1
 
 
-def test_cycle_runs_every_kind_once_with_loss_last():
+def test_cycle_runs_every_kind_once_newest_last():
     sched = chaos.make_schedule(random.Random(1), list(chaos.FAULT_KINDS), 60, True)
     assert [f["kind"] for f in sched] == list(chaos.FAULT_KINDS)
-    assert [f["kind"] for f in sched[-2:]] == ["loss-leader", "loss-all"]
+    assert [f["kind"] for f in sched[-3:]] == ["loss-leader", "loss-all", "ring"]
+
+
+class _Recorder:
+    """Stands in for net: records the cuts a fault makes."""
+
+    def __init__(self):
+        self.cuts = []
+
+    def cut(self, groups):
+        self.cuts.append(groups)
+
+
+class _Cluster:
+    def __init__(self, n):
+        self.n = n
+
+    def leader(self):
+        return 1
+
+
+def _ring_cuts(n, pick, monkeypatch):
+    rec = _Recorder()
+    monkeypatch.setattr(chaos, "net", rec)
+    what = chaos.inject(_Cluster(n), {"kind": "ring", "pick": pick})
+    pairs = {frozenset((g[0][0], g[1][0])) for g in rec.cuts}
+    return what, pairs
+
+
+def test_a_ring_leaves_each_server_its_two_neighbours(monkeypatch):
+    for pick in range(20):
+        what, pairs = _ring_cuts(5, pick, monkeypatch)
+        order = [int(x[1:]) for x in what.split()[1].split("-")]
+        assert sorted(order) == [1, 2, 3, 4, 5]
+        neighbours = {frozenset((order[k], order[(k + 1) % 5])) for k in range(5)}
+        every = {frozenset((a, b)) for a in range(1, 6) for b in range(a + 1, 6)}
+        assert pairs == every - neighbours, what
+        # Each server keeps exactly two peers: itself and them, a majority of five.
+        for s in range(1, 6):
+            assert sum(1 for p in every - pairs if s in p) == 2
+
+
+def test_with_three_servers_a_ring_is_a_line(monkeypatch):
+    what, pairs = _ring_cuts(3, 7, monkeypatch)
+    ends = [int(x[1:]) for x in what.split()[1].split("-")]
+    assert what.startswith("line ") and pairs == {frozenset((ends[0], ends[2]))}
 
 
 def test_schedules_without_loss_are_unchanged():
