@@ -36,7 +36,7 @@ from kazoo.exceptions import KazooException, NodeExistsError, NotReadOnlyCallErr
 from kazoo.protocol.states import KeeperState
 
 from ensemble import FAST_RETRY, Ensemble, check_system_available, selected_systems
-from servers import LOCALHOST, four_letter
+from servers import LOCALHOST, four_letter, stop_clients
 from wire import connect_body, frame
 
 SYSTEMS = selected_systems()
@@ -212,12 +212,7 @@ def test_a_member_without_quorum_serves_read_only_clients(system, tmp_path):
         outcome["ephemeral kept"] = old.exists("/ro-lock") is not None
         outcome["isro after recovery"] = isro(port)
     finally:
-        for c in clients:
-            try:
-                c.stop()
-                c.close()
-            except Exception:
-                pass
+        stop_clients(clients)
         ens.close()
 
     expected = {

@@ -140,6 +140,13 @@ pub struct LogSummary {
     pub epoch_ends: Vec<Zxid>,
 }
 
+impl LogSummary {
+    /// The last zxid of the log: its last epoch end, or the base when nothing follows it.
+    pub fn last(&self) -> Zxid {
+        self.epoch_ends.last().copied().unwrap_or(self.base)
+    }
+}
+
 /// A message between servers. Byte formats: [`codec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {

@@ -882,7 +882,7 @@ impl Node {
                     self.look("a follower is ahead of me");
                     return;
                 }
-                if log.epoch_ends.last().copied().unwrap_or(log.base) != last_zxid {
+                if log.last() != last_zxid {
                     warn!("server {from}: its log summary does not end at its last zxid {last_zxid:#x}; ignoring it");
                     return;
                 }
@@ -979,7 +979,7 @@ impl Node {
 
     /// Sends a learner what it needs to match my history, then NewLeader.
     fn sync_learner(&mut self, to: ServerId, theirs: &LogSummary) {
-        let their_zxid = theirs.epoch_ends.last().copied().unwrap_or(theirs.base);
+        let their_zxid = theirs.last();
         let (kind, trunc) = self.plan_sync(theirs);
         let l = self.lead_mut();
         let epoch = l.epoch;
@@ -1024,9 +1024,8 @@ impl Node {
     /// not in my history, so not committed: a learner that crashes part-way through a sync
     /// keeps every committed record it held (see `shared_with`).
     fn plan_sync(&self, theirs: &LogSummary) -> (SyncKind, Zxid) {
-        let last = theirs.epoch_ends.last().copied().unwrap_or(theirs.base);
         match self.shared_with(theirs) {
-            Some(z) if z == last => (SyncKind::Diff, z),
+            Some(z) if z == theirs.last() => (SyncKind::Diff, z),
             Some(z) => (SyncKind::Trunc, z),
             None => {
                 assert!(
