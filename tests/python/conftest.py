@@ -19,9 +19,12 @@ When a test fails, the tail of every live server's log is attached to the report
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import re
+import signal
 import sys
+import threading
 import uuid
 
 import pytest
@@ -83,6 +86,56 @@ def pytest_report_header(config):
     if kind == "warren":
         extra = f" ({os.environ.get('WARREN_BIN') or 'target/release/warren'})"
     return f"warren black-box tests: target = {kind}{extra}"
+
+
+# pytest-timeout (signal method) raises once, in the test's main thread. A test that then
+# blocks again in its own cleanup (a client library's stop() joining a thread that never
+# ends) would hold the suite until the whole-run deadline in ci/test.sh. This watchdog gives
+# each test its timeout plus a minute for cleanup; past that it prints every thread's stack
+# and interrupts the run (SIGINT: pytest still prints its summary), and exits hard if even
+# that does not end it.
+WATCHDOG_GRACE = 60.0
+
+
+def _watchdog_fire(config, nodeid: str, limit: float) -> None:
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:  # pytest holds fd 2 while a test runs: let the dump through
+        capman.suspend_global_capture(in_=False)
+    sys.__stderr__.write(f"\nwatchdog: {nodeid} still running {limit:.0f} s after it began "
+                         f"(its timeout plus {WATCHDOG_GRACE:.0f} s); every thread's stack:\n")
+    faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+    sys.__stderr__.flush()
+    hard = threading.Timer(30.0, lambda: os._exit(3))
+    hard.daemon = True
+    hard.start()
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    marker = item.get_closest_marker("timeout")
+    limit = None
+    if marker is not None and marker.args:
+        limit = float(marker.args[0])
+    elif marker is not None and "timeout" in marker.kwargs:
+        limit = float(marker.kwargs["timeout"])
+    else:
+        try:
+            ini = item.config.getini("timeout")  # registered by pytest-timeout
+        except ValueError:
+            ini = None
+        limit = float(ini) if ini else None
+    timer = None
+    if limit:
+        limit += WATCHDOG_GRACE
+        timer = threading.Timer(limit, _watchdog_fire, (item.config, item.nodeid, limit))
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 @pytest.hookimpl(hookwrapper=True)

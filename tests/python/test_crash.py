@@ -64,9 +64,11 @@ import os
 import random
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
+import traceback
 import zlib
 from pathlib import Path
 
@@ -249,15 +251,44 @@ def connect(server) -> KazooClient:
     # Fast reconnect attempts so that stop() returns promptly after the server died.
     c = KazooClient(hosts=server.host_port, timeout=10,
                     connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.25})
-    c.start(timeout=15)
+    bounded("start", c, lambda: c.start(timeout=15))
     return c
 
 
+CLIENT_LIMIT = 40.0  # seconds for kazoo's start() or stop() before the test fails with stacks
+
+
+def bounded(what: str, client: KazooClient, fn) -> None:
+    """Runs fn() (a kazoo start or stop) or fails with every thread's stack if it does not
+    return within CLIENT_LIMIT: kazoo's stop() joins its connection thread without a timeout,
+    and start() calls stop() when it times out. A CI run once hung there for half an hour."""
+    done = threading.Event()
+    failure: list = []
+
+    def run():
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            failure.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"kazoo-{what}", daemon=True).start()
+    if not done.wait(CLIENT_LIMIT):
+        frames = sys._current_frames()
+        stacks = "\n".join(f"--- {t.name}\n" + "".join(traceback.format_stack(frames[t.ident]))
+                           for t in threading.enumerate() if t.ident in frames)
+        raise AssertionError(f"kazoo client {what} did not return within {CLIENT_LIMIT:.0f} s "
+                             f"(state {client.state}); threads:\n{stacks}")
+    if failure:
+        raise failure[0]
+
+
 def close(client: KazooClient) -> None:
-    try:
+    def stop_and_close():
         client.stop()
-    finally:
         client.close()
+    bounded("stop", client, stop_and_close)
 
 
 def issue(client: KazooClient, op: tuple):
