@@ -68,7 +68,6 @@ pub const IGNORED_KEYS: &[(&str, &str)] = &[
     ("syncEnabled", "observers always log to disk"),
     ("leaderServes", "the leader always serves clients"),
     ("globalOutstandingLimit", "client requests are bounded per connection (warren.maxQueuedReplyBytes)"),
-    ("localSessionsUpgradingEnabled", "every session is global (local sessions are not implemented)"),
     ("clientPortListenBacklog", "the listen backlog is the operating system's default"),
     ("serverCnxnFactory", "Warren has its own network layer"),
     ("txnLogSizeLimitInKb", "log segments roll at preAllocSize"),
@@ -109,8 +108,7 @@ pub const IGNORED_KEY_PREFIXES: &[(&str, &str)] = &[
 
 /// Keys refused at start-up when set: ignoring them would change what the ensemble promises
 /// (who forms a quorum, which sessions survive a server, who may read when cut off).
-const REFUSED_KEYS: &[(&str, &str)] =
-    &[("localSessionsEnabled", "local sessions are not implemented; every session would be global")];
+const REFUSED_KEYS: &[(&str, &str)] = &[];
 
 /// Prefixes of keys refused whatever their value: hierarchical quorums.
 const REFUSED_PREFIXES: &[(&str, &str)] = &[
@@ -156,6 +154,8 @@ const USED_KEYS: &[&str] = &[
     "autopurge.purgeInterval",
     "peerType",
     "readonlymode.enabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
     "warren.cores",
     "warren.ioMemoryKb",
     "warren.containerCheckIntervalMs",
@@ -418,6 +418,14 @@ pub struct Config {
     /// for max(2000 ms, tickTime) serves read-only clients. Always false standalone (ignored
     /// with a warning, as ZooKeeper ignores it there).
     pub readonly_mode_enabled: bool,
+    /// `localSessionsEnabled` (off by default): an ensemble member's new sessions are its own,
+    /// not replicated, until one creates an ephemeral node. Always false standalone (ignored
+    /// with a warning, as ZooKeeper's standalone server ignores it).
+    pub local_sessions_enabled: bool,
+    /// `localSessionsUpgradingEnabled` (off by default, as in ZooKeeper's zoo.cfg): a local
+    /// session that creates an ephemeral node becomes global instead of getting
+    /// EphemeralOnLocalSession. Meaningful only with `local_sessions_enabled`.
+    pub local_sessions_upgrading_enabled: bool,
     /// `admin.enableServer`: the HTTP AdminServer (on by default, as in ZooKeeper).
     pub admin_enable_server: bool,
     /// `admin.serverAddress`: loopback by default (ZooKeeper binds every interface).
@@ -640,6 +648,8 @@ impl Config {
             fsync_warning_threshold_ms: 1000,
             extended_types_enabled: false,
             readonly_mode_enabled: false,
+            local_sessions_enabled: false,
+            local_sessions_upgrading_enabled: false,
             admin_enable_server: true,
             admin_server_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             admin_server_port: DEFAULT_ADMIN_SERVER_PORT,
@@ -1035,6 +1045,9 @@ struct Parser {
     /// `readonlymode.enabled` in the file (line, value), and in `SERVER_JVMFLAGS`.
     read_only: Option<(usize, bool)>,
     jvm_read_only: Option<bool>,
+    /// `localSessionsEnabled` and `localSessionsUpgradingEnabled` (line, value).
+    local_sessions: Option<(usize, bool)>,
+    local_sessions_upgrading: Option<(usize, bool)>,
 }
 
 impl Parser {
@@ -1061,6 +1074,8 @@ impl Parser {
             require_sasl: false,
             read_only: None,
             jvm_read_only: None,
+            local_sessions: None,
+            local_sessions_upgrading: None,
         }
     }
 
@@ -1140,6 +1155,8 @@ impl Parser {
             // ZooKeeper reads it only as a JVM system property (`-Dreadonlymode.enabled=true`);
             // in zoo.cfg it would become `zookeeper.readonlymode.enabled`, which nothing reads.
             "readonlymode.enabled" => self.read_only = Some((e.line, true_false(e)?)),
+            "localSessionsEnabled" => self.local_sessions = Some((e.line, true_false(e)?)),
+            "localSessionsUpgradingEnabled" => self.local_sessions_upgrading = Some((e.line, true_false(e)?)),
             _ => return Ok(false),
         }
         Ok(true)
@@ -1392,6 +1409,7 @@ impl Parser {
         self.cfg.servers = std::mem::take(&mut self.servers).into_values().collect();
         let ensemble = self.is_ensemble()?;
         self.read_only_mode(ensemble);
+        self.local_sessions(ensemble);
         if ensemble {
             self.setup_ensemble(read_myid)?;
             if self.cfg.admin_restore_enabled {
@@ -1618,6 +1636,31 @@ impl Parser {
             }
         }
         self.cfg.readonly_mode_enabled = enabled && ensemble;
+    }
+
+    /// Settles `localSessionsEnabled` and `localSessionsUpgradingEnabled`: ignored by name on
+    /// a standalone server (whose sessions are all its own anyway) and, for upgrading, without
+    /// local sessions, as ZooKeeper ignores them there.
+    fn local_sessions(&mut self, ensemble: bool) {
+        let on = |v: Option<(usize, bool)>| v.is_some_and(|(_, b)| b);
+        let (local, upgrading) = (self.local_sessions, self.local_sessions_upgrading);
+        if let (Some((line, true)), false) = (local, ensemble) {
+            self.warn(
+                line,
+                format_args!(
+                    "localSessionsEnabled=true is ignored: a standalone server replicates no session \
+                     (ZooKeeper's standalone server ignores it too)"
+                ),
+            );
+        }
+        if let (Some((line, true)), true, false) = (upgrading, ensemble, on(local)) {
+            self.warn(
+                line,
+                format_args!("localSessionsUpgradingEnabled=true has no effect without localSessionsEnabled=true"),
+            );
+        }
+        self.cfg.local_sessions_enabled = ensemble && on(local);
+        self.cfg.local_sessions_upgrading_enabled = self.cfg.local_sessions_enabled && on(upgrading);
     }
 
     fn reply_cap_note(&mut self) {
@@ -2152,7 +2195,7 @@ admin.enableServer=false");
             "skipACL" => "no",
             "extendedTypesEnabled" => "true",
             // true would be ignored with a warning: this file is a standalone server's.
-            "readonlymode.enabled" => "false",
+            "readonlymode.enabled" | "localSessionsEnabled" | "localSessionsUpgradingEnabled" => "false",
             "warren.cores" => "1",
             "warren.maxQueuedReplyBytes" => "16777216",
             "warren.maxWatchesPerSession" => "1000000",
@@ -2395,20 +2438,19 @@ globalOutstandingLimit=1000
 clientPortListenBacklog=128
 skipACL=no
 localSessionsEnabled=false");
-        assert_eq!(warnings.len(), 11, "{warnings:?}");
+        assert_eq!(warnings.len(), 10, "{warnings:?}");
         assert!(has_warning(&warnings, "line 2: metricsProvider.numWorkerThreads is ignored: "), "{warnings:?}");
         assert!(has_warning(
             &warnings,
             "line 4: reconfigEnabled is ignored: dynamic reconfiguration is not implemented"
         ));
         assert!(has_warning(&warnings, "line 10: globalOutstandingLimit is ignored: "));
-        assert!(has_warning(&warnings, "line 13: localSessionsEnabled=false is ignored"));
         assert!(!warnings.iter().any(|w| w.contains("skipACL")), "skipACL=no is what Warren does");
     }
 
     #[test]
     fn keys_that_would_change_the_promise_are_refused() {
-        for line in ["localSessionsEnabled=true", "group.1=1:2:3", "weight.1=2"] {
+        for line in ["group.1=1:2:3", "weight.1=2"] {
             let text = err_text(line);
             assert!(text.contains("remove the line to start without it"), "{line}: {text}");
             assert!(text.contains(line.split('=').next().unwrap()), "{line}: {text}");
@@ -2437,6 +2479,23 @@ localSessionsEnabled=false");
             let e = ensemble_err("1", &format!("{THREE}\nreadonlymode.enabled={bad}"));
             assert!(e.contains("readonlymode.enabled") && e.contains("true or false"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn local_sessions_are_read_in_an_ensemble_and_ignored_by_name_standalone() {
+        let (c, w) =
+            ensemble_ok("1", &format!("{THREE}\nlocalSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true\n"));
+        assert!(c.local_sessions_enabled && c.local_sessions_upgrading_enabled, "{w:?}");
+        assert!(!w.iter().any(|w| w.contains("localSessions")), "{w:?}");
+        let (c, _) = ensemble_ok("1", &format!("{THREE}\nlocalSessionsEnabled=true\n"));
+        assert!(c.local_sessions_enabled && !c.local_sessions_upgrading_enabled, "upgrading is off by default");
+        let (c, w) = ensemble_ok("1", &format!("{THREE}\nlocalSessionsUpgradingEnabled=true\n"));
+        assert!(!c.local_sessions_enabled && !c.local_sessions_upgrading_enabled);
+        assert!(w.iter().any(|w| w.contains("has no effect without localSessionsEnabled=true")), "{w:?}");
+        let (c, w) = ok("localSessionsEnabled=true");
+        assert!(!c.local_sessions_enabled);
+        assert!(has_warning(&w, "line 2: localSessionsEnabled=true is ignored: a standalone server"), "{w:?}");
+        assert!(err_text("localSessionsEnabled=yes").contains("true or false"));
     }
 
     #[test]

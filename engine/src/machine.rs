@@ -70,6 +70,16 @@ pub struct MachineConfig {
     /// [`read_only_grace_ms`] serves read-only clients from its applied state
     /// ([`Machine::start_read_only`]) until it leaves the election.
     pub read_only_mode: bool,
+    /// `localSessionsEnabled` (ensemble members only; a standalone server ignores it, as
+    /// ZooKeeper does): a new session is this server's alone, created without a transaction,
+    /// kept alive and expired here; its client cannot move it to another server, and it ends
+    /// when this server stops serving (an election), as a ZooKeeper learner's local sessions
+    /// end with its ZooKeeperServer.
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`: a local session that creates an ephemeral node is
+    /// first made global (a createSession transaction, then the create). Without it (as in
+    /// ZooKeeper, off by default) such a create gets EphemeralOnLocalSession.
+    pub local_sessions_upgrading: bool,
 }
 
 /// How long a member looks for a leader before it serves read-only clients: ZooKeeper's
@@ -96,6 +106,8 @@ impl Default for MachineConfig {
             sasl_super_user: None,
             enforce_auth_schemes: Vec::new(),
             read_only_mode: false,
+            local_sessions: false,
+            local_sessions_upgrading: false,
         }
     }
 }
@@ -215,7 +227,7 @@ pub enum Role {
     /// An ensemble member without a quorum, in read-only mode (`readonlymode.enabled`,
     /// ZooKeeper's ReadOnlyZooKeeperServer): only clients that sent the readOnly flag are
     /// served, from the applied state; their sessions are this server's alone
-    /// (`unlogged_sessions`), and every write, `sync` included, gets NotReadOnly.
+    /// (`local_sessions`), and every write, `sync` included, gets NotReadOnly.
     ReadOnly,
 }
 
@@ -263,9 +275,9 @@ pub struct Machine {
     /// Follower only: sessions active since the leader last heard of them.
     touched: std::collections::HashSet<i64>,
     passwords: PasswordSource,
-    /// Sessions opened after the log failed, or in read-only mode: never logged, this
-    /// server's alone.
-    unlogged_sessions: std::collections::HashSet<i64>,
+    /// Sessions never logged, this server's alone (ZooKeeper's local sessions): opened after
+    /// the log failed, in read-only mode, or with `localSessionsEnabled`. Never in a snapshot.
+    local_sessions: std::collections::HashSet<i64>,
     /// When a failed authentication was last logged, and how many failed since unlogged.
     auth_failures: (i64, u64),
     /// While an online backup captures the tree: the paths changed since it began, and how
@@ -307,7 +319,7 @@ impl Machine {
             owners: HashMap::new(),
             touched: Default::default(),
             passwords,
-            unlogged_sessions: Default::default(),
+            local_sessions: Default::default(),
             auth_failures: (i64::MIN / 2, 0),
             tap: None,
             generation: 0,
@@ -329,6 +341,7 @@ impl Machine {
         let mut v: Vec<SessionRecord> = self
             .sessions
             .iter()
+            .filter(|s| !self.local_sessions.contains(&s.id))
             .map(|s| SessionRecord { id: s.id, timeout_ms: s.timeout_ms, passwd: s.passwd })
             .collect();
         v.sort_unstable_by_key(|r| r.id);
@@ -400,6 +413,12 @@ impl Machine {
 
     pub fn sessions(&self) -> &SessionTracker {
         &self.sessions
+    }
+
+    /// Sessions this server alone knows (local sessions, see [`MachineConfig::local_sessions`]);
+    /// the rest of [`Machine::sessions`] are global.
+    pub fn local_session_count(&self) -> usize {
+        self.local_sessions.len()
     }
 
     pub fn counters(&self) -> &ServerCounters {
@@ -579,10 +598,21 @@ impl Machine {
             let id = self.sessions.next_id();
             let passwd = self.passwords.next();
             self.sessions.add(id, timeout, passwd, now.mono_ms);
-            self.unlogged_sessions.insert(id);
+            self.local_sessions.insert(id);
             self.bind_session(conn, id);
             let why = if self.log_failure.is_some() { "the transaction log has failed" } else { "no quorum" };
             info!("session {id:#x} opened read-only: {why}");
+            self.send_connect_response(conn, id, timeout, req.read_only);
+            return;
+        }
+        if req.session_id == 0 && self.cfg.local_sessions && matches!(self.role, Role::Leader | Role::Follower) {
+            // A local session: no transaction, answered at once; made global only if it
+            // creates an ephemeral node (and upgrading is enabled).
+            let id = self.sessions.next_id();
+            let passwd = self.passwords.next();
+            self.sessions.add(id, timeout, passwd, now.mono_ms);
+            self.local_sessions.insert(id);
+            self.bind_session(conn, id);
             self.send_connect_response(conn, id, timeout, req.read_only);
             return;
         }
@@ -612,7 +642,7 @@ impl Machine {
         }
         if self.role == Role::ReadOnly
             && self.sessions.get(req.session_id).is_some()
-            && !self.unlogged_sessions.contains(&req.session_id)
+            && !self.local_sessions.contains(&req.session_id)
         {
             // A session the quorum knows: resuming it here would let its client believe it is
             // connected while the quorum may expire it. ZooKeeper 3.8 closes the connection,
@@ -635,7 +665,9 @@ impl Machine {
         self.bind_session(conn, req.session_id);
         self.sessions.set_timeout(req.session_id, timeout);
         self.sessions.touch(req.session_id, now.mono_ms);
+        let local = self.local_sessions.contains(&req.session_id);
         match self.role {
+            _ if local => {}
             Role::Follower => {
                 self.touched.insert(req.session_id);
                 self.ready.owner_claims.push(req.session_id);
@@ -713,7 +745,7 @@ impl Machine {
             return;
         }
         self.sessions.touch(session_id, now.mono_ms);
-        if self.role == Role::Follower {
+        if self.role == Role::Follower && !self.local_sessions.contains(&session_id) {
             self.touched.insert(session_id);
         }
         #[cfg(feature = "planted-bugs")]
@@ -758,8 +790,18 @@ impl Machine {
     /// Timers: session expiry and container/TTL clean-up.
     pub fn tick(&mut self, now: Now) {
         let local_only = self.role == Role::ReadOnly || self.log_failure.is_some();
+        if self.role == Role::Follower && !self.local_sessions.is_empty() {
+            // The leader owns expiry of global sessions and container clean-up; local
+            // sessions expire where they live. (Global sessions due here are left alone:
+            // the next touch, or start_leading, gives them a bucket again.)
+            for id in self.sessions.expired(now.mono_ms) {
+                if self.local_sessions.remove(&id) {
+                    info!("Expiring local session {id:#x}");
+                    self.session_closed(id, None);
+                }
+            }
+        }
         if !matches!(self.role, Role::Standalone | Role::Leader | Role::ReadOnly) {
-            // The leader owns expiry and container clean-up.
             return;
         }
         if local_only {
@@ -767,7 +809,7 @@ impl Machine {
             // (until restart, or until a leader expires them). Sessions opened since were
             // never logged and expire here.
             for id in self.sessions.expired(now.mono_ms) {
-                if self.unlogged_sessions.remove(&id) {
+                if self.local_sessions.remove(&id) {
                     info!("Expiring read-only session {id:#x}");
                     self.session_closed(id, None);
                 }
@@ -775,6 +817,11 @@ impl Machine {
             return;
         }
         for id in self.sessions.expired(now.mono_ms) {
+            if self.local_sessions.remove(&id) {
+                info!("Expiring local session {id:#x}");
+                self.session_closed(id, None);
+                continue;
+            }
             info!(
                 "Expiring session {id:#x}, timeout of {}ms exceeded",
                 self.sessions.get(id).map_or(0, |s| s.timeout_ms)
@@ -814,15 +861,19 @@ impl Machine {
             return;
         }
         self.close_all();
+        // Local sessions (read-only mode's, `localSessionsEnabled`'s) end with the role that
+        // made them, as a ZooKeeper server's local session tracker ends with its
+        // ZooKeeperServer: the quorum never heard of them, and a client that comes back with
+        // one is told it expired.
+        let mut local: Vec<i64> = self.local_sessions.drain().collect();
+        local.sort_unstable();
+        for id in &local {
+            self.sessions.remove(*id);
+        }
         if self.role == Role::ReadOnly {
-            // Read-only sessions die with read-only mode (ZooKeeper's read-only server takes
-            // its sessions with it when it shuts down): the quorum never heard of them.
-            let mut local: Vec<i64> = self.unlogged_sessions.drain().collect();
-            local.sort_unstable();
-            for id in local {
-                self.sessions.remove(id);
-            }
             info!("read-only mode ends: every connection closed");
+        } else if !local.is_empty() {
+            info!("{} local sessions end: this server stops serving", local.len());
         }
         self.unapplied.clear();
         self.pending = Pending::default();
@@ -1053,7 +1104,9 @@ impl Machine {
             ForwardOp::Write { frame, auth } => {
                 let op = match Request::decode(&frame) {
                     Err(_) => Err(ErrorCode::BadArguments),
-                    Ok(_) if !self.sessions.is_live(sid) => Err(ErrorCode::SessionExpired),
+                    Ok(_) if !self.sessions.is_live(sid) && !self.foreign_local_session(sid) => {
+                        Err(ErrorCode::SessionExpired)
+                    }
                     Ok(_) if self.owners.get(&sid).is_some_and(|&o| o != from) => Err(ErrorCode::SessionMoved),
                     Ok((_, req)) if is_write(&req) => Ok(req),
                     Ok(_) => Err(ErrorCode::BadArguments),
@@ -1103,16 +1156,31 @@ impl Machine {
             // Nothing can be made durable (the log failed, or there is no quorum): answer at
             // once (a write that waited would hold every later request of its connection,
             // pings included).
-            if matches!(req, Request::CloseSession) && self.unlogged_sessions.remove(&session_id) {
-                let frame =
-                    encode_reply(ReplyHeader { xid: hdr.xid, zxid: self.tree.last_zxid, err: 0 }, &Response::Empty);
-                self.send(conn, frame);
-                self.session_closed(session_id, Some(conn));
-                self.close(conn);
+            if matches!(req, Request::CloseSession) && self.local_sessions.contains(&session_id) {
+                self.close_local_session(conn, session_id, hdr.xid);
             } else {
                 self.reply_error(conn, hdr.xid, ErrorCode::NotReadOnly, now.mono_us, now.mono_us);
             }
             return;
+        }
+        if self.local_sessions.contains(&session_id) {
+            if matches!(req, Request::CloseSession) {
+                // Never forwarded: the quorum never heard of the session (ZooKeeper's
+                // learner closes a local session itself too).
+                self.close_local_session(conn, session_id, hdr.xid);
+                return;
+            }
+            if creates_ephemeral(&req) {
+                if self.cfg.local_sessions_upgrading {
+                    self.upgrade_session(session_id, now);
+                } else if matches!(req, Request::Create(_)) {
+                    self.reply_error(conn, hdr.xid, ErrorCode::EphemeralOnLocalSession, now.mono_us, now.mono_us);
+                    return;
+                }
+                // A multi goes on: its ephemeral create fails inside it, op by op, as in
+                // ZooKeeper (EphemeralOnLocalSession prepared here, SessionExpired on a
+                // leader that does not know the session).
+            }
         }
         if self.role == Role::Follower {
             self.forward_write(conn, session_id, hdr, req, now);
@@ -1128,11 +1196,58 @@ impl Machine {
         self.append(session_id, hdr.xid, txn_op, now, waiter);
     }
 
+    /// Answers a local session's closeSession here, without a transaction, and closes it.
+    fn close_local_session(&mut self, conn: ConnId, session_id: i64, xid: i32) {
+        self.local_sessions.remove(&session_id);
+        let frame = encode_reply(ReplyHeader { xid, zxid: self.tree.last_zxid, err: 0 }, &Response::Empty);
+        self.send(conn, frame);
+        self.session_closed(session_id, Some(conn));
+        self.close(conn);
+    }
+
+    /// Makes a local session global before its first ephemeral create: a createSession
+    /// transaction with the session's id, timeout and password, ordered before the create
+    /// (a follower forwards both in order on one link). From here the session is the
+    /// quorum's: the leader keeps it alive and expires it, and its client may move.
+    fn upgrade_session(&mut self, session_id: i64, now: Now) {
+        let Some((timeout_ms, passwd)) = self.sessions.get(session_id).map(|s| (s.timeout_ms, s.passwd)) else {
+            return;
+        };
+        self.local_sessions.remove(&session_id);
+        info!("Upgrading session {session_id:#x}");
+        if self.role == Role::Follower {
+            self.touched.insert(session_id);
+            let op = ForwardOp::CreateSession { timeout_ms, passwd };
+            self.ready.forwards.push(Forward { session_id, cxid: 0, op });
+        } else {
+            self.owners.insert(session_id, self.cfg.myid as u64);
+            self.append(session_id, 0, TxnOp::CreateSession { timeout_ms, passwd }, now, Waiter::Nobody);
+        }
+    }
+
+    /// A session the leader does not know that may be another member's local session
+    /// (`localSessionsEnabled`, and its id was not made here): its writes are accepted, as
+    /// ZooKeeper's LeaderSessionTracker accepts them, except an ephemeral create, which needs
+    /// a global session (SessionExpired, as ZooKeeper's checkGlobalSession answers; a member
+    /// that upgrades sessions sends the createSession first).
+    fn foreign_local_session(&self, session_id: i64) -> bool {
+        self.cfg.local_sessions
+            && self.sessions.get(session_id).is_none()
+            && session::server_of(session_id) != self.cfg.myid
+    }
+
     /// Prepares a write at the next zxid: its transaction, or the error transaction.
     fn prep_write(&mut self, session_id: i64, auth: &AuthInfo, req: &Request) -> TxnOp {
         let zxid = self.next_zxid;
         let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
-        let who = Caller { session_id, auth, super_digest: self.cfg.super_digest.as_deref() };
+        let ephemeral_refusal = if self.local_sessions.contains(&session_id) {
+            Some(ErrorCode::EphemeralOnLocalSession)
+        } else if self.foreign_local_session(session_id) {
+            Some(ErrorCode::SessionExpired)
+        } else {
+            None
+        };
+        let who = Caller { session_id, auth, super_digest: self.cfg.super_digest.as_deref(), ephemeral_refusal };
         let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
         let txn_op = match req {
             Request::Multi(ops) => match ops.iter().map(WriteOp::from_multi).collect::<Option<Vec<_>>>() {
@@ -1156,7 +1271,7 @@ impl Machine {
         let zxid = self.next_zxid;
         let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
         let auth = AuthInfo::empty();
-        let who = Caller { session_id, auth: &auth, super_digest: None };
+        let who = Caller { session_id, auth: &auth, super_digest: None, ephemeral_refusal: None };
         let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
         let op = prep.op(&WriteOp::CloseSession, &who).expect("closeSession cannot fail");
         prep.commit();
@@ -1304,7 +1419,7 @@ impl Machine {
             let zxid = self.next_zxid;
             let opts = PrepOptions { ttl_enabled: self.cfg.ttl_enabled };
             let auth = AuthInfo::empty();
-            let who = Caller { session_id: 0, auth: &auth, super_digest: None };
+            let who = Caller { session_id: 0, auth: &auth, super_digest: None, ephemeral_refusal: None };
             let mut prep = Prep::new(&self.tree, &mut self.pending, zxid, opts);
             if let Ok(op) = prep.op(&WriteOp::DeleteContainer { path: p }, &who) {
                 prep.commit();
@@ -1692,6 +1807,19 @@ fn watches_requested(req: &Request) -> usize {
 fn install_config_node(cfg: &MachineConfig, tree: &mut DataTree, now: Now) {
     if let Some(text) = &cfg.config_node {
         tree.set_config_node(text.clone(), now.wall_ms);
+    }
+}
+
+/// Whether a request creates an ephemeral node (a create, or a multi with one): what a local
+/// session cannot do without becoming global. Flags that name no mode count as not ephemeral
+/// (the create is refused with BadArguments anyway).
+fn creates_ephemeral(req: &Request) -> bool {
+    let ephemeral =
+        |c: &crate::proto::CreateRequest| crate::prep::CreateMode::from_flags(c.flags).is_some_and(|m| m.ephemeral);
+    match req {
+        Request::Create(c) => ephemeral(c),
+        Request::Multi(ops) => ops.iter().any(|o| matches!(o, MultiOp::Create(c) if ephemeral(c))),
+        _ => false,
     }
 }
 

@@ -216,6 +216,7 @@ pub struct Metrics {
     pub outstanding_requests: Gauge,
     pub num_alive_connections: Gauge,
     pub global_sessions: Gauge,
+    pub local_sessions: Gauge,
     pub packets_received: Gauge,
     pub packets_sent: Gauge,
     pub last_zxid: Gauge,
@@ -271,6 +272,7 @@ impl Metrics {
             outstanding_requests: Gauge::default(),
             num_alive_connections: Gauge::default(),
             global_sessions: Gauge::default(),
+            local_sessions: Gauge::default(),
             packets_received: Gauge::default(),
             packets_sent: Gauge::default(),
             last_zxid: Gauge::default(),
@@ -375,7 +377,7 @@ pub fn render(m: &Metrics, p: &ProcessFigures) -> String {
         "Largest request latency since start or the last srst, in milliseconds",
         m.max_latency.get(),
     );
-    gauge(w, "local_sessions", "Local sessions (Warren has none: every session is global)", 0);
+    gauge(w, "local_sessions", "Sessions this server alone knows (local sessions)", m.local_sessions.get());
     for (name, help, h, advanced) in zookeeper_summaries(m) {
         summary(w, name, help, &h.snapshot(), advanced);
     }

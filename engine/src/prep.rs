@@ -70,6 +70,11 @@ pub struct Caller<'a> {
     pub session_id: i64,
     pub auth: &'a AuthInfo,
     pub super_digest: Option<&'a str>,
+    /// Set when the session is not global (a local session, `localSessionsEnabled`): the
+    /// error an ephemeral create gets, as ZooKeeper's validateCreateRequest gives it
+    /// (EphemeralOnLocalSession where the session lives, SessionExpired on a leader that does
+    /// not know it).
+    pub ephemeral_refusal: Option<ErrorCode>,
 }
 
 /// Server-wide switches that change prep's answers.
@@ -160,6 +165,9 @@ impl<'a> Prep<'a> {
         let ttl_given = c.kind == CreateKind::Ttl;
         if mode.ttl != ttl_given || (mode.ttl && !(1..=TTL_MAX_MS).contains(&c.ttl_ms)) {
             return Err(ErrorCode::BadArguments);
+        }
+        if let (true, Some(refusal)) = (mode.ephemeral, who.ephemeral_refusal) {
+            return Err(refusal);
         }
         let probe = if mode.sequential { format!("{}1", c.path) } else { c.path.clone() };
         path::validate(&probe).map_err(|_| ErrorCode::BadArguments)?;

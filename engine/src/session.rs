@@ -89,6 +89,11 @@ pub fn initial_session_id(myid: u8, wall_ms: i64) -> i64 {
     }
 }
 
+/// The myid of the server that made session `id` (the top byte, see [`initial_session_id`]).
+pub fn server_of(id: i64) -> u8 {
+    ((id as u64) >> 56) as u8
+}
+
 impl SessionTracker {
     pub fn new(tick_ms: i64, first_id: i64) -> Self {
         SessionTracker {

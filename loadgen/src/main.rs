@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 mod chart;
 mod client;
+mod sessions;
 mod stats;
 mod sweep;
 mod target;
@@ -48,6 +49,8 @@ enum Cmd {
     /// Read ratios x ensemble sizes for Warren and ZooKeeper (interleaved), plus the echo
     /// ceiling and leader-kill recovery: CSV, markdown and charts.
     Sweep(sweep::SweepArgs),
+    /// Open (and close) sessions as fast as the servers take them (see `loadgen sessions --help`).
+    Sessions(sessions::SessionsArgs),
     /// A trivial server answering loadgen's requests with canned replies.
     EchoServer {
         #[arg(long, default_value = "127.0.0.1:2999")]
@@ -194,6 +197,12 @@ fn main() {
     let cli = Cli::parse();
     match cli.cmd.unwrap_or(Cmd::Run(cli.run)) {
         Cmd::EchoServer { listen } => client::echo_server(listen),
+        Cmd::Sessions(a) => {
+            if let Err(e) = sessions::run(&a) {
+                eprintln!("loadgen sessions: {e}");
+                std::process::exit(2);
+            }
+        }
         Cmd::Run(a) => {
             target::install_signal_cleanup();
             if let Err(e) = run(&a) {

@@ -31,6 +31,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from ensemble import check_system_available, selected_systems  # noqa: E402
 from servers import (  # noqa: E402
     ServerStartError,
     WarrenServer,
@@ -136,6 +137,16 @@ def pytest_runtest_protocol(item, nextitem):
     finally:
         if timer is not None:
             timer.cancel()
+
+
+@pytest.fixture(params=selected_systems())
+def ensemble_system(request):
+    """Each system an ensemble test runs on ($WARREN_ENSEMBLE_SYSTEMS, default both), failing
+    at once when one cannot run here."""
+    why = check_system_available(request.param)
+    if why:
+        pytest.fail(f"{request.param}: {why}", pytrace=False)
+    return request.param
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -17,7 +17,8 @@ How each system is switched on (``READ_ONLY_SETTINGS``):
   read-only ZooKeeper 3.8.0 accepts no new session unless ``localSessionsEnabled=true``.
   ZooKeeper therefore runs with both.
 * Warren reads ``readonlymode.enabled=true`` from zoo.cfg (or ``SERVER_JVMFLAGS``); its
-  read-only sessions are always this server's alone, and it has no local sessions otherwise.
+  read-only sessions are always this server's alone (local sessions), with or without
+  ``localSessionsEnabled`` (tests/python/test_local_sessions.py covers that key).
 
 The client whose session predates the failure creates an ephemeral node, so that its session
 is global in both systems (ZooKeeper upgrades a local session that creates an ephemeral).
@@ -35,11 +36,10 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NodeExistsError, NotReadOnlyCallError
 from kazoo.protocol.states import KeeperState
 
-from ensemble import FAST_RETRY, Ensemble, check_system_available, selected_systems
+from ensemble import FAST_RETRY, Ensemble
 from servers import LOCALHOST, four_letter, stop_clients
 from wire import connect_body, frame
 
-SYSTEMS = selected_systems()
 
 # (extra zoo.cfg keys, JVM system properties) per system.
 READ_ONLY_SETTINGS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
@@ -114,15 +114,8 @@ def raw_connect(port: int, read_only: bool | None, timeout: float = 5.0) -> byte
     return got
 
 
-@pytest.fixture(params=SYSTEMS)
-def system(request):
-    why = check_system_available(request.param)
-    if why:
-        pytest.fail(f"{request.param}: {why}", pytrace=False)
-    return request.param
-
-
-def test_a_member_without_quorum_serves_read_only_clients(system, tmp_path):
+def test_a_member_without_quorum_serves_read_only_clients(ensemble_system, tmp_path):
+    system = ensemble_system
     extra_cfg, jvm_props = READ_ONLY_SETTINGS[system]
     ens = Ensemble(system, tmp_path / system, participants=3, extra_cfg=extra_cfg, jvm_props=jvm_props,
                    name="ro")

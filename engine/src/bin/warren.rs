@@ -365,6 +365,8 @@ fn settings_from(cfg: &Config) -> Settings {
         sasl_super_user: cfg.sasl_super_user.clone(),
         enforce_auth_schemes: cfg.enforce_auth_schemes.clone(),
         read_only_mode: cfg.readonly_mode_enabled,
+        local_sessions: cfg.local_sessions_enabled,
+        local_sessions_upgrading: cfg.local_sessions_upgrading_enabled,
     };
     let data_log_dir = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
     let version = full_version();

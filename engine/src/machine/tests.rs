@@ -21,6 +21,8 @@ struct Harness {
     passwds: HashMap<i64, Vec<u8>>,
     /// Everything the machine emitted, in the order it emitted it.
     trail: Vec<Out>,
+    /// Requests a follower's machine handed to its leader, in order.
+    forwards: Vec<Forward>,
 }
 
 /// One item of a `Ready`, for comparing what two machines emitted.
@@ -47,6 +49,7 @@ impl Harness {
             auto_sync: true,
             passwds: HashMap::new(),
             trail: vec![],
+            forwards: vec![],
         }
     }
 
@@ -61,6 +64,7 @@ impl Harness {
             self.trail.extend(r.sends.iter().map(|(c, f)| Out::Send(*c, f.clone())));
             self.trail.extend(r.closes.iter().copied().map(Out::Close));
             self.log.extend(r.appends);
+            self.forwards.extend(r.forwards);
             for (c, f) in r.sends {
                 self.inbox.entry(c).or_default().push(f);
             }
@@ -1060,4 +1064,172 @@ fn read_only_sessions_expire_and_end_with_read_only_mode() {
     assert!(!h.m.read_only());
     assert!(!h.m.open(9, IP, h.now));
     assert_eq!(h.log.len(), appended);
+}
+
+// ---- local sessions (`localSessionsEnabled`, `localSessionsUpgradingEnabled`) --------------
+
+/// An ensemble member with local sessions on, serving as `role` (the leader, myid 1, or a
+/// follower, myid 2).
+fn local_harness(role: Role, upgrading: bool) -> Harness {
+    use crate::txn::make_zxid;
+    let myid = if role == Role::Leader { 1 } else { 2 };
+    let cfg =
+        MachineConfig { myid, local_sessions: true, local_sessions_upgrading: upgrading, ..MachineConfig::default() };
+    let mut h = Harness::with(cfg);
+    h.m.stop_serving();
+    match role {
+        Role::Leader => h.m.start_leading(make_zxid(1, 1), h.now),
+        _ => h.m.start_following(),
+    }
+    h
+}
+
+/// The leader's machine takes what the follower forwarded; what it appends is committed on
+/// both (the follower applies it as a committed transaction and answers its client).
+fn relay(follower: &mut Harness, leader: &mut Harness) {
+    for f in std::mem::take(&mut follower.forwards) {
+        leader.m.forwarded(2, f, leader.now);
+    }
+    let before = leader.log.len();
+    leader.pump();
+    for txn in leader.log[before..].to_vec() {
+        follower.m.apply_committed(&txn, follower.now);
+    }
+    follower.pump();
+}
+
+#[test]
+fn a_local_session_is_never_logged_and_closes_where_it_lives() {
+    let mut h = local_harness(Role::Leader, false);
+    let s = h.connect(1);
+    assert!(h.log.is_empty(), "no createSession transaction");
+    assert_eq!(crate::session::server_of(s), 1, "made here: myid in the top byte");
+    assert_eq!(h.m.local_session_count(), 1);
+    assert!(h.m.session_records().is_empty(), "a local session is never in a snapshot");
+    // Writes that need no global session are logged as the session's.
+    let (hdr, _) = h.call(1, 1, create("/p", 0));
+    assert_eq!(hdr.err, 0);
+    assert_eq!(h.log.last().unwrap().hdr.session_id, s);
+    // An ephemeral create without upgrading: EphemeralOnLocalSession at once, nothing logged;
+    // in a multi, that op fails.
+    let logged = h.log.len();
+    let (hdr, _) = h.call(1, 2, create("/e", 1));
+    assert_eq!(hdr.err, ErrorCode::EphemeralOnLocalSession.code());
+    assert_eq!(h.log.len(), logged);
+    let ephemeral_in_multi = Request::Multi(vec![MultiOp::Create(CreateRequest {
+        kind: CreateKind::Create,
+        path: "/m".into(),
+        data: Some(vec![]),
+        acl: open_acl_unsafe(),
+        flags: 3,
+        ttl_ms: -1,
+    })]);
+    let (hdr, body) = h.call(1, 3, ephemeral_in_multi);
+    assert_eq!(hdr.err, 0, "a multi is answered op by op");
+    let mut r = Reader::new(&body);
+    let code = ErrorCode::EphemeralOnLocalSession.code();
+    assert_eq!((r.i32().unwrap(), r.bool().unwrap(), r.i32().unwrap()), (op::ERROR, false, code));
+    assert_eq!(r.i32().unwrap(), code);
+    assert!(h.m.tree().get("/m").is_none());
+    let logged = h.log.len(); // the failed multi is logged, as ZooKeeper logs it
+                              // closeSession: answered here, no transaction, the session is gone.
+    let (hdr, _) = h.call(1, 4, Request::CloseSession);
+    assert_eq!(hdr.err, 0);
+    assert!(h.closed.contains(&1));
+    assert!(h.m.sessions().get(s).is_none());
+    assert_eq!((h.log.len(), h.m.local_session_count()), (logged, 0));
+}
+
+#[test]
+fn a_local_session_becomes_global_before_its_first_ephemeral() {
+    let mut h = local_harness(Role::Leader, true);
+    let s = h.connect(1);
+    let (hdr, _) = h.call(1, 1, create("/e", 1));
+    assert_eq!(hdr.err, 0);
+    let ops: Vec<&TxnOp> = h.log.iter().map(|t| &t.op).collect();
+    assert!(matches!(ops[..], [TxnOp::CreateSession { .. }, TxnOp::Create { .. }]), "{ops:?}");
+    assert!(h.log.iter().all(|t| t.hdr.session_id == s));
+    assert_eq!(h.m.local_session_count(), 0);
+    assert_eq!(h.m.session_records().iter().map(|r| r.id).collect::<Vec<_>>(), vec![s]);
+    // A global session now: its expiry is a transaction that removes its ephemeral.
+    h.m.disconnected(1);
+    h.now.mono_ms += 30_000;
+    h.m.tick(h.now);
+    h.pump();
+    assert!(matches!(h.log.last().unwrap().op, TxnOp::CloseSession));
+    assert!(h.m.tree().get("/e").is_none());
+}
+
+#[test]
+fn a_followers_local_session_writes_through_the_leader_and_upgrades_in_order() {
+    let mut leader = local_harness(Role::Leader, true);
+    let mut f = local_harness(Role::Follower, true);
+    let s = f.connect(7);
+    assert!(f.forwards.is_empty(), "no createSession goes to the leader");
+    assert!(f.m.take_touched().is_empty(), "nor any touch of it");
+    // A plain write: the leader takes it from a session it does not know (another member's
+    // local session), as ZooKeeper's leader does.
+    f.send(7, 1, create("/p", 0));
+    relay(&mut f, &mut leader);
+    assert_eq!(header(&f.take(7)[0]).err, 0);
+    assert!(leader.m.sessions().get(s).is_none());
+    // An ephemeral: the session is upgraded first, on the same link, then the create.
+    f.send(7, 2, create("/p/e", 1));
+    let kinds: Vec<&ForwardOp> = f.forwards.iter().map(|x| &x.op).collect();
+    assert!(matches!(kinds[..], [ForwardOp::CreateSession { .. }, ForwardOp::Write { .. }]), "{kinds:?}");
+    relay(&mut f, &mut leader);
+    let replies = f.take(7);
+    assert_eq!(replies.len(), 1, "one answer, the create's");
+    assert_eq!((header(&replies[0]).xid, header(&replies[0]).err), (2, 0));
+    assert!(leader.m.sessions().is_live(s), "global now");
+    assert_eq!(f.m.local_session_count(), 0);
+    assert_eq!(f.m.take_touched(), vec![s], "the leader hears it is alive");
+    assert_eq!(f.m.tree().get("/p/e").unwrap().stat.ephemeral_owner, s);
+}
+
+#[test]
+fn a_leader_refuses_what_a_local_session_it_does_not_know_cannot_do() {
+    let mut leader = local_harness(Role::Leader, true);
+    let write = |req: Request, sid: i64| {
+        let framed = req.encode(5);
+        Forward { session_id: sid, cxid: 5, op: ForwardOp::Write { frame: framed[4..].to_vec(), auth: vec![] } }
+    };
+    let foreign = crate::session::initial_session_id(2, 1_700_000_000_000);
+    let ours = crate::session::initial_session_id(1, 1_700_000_000_000) + 99;
+    leader.m.forwarded(2, write(create("/e", 1), foreign), leader.now);
+    leader.m.forwarded(2, write(create("/p", 0), ours), leader.now);
+    leader.pump();
+    let errs: Vec<&TxnOp> = leader.log.iter().map(|t| &t.op).collect();
+    assert!(
+        matches!(errs[..], [TxnOp::Error(ErrorCode::SessionExpired), TxnOp::Error(ErrorCode::SessionExpired)]),
+        "an ephemeral needs a global session; an unknown session made here has expired: {errs:?}"
+    );
+}
+
+#[test]
+fn local_sessions_expire_where_they_live_and_end_when_serving_stops() {
+    let mut f = local_harness(Role::Follower, false);
+    let quiet = f.connect(1);
+    let kept = f.connect(2);
+    for _ in 0..12 {
+        f.now.mono_ms += 1_000;
+        f.send(2, xid::PING, Request::Ping);
+        f.m.tick(f.now);
+        f.pump();
+    }
+    assert!(f.m.sessions().get(quiet).is_none(), "a silent local session expires on its server");
+    assert!(f.closed.contains(&1));
+    assert!(f.forwards.is_empty(), "without a word to the leader");
+    assert!(f.m.sessions().is_live(kept));
+    f.m.stop_serving();
+    f.pump();
+    assert!(f.m.sessions().get(kept).is_none(), "local sessions end with the role that made them");
+    assert_eq!(f.m.local_session_count(), 0);
+    // Back as a follower, the old id is unknown: its client is told it expired.
+    f.m.start_following();
+    assert!(f.m.open(3, IP, f.now));
+    f.m.connect(3, connect_req(0, kept, vec![0; 16], None), f.now);
+    f.pump();
+    let resp = ConnectResponse::decode(&f.take(3)[0][4..]).unwrap();
+    assert_eq!((resp.session_id, resp.timeout_ms), (0, 0));
 }

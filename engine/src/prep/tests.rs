@@ -22,7 +22,7 @@ fn pipelined_creates_see_each_other() {
     let tree = DataTree::new();
     let mut pending = Pending::default();
     let auth = AuthInfo::empty();
-    let who = Caller { session_id: 1, auth: &auth, super_digest: None };
+    let who = Caller { session_id: 1, auth: &auth, super_digest: None, ephemeral_refusal: None };
     let mut p = Prep::new(&tree, &mut pending, 1, OPTS);
     assert!(p.op(&create("/a", 0), &who).is_ok());
     p.commit();
@@ -39,7 +39,7 @@ fn sequential_suffix_comes_from_parent_cversion() {
     let tree = DataTree::new();
     let mut pending = Pending::default();
     let auth = AuthInfo::empty();
-    let who = Caller { session_id: 1, auth: &auth, super_digest: None };
+    let who = Caller { session_id: 1, auth: &auth, super_digest: None, ephemeral_refusal: None };
     let mut p = Prep::new(&tree, &mut pending, 1, OPTS);
     p.op(&create("/q", 0), &who).unwrap();
     p.commit();
@@ -56,7 +56,7 @@ fn error_order_matches_zookeeper() {
     let tree = DataTree::new();
     let mut pending = Pending::default();
     let auth = AuthInfo::empty();
-    let who = Caller { session_id: 1, auth: &auth, super_digest: None };
+    let who = Caller { session_id: 1, auth: &auth, super_digest: None, ephemeral_refusal: None };
     let mut p = Prep::new(&tree, &mut pending, 1, OPTS);
     assert_eq!(p.op(&create("/a/b", 0), &who), Err(ErrorCode::NoNode));
     assert_eq!(p.op(&create("/a/", 0), &who), Err(ErrorCode::BadArguments));
@@ -80,7 +80,7 @@ fn failed_multi_reports_ok_code_inconsistency_and_leaves_no_trace() {
     let tree = DataTree::new();
     let mut pending = Pending::default();
     let auth = AuthInfo::empty();
-    let who = Caller { session_id: 1, auth: &auth, super_digest: None };
+    let who = Caller { session_id: 1, auth: &auth, super_digest: None, ephemeral_refusal: None };
     let mut p = Prep::new(&tree, &mut pending, 1, OPTS);
     let ops = vec![create("/m", 0), WriteOp::Check { path: "/m".into(), version: 5 }, create("/n", 0)];
     let TxnOp::Multi(r) = p.multi(&ops, &who) else { panic!() };
@@ -100,7 +100,7 @@ fn ttl_rules() {
     let tree = DataTree::new();
     let mut pending = Pending::default();
     let auth = AuthInfo::empty();
-    let who = Caller { session_id: 1, auth: &auth, super_digest: None };
+    let who = Caller { session_id: 1, auth: &auth, super_digest: None, ephemeral_refusal: None };
     let ttl = |ttl_ms, flags| {
         WriteOp::Create(CreateRequest {
             kind: CreateKind::Ttl,

@@ -695,7 +695,8 @@ impl Owner {
             approximate_data_size: m.tree().approximate_data_size(),
             open_file_descriptor_count: open_fds(),
             max_file_descriptor_count: max_fds(),
-            global_sessions: m.sessions().len() as u64,
+            global_sessions: (m.sessions().len() - m.local_session_count()) as u64,
+            local_sessions: m.local_session_count() as u64,
             uptime_ms: (wall_ms() - self.start_wall_ms).max(0) as u64,
             ..Default::default()
         }
@@ -744,7 +745,8 @@ impl Owner {
         m.watch_count.set(machine.watches().watch_count() as i64);
         m.outstanding_requests.set(machine.outstanding() as i64);
         m.num_alive_connections.set(machine.connections().count() as i64);
-        m.global_sessions.set(machine.sessions().len() as i64);
+        m.global_sessions.set((machine.sessions().len() - machine.local_session_count()) as i64);
+        m.local_sessions.set(machine.local_session_count() as i64);
         m.packets_received.set(k.packets_received as i64);
         m.packets_sent.set(k.packets_sent as i64);
         m.last_zxid.set(machine.last_zxid());
