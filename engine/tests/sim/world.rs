@@ -52,6 +52,10 @@ pub struct Config {
     pub dup_votes: bool,
     /// Clients stop for longer than their session timeout now and then, so sessions expire.
     pub client_pauses: bool,
+    /// `localSessionsEnabled`: new sessions are their server's own (never logged; their writes
+    /// reach the leader from a session it does not know; they end at the server's next
+    /// election, and their clients start new ones).
+    pub local_sessions: bool,
     /// A crash keeps each unsynced write whole, torn at any byte, or not at all (else drops
     /// them all), and crashes prefer servers with an fsync in flight.
     pub torn_tails: bool,
@@ -96,6 +100,7 @@ impl Config {
             clogs: false,
             dup_votes: false,
             client_pauses: false,
+            local_sessions: false,
             torn_tails: false,
             disk_errors: false,
             bit_flips: false,
@@ -138,6 +143,7 @@ impl Config {
         c.disk_errors = r.chance(0.3);
         c.bit_flips = r.chance(0.3);
         c.client_pauses = r.chance(0.4);
+        c.local_sessions = r.chance(0.3);
         let kinds = [
             (c.crashes, "crash"),
             (c.leader_crashes, "leadercrash"),
@@ -149,6 +155,7 @@ impl Config {
             (c.disk_errors, "eio"),
             (c.bit_flips, "flips"),
             (c.client_pauses, "pauses"),
+            (c.local_sessions, "local-sessions"),
             (c.safety_only, "safety-only"),
         ];
         let mut name = format!("random {}v{}o", c.voters, c.observers);
@@ -1071,6 +1078,7 @@ impl World {
             min_session_timeout_ms: 2 * self.cfg.tick_ms as i32,
             max_session_timeout_ms: 60_000,
             myid: self.servers[s].id as u8,
+            local_sessions: self.cfg.local_sessions,
             // Session passwords from the run's seed (not the OS), so a run stays a pure
             // function of its seed; each server start gets its own sequence.
             password_seed: Some(self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((s as u64) << 56) ^ self.now),
