@@ -7,6 +7,9 @@ write and for sync; ``isro`` answers ``ro``, ``srvr`` ``Mode: read-only``. A cli
 flag is refused, and so is a session the quorum knows (ZooKeeper 3.8:
 "Refusing global session reconnection in RO mode"). Once the others are back the member
 rejoins the ensemble, closing its read-only connections, and the clients are read-write again.
+A raw read-only session compares the bytes too: the ConnectResponse and the replies to a
+getData, a create, a setData, a sync and a ping (only session ids, passwords, zxids and times
+normalised).
 
 How each system is switched on (``READ_ONLY_SETTINGS``):
 
@@ -38,7 +41,7 @@ from kazoo.protocol.states import KeeperState
 
 from ensemble import FAST_RETRY, Ensemble
 from servers import LOCALHOST, four_letter, stop_clients
-from wire import connect_body, frame
+from wire import OP, XID_PING, connect_body, create_body, frame, i32, path_watch, set_data_body
 
 
 # (extra zoo.cfg keys, JVM system properties) per system.
@@ -114,6 +117,50 @@ def raw_connect(port: int, read_only: bool | None, timeout: float = 5.0) -> byte
     return got
 
 
+def read_frame(s: socket.socket, deadline: float) -> bytes:
+    got = b""
+    while time.monotonic() < deadline:
+        if len(got) >= 4 and len(got) >= 4 + int.from_bytes(got[:4], "big"):
+            return got[:4 + int.from_bytes(got[:4], "big")]
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    raise AssertionError(f"no whole frame (got {got!r})")
+
+
+def raw_read_only_exchange(port: int, zxid_of_ro: int) -> dict:
+    """A read-only session on the wire: the ConnectResponse and the reply to a getData, a
+    create, a setData, a sync and a ping, byte for byte, with the fields that differ between
+    runs (session id, password, zxids) replaced by what they must equal or by their width."""
+    out = {}
+    with socket.create_connection((LOCALHOST, port), timeout=5.0) as s:
+        deadline = time.monotonic() + 10
+        s.sendall(frame(connect_body(timeout=10000, read_only=True)))
+        r = read_frame(s, deadline)
+        # length | protocolVersion | timeOut | sessionId | passwd (len + 16 bytes) | readOnly
+        out["connect"] = (r[:12].hex(), len(r[12:20]), r[20:24].hex(), len(r[24:40]), r[40:].hex())
+        requests = [
+            ("getData", 1, path_watch("/ro")),
+            ("create", 2, create_body("/ro-new", b"x")),
+            ("setData", 3, set_data_body("/ro", b"w")),
+            ("sync", 4, i32(len("/ro")) + b"/ro"),
+            ("ping", XID_PING, b""),
+        ]
+        for name, xid, body in requests:
+            s.sendall(frame(i32(xid) + i32(OP[name]) + body))
+            r = read_frame(s, deadline)
+            zxid = int.from_bytes(r[8:16], "big", signed=True)
+            # length | xid | zxid | err | body
+            body = r[16:].hex()
+            if name == "getData" and len(r) == 4 + 12 + 4 + 4 + 1 + 68:
+                # err | data | Stat: zxids and times vary; versions, owner, sizes must not.
+                stat = r[25:]
+                body = (r[16:25].hex(), stat[32:56].hex(), stat[56:60].hex())
+            out[name] = (r[:8].hex(), "last zxid" if zxid == zxid_of_ro else zxid, body)
+    return out
+
+
 def test_a_member_without_quorum_serves_read_only_clients(ensemble_system, tmp_path):
     system = ensemble_system
     extra_cfg, jvm_props = READ_ONLY_SETTINGS[system]
@@ -182,6 +229,8 @@ def test_a_member_without_quorum_serves_read_only_clients(ensemble_system, tmp_p
         outcome["raw connect, readOnly=false"] = raw_connect(port, read_only=False)
         outcome["raw connect, no readOnly byte"] = raw_connect(port, read_only=None)
         outcome["raw connect, readOnly=true answered"] = len(raw_connect(port, read_only=True)) > 0
+        last_zxid = int(next(l for l in srvr.splitlines() if l.startswith("Zxid:")).split()[1], 16)
+        outcome["wire"] = raw_read_only_exchange(port, last_zxid)
         try:
             client(read_only=False, start_timeout=4.0)
             outcome["kazoo client without read_only"] = "connected"
@@ -223,6 +272,18 @@ def test_a_member_without_quorum_serves_read_only_clients(ensemble_system, tmp_p
         "raw connect, no readOnly byte": b"",
         "raw connect, readOnly=true answered": True,
         "kazoo client without read_only": "KazooTimeoutError",
+        # Byte for byte, as ZooKeeper 3.8 answers (ConnectResponse of 0x25 bytes, readOnly
+        # byte 1; NotReadOnly, -119 = 0xffffff89, with no body; a reply zxid that is the
+        # member's last).
+        "wire": {
+            "connect": ("000000250000000000002710", 8, "00000010", 16, "01"),
+            "getData": ("0000005900000001", "last zxid",
+                        ("000000000000000176", "000000000000000100000000000000000000000000000001", "00000001")),
+            "create": ("0000001000000002", "last zxid", "ffffff89"),
+            "setData": ("0000001000000003", "last zxid", "ffffff89"),
+            "sync": ("0000001000000004", "last zxid", "ffffff89"),
+            "ping": ("00000010fffffffe", "last zxid", "00000000"),
+        },
         "global session while read-only": KeeperState.CONNECTING,
         "old session kept": True,
         "ephemeral kept": True,
