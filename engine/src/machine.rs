@@ -278,6 +278,11 @@ pub struct Machine {
     /// Sessions never logged, this server's alone (ZooKeeper's local sessions): opened after
     /// the log failed, in read-only mode, or with `localSessionsEnabled`. Never in a snapshot.
     local_sessions: std::collections::HashSet<i64>,
+    /// Local sessions being made global: their createSession is proposed (or forwarded) but
+    /// not yet applied here. Like local sessions, they are not in snapshots, and they are
+    /// dropped if this server stops serving first (the createSession may never commit; if it
+    /// does, applying it brings the session back).
+    upgrading: std::collections::HashSet<i64>,
     /// When a failed authentication was last logged, and how many failed since unlogged.
     auth_failures: (i64, u64),
     /// While an online backup captures the tree: the paths changed since it began, and how
@@ -320,6 +325,7 @@ impl Machine {
             touched: Default::default(),
             passwords,
             local_sessions: Default::default(),
+            upgrading: Default::default(),
             auth_failures: (i64::MIN / 2, 0),
             tap: None,
             generation: 0,
@@ -341,7 +347,7 @@ impl Machine {
         let mut v: Vec<SessionRecord> = self
             .sessions
             .iter()
-            .filter(|s| !self.local_sessions.contains(&s.id))
+            .filter(|s| !self.local_sessions.contains(&s.id) && !self.upgrading.contains(&s.id))
             .map(|s| SessionRecord { id: s.id, timeout_ms: s.timeout_ms, passwd: s.passwd })
             .collect();
         v.sort_unstable_by_key(|r| r.id);
@@ -865,7 +871,7 @@ impl Machine {
         // made them, as a ZooKeeper server's local session tracker ends with its
         // ZooKeeperServer: the quorum never heard of them, and a client that comes back with
         // one is told it expired.
-        let mut local: Vec<i64> = self.local_sessions.drain().collect();
+        let mut local: Vec<i64> = self.local_sessions.drain().chain(self.upgrading.drain()).collect();
         local.sort_unstable();
         for id in &local {
             self.sessions.remove(*id);
@@ -1214,6 +1220,7 @@ impl Machine {
             return;
         };
         self.local_sessions.remove(&session_id);
+        self.upgrading.insert(session_id);
         info!("Upgrading session {session_id:#x}");
         if self.role == Role::Follower {
             self.touched.insert(session_id);
@@ -1309,6 +1316,7 @@ impl Machine {
                 self.session_closed(txn.hdr.session_id, asked_by);
             }
             TxnOp::CreateSession { timeout_ms, passwd } => {
+                self.upgrading.remove(&txn.hdr.session_id);
                 // Created elsewhere (a follower's client, or before this server led).
                 if self.sessions.get(txn.hdr.session_id).is_none() {
                     self.sessions.add(txn.hdr.session_id, *timeout_ms, *passwd, now.mono_ms);

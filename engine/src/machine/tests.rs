@@ -1233,3 +1233,32 @@ fn local_sessions_expire_where_they_live_and_end_when_serving_stops() {
     let resp = ConnectResponse::decode(&f.take(3)[0][4..]).unwrap();
     assert_eq!((resp.session_id, resp.timeout_ms), (0, 0));
 }
+
+/// A follower loses its leader while a session's upgrade is in flight: the createSession may
+/// never commit, so the session is dropped with the local ones, and comes back only if the
+/// createSession does commit (applied when the follower syncs with the next leader).
+#[test]
+fn an_upgrade_cut_short_by_an_election_leaves_no_phantom_session() {
+    let mut leader = local_harness(Role::Leader, true);
+    let mut f = local_harness(Role::Follower, true);
+    let s = f.connect(7);
+    f.send(7, 1, create("/e", 1));
+    assert_eq!(f.forwards.len(), 2, "createSession and the create, not yet sent");
+    assert!(f.m.session_records().is_empty(), "not in a snapshot while the upgrade is in flight");
+    f.m.stop_serving();
+    f.pump();
+    assert!(f.m.sessions().get(s).is_none(), "dropped: its createSession may never commit");
+    // The next leader has it after all (it had been replicated): applying it brings it back.
+    for fw in std::mem::take(&mut f.forwards) {
+        leader.m.forwarded(2, fw, leader.now);
+    }
+    leader.pump();
+    f.m.start_following();
+    for txn in leader.log.clone() {
+        f.m.apply_committed(&txn, f.now);
+    }
+    f.pump();
+    assert!(f.m.sessions().is_live(s));
+    assert_eq!(f.m.session_records().iter().map(|r| r.id).collect::<Vec<_>>(), vec![s]);
+    assert_eq!(f.m.tree().get("/e").unwrap().stat.ephemeral_owner, s);
+}
