@@ -7,6 +7,7 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::curve::Point;
 use crate::stats::{LoadCell, Pct, Summary};
 
 fn fonts() {
@@ -121,16 +122,22 @@ fn panel<DB: DrawingBackend>(
             .map_err(|e| e.to_string())?;
     }
     if legend && !ss.is_empty() {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 13))
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart)?;
     }
     Ok(())
+}
+
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 13))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 fn draw_throughput<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, cells: &[LoadCell]) -> Result<(), String> {
@@ -150,6 +157,67 @@ fn draw_latency<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, cells: &[LoadC
         panel(area, &format!("latency {name}, all ops"), "microseconds", &ss, &|s| f(&s.all) as f64, i == 0)?;
     }
     root.present().map_err(|e| e.to_string())
+}
+
+fn draw_curve<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, points: &[Point]) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut keys: Vec<(String, u64)> = points.iter().map(|p| (p.system.clone(), (p.ratio * 1000.0) as u64)).collect();
+    keys.sort();
+    keys.dedup();
+    let line = |sys: &str, r: u64| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .filter(|p| p.system == sys && (p.ratio * 1000.0) as u64 == r)
+            .map(|p| (p.summary.ops_per_s(), p.summary.all.p99 as f64 / 1000.0))
+            .filter(|&(o, l)| o > 0.0 && l > 0.0)
+            .collect()
+    };
+    let (xlo, xhi) = bounds(keys.iter().flat_map(|(s, r)| line(s, *r)).map(|p| p.0));
+    let (ylo, yhi) = bounds(keys.iter().flat_map(|(s, r)| line(s, *r)).map(|p| p.1));
+    let mut chart = ChartBuilder::on(&root)
+        .caption("p99 latency against throughput as offered load rises (log scales)", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d((xlo..xhi).log_scale(), (ylo..yhi).log_scale())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("throughput, ops/s")
+        .y_desc("p99 latency, ms")
+        .x_label_formatter(&|v| human(*v))
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (sys, r)) in keys.iter().enumerate() {
+        let (label, color) = match sys.as_str() {
+            "warren" => ("Warren", WARREN[i % 4]),
+            "zookeeper" => ("ZooKeeper", ZK[i % 4]),
+            other => (other, RGBColor(100, 100, 100)),
+        };
+        let pts = line(sys, *r);
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(format!("{label}, read ratio {}", *r as f64 / 1000.0))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        chart
+            .draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled())))
+            .map_err(|e| e.to_string())?;
+    }
+    if !keys.is_empty() {
+        draw_legend(&mut chart)?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The throughput-latency curve: `base.svg` and `base.png`.
+pub fn curve(points: &[Point], base: &Path) -> Result<(), String> {
+    fonts();
+    let (svg, png) = (base.with_extension("svg"), base.with_extension("png"));
+    draw_curve(SVGBackend::new(&svg, (960, 600)).into_drawing_area(), points)?;
+    draw_curve(BitMapBackend::new(&png, (960, 600)).into_drawing_area(), points)
 }
 
 /// Writes `base.svg` and `base.png`.
@@ -189,6 +257,27 @@ mod tests {
             assert_eq!(&b[1..4], b"PNG", "{f}");
             assert!(b.len() > 10_000, "{f} has content");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn curve_chart_has_both_systems() {
+        let dir = std::env::temp_dir().join(format!("loadgen-chart-curve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pt = |system: &str, ops, p50| Point {
+            system: system.into(),
+            ratio: 0.9,
+            clients: 1,
+            outstanding: 1,
+            summary: crate::stats::fixtures::summary(ops, p50),
+        };
+        let pts =
+            [pt("warren", 1000, 100), pt("warren", 9000, 300), pt("zookeeper", 800, 900), pt("zookeeper", 4000, 5000)];
+        curve(&pts, &dir.join("curve")).unwrap();
+        let s = std::fs::read_to_string(dir.join("curve.svg")).unwrap();
+        assert!(s.contains("Warren, read ratio 0.9") && s.contains("ZooKeeper, read ratio 0.9"));
+        assert_eq!(&std::fs::read(dir.join("curve.png")).unwrap()[1..4], b"PNG");
+        curve(&[], &dir.join("empty")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -16,10 +16,12 @@ use serde_json::{json, Value};
 
 mod chart;
 mod client;
+mod curve;
 mod sessions;
 mod stats;
 mod sweep;
 mod target;
+mod warmup;
 
 use client::{Shared, Workload, DISCONNECTED};
 use stats::{dip, kill_summary, KillSummary, KillTrial, Summary, Tally, BUCKET_MS};
@@ -49,6 +51,9 @@ enum Cmd {
     /// Read ratios x ensemble sizes for Warren and ZooKeeper (interleaved), plus the echo
     /// ceiling and leader-kill recovery: CSV, markdown and charts.
     Sweep(sweep::SweepArgs),
+    /// Throughput against latency as the offered load (sessions x in flight) rises, Warren and
+    /// ZooKeeper warmed once and measured step by step, interleaved: CSV, markdown and a chart.
+    Curve(curve::CurveArgs),
     /// Open (and close) sessions as fast as the servers take them (see `loadgen sessions --help`).
     Sessions(sessions::SessionsArgs),
     /// A trivial server answering loadgen's requests with canned replies.
@@ -96,9 +101,11 @@ pub struct RunArgs {
     /// Measured seconds (per trial).
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
-    /// Unmeasured seconds before the measured ones (per trial).
+    /// Unmeasured seconds before the measured ones (per trial; after --warmup-until-stable).
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
+    #[command(flatten)]
+    pub stable: warmup::StableArgs,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Kill -9 the leader during the measured window and report recovery (local ensembles).
@@ -189,6 +196,9 @@ pub fn validate(a: &RunArgs) -> Result<(), String> {
     if let Some(c) = &a.connect {
         target::parse_connect(c)?;
     }
+    if a.stable.warmup_until_stable {
+        a.stable.validate()?;
+    }
     target::parse_port_range(&a.ports)?;
     Ok(())
 }
@@ -203,26 +213,46 @@ fn main() {
                 std::process::exit(2);
             }
         }
-        Cmd::Run(a) => {
-            target::install_signal_cleanup();
-            if let Err(e) = run(&a) {
-                if target::interrupted() {
-                    std::thread::sleep(Duration::from_secs(10));
-                }
-                eprintln!("loadgen: {e}");
-                std::process::exit(1);
-            }
+        Cmd::Run(a) => exit_on_error(|| run(&a)),
+        Cmd::Curve(c) => exit_on_error(|| curve::curve(&c)),
+        Cmd::Sweep(s) => exit_on_error(|| sweep::sweep(&s)),
+    }
+}
+
+/// Runs a command that starts servers: they are cleaned up on Ctrl-C, and an error exits 1.
+fn exit_on_error(f: impl FnOnce() -> io::Result<()>) {
+    target::install_signal_cleanup();
+    if let Err(e) = f() {
+        if target::interrupted() {
+            std::thread::sleep(Duration::from_secs(10));
         }
-        Cmd::Sweep(s) => {
-            target::install_signal_cleanup();
-            if let Err(e) = sweep::sweep(&s) {
-                if target::interrupted() {
-                    std::thread::sleep(Duration::from_secs(10));
-                }
-                eprintln!("loadgen: {e}");
-                std::process::exit(1);
-            }
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Parses `extra` as the flags of `T` (for tests of each subcommand's settings).
+#[cfg(test)]
+pub fn parse_flags<T: clap::Args>(extra: &[&str]) -> T {
+    #[derive(Parser)]
+    struct W<T: clap::Args> {
+        #[command(flatten)]
+        a: T,
+    }
+    W::<T>::try_parse_from(std::iter::once("x").chain(extra.iter().copied())).unwrap().a
+}
+
+impl RunArgs {
+    /// A run of `system` x `nodes` as sweeps and curves make them: loadgen's defaults otherwise,
+    /// no record, no progress bar.
+    pub fn cell(system: System, nodes: usize) -> RunArgs {
+        #[derive(Parser)]
+        struct W {
+            #[command(flatten)]
+            a: RunArgs,
         }
+        let a = W::try_parse_from(["x"]).expect("the defaults parse").a;
+        RunArgs { system, nodes, no_record: true, quiet: true, label: system.name().into(), ..a }
     }
 }
 
@@ -239,6 +269,8 @@ pub struct Outcome {
     pub summary: Summary,
     pub trials: Vec<KillTrial>,
     pub kill: Option<KillSummary>,
+    /// The warm-up until stable, when asked for.
+    pub warmup: Option<warmup::WarmUp>,
     pub target_version: String,
     pub record: Value,
 }
@@ -261,6 +293,9 @@ fn run(a: &RunArgs) -> io::Result<()> {
         a.duration,
         if a.trials > 1 { format!(" x {} trials", a.trials) } else { String::new() }
     );
+    if let Some(w) = &o.warmup {
+        println!("warm-up until stable: {} ({} windows)", w.text(), w.rates.len());
+    }
     print!("{}", s.table());
     for t in &o.trials {
         println!("{}", t.line());
@@ -409,6 +444,10 @@ pub fn run_once(a: &RunArgs, progress: bool) -> io::Result<Outcome> {
         }
     }
     client::setup(&servers, a.keys, a.value_size)?;
+    let warm = match a.stable.warmup_until_stable {
+        true => Some(warmup::until_stable(&workload(a, 1, Duration::ZERO), a.clients, &servers, &a.stable.rule)?),
+        false => None,
+    };
 
     let mut total = Tally::new();
     let mut trials = Vec::new();
@@ -454,11 +493,13 @@ pub fn run_once(a: &RunArgs, progress: bool) -> io::Result<Outcome> {
             "keys": a.keys,
             "duration_s": a.duration,
             "warmup_s": a.warmup,
+            "warmup_until_stable": a.stable.warmup_until_stable.then(|| a.stable.describe()),
             "seed": a.seed,
             "kill_leader": a.kill_leader,
             "kill_at_s": a.kill_leader.then(|| kill_at(a)),
             "trials": a.trials,
         },
+        "warmup_until_stable": warm.as_ref().map(warmup::WarmUp::json),
         "results": summary.json(),
         "kill": a.kill_leader.then(|| json!({
             "trials": trials.iter().map(KillTrial::json).collect::<Vec<_>>(),
@@ -466,7 +507,25 @@ pub fn run_once(a: &RunArgs, progress: bool) -> io::Result<Outcome> {
         })),
     });
     drop(ens);
-    Ok(Outcome { label, servers, summary, trials, kill, target_version, record })
+    Ok(Outcome { label, servers, summary, trials, kill, warmup: warm, target_version, record })
+}
+
+/// The workload of trial `trial` (its seed), with room for `total` seconds of buckets.
+pub fn workload(a: &RunArgs, trial: usize, total: Duration) -> Workload {
+    Workload {
+        read_ratio: a.read_ratio,
+        outstanding: a.outstanding,
+        value_size: a.value_size,
+        keys: a.keys,
+        seed: a.seed.wrapping_add(trial as u64 - 1),
+        buckets: ((total + RECOVERY_TAIL).as_millis() as u64 / BUCKET_MS) as usize + 20,
+    }
+}
+
+/// One measured window (after `a.warmup`) against servers already set up, without a kill.
+pub fn measure(a: &RunArgs, servers: &[SocketAddr]) -> io::Result<Summary> {
+    let (t, _) = phase(a, servers, None, 1, false)?;
+    Ok(Summary::of(&t, a.duration))
 }
 
 /// How long a kill trial may run past its measured window for the clients to recover.
@@ -485,14 +544,7 @@ fn phase(
     progress: bool,
 ) -> io::Result<(Tally, Option<KillTrial>)> {
     let total = Duration::from_secs_f64(a.warmup + a.duration);
-    let w = Workload {
-        read_ratio: a.read_ratio,
-        outstanding: a.outstanding,
-        value_size: a.value_size,
-        keys: a.keys,
-        seed: a.seed.wrapping_add(trial as u64 - 1),
-        buckets: ((total + RECOVERY_TAIL).as_millis() as u64 / BUCKET_MS) as usize + 20,
-    };
+    let w = workload(a, trial, total);
     let sh = Shared::new(a.clients, Duration::from_secs_f64(a.warmup), Duration::from_secs_f64(a.duration));
     let pb = if progress {
         let pb = ProgressBar::new(total.as_millis() as u64);
@@ -634,14 +686,7 @@ mod tests {
     use super::*;
 
     fn args(extra: &[&str]) -> RunArgs {
-        #[derive(Parser)]
-        struct W {
-            #[command(flatten)]
-            a: RunArgs,
-        }
-        let mut v = vec!["x"];
-        v.extend_from_slice(extra);
-        W::try_parse_from(v).unwrap().a
+        parse_flags(extra)
     }
 
     #[test]
@@ -685,6 +730,10 @@ mod tests {
         assert!(bad(&["--connect", "127.0.0.1:1", "--nodes", "3"]).contains("--nodes"));
         assert!(bad(&["--ports", "9-1"]).contains("port range"));
         assert!(bad(&["--tls-ca", "/ca.pem"]).contains("--connect"));
+        assert!(bad(&["--warmup-until-stable", "--stable-windows", "1"]).contains("stable-windows"));
+        assert!(bad(&["--warmup-until-stable", "--stable-max", "2"]).contains("stable-max"));
+        assert!(validate(&args(&["--stable-windows", "1"])).is_ok(), "the rule is only checked when used");
+        assert!(validate(&args(&["--warmup-until-stable"])).is_ok());
         assert!(validate(&args(&["--tls-ca", "/ca.pem", "--connect", "127.0.0.1:1"])).is_ok());
         assert!(validate(&args(&["--kill-leader", "--nodes", "5", "--trials", "3", "--system", "zookeeper"])).is_ok());
     }

@@ -208,6 +208,8 @@ pub struct LoadCell {
     pub nodes: usize,
     pub ratio: f64,
     pub res: Result<Summary, String>,
+    /// The warm-up until stable that preceded the measurement, when the sweep asked for one.
+    pub warmup: Option<crate::warmup::WarmUp>,
 }
 
 pub fn median(xs: &[f64]) -> Option<f64> {
@@ -402,6 +404,7 @@ impl KillSummary {
 #[cfg(test)]
 pub mod fixtures {
     use super::*;
+    use crate::warmup::WarmUp;
 
     pub fn summary(ops: u64, p50: u64) -> Summary {
         let p = Pct { p50, p90: p50 * 2, p99: p50 * 3, p999: p50 * 4, max: p50 * 5, count: ops };
@@ -426,11 +429,19 @@ pub mod fixtures {
                 nodes: n,
                 ratio: r,
                 res: if w > 0 { Ok(summary(w, 1000)) } else { Err("warren server 1 reports Mode: standalone".into()) },
+                warmup: (w > 0).then(|| WarmUp { seconds: 5.0, stable: true, rates: vec![w as f64; 5] }),
             });
-            v.push(LoadCell { system: "zookeeper".into(), nodes: n, ratio: r, res: Ok(summary(z, 9000)) });
+            let warmup = Some(WarmUp { seconds: 17.0 + n as f64, stable: n == 1, rates: vec![] });
+            v.push(LoadCell { system: "zookeeper".into(), nodes: n, ratio: r, res: Ok(summary(z, 9000)), warmup });
         }
         for r in [0.0, 1.0] {
-            v.push(LoadCell { system: "echo".into(), nodes: 1, ratio: r, res: Ok(summary(2_000_000, 200)) });
+            v.push(LoadCell {
+                system: "echo".into(),
+                nodes: 1,
+                ratio: r,
+                res: Ok(summary(2_000_000, 200)),
+                warmup: None,
+            });
         }
         v
     }

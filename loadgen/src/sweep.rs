@@ -38,16 +38,15 @@ pub struct SweepArgs {
     pub clients: usize,
     #[arg(long, default_value_t = 32)]
     pub outstanding: usize,
-    #[arg(long, default_value_t = 1024)]
-    pub value_size: usize,
-    #[arg(long, default_value_t = 1000)]
-    pub keys: usize,
     /// Measured seconds per cell.
     #[arg(long, default_value_t = 3.0)]
     pub duration: f64,
-    /// Warm-up seconds per cell.
+    /// Warm-up seconds per cell (after --warmup-until-stable when given).
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
+    /// Load cells only (leader kills measure recovery and keep the fixed --warmup).
+    #[command(flatten)]
+    pub stable: crate::warmup::StableArgs,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Leader kills per system and ensemble size of 3 or more (0: none).
@@ -64,11 +63,24 @@ pub struct SweepArgs {
     /// Also write the page here (e.g. results/README.md).
     #[arg(long)]
     pub readme: Option<PathBuf>,
+    #[command(flatten)]
+    pub local: Local,
+}
+
+/// What sweeps and curves share: the data, the servers they start, how their pages cite them.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Local {
+    /// Bytes per value.
+    #[arg(long, default_value_t = 1024)]
+    pub value_size: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub keys: usize,
     /// The command to cite on the page (default: this one).
     #[arg(long)]
     pub cite: Option<String>,
     #[arg(long)]
     pub warren_bin: Option<PathBuf>,
+    /// Ports for local servers (127.0.0.1), FIRST-LAST (a curve splits them between its systems).
     #[arg(long, default_value = "21000-21999")]
     pub ports: String,
 }
@@ -99,30 +111,18 @@ impl SweepArgs {
 
     fn run_args(&self, s: System, nodes: usize, ratio: f64) -> RunArgs {
         RunArgs {
-            connect: None,
-            system: s,
-            nodes,
-            warren_bin: self.warren_bin.clone(),
-            ports: self.ports.clone(),
+            warren_bin: self.local.warren_bin.clone(),
+            ports: self.local.ports.clone(),
             read_ratio: ratio,
             clients: self.clients,
             outstanding: self.outstanding,
-            value_size: self.value_size,
-            keys: self.keys,
+            value_size: self.local.value_size,
+            keys: self.local.keys,
             duration: self.duration,
             warmup: self.warmup,
             seed: self.seed,
-            kill_leader: false,
-            kill_at: None,
-            trials: 1,
-            json: None,
-            record: None,
-            no_record: true,
-            label: s.name().into(),
-            quiet: true,
-            tls_ca: None,
-            tls_cert: None,
-            tls_key: None,
+            stable: self.stable.clone(),
+            ..RunArgs::cell(s, nodes)
         }
     }
 }
@@ -177,6 +177,7 @@ pub fn sweep(a: &SweepArgs) -> io::Result<()> {
         let res = if a.runs(s, n) {
             let mut ra = a.run_args(s, n, r);
             if kill {
+                ra.stable.warmup_until_stable = false;
                 ra.kill_leader = true;
                 ra.trials = a.kill_trials;
                 ra.duration = a.kill_duration;
@@ -203,10 +204,11 @@ pub fn sweep(a: &SweepArgs) -> io::Result<()> {
         let line = match &res {
             Ok(o) if kill => format!("{what}: {}", o.kill.as_ref().unwrap().line()),
             Ok(o) => format!(
-                "{what}: {:.0} ops/s, p50 {} us, p99 {} us",
+                "{what}: {:.0} ops/s, p50 {} us, p99 {} us{}",
                 o.summary.ops_per_s(),
                 o.summary.all.p50,
-                o.summary.all.p99
+                o.summary.all.p99,
+                o.warmup.as_ref().map(|w| format!(", warm-up {}", w.text())).unwrap_or_default()
             ),
             Err(e) => format!("{what}: missing: {e}"),
         };
@@ -218,14 +220,18 @@ pub fn sweep(a: &SweepArgs) -> io::Result<()> {
         if kill {
             kills.push(KillCell { system: s.name().into(), nodes: n, res: res.map(|o| o.kill.unwrap()) });
         } else {
-            load.push(LoadCell { system: s.name().into(), nodes: n, ratio: r, res: res.map(|o| o.summary) });
+            let (res, warmup) = match res {
+                Ok(o) => (Ok(o.summary), o.warmup),
+                Err(e) => (Err(e), None),
+            };
+            load.push(LoadCell { system: s.name().into(), nodes: n, ratio: r, res, warmup });
         }
     }
     pb.finish_and_clear();
 
     let machine = crate::target::machine();
     let meta = Meta {
-        command: a.cite.clone().unwrap_or_else(crate::command_line),
+        command: a.local.cite.clone().unwrap_or_else(crate::command_line),
         date: crate::utc_stamp(false),
         machine: format!(
             "{} cores ({}), {:.0} GiB memory, Linux {}",
@@ -236,12 +242,16 @@ pub fn sweep(a: &SweepArgs) -> io::Result<()> {
         ),
         workload: format!(
             "{} sessions spread round-robin over the servers, {} requests in flight each, getData/setData of \
-             {} B values on {} keys; per cell a fresh ensemble, {} s warm-up + {} s measured; leader kills at \
+             {} B values on {} keys; per cell a fresh ensemble, {}{} s warm-up + {} s measured; leader kills at \
              read ratio {}, {} trial(s) of {} s, the kill {:.1} s into the measured window",
             a.clients,
             a.outstanding,
-            a.value_size,
-            a.keys,
+            a.local.value_size,
+            a.local.keys,
+            match a.stable.warmup_until_stable {
+                true => format!("warmed up with {}, then ", a.stable.describe()),
+                false => String::new(),
+            },
             a.warmup,
             a.duration,
             a.kill_ratio,
@@ -290,15 +300,20 @@ fn ceiling(cells: &[LoadCell], ratio: f64) -> Option<f64> {
 pub fn load_csv(cells: &[LoadCell]) -> String {
     let mut s = String::from(
         "system,nodes,read_ratio,ops_per_s,reads_per_s,writes_per_s,p50_us,p90_us,p99_us,p999_us,max_us,\
-         read_p50_us,read_p99_us,write_p50_us,write_p99_us,errors,ceiling_ops_per_s,fraction_of_ceiling,missing\n",
+         read_p50_us,read_p99_us,write_p50_us,write_p99_us,errors,ceiling_ops_per_s,fraction_of_ceiling,\
+         warmup_s,warmup_stable,missing\n",
     );
     for c in cells {
         let ceil = ceiling(cells, c.ratio);
+        let (warm_s, warm_stable) = match &c.warmup {
+            Some(w) => (format!("{:.1}", w.seconds), w.stable.to_string()),
+            None => (String::new(), String::new()),
+        };
         match &c.res {
             Ok(x) => {
                 let frac = ceil.map(|e| format!("{:.4}", x.ops_per_s() / e)).unwrap_or_default();
                 s += &format!(
-                    "{},{},{},{:.0},{:.0},{:.0},{},{},{},{},{},{},{},{},{},{},{},{},\n",
+                    "{},{},{},{:.0},{:.0},{:.0},{},{},{},{},{},{},{},{},{},{},{},{},{warm_s},{warm_stable},\n",
                     c.system,
                     c.nodes,
                     c.ratio,
@@ -320,7 +335,7 @@ pub fn load_csv(cells: &[LoadCell]) -> String {
                 );
             }
             Err(e) => {
-                s += &format!("{},{},{},,,,,,,,,,,,,,,,{}\n", c.system, c.nodes, c.ratio, csv_field(e));
+                s += &format!("{},{},{},,,,,,,,,,,,,,,,,,{}\n", c.system, c.nodes, c.ratio, csv_field(e));
             }
         }
     }
@@ -440,16 +455,23 @@ pub fn markdown(
     }
     m += &format!("\n![throughput against read ratio]({img}throughput.svg)\n\n");
     m += "## Latency (microseconds, all operations, from the client's send to its reply)\n\n";
-    m += "| servers | read ratio | system | p50 | p90 | p99 | p99.9 | max | errors |\n";
-    m += "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+    m += "Warm-up: how long the cell's warm-up until stable took before its fixed warm-up and measured \
+          window (`–`: none asked for).\n\n";
+    m += "| servers | read ratio | system | p50 | p90 | p99 | p99.9 | max | errors | warm-up |\n";
+    m += "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for &n in sizes {
         for &r in ratios {
             for s in ["warren", "zookeeper"] {
+                let warm = load
+                    .iter()
+                    .find(|c| c.system == s && c.nodes == n && c.ratio == r)
+                    .and_then(|c| c.warmup.as_ref())
+                    .map_or("–".into(), |w| w.text());
                 match find(load, s, n, r) {
                     Some(x) => {
                         let p = x.all;
                         m += &format!(
-                            "| {n} | {r} | {s} | {} | {} | {} | {} | {} | {} |\n",
+                            "| {n} | {r} | {s} | {} | {} | {} | {} | {} | {} | {warm} |\n",
                             num(Some(p.p50 as f64)),
                             num(Some(p.p90 as f64)),
                             num(Some(p.p99 as f64)),
@@ -458,13 +480,15 @@ pub fn markdown(
                             x.error_count()
                         )
                     }
-                    None => m += &format!("| {n} | {r} | {s} | – | – | – | – | – | – |\n"),
+                    None => m += &format!("| {n} | {r} | {s} | – | – | – | – | – | – | – |\n"),
                 }
             }
         }
     }
     m += &format!("\n![latency percentiles against read ratio]({img}latency.svg)\n\n");
     m += "## Leader kill (kill -9 of the leader mid-run)\n\n";
+    m += "These trials measure recovery, not steady throughput: they run on fresh ensembles after the fixed \
+          warm-up only, so the warm-up until stable above does not apply to them and leaves them unaffected.\n\n";
     m += "New leader: time from the kill until some survivor's `srvr` says `Mode: leader`. Writes again: per \
           client connected to a surviving server, time from the kill until its first successful setData \
           issued after the kill; the median over clients per trial, then the median of trials (max: the \
@@ -543,11 +567,13 @@ mod tests {
         assert!(lines.iter().all(|l| l.split(',').count() >= cols), "{csv}");
         assert!(
             lines.contains(
-                &"zookeeper,1,0,50000,25000,25000,9000,18000,27000,36000,45000,9000,27000,9000,27000,0,2000000,0.0250,"
+                &"zookeeper,1,0,50000,25000,25000,9000,18000,27000,36000,45000,9000,27000,9000,27000,0,2000000,0.0250,\
+                  18.0,true,"
             ),
             "{csv}"
         );
-        assert!(csv.contains("warren,3,0,,,,,,,,,,,,,,,,\"warren server 1 reports Mode: standalone\""), "{csv}");
+        assert!(csv.contains("warren,3,0,,,,,,,,,,,,,,,,,,\"warren server 1 reports Mode: standalone\""), "{csv}");
+        assert!(csv.contains("zookeeper,3,1,60000,") && csv.contains(",20.0,false,\n"), "{csv}");
     }
 
     #[test]
@@ -571,8 +597,13 @@ mod tests {
         let md = markdown(&meta(), &cells(), &kills, &[1, 3], &[0.0, 1.0], "sweep/");
         assert!(md.contains("| 1 | 0 | 100,000 | 50,000 | 2,000,000 | 2.00 | 0.05 | 0.03 |"), "{md}");
         assert!(md.contains("| 3 | 0 | – | 20,000 | 2,000,000 | – | – | 0.01 |"), "{md}");
-        assert!(md.contains("| 3 | 1 | warren | – | – |"), "{md}");
-        assert!(md.contains("| 1 | 1 | zookeeper | 9,000 | 18,000 | 27,000 | 36,000 | 45,000 | 0 |"), "{md}");
+        assert!(md.contains("| 3 | 1 | warren | – | – | – | – | – | – | – |"), "{md}");
+        assert!(md.contains("| 1 | 1 | zookeeper | 9,000 | 18,000 | 27,000 | 36,000 | 45,000 | 0 | 18 s |"), "{md}");
+        assert!(
+            md.contains("| 3 | 0 | zookeeper | 9,000 | 18,000 | 27,000 | 36,000 | 45,000 | 0 | 20 s (not stable) |")
+        );
+        assert!(md.contains("| 1 | 0 | warren | 1,000 | 2,000 | 3,000 | 4,000 | 5,000 | 0 | 5 s |"), "{md}");
+        assert!(md.contains("measure recovery"));
         assert!(md.contains("| 3 | – | 400 / 450 | – | – | 420 / 1,200 | – | – | 0 |"), "{md}");
         assert!(md.contains("(sweep/throughput.svg)"));
         assert!(md.contains("13 servers plus the load generator on 2 cores is what this machine allows"));
@@ -602,15 +633,7 @@ mod tests {
 
     impl SweepArgs {
         fn parse_from_args(extra: &[&str]) -> SweepArgs {
-            use clap::Parser;
-            #[derive(Parser)]
-            struct W {
-                #[command(flatten)]
-                a: SweepArgs,
-            }
-            let mut v = vec!["x"];
-            v.extend_from_slice(extra);
-            W::try_parse_from(v).unwrap().a
+            crate::parse_flags(extra)
         }
     }
 }
