@@ -97,7 +97,18 @@ def test_two_survivors_of_five_recover_every_write_they_held_and_old_members_sta
             late |= names(w.finish())
         acked = settled | late
 
-        # The command refuses while a survivor runs, changing nothing.
+        # Refusals, each changing nothing: the old zoo.cfg (the lost servers would be a
+        # majority of it), a zoo.cfg without the survivor's own server.N line, and (below) a
+        # survivor that is still running.
+        old_cfgs = [ens[sid].cfg_path for sid in survivors]
+        refused = run_warren("recover-quorum", *old_cfgs)
+        assert refused.returncode == 1 and "could make a majority" in refused.stderr, refused.stderr
+        lines = ens[survivors[0]].cfg_path.read_text().splitlines()
+        without_me = tmp_path / "without-me.cfg"
+        without_me.write_text("".join(f"{ln}\n" for ln in lines if not ln.startswith(f"server.{survivors[0]}=")))
+        refused = run_warren("recover-quorum", without_me, old_cfgs[1])
+        assert refused.returncode == 2 and "nothing was changed" in refused.stderr, refused.stderr
+        assert f"myid {survivors[0]} is not in the server list" in refused.stderr, refused.stderr
         new_sid = leader
         new_cluster = {sid: (ens[sid].quorum_port, ens[sid].election_port, False) for sid in survivors}
         ports = PORTS.take(3)

@@ -106,7 +106,8 @@ pub enum RecoverError {
     #[error(
         "the new members {new:?} are {} of {voters} voters: they could make a majority ({quorum}) \
          without any survivor and elect an empty leader. Start with fewer new members and add \
-         the others once the recovered ensemble serves",
+         the others once the recovered ensemble serves (an unchanged zoo.cfg still lists the lost \
+         servers)",
         new.len()
     )]
     NewMembersOutvote { new: Vec<ServerId>, voters: usize, quorum: usize },
