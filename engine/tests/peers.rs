@@ -20,6 +20,7 @@ use warren::quorum::codec;
 use warren::quorum::{LogSummary, Msg, ServerId};
 use warren::server::peers::{PeerConfig, PeerEvent, PeerTls, Peers};
 use warren::server::resolve::PeerAddr;
+use warren::storage::identity::Identity;
 use warren::txn::{Txn, TxnHeader, TxnOp};
 
 type Members = Vec<(ServerId, SocketAddr, SocketAddr)>;
@@ -89,6 +90,23 @@ impl Node {
     }
 
     async fn start_named(id: ServerId, members: &Named, tls: Option<PeerTls>) -> Node {
+        Node::launch(id, members, tls, Identity::default(), std::path::PathBuf::new()).await
+    }
+
+    /// Starts server `id` telling `identity` in its hellos; an adopted ensemble id goes to
+    /// `data_dir`.
+    async fn start_as(id: ServerId, members: &Members, identity: Identity, data_dir: &std::path::Path) -> Node {
+        let named: Named = members.iter().map(|&(id, q, e)| (id, q.into(), e.into())).collect();
+        Node::launch(id, &named, None, identity, data_dir.to_path_buf()).await
+    }
+
+    async fn launch(
+        id: ServerId,
+        members: &Named,
+        tls: Option<PeerTls>,
+        identity: Identity,
+        data_dir: std::path::PathBuf,
+    ) -> Node {
         let deadline = Instant::now() + Duration::from_secs(5);
         let (peers, rx) = loop {
             let cfg = PeerConfig {
@@ -96,6 +114,8 @@ impl Node {
                 members: members.clone(),
                 connect_timeout: Duration::from_millis(500),
                 tls: tls.clone(),
+                identity,
+                data_dir: data_dir.clone(),
             };
             match Peers::start(cfg).await {
                 Ok(x) => break x,
@@ -443,6 +463,36 @@ async fn off_executor<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 }
 
 #[test]
+fn members_of_another_ensemble_never_link_and_a_member_without_data_joins_and_takes_the_id() {
+    run(|| async {
+        let m = members(3);
+        let recovered = Identity { ensemble: 7, empty: false };
+        let n1 = Node::start_as(1, &m, recovered, std::path::Path::new("/nonexistent")).await;
+        let n2 = Node::start_as(2, &m, recovered, std::path::Path::new("/nonexistent")).await;
+        // Server 3 comes back with the data of the ensemble before the recovery (id 0).
+        let old = Identity { ensemble: 0, empty: false };
+        let n3 = Node::start_as(3, &m, old, std::path::Path::new("/nonexistent")).await;
+        wait_until("1 and 2 up", Duration::from_secs(10), || n1.ups(2) == 1 && n2.ups(1) == 1).await;
+        glommio::timer::sleep(Duration::from_millis(1500)).await;
+        assert_eq!((n1.ups(3), n2.ups(3), n3.ups(1), n3.ups(2)), (0, 0, 0, 0), "no link with the old member");
+        n3.peers.shutdown().await;
+        drop(n3);
+
+        // Server 3 with an empty dataDir: it links, and writes the ensemble's id first.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n3 = Node::start_as(3, &m, Identity { ensemble: 0, empty: true }, dir.path()).await;
+        all_up(&[&n1, &n2, &n3], Duration::from_secs(10)).await;
+        let id = std::fs::read_to_string(dir.path().join("ensembleId")).expect("ensembleId written");
+        assert_eq!(id, "7");
+        n1.peers.send(3, &Msg::Ping);
+        wait_until("1 -> 3", Duration::from_secs(5), || n3.messages_from(1) == vec![Msg::Ping]).await;
+        for n in [&n1, &n2, &n3] {
+            n.peers.shutdown().await;
+        }
+    });
+}
+
+#[test]
 fn strangers_are_rejected_without_harm() {
     run(|| async {
         let m = members(3);
@@ -459,19 +509,20 @@ fn strangers_are_rejected_without_harm() {
             zk.extend_from_slice(b"127.0.0.1:3888");
             let hello = |id| {
                 let mut h = Vec::new();
-                codec::encode_hello(id, &mut h);
+                codec::encode_hello(&codec::Hello { myid: id, ensemble: 0, empty: false }, &mut h);
                 h
             };
             // A Warren of peer protocol 1 (before the log summary in AckEpoch).
             let mut older_warren = b"WRNPEER1".to_vec();
             older_warren.extend_from_slice(&2u64.to_be_bytes());
+            older_warren.extend_from_slice(&[0; 9]); // the rest of a hello's length
             vec![
                 ("http", closed_by_server(election, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
                 ("zookeeper", closed_by_server(election, &zk)),
                 ("unknown id", closed_by_server(election, &hello(99))),
                 ("own id", closed_by_server(election, &hello(1))),
                 ("silent", closed_by_server(election, b"")),
-                ("short hello", closed_by_server(election, b"WRNPEER2")),
+                ("short hello", closed_by_server(election, b"WRNPEER3")),
                 ("older warren", closed_by_server(election, &older_warren)),
                 ("quorum port", closed_by_server(quorum, &hello(2))),
             ]
@@ -530,7 +581,9 @@ fn bad_frame_closes_the_link_and_it_comes_back() {
                     std::thread::spawn(move || {
                         s.set_nonblocking(false).unwrap();
                         let mut h = [0u8; codec::HELLO_LEN];
-                        if s.read_exact(&mut h).is_ok() && matches!(codec::decode_hello(&h), Ok(1 | 2)) {
+                        if s.read_exact(&mut h).is_ok()
+                            && matches!(codec::decode_hello(&h), Ok(codec::Hello { myid: 1 | 2, .. }))
+                        {
                             hellos.fetch_add(1, Ordering::SeqCst);
                         }
                         let mut b = vec![0u8; 1 << 16];
@@ -554,7 +607,7 @@ fn bad_frame_closes_the_link_and_it_comes_back() {
             let ups = round + 1;
             let (to_thread, cmds) = mpsc::channel::<Vec<u8>>();
             let mut hello = Vec::new();
-            codec::encode_hello(3, &mut hello);
+            codec::encode_hello(&codec::Hello { myid: 3, ensemble: 0, empty: false }, &mut hello);
             let ping = frame(&Msg::Ping);
             let dialer = std::thread::spawn(move || {
                 let mut s = StdStream::connect(election1).unwrap();
@@ -682,7 +735,7 @@ fn tls_links_come_up_within_one_ca_only() {
         // A plaintext stranger's hello: server 2 (unified) reads it as plaintext and rejects
         // the unknown id; server 1 (TLS only) fails the handshake. Neither link suffers.
         let mut hello = Vec::new();
-        codec::encode_hello(9, &mut hello);
+        codec::encode_hello(&codec::Hello { myid: 9, ensemble: 0, empty: false }, &mut hello);
         for addr in [m[0].2, m[1].2] {
             let h = hello.clone();
             off_executor(move || eventually_closed(addr, &h)).await.expect("closed by the server");

@@ -32,8 +32,9 @@ from ensemble import (Ensemble, SeqWriter, check_no_acked_write_lost, kill_leade
 from pki import Pki
 
 ELECTION_TIMEOUT = 60.0
-# The hello a plaintext Warren peer sends first (quorum/codec.rs): magic and myid.
-PLAINTEXT_HELLO = b"WRNPEER2" + (9).to_bytes(8, "big")
+# The hello a plaintext Warren peer sends first (quorum/codec.rs): magic, myid, ensemble id,
+# flags.
+PLAINTEXT_HELLO = b"WRNPEER3" + (9).to_bytes(8, "big") + (0).to_bytes(8, "big") + b"\x00"
 
 
 @pytest.fixture

@@ -102,6 +102,23 @@ enum Cmd {
         #[arg(long)]
         log_dir: Option<PathBuf>,
     },
+    /// Restart the survivors of an ensemble that lost a majority of its servers for good as a
+    /// new, smaller ensemble, from the most complete log among them (docs/operations.md, "When a
+    /// server is lost"). Every survivor must be STOPPED. Give each survivor's NEW zoo.cfg: the
+    /// new server.N lines (the same in every file; every survivor a participant), and the
+    /// dataDir (and dataLogDir) holding that survivor's data. The most complete survivor's
+    /// snapshots and log are copied to the others (their own files are moved aside), and every
+    /// survivor gets a new ensemble id and an epoch above every old one: members of the old
+    /// ensemble that come back with their data are refused. Writes that only the lost servers
+    /// held are lost. Never run it while a majority of the old ensemble may still be alive.
+    RecoverQuorum {
+        /// Each survivor's new zoo.cfg.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+        /// Report what each survivor holds and what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write a stopped Warren's data (newest snapshot and the log after it) as a ZooKeeper 3.8
     /// data directory: version-2/snapshot.<zxid> and the epoch files. The target must be
     /// missing or empty.
@@ -138,6 +155,7 @@ fn main() -> ExitCode {
         Cmd::ExportZk { warren_data_dir, zk_data_dir, log_dir } => {
             export_zk(&warren_data_dir, &zk_data_dir, log_dir.as_deref())
         }
+        Cmd::RecoverQuorum { configs, dry_run } => recover_quorum(&configs, dry_run),
         Cmd::Version => {
             println!("{}", full_version());
             println!("git commit: {}", env!("WARREN_GIT_COMMIT"));
@@ -426,7 +444,7 @@ fn ensemble_settings(cfg: &Config) -> Option<EnsembleSettings> {
         max_inflight: cfg.warren_max_inflight,
         diff_window: cfg.warren_diff_window,
     };
-    Some(EnsembleSettings { quorum, members, data_dir: cfg.data_dir.clone(), tls: None })
+    Some(EnsembleSettings { quorum, members, data_dir: cfg.data_dir.clone(), tls: None, identity: Default::default() })
 }
 
 fn status(path: Option<&Path>) -> ExitCode {
@@ -749,6 +767,113 @@ fn export_zk(warren_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> E
     if ttls > 0 {
         println!("TTL nodes: start ZooKeeper with -Dzookeeper.extendedTypesEnabled=true, or it deletes them");
     }
+    ExitCode::SUCCESS
+}
+
+/// `warren recover-quorum`: the survivors' new zoo.cfg files read and checked here, the rest
+/// in `storage::recover_quorum`. Exit status 2: a zoo.cfg that cannot be used; 1: refused or
+/// failed (the message says whether anything was changed).
+fn recover_quorum(configs: &[PathBuf], dry_run: bool) -> ExitCode {
+    use warren::storage::recover_quorum::{self as rq, Survivor};
+    let mut survivors = Vec::new();
+    let mut membership: Option<(u64, Vec<String>, Vec<u64>, Vec<u64>)> = None;
+    for path in configs {
+        let cfg = match load(Some(path)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("recover-quorum: {}: {e}; nothing was changed", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        let Some(e) = cfg.ensemble.as_ref() else {
+            eprintln!("recover-quorum: {} has no server.N lines: give the new ensemble's members", path.display());
+            return ExitCode::from(2);
+        };
+        // Client addresses differ from file to file (a member's own line gets clientPort).
+        let members: Vec<String> = e
+            .members
+            .iter()
+            .map(|m| format!("server.{}={}:{}:{}:{:?}", m.id, m.host, m.quorum_port, m.election_port, m.role))
+            .collect();
+        match &membership {
+            Some((first, theirs, _, _)) if *theirs != members => {
+                let err = rq::RecoverError::Memberships {
+                    a: *first,
+                    b: e.myid,
+                    a_members: theirs.join(" "),
+                    b_members: members.join(" "),
+                };
+                eprintln!("recover-quorum: {err}; nothing was changed");
+                return ExitCode::from(2);
+            }
+            Some(_) => {}
+            None => membership = Some((e.myid, members, e.voters(), e.observers())),
+        }
+        let log_root = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
+        survivors.push(Survivor {
+            myid: e.myid,
+            data: cfg.data_dir.clone(),
+            snap: cfg.data_dir.join("version-2"),
+            log: log_root.join("version-2"),
+        });
+    }
+    let Some((_, _, voters, observers)) = membership else {
+        eprintln!("recover-quorum: no zoo.cfg given");
+        return ExitCode::from(2);
+    };
+    let mut id = [0u8; 8];
+    if let Err(e) = getrandom::fill(&mut id) {
+        eprintln!("recover-quorum: the OS random number generator failed: {e}; nothing was changed");
+        return ExitCode::from(1);
+    }
+    // Never 0: that is the id of every ensemble never recovered.
+    let ensemble = u64::from_be_bytes(id).max(1);
+    let disk = warren::storage::RealDisk;
+    let report = match rq::recover(&disk, &survivors, &voters, &observers, ensemble, dry_run) {
+        Ok(r) => r,
+        Err(e @ rq::RecoverError::Apply { .. }) => {
+            eprintln!(
+                "recover-quorum failed: {e}. Some survivors may have been changed: fix the cause and run the \
+                 same command again (it finishes the job), before starting any survivor"
+            );
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("recover-quorum refused: {e}; nothing was changed");
+            return ExitCode::from(1);
+        }
+    };
+    for f in &report.found {
+        println!(
+            "server {}: last logged zxid {:#x} (epoch {}), {} log records after snapshot {:#x}, acceptedEpoch {}, \
+             currentEpoch {}, ensembleId {}{}{}",
+            f.myid,
+            f.last_zxid,
+            f.last_zxid >> 32,
+            f.records,
+            f.snapshot_zxid,
+            f.epochs.accepted,
+            f.epochs.current,
+            f.ensemble.map_or("none".to_string(), |e| e.to_string()),
+            f.skipped_snapshot
+                .map_or(String::new(), |z| format!(", damaged snapshot {z:#x} skipped (the log covers it)")),
+            f.torn.as_ref().map_or(String::new(), |t| format!(", torn tail (repaired when it starts): {t}")),
+        );
+    }
+    let best = &report.found[report.winner];
+    println!("most complete: server {} (last logged zxid {:#x})", best.myid, best.last_zxid);
+    println!("new epoch: {}; new ensemble id: {}", report.epoch, report.ensemble);
+    if dry_run {
+        println!("dry run: nothing was changed");
+        return ExitCode::SUCCESS;
+    }
+    for line in &report.done {
+        println!("{line}");
+    }
+    println!(
+        "done: start the survivors with these zoo.cfg files, then any new member (empty dataDir, the same \
+         server.N lines). Never start a lost server with its old data and zoo.cfg."
+    );
     ExitCode::SUCCESS
 }
 

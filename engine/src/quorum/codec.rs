@@ -4,7 +4,8 @@
 //! A connection starts with a hello, then carries frames back to back:
 //!
 //! ```text
-//! hello   "WRNPEER2" (8 bytes: magic and version) | myid u64            16 bytes, unframed
+//! hello   "WRNPEER3" (8 bytes: magic and version) | myid u64 | ensemble u64 | flags u8
+//!                                                                        25 bytes, unframed
 //! frame   len u32 (bytes that follow, 1..=MAX_FRAME) | type u8 | body
 //! ```
 //!
@@ -43,8 +44,14 @@
 //!
 //! (*) `PeerState`: 0 Looking, 1 Following, 2 Leading, 3 Observing.
 //!
-//! Version 2 of the hello added the `LogSummary` to `AckEpoch`. Servers speaking different
-//! versions refuse each other's connections with a log line naming both versions.
+//! Version 2 of the hello added the `LogSummary` to `AckEpoch`. Version 3 added the ensemble
+//! identity to the hello: `ensemble` is the id in the sender's `ensembleId` file (0 when it has
+//! none: an ensemble never recovered with `warren recover-quorum`), and flag bit 0 says the
+//! sender holds no data at all (no epoch, no log record, no snapshot, no `ensembleId`), so it
+//! may join whichever ensemble its `server.N` lines lead it to; the other flag bits are zero.
+//! A server refuses a connection whose hello names another ensemble, unless one of the two
+//! holds no data (see `server::peers`). Servers speaking different versions refuse each
+//! other's connections with a log line naming both versions.
 //!
 //! Decoding never trusts a length or count: each is checked against the bytes that remain
 //! before anything is allocated, every byte of a frame must be consumed, and no input panics.
@@ -61,8 +68,20 @@ use crate::txn::Txn;
 /// The largest frame (type byte and body) accepted; a `Snap` carries a whole snapshot image.
 pub const MAX_FRAME: usize = 1 << 30;
 /// Magic and version opening every peer connection.
-pub const HELLO_MAGIC: &[u8; 8] = b"WRNPEER2";
-pub const HELLO_LEN: usize = 16;
+pub const HELLO_MAGIC: &[u8; 8] = b"WRNPEER3";
+pub const HELLO_LEN: usize = 25;
+/// Hello flag: the sender holds no data (see the module doc).
+const HELLO_EMPTY: u8 = 1;
+
+/// What a hello says about the server that dialled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    pub myid: ServerId,
+    /// The sender's ensemble id (0: none recorded).
+    pub ensemble: u64,
+    /// The sender holds no data and may adopt the ensemble id of the peers it meets.
+    pub empty: bool,
+}
 
 /// The smallest encoded Txn (header 28 bytes and an opcode), used to bound counts.
 const MIN_TXN: usize = 32;
@@ -85,10 +104,10 @@ pub enum CodecError {
     InvalidUtf8 { what: &'static str },
     #[error("bad transaction in peer message: {0}")]
     Txn(DecodeError),
-    #[error("not a Warren peer: hello starts with {0:02x?}, expected \"WRNPEER2\"")]
+    #[error("not a Warren peer: hello starts with {0:02x?}, expected \"WRNPEER3\"")]
     BadMagic([u8; 8]),
     #[error(
-        "a Warren peer speaking peer protocol {:?}; this server speaks \"WRNPEER2\" (every server of an ensemble must run the same protocol version)",
+        "a Warren peer speaking peer protocol {:?}; this server speaks \"WRNPEER3\" (every server of an ensemble must run the same protocol version)",
         String::from_utf8_lossy(.0)
     )]
     OtherVersion([u8; 8]),
@@ -296,16 +315,18 @@ fn encode_body(msg: &Msg, out: &mut Vec<u8>) {
     }
 }
 
-/// Appends the 16-byte hello that opens a connection from server `myid`.
-pub fn encode_hello(myid: ServerId, out: &mut Vec<u8>) {
+/// Appends the hello ([`HELLO_LEN`] bytes) that opens a connection.
+pub fn encode_hello(h: &Hello, out: &mut Vec<u8>) {
     out.extend_from_slice(HELLO_MAGIC);
-    put_u64(out, myid);
+    put_u64(out, h.myid);
+    put_u64(out, h.ensemble);
+    out.push(if h.empty { HELLO_EMPTY } else { 0 });
 }
 
 // ---- decoding ---------------------------------------------------------------------------------
 
-/// Validates a hello (exactly [`HELLO_LEN`] bytes) and returns the sender's myid.
-pub fn decode_hello(b: &[u8]) -> Result<ServerId, CodecError> {
+/// Validates a hello (exactly [`HELLO_LEN`] bytes) and returns what it says.
+pub fn decode_hello(b: &[u8]) -> Result<Hello, CodecError> {
     if b.len() != HELLO_LEN {
         return Err(CodecError::HelloLength(b.len()));
     }
@@ -317,9 +338,16 @@ pub fn decode_hello(b: &[u8]) -> Result<ServerId, CodecError> {
         }
         return Err(CodecError::BadMagic(m));
     }
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[8..]);
-    Ok(u64::from_be_bytes(a))
+    let word = |at: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[at..at + 8]);
+        u64::from_be_bytes(a)
+    };
+    let flags = b[24];
+    if flags & !HELLO_EMPTY != 0 {
+        return Err(CodecError::BadValue { what: "hello flags", value: u64::from(flags) });
+    }
+    Ok(Hello { myid: word(8), ensemble: word(16), empty: flags & HELLO_EMPTY != 0 })
 }
 
 /// A `LogSummary`, checked: epoch ends ascend above the base, one per epoch (the leader plans
@@ -745,29 +773,40 @@ mod tests {
 
     #[test]
     fn hello_round_trips_and_rejects_strangers() {
-        for id in [0, 1, 255, u64::MAX] {
-            let mut h = Vec::new();
-            encode_hello(id, &mut h);
-            assert_eq!(h.len(), HELLO_LEN);
-            assert_eq!(decode_hello(&h), Ok(id));
+        for (myid, ensemble, empty) in [(0, 0, false), (1, 0, true), (255, 7, false), (u64::MAX, u64::MAX, true)] {
+            let h = Hello { myid, ensemble, empty };
+            let mut b = Vec::new();
+            encode_hello(&h, &mut b);
+            assert_eq!(b.len(), HELLO_LEN);
+            assert_eq!(decode_hello(&b), Ok(h));
         }
+        // Unknown flag bits are refused, not ignored.
+        let mut b = Vec::new();
+        encode_hello(&Hello { myid: 1, ensemble: 2, empty: true }, &mut b);
+        b[24] = 3;
+        assert_eq!(decode_hello(&b), Err(CodecError::BadValue { what: "hello flags", value: 3 }));
         // What a ZooKeeper 3.5+ server sends first on the election port: protocol version
-        // -65536 as a long, then its sid.
+        // -65536 as a long, then its sid, then the length of its address and the address.
         let mut zk = Vec::new();
         zk.extend_from_slice(&(-65536i64).to_be_bytes());
         zk.extend_from_slice(&1i64.to_be_bytes());
+        zk.extend_from_slice(&9i32.to_be_bytes());
+        zk.extend_from_slice(b"127.0");
+        assert_eq!(zk.len(), HELLO_LEN);
         assert!(matches!(decode_hello(&zk), Err(CodecError::BadMagic(_))));
-        assert_eq!(decode_hello(b"GET / HTTP/1.1\r\n"), Err(CodecError::BadMagic(*b"GET / HT")));
-        assert_eq!(decode_hello(b"WRNPEER2"), Err(CodecError::HelloLength(8)));
+        assert_eq!(decode_hello(b"GET / HTTP/1.1\r\nHost: x\r\n"), Err(CodecError::BadMagic(*b"GET / HT")));
+        assert_eq!(decode_hello(b"WRNPEER3"), Err(CodecError::HelloLength(8)));
         let msg = CodecError::BadMagic(*b"GET / HT").to_string();
         assert!(msg.contains("not a Warren peer"), "{msg}");
-        // An older Warren: named as such, with both versions.
-        let mut old = b"WRNPEER1".to_vec();
+        // An older Warren (its 16-byte hello followed by the first frame's bytes): named as
+        // such, with both versions.
+        let mut old = b"WRNPEER2".to_vec();
         old.extend_from_slice(&3u64.to_be_bytes());
+        old.extend_from_slice(&[0; 9]);
         let e = decode_hello(&old).unwrap_err();
-        assert_eq!(e, CodecError::OtherVersion(*b"WRNPEER1"));
+        assert_eq!(e, CodecError::OtherVersion(*b"WRNPEER2"));
         let msg = e.to_string();
-        assert!(msg.contains("\"WRNPEER1\"") && msg.contains("\"WRNPEER2\""), "{msg}");
+        assert!(msg.contains("\"WRNPEER2\"") && msg.contains("\"WRNPEER3\""), "{msg}");
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct EnsembleSettings {
     pub data_dir: std::path::PathBuf,
     /// Quorum TLS (`sslQuorum`, `portUnification`); None: plaintext links.
     pub tls: Option<peers::PeerTls>,
+    /// The ensemble identity told to peers; [`run`] sets it from dataDir after recovery.
+    pub identity: crate::storage::identity::Identity,
 }
 
 /// Where and how the log and snapshots are kept.
@@ -251,8 +253,47 @@ impl ExecCtx {
     }
 }
 
+/// Takes the dataDir lock (`storage::dir_lock`), to be held for the life of the process (the
+/// kernel releases it when the process ends). Like `refuse_if_taken`, it gives a server that
+/// is still exiting two seconds to let go.
+fn lock_data_dir(dir: &std::path::Path) -> io::Result<crate::storage::dir_lock::DirLock> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        if let Some(l) = crate::storage::dir_lock::try_lock(dir)? {
+            return Ok(l);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(io::Error::other(format!(
+                "another process holds {}: a server is already running on dataDir {}",
+                crate::storage::dir_lock::LOCK_FILE,
+                dir.display()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// An ensemble member's identity for the peer hello: the `ensembleId` file's id (0 without
+/// one), and whether the member holds no data at all (no such file, no epoch, no snapshot, no
+/// log record), in which case it may join a recovered ensemble (see `peers`).
+fn ensemble_identity(
+    data_dir: &std::path::Path,
+    r: &recovery::EnsembleRecovered,
+) -> io::Result<crate::storage::identity::Identity> {
+    let id = crate::storage::identity::load(&RealDisk, data_dir)?;
+    let empty =
+        id.is_none() && r.init.epochs == crate::quorum::Epochs::default() && r.snapshot_zxid == 0 && r.last_zxid == 0;
+    let identity = crate::storage::identity::Identity { ensemble: id.unwrap_or(0), empty };
+    info!(
+        "ensemble identity: {}{}",
+        identity.ensemble,
+        if empty { " (no data yet: this server may join a recovered ensemble and take on its id)" } else { "" }
+    );
+    Ok(identity)
+}
+
 /// Runs the server until the process is killed.
-pub fn run(settings: Settings) -> io::Result<()> {
+pub fn run(mut settings: Settings) -> io::Result<()> {
     let n = settings.executors.max(1);
     if settings.addr.is_none() && settings.tls.as_ref().and_then(|t| t.secure_addr).is_none() {
         return Err(io::Error::other("neither clientPort nor secureClientPort is set: clients could not connect"));
@@ -260,10 +301,12 @@ pub fn run(settings: Settings) -> io::Result<()> {
     for (addr, _) in listeners(&settings) {
         refuse_if_taken(addr)?;
     }
+    std::mem::forget(lock_data_dir(&settings.admin.data_dir)?);
     let st = &settings.storage;
     recovery::prepare_dirs(&RealDisk, &[&st.snap_dir, &st.log_dir]).map_err(io::Error::other)?;
     let now = owner::now();
     let started = std::time::Instant::now();
+    let mut identity = None;
     let recovered = match &settings.ensemble {
         None => {
             let r = recovery::recover(&RealDisk, &st.snap_dir, &st.log_dir, settings.machine.clone(), now)
@@ -273,9 +316,13 @@ pub fn run(settings: Settings) -> io::Result<()> {
         Some(e) => {
             let r = recovery::recover_ensemble(&RealDisk, &e.data_dir, &st.snap_dir, &st.log_dir)
                 .map_err(|e| io::Error::other(format!("cannot recover the data in {}: {e}", st.log_dir.display())))?;
+            identity = Some(ensemble_identity(&e.data_dir, &r)?);
             owner::Start::Ensemble(r)
         }
     };
+    if let (Some(e), Some(id)) = (settings.ensemble.as_mut(), identity) {
+        e.identity = id;
+    }
     info!("data loaded in {} ms", started.elapsed().as_millis());
     let mut to_owner_rx: Vec<SharedReceiver<Event>> = Vec::new();
     let mut to_owner_tx: Vec<Option<SharedSender<Event>>> = vec![None];
@@ -456,6 +503,8 @@ async fn owner_main(
             members: e.members.clone(),
             connect_timeout: std::time::Duration::from_millis(settings.machine.tick_ms.clamp(200, 5000) as u64),
             tls: e.tls.clone(),
+            identity: e.identity,
+            data_dir: e.data_dir.clone(),
         };
         owner.start_peers(cfg).await?;
     }

@@ -356,7 +356,7 @@ async fn open_inbound(side: &Side, stream: TcpStream, from: &str, accepted: Inst
     let mut first = vec![0u8; PUMP_BUF];
     let left = deadline.saturating_duration_since(Instant::now());
     let got = or(read_at_least(&mut stream, &mut first, HELLO_LEN), expire(left, "no hello: timed out")).await?;
-    let id = identify(&first[..HELLO_LEN], side.myid, |id| tls.hosts.contains_key(&id))?;
+    let id = identify(&first[..HELLO_LEN], side.myid, |id| tls.hosts.contains_key(&id))?.myid;
     if tls.hostname_verification {
         let host = tls.hosts.get(&id).ok_or_else(|| format!("no host name for server {id}"))?;
         crate::tls::certificate_names_host(&leaf, host)

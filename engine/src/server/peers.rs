@@ -8,9 +8,19 @@
 //! this single link per direction. The quorum port is still bound, so that a port clash is
 //! detected at start-up, but peers never use it: a connection to it is accepted and closed.
 //!
-//! A connection opens with a hello ([`codec::encode_hello`]: magic and the dialler's myid);
-//! anything else (a ZooKeeper server, a port scanner, a member id that is not configured) is
-//! logged and closed without affecting the links. Then frames follow ([`codec::encode`]).
+//! A connection opens with a hello ([`codec::encode_hello`]: magic, the dialler's myid, its
+//! ensemble id and whether it holds no data); anything else (a ZooKeeper server, a port
+//! scanner, a member id that is not configured) is logged and closed without affecting the
+//! links. Then frames follow ([`codec::encode`]).
+//!
+//! **Ensemble identity** ([`identity::admit`]). A hello naming another ensemble than this
+//! server's is refused with a log line naming both, unless one of the two holds no data: so a
+//! member of an ensemble that lost its quorum, coming back with its old data after the
+//! survivors were recovered (`warren recover-quorum`), never links with them, while a new
+//! member with an empty dataDir joins them. A member without data that admits a peer of
+//! another ensemble takes on that ensemble's id first: it writes `ensembleId` durably (a small
+//! blocking write on this executor, once in the member's life) and drops any link it had
+//! admitted from a member of its former identity that holds data.
 //!
 //! **Up and Down.** A peer is *up* when both directions are connected: our outbound connection
 //! to it and its (hello-identified) inbound connection to us. The events for a peer alternate
@@ -94,8 +104,10 @@ use super::admission::{AcceptBackoff, LogLimiter};
 use super::outbox::Outbox;
 use super::peer_tls::{self, Handoff, Terminator};
 use super::resolve::{self, PeerAddr};
-use crate::quorum::codec::{self, HELLO_LEN, MAX_FRAME};
+use crate::quorum::codec::{self, Hello, HELLO_LEN, MAX_FRAME};
 use crate::quorum::{Msg, ServerId};
+use crate::storage::identity::{self, Admit, Identity};
+use crate::storage::RealDisk;
 
 /// The first retry delay after a link breaks; doubled per failed attempt up to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
@@ -119,6 +131,10 @@ pub struct PeerConfig {
     pub connect_timeout: Duration,
     /// None: plaintext only (neither `sslQuorum` nor `portUnification`).
     pub tls: Option<PeerTls>,
+    /// This server's ensemble identity, as its dataDir gave it at start-up.
+    pub identity: Identity,
+    /// dataDir, where an adopted ensemble id is written (`ensembleId`).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Quorum TLS, as the links need it (see the module doc).
@@ -253,6 +269,8 @@ impl Peers {
             closed: Cell::new(false),
             hello_timeout,
             tls: cfg.tls,
+            identity: Cell::new(cfg.identity),
+            data_dir: cfg.data_dir,
             rejections,
             terminator,
             listeners: RefCell::new(Vec::new()),
@@ -515,6 +533,8 @@ struct OutConn {
 struct InConn {
     gen: u64,
     kill: Rc<Kill>,
+    /// The identity its hello gave.
+    who: Identity,
 }
 
 /// What is known about one peer.
@@ -545,6 +565,10 @@ struct Shared {
     closed: Cell<bool>,
     hello_timeout: Duration,
     tls: Option<PeerTls>,
+    /// This server's identity; changes once at most, when a member without data adopts the
+    /// ensemble id of a peer ([`Shared::adopt`]).
+    identity: Cell<Identity>,
+    data_dir: std::path::PathBuf,
     /// Rate limit of the rejected-connection log line (shared with the peer TLS executor).
     rejections: Arc<Mutex<LogLimiter>>,
     /// The peer TLS executor, with quorum TLS.
@@ -633,8 +657,45 @@ impl Shared {
         }
     }
 
+    /// Takes on `ensemble` as this server's identity, durably, then drops the links admitted
+    /// from members of another ensemble that hold data (admitted while this server held none).
+    fn adopt(&self, ensemble: u64) -> io::Result<()> {
+        identity::store(&RealDisk, &self.data_dir, ensemble)?;
+        let before = self.identity.replace(Identity { ensemble, empty: false });
+        info!("this server held no data: it joins ensemble {ensemble} (was {})", before.ensemble);
+        let mut links = self.links.borrow_mut();
+        for (id, l) in links.iter_mut() {
+            if l.inbound.as_ref().is_some_and(|i| !i.who.empty && i.who.ensemble != ensemble) {
+                info!("dropping the link with peer {id}: it belongs to another ensemble");
+                if let Some(i) = l.inbound.take() {
+                    i.kill.fire();
+                }
+                self.settle(*id, l);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a peer whose hello says `h` may link; adopts its ensemble id when this server
+    /// holds no data. Err: why it is refused.
+    fn admit(&self, h: &Hello) -> Result<(), String> {
+        let mine = self.identity.get();
+        match identity::admit(mine, Identity { ensemble: h.ensemble, empty: h.empty }) {
+            Admit::Yes => Ok(()),
+            Admit::Adopt(ensemble) => self.adopt(ensemble).map_err(|e| {
+                format!("server {} belongs to ensemble {ensemble}, which this server cannot join: {e}", h.myid)
+            }),
+            Admit::No => Err(format!(
+                "server {} belongs to ensemble {} and this server to ensemble {}: a member of another \
+                 ensemble (one that lost its quorum and was recovered with `warren recover-quorum`, or an \
+                 old member of it) never links with this one",
+                h.myid, h.ensemble, mine.ensemble
+            )),
+        }
+    }
+
     /// A connection from `id` said hello; it replaces any older one.
-    fn in_open(&self, id: ServerId, gen: u64, kill: Rc<Kill>) {
+    fn in_open(&self, id: ServerId, gen: u64, kill: Rc<Kill>, who: Identity) {
         let mut links = self.links.borrow_mut();
         let Some(l) = links.get_mut(&id) else { return };
         if self.closed.get() {
@@ -646,7 +707,7 @@ impl Shared {
             old.kill.fire();
             self.settle(id, l);
         }
-        l.inbound = Some(InConn { gen, kill });
+        l.inbound = Some(InConn { gen, kill, who });
         self.settle(id, l);
     }
 
@@ -685,21 +746,22 @@ pub(super) fn note_rejected(limiter: &Mutex<LogLimiter>, from: &str, why: &str) 
     }
 }
 
-/// Who a hello says dialled; Err (why the connection is rejected) for a malformed hello, this
-/// server's own id, or an id `is_member` does not know.
+/// What a hello says about who dialled; Err (why the connection is rejected) for a malformed
+/// hello, this server's own id, or an id `is_member` does not know.
 pub(super) fn identify(
     hello: &[u8],
     myid: ServerId,
     is_member: impl FnOnce(ServerId) -> bool,
-) -> Result<ServerId, String> {
-    let id = codec::decode_hello(hello).map_err(|e| e.to_string())?;
+) -> Result<Hello, String> {
+    let h = codec::decode_hello(hello).map_err(|e| e.to_string())?;
+    let id = h.myid;
     if id == myid {
         return Err(format!("it claims to be this server ({id})"));
     }
     if !is_member(id) {
         return Err(format!("server {id} is not a member"));
     }
-    Ok(id)
+    Ok(h)
 }
 
 // ---- outbound ---------------------------------------------------------------------------------
@@ -777,7 +839,8 @@ async fn run_outbound<S: AsyncRead + AsyncWrite + Unpin>(
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let outbox = Rc::new(Outbox::unbounded());
     let mut hello = Vec::with_capacity(HELLO_LEN);
-    codec::encode_hello(shared.myid, &mut hello);
+    let me = shared.identity.get();
+    codec::encode_hello(&Hello { myid: shared.myid, ensemble: me.ensemble, empty: me.empty }, &mut hello);
     outbox.push(hello);
     let kill = Rc::new(Kill::default());
     let gen = shared.gen();
@@ -966,16 +1029,20 @@ async fn read_inbound<S: AsyncRead + Unpin>(
     if let Err(e) = or(rb.fill(&mut stream, HELLO_LEN), timeout).await {
         return Ended::Rejected(format!("no hello: {e}"));
     }
-    let (id, addr) = {
+    let (hello, addr) = {
         let links = shared.links.borrow();
         match identify(rb.take(HELLO_LEN), shared.myid, |id| links.contains_key(&id)) {
-            Ok(id) => (id, links[&id].addr.clone()),
+            Ok(h) => (h, links[&h.myid].addr.clone()),
             Err(why) => return Ended::Rejected(why),
         }
     };
+    if let Err(why) = shared.admit(&hello) {
+        return Ended::Rejected(why);
+    }
+    let id = hello.myid;
     peer.set(Some(id));
     debug!("peer {id} (election address {addr}) connected");
-    shared.in_open(id, gen, kill.clone());
+    shared.in_open(id, gen, kill.clone(), Identity { ensemble: hello.ensemble, empty: hello.empty });
     loop {
         match rb.fill(&mut stream, 4).await {
             Ok(()) => {}

@@ -37,24 +37,51 @@ pub fn store(disk: &dyn Disk, data_dir: &Path, e: Epochs) -> io::Result<()> {
 }
 
 fn read_epoch(disk: &dyn Disk, dir: &Path, name: &str) -> io::Result<u32> {
+    Ok(read_number(disk, dir, name)?.unwrap_or(0))
+}
+
+/// Reads a file holding one decimal number (surrounding whitespace accepted); None when the
+/// file does not exist. Shared with the `ensembleId` file ([`super::identity`]).
+pub(super) fn read_number<T: std::str::FromStr + std::fmt::Display + Bounded>(
+    disk: &dyn Disk,
+    dir: &Path,
+    name: &str,
+) -> io::Result<Option<T>> {
     let path = dir.join(name);
     let text = match disk.read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))),
     };
     let text = String::from_utf8_lossy(&text);
-    text.trim().parse::<u32>().map_err(|_| {
+    text.trim().parse::<T>().map(Some).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{}: malformed epoch {:?}: expected a decimal number from 0 to {}", path.display(), text, u32::MAX),
+            format!("{}: malformed value {:?}: expected a decimal number from 0 to {}", path.display(), text, T::MAX),
         )
     })
 }
 
+/// The largest value a number file may hold, for the error message.
+pub(super) trait Bounded {
+    const MAX: Self;
+}
+impl Bounded for u32 {
+    const MAX: u32 = u32::MAX;
+}
+impl Bounded for u64 {
+    const MAX: u64 = u64::MAX;
+}
+
 fn write_epoch(disk: &dyn Disk, dir: &Path, name: &str, epoch: u32) -> io::Result<()> {
+    write_number(disk, dir, name, u64::from(epoch))
+}
+
+/// Replaces a file holding one decimal number atomically and durably (temp file, fsync,
+/// rename, fsync of the directory); a file that already holds the value is left alone.
+pub(super) fn write_number(disk: &dyn Disk, dir: &Path, name: &str, value: u64) -> io::Result<()> {
     let path = dir.join(name);
-    let text = epoch.to_string();
+    let text = value.to_string();
     if disk.read(&path).is_ok_and(|old| old == text.as_bytes()) {
         return Ok(());
     }

@@ -7,7 +7,9 @@
 //! [`segments`] (the log's files: listing, reading back with torn-tail repair, truncation, and
 //! [`segments::LogWriter`], a synchronous writer of the same bytes the glommio `server::wal`
 //! writes), [`snapshots`] (writing, listing and loading snapshot files) and [`recovery`]
-//! (start-up: newest valid snapshot, then the log). The hot append path of a running server
+//! (start-up: newest valid snapshot, then the log), [`identity`] (the `ensembleId` file) and
+//! [`recover_quorum`] (`warren recover-quorum`). [`dir_lock`], the lock a running server holds
+//! on its dataDir, is the one piece that uses the operating system directly. The hot append path of a running server
 //! stays on io_uring (`server::wal`); everything else it does to its files goes through here.
 //!
 //! ## Durability model
@@ -15,10 +17,13 @@
 //! renamed or removed name is durable only after [`Disk::sync_dir`] of its directory. What a
 //! crash may leave of the rest is [`FaultyDisk::crash`]'s fault model.
 
+pub mod dir_lock;
 pub mod epochs;
 pub mod faulty;
+pub mod identity;
 pub mod member;
 pub mod real;
+pub mod recover_quorum;
 pub mod recovery;
 pub mod segments;
 pub mod snapshots;
