@@ -601,25 +601,15 @@ impl Machine {
             // Nothing can be logged (the log failed, or there is no quorum), so the session is
             // this server's alone, like a read-only ZooKeeper server's: it reads, its writes
             // get NotReadOnly, it is gone on restart (or when read-only mode ends).
-            let id = self.sessions.next_id();
-            let passwd = self.passwords.next();
-            self.sessions.add(id, timeout, passwd, now.mono_ms);
-            self.local_sessions.insert(id);
-            self.bind_session(conn, id);
+            let id = self.open_local_session(conn, timeout, req.read_only, now);
             let why = if self.log_failure.is_some() { "the transaction log has failed" } else { "no quorum" };
             info!("session {id:#x} opened read-only: {why}");
-            self.send_connect_response(conn, id, timeout, req.read_only);
             return;
         }
         if req.session_id == 0 && self.cfg.local_sessions && matches!(self.role, Role::Leader | Role::Follower) {
             // A local session: no transaction, answered at once; made global only if it
             // creates an ephemeral node (and upgrading is enabled).
-            let id = self.sessions.next_id();
-            let passwd = self.passwords.next();
-            self.sessions.add(id, timeout, passwd, now.mono_ms);
-            self.local_sessions.insert(id);
-            self.bind_session(conn, id);
-            self.send_connect_response(conn, id, timeout, req.read_only);
+            self.open_local_session(conn, timeout, req.read_only, now);
             return;
         }
         if req.session_id == 0 && self.role == Role::Follower {
@@ -684,6 +674,18 @@ impl Machine {
             Role::ReadOnly | Role::NotServing => {}
         }
         self.send_connect_response(conn, req.session_id, timeout, req.read_only);
+    }
+
+    /// A new session this server alone knows (read-only mode's, `localSessionsEnabled`'s):
+    /// no transaction, answered at once. Returns its id.
+    fn open_local_session(&mut self, conn: ConnId, timeout: i32, read_only: Option<bool>, now: Now) -> i64 {
+        let id = self.sessions.next_id();
+        let passwd = self.passwords.next();
+        self.sessions.add(id, timeout, passwd, now.mono_ms);
+        self.local_sessions.insert(id);
+        self.bind_session(conn, id);
+        self.send_connect_response(conn, id, timeout, read_only);
+        id
     }
 
     /// What ZooKeeper answers an unknown session or a wrong password: timeout 0, session 0,
@@ -796,30 +798,20 @@ impl Machine {
     /// Timers: session expiry and container/TTL clean-up.
     pub fn tick(&mut self, now: Now) {
         let local_only = self.role == Role::ReadOnly || self.log_failure.is_some();
-        if self.role == Role::Follower && !self.local_sessions.is_empty() {
-            // The leader owns expiry of global sessions and container clean-up; local
-            // sessions expire where they live. (Global sessions due here are left alone:
-            // the next touch, or start_leading, gives them a bucket again.)
+        if (self.role == Role::Follower && !self.local_sessions.is_empty()) || local_only {
+            // Only local sessions expire here. A follower leaves the global ones to the
+            // leader (those due here are left alone: the next touch, or start_leading, gives
+            // them a bucket again); with no log (or no quorum), expiring a logged session
+            // would be a write, so those stay until restart or until a leader expires them.
+            let kind = if local_only { "read-only" } else { "local" };
             for id in self.sessions.expired(now.mono_ms) {
                 if self.local_sessions.remove(&id) {
-                    info!("Expiring local session {id:#x}");
+                    info!("Expiring {kind} session {id:#x}");
                     self.session_closed(id, None);
                 }
             }
         }
-        if !matches!(self.role, Role::Standalone | Role::Leader | Role::ReadOnly) {
-            return;
-        }
-        if local_only {
-            // Expiring a logged session is a write; with no log (or no quorum), those stay
-            // (until restart, or until a leader expires them). Sessions opened since were
-            // never logged and expire here.
-            for id in self.sessions.expired(now.mono_ms) {
-                if self.local_sessions.remove(&id) {
-                    info!("Expiring read-only session {id:#x}");
-                    self.session_closed(id, None);
-                }
-            }
+        if local_only || !matches!(self.role, Role::Standalone | Role::Leader) {
             return;
         }
         for id in self.sessions.expired(now.mono_ms) {

@@ -774,6 +774,7 @@ fn export_zk(warren_data_dir: &Path, target: &Path, log_dir: Option<&Path>) -> E
 /// in `storage::recover_quorum`. Exit status 2: a zoo.cfg that cannot be used; 1: refused or
 /// failed (the message says whether anything was changed).
 fn recover_quorum(configs: &[PathBuf], dry_run: bool) -> ExitCode {
+    use warren::storage::member::MemberDirs;
     use warren::storage::recover_quorum::{self as rq, Survivor};
     let mut survivors = Vec::new();
     let mut membership: Option<(u64, Vec<String>, Vec<u64>, Vec<u64>)> = None;
@@ -809,13 +810,8 @@ fn recover_quorum(configs: &[PathBuf], dry_run: bool) -> ExitCode {
             Some(_) => {}
             None => membership = Some((e.myid, members, e.voters(), e.observers())),
         }
-        let log_root = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone());
-        survivors.push(Survivor {
-            myid: e.myid,
-            data: cfg.data_dir.clone(),
-            snap: cfg.data_dir.join("version-2"),
-            log: log_root.join("version-2"),
-        });
+        let dirs = MemberDirs::of_config(&cfg.data_dir, cfg.data_log_dir.as_deref());
+        survivors.push(Survivor { myid: e.myid, dirs });
     }
     let Some((_, _, voters, observers)) = membership else {
         eprintln!("recover-quorum: no zoo.cfg given");

@@ -17,7 +17,7 @@ use crate::quorum::{DiskStep, NodeInit, Zxid};
 
 /// Where a member keeps its files (ZooKeeper's layout: epochs in the data directory, the log
 /// and snapshots in their `version-2` directories).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberDirs {
     pub data: PathBuf,
     pub log: PathBuf,
@@ -25,6 +25,16 @@ pub struct MemberDirs {
 }
 
 impl MemberDirs {
+    /// The layout a zoo.cfg gives: `myid` and the epoch files in `data_dir`, snapshots in
+    /// `data_dir/version-2`, the log in `data_log_dir/version-2` (`data_dir`'s without one).
+    pub fn of_config(data_dir: &std::path::Path, data_log_dir: Option<&std::path::Path>) -> MemberDirs {
+        MemberDirs {
+            data: data_dir.to_path_buf(),
+            snap: data_dir.join("version-2"),
+            log: data_log_dir.unwrap_or(data_dir).join("version-2"),
+        }
+    }
+
     /// The layout under one directory: `<root>/data`, `<root>/data/version-2` for the log,
     /// `<root>/snap/version-2` for snapshots.
     pub fn under(root: impl Into<PathBuf>) -> MemberDirs {

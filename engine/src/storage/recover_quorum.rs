@@ -35,6 +35,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::dir_lock::{self, DirLock};
+use super::member::MemberDirs;
 use super::recovery::{check_fallback, RecoveryError};
 use super::segments::{self, read_log, Repair};
 use super::{epochs, identity, snapshots, Disk};
@@ -44,16 +45,12 @@ use crate::txn::epoch_of;
 /// Suffix of a copied file not yet renamed into place.
 const COPY_SUFFIX: &str = ".recover";
 
-/// A survivor's directories, as its zoo.cfg gives them.
+/// A survivor and its directories, as its zoo.cfg gives them ([`MemberDirs::of_config`]; the
+/// dataDir also holds `ensembleId` and the lock).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Survivor {
     pub myid: ServerId,
-    /// dataDir: `myid`, the epoch files, `ensembleId`, the lock.
-    pub data: PathBuf,
-    /// dataDir/version-2: snapshots.
-    pub snap: PathBuf,
-    /// dataLogDir/version-2 (dataDir/version-2 without a dataLogDir): the log.
-    pub log: PathBuf,
+    pub dirs: MemberDirs,
 }
 
 /// What a survivor's directories hold.
@@ -126,9 +123,9 @@ pub enum RecoverError {
 pub fn lock_all(survivors: &[Survivor]) -> Result<Vec<DirLock>, RecoverError> {
     let mut held = Vec::new();
     for s in survivors {
-        match dir_lock::try_lock(&s.data) {
+        match dir_lock::try_lock(&s.dirs.data) {
             Ok(Some(l)) => held.push(l),
-            Ok(None) => return Err(RecoverError::Running { myid: s.myid, dir: s.data.clone() }),
+            Ok(None) => return Err(RecoverError::Running { myid: s.myid, dir: s.dirs.data.clone() }),
             Err(source) => return Err(RecoverError::Lock { myid: s.myid, source }),
         }
     }
@@ -144,13 +141,13 @@ pub fn lock_all(survivors: &[Survivor]) -> Result<Vec<DirLock>, RecoverError> {
 pub fn inspect(disk: &dyn Disk, s: &Survivor) -> Result<Found, RecoverError> {
     let damaged = |source| RecoverError::Damaged { myid: s.myid, source };
     let unreadable = |source| RecoverError::Unreadable { myid: s.myid, source };
-    let epochs = epochs::load(disk, &s.data).map_err(unreadable)?;
-    let ensemble = identity::load(disk, &s.data).map_err(unreadable)?;
-    let newest = snapshots::load_newest_valid(disk, &s.snap)
-        .map_err(|source| damaged(RecoveryError::List { dir: s.snap.clone(), source }))?;
+    let epochs = epochs::load(disk, &s.dirs.data).map_err(unreadable)?;
+    let ensemble = identity::load(disk, &s.dirs.data).map_err(unreadable)?;
+    let newest = snapshots::load_newest_valid(disk, &s.dirs.snap)
+        .map_err(|source| damaged(RecoveryError::List { dir: s.dirs.snap.clone(), source }))?;
     let snapshot_zxid = newest.snapshot.as_ref().map_or(0, |n| n.start_zxid);
     let mut first = None;
-    let log = read_log(disk, &s.log, snapshot_zxid, Repair::No, |t| {
+    let log = read_log(disk, &s.dirs.log, snapshot_zxid, Repair::No, |t| {
         first = first.or(Some(t.hdr.zxid));
     })
     .map_err(damaged)?;
@@ -206,8 +203,8 @@ pub fn check_distinct(survivors: &[Survivor]) -> Result<(), RecoverError> {
             if a.myid == b.myid {
                 return Err(RecoverError::Twice(a.myid));
             }
-            if a.data == b.data {
-                return Err(RecoverError::SameDataDir { a: a.myid, b: b.myid, dir: a.data.clone() });
+            if a.dirs.data == b.dirs.data {
+                return Err(RecoverError::SameDataDir { a: a.myid, b: b.myid, dir: a.dirs.data.clone() });
             }
         }
     }
@@ -263,8 +260,8 @@ pub fn apply(
 ) -> Result<Vec<String>, RecoverError> {
     let mut done = Vec::new();
     let from = &survivors[winner];
-    let snaps = listed(snapshots::list(disk, &from.snap), &from.snap)?;
-    let logs = listed(segments::list(disk, &from.log), &from.log)?;
+    let snaps = listed(snapshots::list(disk, &from.dirs.snap), &from.dirs.snap)?;
+    let logs = listed(segments::list(disk, &from.dirs.log), &from.dirs.log)?;
     for (_, to) in survivors.iter().enumerate().filter(|(i, _)| *i != winner) {
         copy_files(disk, &snaps, &logs, to, epoch)?;
         done.push(format!(
@@ -273,13 +270,13 @@ pub fn apply(
             from.myid,
             snaps.len(),
             logs.len(),
-            aside_dir(&to.log, epoch).display()
+            aside_dir(&to.dirs.log, epoch).display()
         ));
     }
     for s in survivors {
-        identity::store(disk, &s.data, ensemble).map_err(|source| apply_err(&s.data, source))?;
-        epochs::store(disk, &s.data, Epochs { accepted: epoch, current: epoch })
-            .map_err(|source| apply_err(&s.data, source))?;
+        identity::store(disk, &s.dirs.data, ensemble).map_err(|source| apply_err(&s.dirs.data, source))?;
+        epochs::store(disk, &s.dirs.data, Epochs { accepted: epoch, current: epoch })
+            .map_err(|source| apply_err(&s.dirs.data, source))?;
         done.push(format!("server {}: ensembleId {ensemble}, acceptedEpoch and currentEpoch {epoch}", s.myid));
     }
     Ok(done)
@@ -309,7 +306,7 @@ fn copy_files(
     to: &Survivor,
     epoch: u32,
 ) -> Result<(), RecoverError> {
-    let dirs: BTreeSet<&Path> = [to.snap.as_path(), to.log.as_path()].into_iter().collect();
+    let dirs: BTreeSet<&Path> = [to.dirs.snap.as_path(), to.dirs.log.as_path()].into_iter().collect();
     for dir in &dirs {
         disk.create_dir_all(dir).map_err(|e| apply_err(dir, e))?;
         for name in disk.list(dir).map_err(|e| apply_err(dir, e))? {
@@ -320,7 +317,7 @@ fn copy_files(
     }
     // The copies, under temp names that neither recovery nor purge reads.
     let mut renames = Vec::new();
-    for (files, dir) in [(snaps, &to.snap), (logs, &to.log)] {
+    for (files, dir) in [(snaps, &to.dirs.snap), (logs, &to.dirs.log)] {
         for (_, src) in files {
             let name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let tmp = dir.join(format!("{name}{COPY_SUFFIX}"));
@@ -469,8 +466,8 @@ mod tests {
         assert!(e.to_string().contains("[6, 7, 8]"), "{e}");
         let twice = |a: u64, b: u64, da: &str, db: &str| {
             check_distinct(&[
-                Survivor { myid: a, data: da.into(), snap: "s".into(), log: "l".into() },
-                Survivor { myid: b, data: db.into(), snap: "s".into(), log: "l".into() },
+                Survivor { myid: a, dirs: MemberDirs { data: da.into(), snap: "s".into(), log: "l".into() } },
+                Survivor { myid: b, dirs: MemberDirs { data: db.into(), snap: "s".into(), log: "l".into() } },
             ])
         };
         assert!(twice(1, 2, "/a", "/b").is_ok());
@@ -488,17 +485,17 @@ mod tests {
     /// the epochs given.
     fn survivor(root: &Path, myid: ServerId, segments: &[&[i64]], e: Epochs) -> Survivor {
         let data = root.join(format!("s{myid}"));
-        let s = Survivor { myid, snap: data.join("version-2"), log: data.join("version-2"), data };
-        fs::create_dir_all(&s.log).expect("dirs");
-        fs::write(s.data.join("myid"), myid.to_string()).expect("myid");
-        epochs::store(&RealDisk, &s.data, e).expect("epochs");
-        let mut w = LogWriter::new(s.log.clone(), 1 << 16, None);
+        let s = Survivor { myid, dirs: MemberDirs::of_config(&data, None) };
+        fs::create_dir_all(&s.dirs.log).expect("dirs");
+        fs::write(s.dirs.data.join("myid"), myid.to_string()).expect("myid");
+        epochs::store(&RealDisk, &s.dirs.data, e).expect("epochs");
+        let mut w = LogWriter::new(s.dirs.log.clone(), 1 << 16, None);
         for seg in segments {
             w.append(&seg.iter().map(|&z| txn(z)).collect::<Vec<_>>());
             w.write_round(&RealDisk).expect("write");
             w.sync(&RealDisk).expect("sync");
             // The next run starts a segment of its own.
-            w = LogWriter::new(s.log.clone(), 1 << 16, None);
+            w = LogWriter::new(s.dirs.log.clone(), 1 << 16, None);
         }
         s
     }
@@ -518,7 +515,7 @@ mod tests {
     }
 
     fn logged(s: &Survivor) -> (Epochs, Vec<i64>) {
-        let r = recover_ensemble(&RealDisk, &s.data, &s.snap, &s.log).expect("recoverable");
+        let r = recover_ensemble(&RealDisk, &s.dirs.data, &s.dirs.snap, &s.dirs.log).expect("recoverable");
         (r.init.epochs, r.init.log.iter().map(|t| t.hdr.zxid).collect())
     }
 
@@ -539,10 +536,10 @@ mod tests {
         assert_eq!(logged(&a), (want, long.clone()));
         assert_eq!(logged(&b), (want, long.clone()));
         for s in [&a, &b] {
-            assert_eq!(identity::load(&RealDisk, &s.data).expect("id"), Some(77));
+            assert_eq!(identity::load(&RealDisk, &s.dirs.data).expect("id"), Some(77));
         }
         // b's own log is kept aside, whole.
-        let aside = aside_dir(&b.log, 4);
+        let aside = aside_dir(&b.dirs.log, 4);
         let kept = segments::list(&RealDisk, &aside).expect("aside");
         assert_eq!(kept.len(), 1);
         let mut old = Vec::new();
@@ -569,7 +566,7 @@ mod tests {
         unchanged();
 
         // A running server (it holds its dataDir's lock).
-        let held = dir_lock::try_lock(&b.data).expect("lock").expect("free");
+        let held = dir_lock::try_lock(&b.dirs.data).expect("lock").expect("free");
         let err = recover(&RealDisk, &[a.clone(), b.clone()], &[1, 2, 3], &[], 9, false).expect_err("running");
         assert!(matches!(err, RecoverError::Running { myid: 2, .. }), "{err:?}");
         assert!(err.to_string().contains("a server is running"), "{err}");
@@ -582,7 +579,7 @@ mod tests {
         unchanged();
 
         // Damaged data: a flipped byte in the first record of b's log (a valid one follows).
-        let (_, seg) = segments::list(&RealDisk, &b.log).expect("ls").remove(0);
+        let (_, seg) = segments::list(&RealDisk, &b.dirs.log).expect("ls").remove(0);
         let mut bytes = fs::read(&seg).expect("read");
         bytes[HEADER_LEN + 12] ^= 0x40;
         fs::write(&seg, &bytes).expect("write");
@@ -593,7 +590,7 @@ mod tests {
         assert_eq!(contents(root.path()), before);
 
         // An unreadable epoch file.
-        fs::write(a.data.join("currentEpoch"), "two").expect("write");
+        fs::write(a.dirs.data.join("currentEpoch"), "two").expect("write");
         let err = recover(&RealDisk, &[a.clone()], &[1, 2], &[], 9, false).expect_err("epochs");
         assert!(matches!(err, RecoverError::Unreadable { myid: 1, .. }), "{err:?}");
     }
